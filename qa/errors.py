@@ -1,0 +1,34 @@
+"""One small error tree. Interfaces (cli.py, app.py) turn these into messages; nothing else does."""
+
+
+class QAError(Exception):
+    """Base for every error a user can act on. The message says what, where, and what to do."""
+
+    exit_code = 1
+
+
+class ConfigError(QAError):
+    """Settings are missing, invalid, or point at something unreachable."""
+
+    exit_code = 2
+
+
+class InputError(QAError):
+    """A file or argument the user gave cannot be used."""
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.reason = message
+
+
+class ProviderError(QAError):
+    """An embedding or LLM endpoint failed (after retries)."""
+
+
+class EmptyIndexError(QAError):
+    """The store has no reports (or none match the filter)."""
+
+
+class OutputError(QAError):
+    """Model output could not be parsed or validated."""

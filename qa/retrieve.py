@@ -1,0 +1,209 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 over CJK unigrams+bigrams, fused by weighted reciprocal rank.
+
+The BM25 index is derived from the store (one source of truth) and rebuilt when the store's
+signature (report ids + active versions) changes. A question that names a region or report is
+narrowed to it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.config import Settings
+from qa.embeddings import Embedder
+from qa.errors import EmptyIndexError
+from qa.schemas import Chunk, Hit, ReportRecord
+from qa.store import Store
+
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
+# Question scaffolding that says nothing about the passage sought.
+_STOP = frozenset(
+    "的 了 是 在 和 与 及 对 把 被 吗 呢 吧 啊 请 问 多少 什么 哪些 哪个 哪里 如何 怎么 怎样 是否 有没有 几 个 分别 情况 方面 "
+    "请问 一下 主要 具体 哪 些 有 有哪 哪些 年度 报告 其中".split()
+)
+
+
+def normalize(text: str) -> str:
+    """For matching only (never for display): NFKC, lower case, no whitespace."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+def tokenize(text: str) -> list[str]:
+    """CJK unigrams + bigrams, ASCII words and numbers (decimals kept whole)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        tokens.extend(ch for ch in run if ch not in _STOP)
+        tokens.extend(run[i : i + 2] for i in range(len(run) - 1) if run[i : i + 2] not in _STOP)
+    tokens.extend(_WORD.findall(text))
+    return tokens
+
+
+def region_aliases(record: ReportRecord) -> set[str]:
+    """Names a question may use for a report's region: 洛江区, 洛江, 泉州市洛江区…"""
+    names = {record.meta.region, record.meta.issuer}
+    region = record.meta.region
+    core = re.sub(r"(新区|区|县|市|旗)$", "", region)
+    if len(core) >= 2:
+        names.add(core)
+    return {normalize(n) for n in names if n and len(n) >= 2}
+
+
+def named_reports(question: str, records: Sequence[ReportRecord]) -> list[ReportRecord]:
+    """Reports whose region/issuer (or file name) the question names; narrowed by a named year if it fits."""
+    q = normalize(question)
+    named = [
+        r
+        for r in records
+        if any(alias in q for alias in region_aliases(r)) or normalize(r.report_id.rsplit(".", 1)[0]) in q
+    ]
+    years = {int(y) for y in re.findall(r"((?:19|20)\d{2})\s*年", question)}
+    by_year = [r for r in named if r.meta.year in years]
+    return by_year or named
+
+
+@dataclass
+class _Lexical:
+    signature: str
+    chunks: list[Chunk]
+    versions: np.ndarray
+    bm25: object | None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which reports a search ran over, and why (shown to users)."""
+
+    reports: tuple[str, ...]
+    reason: str  # all | filter | named
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    hits: list[Hit]
+    scope: Scope
+    records: list[ReportRecord] = field(default_factory=list)
+
+
+class Retriever:
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self._lexical: _Lexical | None = None
+        self._lock = threading.Lock()
+
+    # ---- BM25 ----------------------------------------------------------------------------------
+
+    def lexical_index(self, records: Sequence[ReportRecord]) -> _Lexical:
+        signature = self.store.signature(records)
+        with self._lock:
+            if self._lexical is None or self._lexical.signature != signature:
+                self._lexical = self._build_lexical(records, signature)
+            return self._lexical
+
+    def _build_lexical(self, records: Sequence[ReportRecord], signature: str) -> _Lexical:
+        import bm25s
+
+        chunks = list(self.store.iter_chunks([r.version for r in records]))
+        versions = np.array([c.version for c in chunks])
+        if not chunks:
+            return _Lexical(signature, [], versions, None)
+        index = bm25s.BM25()
+        index.index([tokenize(f"{c.section} {c.text}") for c in chunks], show_progress=False)
+        return _Lexical(signature, chunks, versions, index)
+
+    def bm25(
+        self, question: str, versions: Sequence[str], records: Sequence[ReportRecord], n: int
+    ) -> list[Chunk]:
+        lexical = self.lexical_index(records)
+        tokens = [t for t in tokenize(question)]
+        if lexical.bm25 is None or not tokens:
+            return []
+        scores = np.asarray(lexical.bm25.get_scores(tokens), dtype=np.float64)
+        scores[~np.isin(lexical.versions, list(versions))] = -1.0
+        top = np.argsort(-scores, kind="stable")[:n]
+        return [lexical.chunks[i] for i in top if scores[i] > 0]
+
+    # ---- dense ---------------------------------------------------------------------------------
+
+    def dense(self, question: str, versions: Sequence[str], n: int) -> list[Chunk]:
+        vector = self.embedder.embed_query(question)
+        return [chunk for chunk, _ in self.store.query(vector, n, versions)]
+
+    # ---- hybrid --------------------------------------------------------------------------------
+
+    def scope(
+        self,
+        question: str,
+        records: Sequence[ReportRecord],
+        report_ids: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        years: Sequence[int] | None = None,
+        auto_scope: bool = True,
+    ) -> tuple[list[ReportRecord], Scope]:
+        selected = list(records)
+        reason = "all"
+        if report_ids:
+            wanted = set(report_ids)
+            selected = [r for r in selected if r.report_id in wanted]
+            reason = "filter"
+        if regions:
+            wanted_regions = {normalize(x) for x in regions}
+            selected = [r for r in selected if region_aliases(r) & wanted_regions]
+            reason = "filter"
+        if years:
+            selected = [r for r in selected if r.meta.year in set(years)]
+            reason = "filter"
+        if auto_scope and not report_ids:
+            named = named_reports(question, selected)
+            if named:
+                selected, reason = named, "named"
+        return selected, Scope(tuple(r.report_id for r in selected), reason)
+
+    def search(
+        self,
+        question: str,
+        k: int = 5,
+        report_ids: Sequence[str] | None = None,
+        regions: Sequence[str] | None = None,
+        years: Sequence[int] | None = None,
+        mode: str = "hybrid",
+        auto_scope: bool = True,
+    ) -> SearchResult:
+        """Top-k chunks for a question. mode: hybrid | dense | bm25."""
+        records = self.store.reports()
+        if not records:
+            raise EmptyIndexError("the store has no reports yet; run `qa ingest PATH` first")
+        selected, scope = self.scope(question, records, report_ids, regions, years, auto_scope)
+        if not selected:
+            return SearchResult([], scope, records)
+        versions = [r.version for r in selected]
+        pool = max(k * 4, 20)
+        ranked: list[tuple[list[Chunk], float, str]] = []
+        if mode in ("hybrid", "dense"):
+            ranked.append((self.dense(question, versions, pool), self.settings.dense_weight, "dense"))
+        if mode in ("hybrid", "bm25"):
+            ranked.append((self.bm25(question, versions, records, pool), self.settings.bm25_weight, "bm25"))
+        return SearchResult(fuse(ranked, k, self.settings.rrf_k), scope, records)
+
+
+def fuse(ranked: Sequence[tuple[list[Chunk], float, str]], k: int, rrf_k: int = 60) -> list[Hit]:
+    """Weighted reciprocal-rank fusion: score = Σ weight / (rrf_k + rank)."""
+    scores: dict[str, float] = {}
+    chunks: dict[str, Chunk] = {}
+    ranks: dict[str, dict[str, int]] = {}
+    for results, weight, name in ranked:
+        for rank, chunk in enumerate(results, start=1):
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + weight / (rrf_k + rank)
+            chunks[chunk.id] = chunk
+            ranks.setdefault(chunk.id, {})[name] = rank
+    order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].report_id, chunks[cid].start))[:k]
+    return [Hit(chunks[cid], scores[cid], ranks[cid].get("dense"), ranks[cid].get("bm25")) for cid in order]

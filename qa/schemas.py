@@ -1,0 +1,98 @@
+"""Data only: the small records that flow between modules."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ReportMeta:
+    """What a report says about itself (header table, title line, sign-off)."""
+
+    title: str = ""
+    issuer: str = ""  # the government/body the report is by
+    publisher: str = ""  # the body that published it on the web, when different
+    region: str = ""  # e.g. 淄川区
+    year: int | None = None  # the year reported on (a 2024 report is published in 2025)
+    publish_date: str | None = None  # YYYY-MM-DD
+    doc_number: str = ""  # 文号
+    index_no: str = ""  # 索引号
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Document:
+    """A loaded report: clean body text plus what was stripped around it."""
+
+    report_id: str  # file name, e.g. zichuan_2024.txt
+    source_path: str
+    text: str  # clean body, the offsets of every chunk point into this
+    content_hash: str  # sha256 of the raw bytes
+    format: str  # txt | md | html | pdf | docx
+    encoding: str | None = None
+    header: str = ""  # stripped header block (navigation, header table, title line)
+    footer: str = ""  # stripped trailing boilerplate
+    meta: ReportMeta = field(default_factory=ReportMeta)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A heading in the report's section tree."""
+
+    level: int  # 1 一、 | 2 （一） | 3 1. | 4 一是
+    title: str
+    start: int  # offset of the heading in Document.text
+    path: tuple[str, ...]  # titles from the top level down to this one
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str  # "<version[:16]>-<start>": stable for the same text, chunker and embedder
+    report_id: str
+    version: str  # ingest version of the report this chunk belongs to
+    ordinal: int
+    section: str  # section path joined with " > "
+    start: int  # char offsets into Document.text
+    end: int
+    text: str
+    embed_text: str  # "title · section path · text": the title prefix matters for dense recall
+    title: str = ""
+    region: str = ""
+    year: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    """One stored report as the store's registry knows it."""
+
+    report_id: str
+    version: str
+    meta: ReportMeta
+    n_chunks: int
+    source_path: str = ""
+    content_hash: str = ""
+    format: str = ""
+    encoding: str | None = None
+    ingested_at: str = ""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the ranks it had in each retriever."""
+
+    chunk: Chunk
+    score: float
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    path: str
+    report_id: str | None
+    status: str  # ingested | updated | unchanged | failed
+    reason: str = ""
+    n_chunks: int = 0
+    embedded: int = 0  # chunks that had to be embedded (not found in the cache)

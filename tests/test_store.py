@@ -1,0 +1,146 @@
+"""Document lifecycle against real Chroma: embedded PersistentClient and a real `chroma run` server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import CORPUS, make_settings
+
+from qa.errors import ConfigError, EmptyIndexError
+from qa.ingest import ingest_file, ingest_paths
+from qa.store import Store
+from qa.wiring import open_services
+
+
+@pytest.fixture(params=["embedded", "server"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path):
+    """Fresh services on each backend. Server mode gets its own collections via a unique data dir name."""
+    if request.param == "server":
+        url = request.getfixturevalue("chroma_server")
+        services = open_services(make_settings(tmp_path / "unused", chroma_url=url))
+        for record in services.store.reports():  # the server is shared by the session: start empty
+            services.store.remove_report(record.report_id)
+        return services
+    return open_services(make_settings(tmp_path / "store"))
+
+
+def _versions_in_collection(services, report_id: str) -> set[str]:
+    got = services.store.chunks.get(where={"report_id": report_id}, include=["metadatas"])
+    return {m["version"] for m in got["metadatas"]}
+
+
+def _search_texts(services, question: str, report: str) -> list[str]:
+    hits = services.retriever.search(question, k=50, report_ids=[report]).hits
+    return [h.chunk.text for h in hits]
+
+
+def test_lifecycle_ingest_unchanged_update_remove(backend, tmp_path: Path) -> None:
+    services = backend
+    path = tmp_path / "zichuan_2024.txt"
+    shutil.copy(CORPUS / "zichuan_2024.txt", path)
+
+    first = ingest_file(path, services.store, services.embedder, services.settings)
+    assert first.status == "ingested" and first.n_chunks > 5
+    assert any("151件" in t for t in _search_texts(services, "行政复议案件", path.name))
+
+    again = ingest_file(path, services.store, services.embedder, services.settings)
+    assert again.status == "unchanged" and again.embedded == 0
+
+    path.write_text(
+        path.read_text(encoding="utf-8") + "\n五、补充说明\n全年新增智慧普法驿站8个,覆盖全部镇街。\n",
+        encoding="utf-8",
+    )
+    updated = ingest_file(path, services.store, services.embedder, services.settings)
+    assert updated.status == "updated"
+    assert updated.embedded < updated.n_chunks  # unchanged chunks came from the cache
+    record = services.store.get_report(path.name)
+    assert _versions_in_collection(services, path.name) == {record.version}  # old chunks are gone
+    assert any("智慧普法驿站8个" in t for t in _search_texts(services, "智慧普法驿站", path.name))
+
+    assert services.store.remove_report(path.name)
+    assert services.store.get_report(path.name) is None
+    assert _versions_in_collection(services, path.name) == set()
+    with pytest.raises(EmptyIndexError):  # the only report is gone: nothing left to search
+        services.retriever.search("淄川区行政复议", k=5)
+    assert not services.store.remove_report(path.name)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def _crash(*args, **kwargs):
+    raise _Crash("simulated crash")
+
+
+def test_crash_before_flip_keeps_the_old_version(services, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "luojiang_2024.txt"
+    shutil.copy(CORPUS / "luojiang_2024.txt", path)
+    ingest_file(path, services.store, services.embedder, services.settings)
+    old = services.store.get_report(path.name)
+
+    path.write_text(path.read_text(encoding="utf-8").replace("法护世遗", "海丝法韵"), encoding="utf-8")
+    monkeypatch.setattr(services.store.reports_col, "upsert", _crash)  # dies after writing the new chunks
+    with pytest.raises(_Crash):
+        ingest_file(path, services.store, services.embedder, services.settings)
+    monkeypatch.undo()
+
+    assert services.store.get_report(path.name).version == old.version
+    texts = _search_texts(services, "普法新品牌", path.name)
+    assert any("法护世遗" in t for t in texts) and not any("海丝法韵" in t for t in texts)
+    hits = services.retriever.search("普法新品牌", k=50).hits
+    assert {h.chunk.version for h in hits} == {old.version}  # never a mix
+
+    retried = ingest_file(path, services.store, services.embedder, services.settings)
+    assert retried.status == "updated"
+    assert _versions_in_collection(services, path.name) == {services.store.get_report(path.name).version}
+
+
+def test_crash_after_flip_serves_only_the_new_version(services, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "luojiang_2024.txt"
+    shutil.copy(CORPUS / "luojiang_2024.txt", path)
+    ingest_file(path, services.store, services.embedder, services.settings)
+    path.write_text(path.read_text(encoding="utf-8").replace("法护世遗", "海丝法韵"), encoding="utf-8")
+    monkeypatch.setattr(services.store.chunks, "delete", _crash)  # dies before the old chunks are dropped
+    with pytest.raises(_Crash):
+        ingest_file(path, services.store, services.embedder, services.settings)
+    monkeypatch.undo()
+    new = services.store.get_report(path.name)
+    hits = services.retriever.search("普法新品牌", k=50).hits
+    assert {h.chunk.version for h in hits} == {new.version}
+    assert any("海丝法韵" in h.chunk.text for h in hits)
+
+
+def test_failed_file_leaves_the_store_unchanged(services, tmp_path: Path) -> None:
+    good = tmp_path / "zichuan_2024.txt"
+    shutil.copy(CORPUS / "zichuan_2024.txt", good)
+    ingest_file(good, services.store, services.embedder, services.settings)
+    before = services.store.get_report(good.name)
+    good.write_bytes(b"\x00\x01binary now")
+    results = ingest_paths([good], services.store, services.embedder, services.settings)
+    assert results[0].status == "failed" and "binary" in results[0].reason
+    assert services.store.get_report(good.name) == before
+    assert services.store.count_chunks() == before.n_chunks
+
+
+def test_collection_dimension_mismatch_is_a_clear_error(services) -> None:
+    with pytest.raises(ConfigError, match="dimensional"):
+        Store(services.store.client, services.embedder.name, 8)
+
+
+def test_unreachable_server_is_a_config_error(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    with pytest.raises(ConfigError, match="cannot reach the Chroma server"):
+        Store.open(make_settings(tmp_path, chroma_url=f"http://127.0.0.1:{free_port()}"), "x-emb", 4)
+
+
+def test_store_query_filters_by_version(services, tmp_path: Path) -> None:
+    ingest_paths([CORPUS / "zichuan_2024.txt", CORPUS / "luojiang_2024.txt"], services.store, services.embedder,
+                 services.settings)  # fmt: skip
+    zichuan = services.store.get_report("zichuan_2024.txt")
+    results = services.store.query(np.ones(services.embedder.dim, dtype=np.float32), 50, [zichuan.version])
+    assert results and {c.report_id for c, _ in results} == {"zichuan_2024.txt"}
