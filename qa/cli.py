@@ -201,22 +201,105 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _engine_label(llm) -> str:
+    return f"LLM {llm.label}" if llm is not None else "extractive (offline, quotes the reports verbatim)"
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.answer import ask
+    from qa.wiring import make_llm
+
+    services = _services(settings)
+    llm = make_llm(settings, args.engine)
+    report_ids = [_resolve_report(r, settings, services) for r in args.report] if args.report else None
+    streamed: list[str] = []
+
+    def on_token(token: str) -> None:
+        streamed.append(token)
+        if not args.json:
+            out.print(escape(token), end="")
+
+    if not args.json:
+        err.print(f"[dim]engine: {escape(_engine_label(llm))}[/]")
+    answer = ask(args.question, services.retriever, llm=llm, k=args.k, report_ids=report_ids,
+                 regions=args.region, years=args.year, on_token=on_token)  # fmt: skip
+    if args.json:
+        payload = answer.to_dict()
+        payload.pop("sources")
+        out.print_json(data=payload)
+        return 0
+    out.print()
+    if answer.text != "".join(streamed):  # citations to sources that were not given are removed
+        out.print(f"[dim]checked answer:[/] {escape(answer.text)}")
+    if answer.dropped_citations:
+        out.print(f"[yellow]removed citations to sources that were not given: {answer.dropped_citations}[/]")
+    if answer.unverified_numbers:
+        marks = ", ".join(f"{u.raw} ({u.reason})" for u in answer.unverified_numbers)
+        out.print(f"[bold red]⚠ unverified numbers — not found in the cited passages: {escape(marks)}[/]")
+    for citation in answer.citations:
+        out.print(
+            f"[bold][{citation.n}][/] [cyan]{escape(citation.title or citation.report_id)}[/] "
+            f"[dim]{escape(citation.report_id)} · {escape(citation.section or '(opening)')} · "
+            f"chars {citation.quote_start}–{citation.quote_end}[/]"
+        )
+        out.print(f"    “{escape(citation.quote)}”")
+    tail = f"{answer.latency_ms:.0f} ms"
+    if answer.engine == "llm":
+        cost = f", ${answer.cost_usd:.4f}" if answer.cost_usd is not None else ""
+        tail += (
+            f", {answer.prompt_tokens}+{answer.completion_tokens} tokens{cost}, prompt {answer.prompt_ref}"
+        )
+    out.print(f"[dim]{answer.engine} · {tail}[/]")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.wiring import call_log
+
+    log = call_log(settings)
+    rows = log.recent(args.limit)
+    totals = log.totals()
+    if args.json:
+        out.print_json(data={"recent": rows, "totals": totals})
+        return 0
+    if not rows:
+        out.print("no LLM calls logged yet (the offline engine makes none)")
+        return 0
+    table = Table(
+        "time", "prompt", "model", "tokens in/out", "ms", "cost $", "error", box=None, header_style="bold"
+    )
+    for row in reversed(rows):
+        cost = "cached" if row["cached"] else ("—" if row["cost_usd"] is None else f"{row['cost_usd']:.5f}")
+        table.add_row(row["time"], row["prompt_ref"] or "", row["model"] or "",
+                      f"{row['prompt_tokens'] or 0}/{row['completion_tokens'] or 0}",
+                      f"{row['latency_ms']:.0f}", cost, escape((row["error"] or "")[:60]))  # fmt: skip
+    out.print(table)
+    out.print(
+        f"{totals['calls']} calls, {totals['prompt_tokens']}+{totals['completion_tokens']} tokens, "
+        f"${totals['cost_usd']:.4f} (known prices), {totals['errors']} errors, {totals['cached']} from cache"
+    )
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.answer import ask
     from qa.embeddings import make_embedder
-    from qa.evaluate import load_dataset, run_retrieval
+    from qa.evaluate import load_dataset, run_qa, run_retrieval
     from qa.ingest import ingest_paths
     from qa.retrieve import Retriever
     from qa.store import Store
+    from qa.wiring import make_llm
 
     docs = Path(args.docs)
     if not docs.is_dir():
         raise InputError("--docs must be a folder of reports", str(docs))
     cases = load_dataset(Path(args.dataset), docs)
+    llm = None if args.retrieval_only else make_llm(settings, args.engine)
     embedder = make_embedder(settings)  # the embedding cache stays in QA_DATA_DIR even for a temporary store
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-        store_settings = settings.replace(
-            data_dir=Path(args.store or tmp), chroma_url=None if not args.store else settings.chroma_url
-        )
+        store_settings = settings.replace(data_dir=Path(args.store or tmp))
+        if not args.store:
+            store_settings = store_settings.replace(chroma_url=None)
         store = Store.open(store_settings, embedder.name, embedder.dim)
         with _progress() as progress:
             task = progress.add_task("ingesting docs", total=None)
@@ -229,32 +312,57 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         retriever = Retriever(store, embedder, settings)
         texts = {r.report_id: store.report_text(r.report_id) for r in store.reports()}
 
-        def search(case):
-            reports = None if case.doc == "*" or args.scope == "all" else [case.doc]
-            return [
-                h.chunk
-                for h in retriever.search(case.question, k=args.k, report_ids=reports, mode=args.mode).hits
-            ]
+        def reports_for(case) -> list[str] | None:
+            return None if case.doc == "*" or args.scope == "all" else [case.doc]
 
         started = time.perf_counter()
         with _progress() as progress:
             task = progress.add_task("questions", total=len(cases))
-            metrics = run_retrieval(cases, search, texts, args.k, progress=lambda: progress.advance(task))
+            if args.retrieval_only:
+                metrics = run_retrieval(
+                    cases,
+                    lambda c: [h.chunk for h in retriever.search(c.question, k=args.k, report_ids=reports_for(c),
+                                                                  mode=args.mode).hits],  # fmt: skip
+                    texts, args.k, progress=lambda: progress.advance(task),
+                )  # fmt: skip
+            else:
+                metrics = run_qa(
+                    cases,
+                    lambda c: ask(c.question, retriever, llm=llm, k=args.k, report_ids=reports_for(c)),
+                    texts, args.k, progress=lambda: progress.advance(task),
+                )  # fmt: skip
         wall = time.perf_counter() - started
     metrics.update(
-        {"mode": args.mode, "scope": args.scope, "wall_s": round(wall, 2), "dataset": str(args.dataset)}
+        {
+            "engine": "retrieval-only" if args.retrieval_only else ("llm" if llm else "extractive"),
+            "model": llm.model if llm else None,
+            "mode": args.mode,
+            "scope": args.scope,
+            "wall_s": round(wall, 2),
+            "dataset": str(args.dataset),
+        }
     )
     table = Table("metric", "value", box=None, header_style="bold")
-    for key in ("n", "retrieval_recall_at_k", "p50_ms", "p95_ms", "wall_s"):
-        table.add_row(
-            key if key != "retrieval_recall_at_k" else f"retrieval_recall_at_{args.k}", str(metrics[key])
-        )
+    for key in ("n", "retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
+                "number_grounding", "p50_ms", "p95_ms", "wall_s"):  # fmt: skip
+        if key in metrics:
+            table.add_row(
+                key if key != "retrieval_recall_at_k" else f"retrieval_recall_at_{args.k}", str(metrics[key])
+            )
+    out.print(f"[bold]{metrics['engine']}[/] on {escape(str(args.dataset))} ({len(cases)} questions)")
     out.print(table)
     misses = [r for r in metrics["rows"] if r["retrieval_hit"] is False]
     if misses:
         out.print(f"[yellow]{len(misses)} questions without all their evidence in the top {args.k}:[/]")
         for r in misses:
             out.print(f"  {r['id']} {escape(r['question'])}")
+    wrong = [r for r in metrics["rows"] if r["correct"] is False]
+    if wrong:
+        out.print(f"[yellow]{len(wrong)} questions answered wrongly:[/]")
+        for r in wrong:
+            out.print(
+                f"  {r['id']} {escape(r['question'])}  gold {escape(r['gold'])} | got {escape((r['answer'] or '')[:80])}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
         out.print(f"[dim]wrote {args.json}[/]")
@@ -296,6 +404,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("ask", help="answer a question with cited passages")
+    p.add_argument("question")
+    p.add_argument("--report", action="append", help="only this report (repeatable)")
+    p.add_argument("--region", action="append", help="only reports of this region (repeatable)")
+    p.add_argument("--year", action="append", type=int, help="only reports on this year (repeatable)")
+    p.add_argument("--k", type=_positive, default=6, help="passages to retrieve (default 6)")
+    p.add_argument(
+        "--engine", choices=("offline", "llm"), help="default: llm when QA_LLM_MODEL is set, else offline"
+    )
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("log", help="recent LLM calls and totals (tokens, cost, errors)")
+    p.add_argument("--limit", type=_positive, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_log)
+
     p = sub.add_parser("eval", help="run an eval dataset (DESIGN.md JSONL format) and print metrics")
     p.add_argument("--dataset", required=True, help="JSONL file of questions")
     p.add_argument("--docs", required=True, help="folder holding the reports the dataset refers to")
@@ -303,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_positive, default=5)
     p.add_argument("--json", metavar="OUT", help="write metrics and per-question rows as JSON")
     p.add_argument("--retrieval-only", action="store_true", help="measure retrieval only (no answers)")
+    p.add_argument(
+        "--engine", choices=("offline", "llm"), help="default: llm when QA_LLM_MODEL is set, else offline"
+    )
     p.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
     p.add_argument(
         "--scope", choices=("doc", "all"), default="doc",

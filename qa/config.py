@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,11 @@ class Settings:
             )
         if self.max_file_mb <= 0:
             raise ConfigError("QA_MAX_FILE_MB must be positive")
+
+    @property
+    def default_engine(self) -> str:
+        """llm when a model is configured, else the offline extractive engine."""
+        return "llm" if self.llm_model else "offline"
 
     @property
     def caches(self) -> Path:
@@ -100,4 +106,18 @@ class Settings:
             llm_retries=number("QA_LLM_RETRIES", int, defaults.llm_retries),
             llm_temperature=number("QA_LLM_TEMPERATURE", float, defaults.llm_temperature),
             llm_cache=(get("QA_LLM_CACHE") or "").lower() in ("1", "true", "yes", "on"),
+            prices=_prices(get("QA_LLM_PRICES")),
         )
+
+
+def _prices(raw: str | None) -> dict[str, tuple[float, float]]:
+    """QA_LLM_PRICES='{"my-model": [0.5, 1.5]}': USD per 1M input / output tokens."""
+    if not raw:
+        return {}
+    try:
+        table = json.loads(raw)
+        return {str(model): (float(p[0]), float(p[1])) for model, p in table.items()}
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ConfigError(
+            'QA_LLM_PRICES must be JSON like {"model": [input_usd_per_1M, output_usd_per_1M]}'
+        ) from None

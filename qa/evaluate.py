@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from qa.answer import looks_like_refusal
 from qa.errors import InputError
+from qa.numbers import find_numbers, parse_number
 from qa.retrieve import normalize
-from qa.schemas import Chunk
+from qa.schemas import Answer, Chunk
 
 AnswerType = Literal["number", "text", "list", "unanswerable"]
 REFUSAL = "文中未提及"
@@ -105,6 +108,70 @@ def mean(values: Sequence[float | bool]) -> float:
     return float(sum(values) / len(values)) if values else 0.0
 
 
+def is_refusal(answer: str | None) -> bool:
+    """An empty answer, or one that says the sources do not tell."""
+    return looks_like_refusal(answer or "")
+
+
+def gold_items(gold: str) -> list[str]:
+    return [item.strip() for item in re.split(r"[；;]", gold) if item.strip()]
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)} or {text}
+
+
+def item_covered(answer: str, item: str, min_recall: float = 0.8) -> bool:
+    """A text item is covered when it appears (normalised) or most of its bigrams do."""
+    a, g = normalize(answer), normalize(item)
+    if not g:
+        return True
+    if g in a:
+        return True
+    grams = _bigrams(g)
+    return sum(b in a for b in grams) / len(grams) >= min_recall
+
+
+def number_correct(answer: str, gold: str) -> bool:
+    """Every gold number (any notation: 一百五十一件 ≡ 151件, 1.1亿元 ≡ 11000万元) is in the answer."""
+    items = gold_items(gold)
+    if not items:
+        return False
+    for item in items:
+        number = parse_number(item)
+        if number is None:
+            if not item_covered(answer, item):
+                return False
+        elif not any(n.same_as(number) for n in find_numbers(answer)):
+            return False
+    return True
+
+
+def list_coverage(answer: str, gold: str) -> float:
+    items = gold_items(gold)
+    return mean([item_covered(answer, item) for item in items]) if items else 0.0
+
+
+def score_answer(case: EvalCase, answer: str, refused: bool | None = None) -> tuple[bool, bool]:
+    """(correct, refused) for one answer against its gold; refused defaults to a reading of the text."""
+    refused = is_refusal(answer) if refused is None else refused
+    if case.answer_type == "unanswerable":
+        return refused, refused
+    if refused:
+        return False, True
+    if case.answer_type == "number":
+        return number_correct(answer, case.answer), False
+    if case.answer_type == "list":
+        return list_coverage(answer, case.answer) == 1.0, False
+    return all(item_covered(answer, item) for item in gold_items(case.answer)), False
+
+
+def citation_hits(evidence: Sequence[str], passages: Sequence[str]) -> list[bool]:
+    """For each cited passage: does it contain any of the evidence?"""
+    normed = [normalize(e) for e in evidence]
+    return [any(e in normalize(p) for e in normed) for p in passages]
+
+
 # ---- runs --------------------------------------------------------------------------------------
 
 SearchFn = Callable[[EvalCase], list[Chunk]]
@@ -156,3 +223,87 @@ def summarize_rows(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         "p95_ms": round(percentile(latencies, 95), 1),
         "rows": rows,
     }
+
+
+AnswerFn = Callable[[EvalCase], Answer]
+
+
+def run_qa(
+    cases: Sequence[EvalCase],
+    answer_fn: AnswerFn,
+    texts: dict[str, str],
+    k: int,
+    progress: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Full QA eval: answers, refusals, citations and number grounding per question, then metrics."""
+    rows: list[dict[str, Any]] = []
+    for case in cases:
+        started = time.perf_counter()
+        answer = answer_fn(case)
+        ms = (time.perf_counter() - started) * 1000
+        correct, refused = score_answer(case, answer.text, answer.refused)
+        precise = citation_hits(case.evidence, [c.passage for c in answer.citations]) if case.evidence else []
+        numbers = 0 if answer.refused else len(find_numbers(re.sub(r"\[\d+\]", "", answer.text)))
+        rows.append(
+            {
+                "id": case.id,
+                "question": case.question,
+                "doc": case.doc,
+                "answer_type": case.answer_type,
+                "gold": case.answer,
+                "answer": answer.text,
+                "correct": correct,
+                "refused": refused,
+                "retrieval_hit": evidence_found(case.evidence, answer.sources, texts)
+                if case.evidence
+                else None,
+                "citations": [
+                    {"n": c.n, "report": c.report_id, "chunk_ids": list(c.chunk_ids), "quote": c.quote}
+                    for c in answer.citations
+                ],
+                "citations_with_evidence": sum(precise),
+                "numbers": numbers,
+                "unverified_numbers": [u.raw for u in answer.unverified_numbers],
+                "retrieved": [cid for s in answer.sources for cid in s.chunk_ids],
+                "passages": [
+                    {"n": s.n, "report": s.report_id, "section": s.section, "text": s.text}
+                    for s in answer.sources
+                ],  # fmt: skip
+                "engine": answer.engine,
+                "model": answer.model,
+                "prompt_ref": answer.prompt_ref,
+                "ms": round(ms, 1),
+            }
+        )
+        if progress:
+            progress()
+    return summarize_qa(rows, k)
+
+
+def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    metrics = summarize_rows(rows, k)
+    answerable = [r for r in rows if r["answer_type"] != "unanswerable"]
+    cited = sum(len(r["citations"]) for r in rows if r["answer_type"] != "unanswerable" and not r["refused"])
+    precise = sum(
+        r["citations_with_evidence"] for r in rows if r["answer_type"] != "unanswerable" and not r["refused"]
+    )
+    numbers = sum(r["numbers"] for r in rows)
+    unverified = sum(len(r["unverified_numbers"]) for r in rows)
+    metrics.update(
+        {
+            "answer_accuracy": round(mean([bool(r["correct"]) for r in answerable]), 4),
+            "refusal_accuracy": round(
+                mean([r["refused"] == (r["answer_type"] == "unanswerable") for r in rows]), 4
+            ),
+            "citation_precision": round(precise / cited, 4) if cited else 1.0,
+            "number_grounding": round((numbers - unverified) / numbers, 4) if numbers else 1.0,
+            "by_type": {
+                t: {"n": len(group), "correct": round(mean([bool(r["correct"]) for r in group]), 4)}
+                for t in ("number", "text", "list", "unanswerable")
+                if (group := [r for r in rows if r["answer_type"] == t])
+            },
+        }
+    )
+    keys = ["n", "k", "retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
+            "number_grounding", "p50_ms", "p95_ms", "by_type", "rows"]  # fmt: skip
+    return {key: metrics[key] for key in keys}

@@ -5,12 +5,16 @@ Vendor errors become ProviderError/ConfigError here, with what failed and what t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openai
 
-from qa.errors import ConfigError, ProviderError
+from qa.calllog import CallLog
+from qa.config import Settings
+from qa.errors import ConfigError, ProviderError, QAError
 
 T = TypeVar("T")
 
@@ -93,3 +97,181 @@ def embed_texts(client: Any, model: str, texts: list[str]) -> list[list[float]]:
             f"embeddings: {_where(client)} returned {len(data)} vectors for {len(texts)} texts"
         )
     return [item.embedding for item in data]
+
+
+# ---- chat completions --------------------------------------------------------------------------
+
+# USD per 1M tokens (input, output); override or extend with QA_LLM_PRICES='{"model": [in, out]}'.
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "deepseek-chat": (0.27, 1.10),
+    "qwen-plus": (0.11, 0.28),
+    "qwen-turbo": (0.04, 0.08),
+}
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+    cached: bool = False
+
+
+def cost_of(
+    model: str, prompt_tokens: int, completion_tokens: int, prices: Mapping[str, tuple[float, float]]
+) -> float | None:
+    """Cost in USD from a price table; None when the model has no price (shown as unknown, never guessed)."""
+    table = {**DEFAULT_PRICES, **prices}
+    price = table.get(model) or next((p for name, p in table.items() if model.startswith(name + "-")), None)
+    if price is None:
+        return None
+    return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 6)
+
+
+class ChatLLM:
+    """An OpenAI-compatible Chat Completions model, with call logging and an optional response cache."""
+
+    engine = "llm"
+
+    def __init__(
+        self,
+        client: Any,
+        model: str,
+        *,
+        temperature: float = 0.0,
+        prices: Mapping[str, tuple[float, float]] | None = None,
+        log: CallLog | None = None,
+        cache: bool = False,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.temperature = temperature
+        self.prices = prices or {}
+        self.log = log
+        self.cache = cache and log is not None
+        self.endpoint = _where(client)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} @ {self.endpoint}"
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        prompt_ref: str,
+        on_token: Callable[[str], None] | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        params: dict[str, Any] = {"temperature": self.temperature}
+        if json_schema is not None:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": prompt_ref.split("@")[0], "schema": json_schema},
+            }
+        key = CallLog.cache_key(self.model, messages, params) if self.cache else None
+        if key and self.log:
+            hit = self.log.cached(key)
+            if hit is not None:
+                text, usage = hit
+                if on_token:
+                    on_token(text)
+                self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint,
+                                prompt_tokens=0, completion_tokens=0, latency_ms=0, cost_usd=0, cached=True)  # fmt: skip
+                return Completion(text, self.model, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
+                                  0.0, 0.0, cached=True)  # fmt: skip
+        started = time.perf_counter()
+        try:
+            if on_token is not None:
+                text, prompt_tokens, completion_tokens = self._stream(messages, params, on_token)
+            else:
+                text, prompt_tokens, completion_tokens = self._once(messages, params)
+        except QAError as ex:
+            if self.log:
+                self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint, prompt_tokens=None,
+                                completion_tokens=None, latency_ms=(time.perf_counter() - started) * 1000,
+                                cost_usd=None, error=str(ex)[:500])  # fmt: skip
+            raise
+        latency = (time.perf_counter() - started) * 1000
+        cost = cost_of(self.model, prompt_tokens, completion_tokens, self.prices)
+        if self.log:
+            self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint,
+                            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency,
+                            cost_usd=cost)  # fmt: skip
+            if key:
+                self.log.store(key, self.model, text, {"prompt_tokens": prompt_tokens,
+                                                       "completion_tokens": completion_tokens})  # fmt: skip
+        return Completion(text, self.model, prompt_tokens, completion_tokens, cost, latency)
+
+    def _once(self, messages: list[dict[str, str]], params: dict[str, Any]) -> tuple[str, int, int]:
+        response = call(
+            self.client,
+            f"model {self.model}",
+            lambda: self.client.chat.completions.create(model=self.model, messages=messages, **params),
+        )
+        if not getattr(response, "choices", None):
+            raise ProviderError(
+                f"model {self.model}: {self.endpoint} returned no choices; try again or another model"
+            )
+        text = response.choices[0].message.content or ""
+        usage = getattr(response, "usage", None)
+        return text, _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")
+
+    def _stream(
+        self, messages: list[dict[str, str]], params: dict[str, Any], on_token: Callable[[str], None]
+    ) -> tuple[str, int, int]:
+        def run() -> tuple[str, int, int]:
+            stream = self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **params,
+            )
+            parts: list[str] = []
+            usage = None
+            saw_choice = False
+            for event in stream:
+                if getattr(event, "usage", None):
+                    usage = event.usage
+                for choice in event.choices or []:
+                    saw_choice = True
+                    delta = getattr(choice.delta, "content", None)
+                    if delta:
+                        parts.append(delta)
+                        on_token(delta)
+            if not saw_choice:
+                raise ProviderError(f"model {self.model}: {self.endpoint} streamed no choices; try again")
+            return "".join(parts), _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")
+
+        return call(self.client, f"model {self.model}", run)
+
+
+def _tokens(usage: Any, name: str) -> int:
+    return int(getattr(usage, name, 0) or 0) if usage is not None else 0
+
+
+def make_chat_llm(settings: Settings, log: CallLog | None = None) -> ChatLLM:
+    """The configured chat model; a ConfigError that says what to set when none is configured."""
+    if not settings.llm_model:
+        raise ConfigError(
+            "no LLM configured: set QA_LLM_MODEL (and QA_LLM_BASE_URL / QA_LLM_API_KEY for your endpoint), "
+            "or use the offline engine (--engine offline)"
+        )
+    if not settings.llm_base_url and not settings.llm_api_key:
+        raise ConfigError(
+            f"QA_LLM_MODEL={settings.llm_model} is set but there is no endpoint: set QA_LLM_BASE_URL "
+            "(any OpenAI-compatible server) or QA_LLM_API_KEY / OPENAI_API_KEY for api.openai.com"
+        )
+    client = make_client(
+        settings.llm_base_url, settings.llm_api_key, settings.llm_timeout, settings.llm_retries
+    )
+    return ChatLLM(client, settings.llm_model, temperature=settings.llm_temperature, prices=settings.prices,
+                   log=log, cache=settings.llm_cache)  # fmt: skip

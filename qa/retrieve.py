@@ -48,7 +48,11 @@ def tokenize(text: str) -> list[str]:
 
 def region_aliases(record: ReportRecord) -> set[str]:
     """Names a question may use for a report's region: 洛江区, 洛江, 泉州市洛江区…"""
-    names = {record.meta.region, record.meta.issuer}
+    names = {
+        record.meta.region,
+        record.meta.issuer,
+        re.sub(r"^.*?[省市](?=.+[区县])", "", record.meta.issuer),
+    }
     region = record.meta.region
     core = re.sub(r"(新区|区|县|市|旗)$", "", region)
     if len(core) >= 2:
@@ -207,3 +211,25 @@ def fuse(ranked: Sequence[tuple[list[Chunk], float, str]], k: int, rrf_k: int = 
             ranks.setdefault(chunk.id, {})[name] = rank
     order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].report_id, chunks[cid].start))[:k]
     return [Hit(chunks[cid], scores[cid], ranks[cid].get("dense"), ranks[cid].get("bm25")) for cid in order]
+
+
+_GENERIC_PLACE = re.compile(
+    r"^(?:[全本我该各辖此其每这那两一几某个它哪何啥]|社|城|市|园|地|片|景|政|新|县|山)"
+)
+_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3})(新区|区|县)(?![政委级域块分别间内外划县])")
+
+
+def unknown_places(question: str, records: Sequence[ReportRecord]) -> list[str]:
+    """Districts/counties named in a question that no stored report covers (海淀区 when we hold 淄川区…)."""
+    known = set().union(*(region_aliases(r) for r in records)) if records else set()
+    unknown = []
+    for match in _PLACE.finditer(unicodedata.normalize("NFKC", question)):
+        stem, suffix = match.group(1), match.group(2)
+        candidates = {stem + suffix, stem[-2:] + suffix, stem, stem[-2:]}
+        if {normalize(c) for c in candidates} & known or any(normalize(stem[-2:]) in k for k in known):
+            continue
+        name = stem[-2:] + suffix
+        if _GENERIC_PLACE.match(name) or re.search(r"[哪何啥么]", stem[-2:]):
+            continue
+        unknown.append(name)
+    return unknown

@@ -96,3 +96,63 @@ class IngestResult:
     reason: str = ""
     n_chunks: int = 0
     embedded: int = 0  # chunks that had to be embedded (not found in the cache)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A numbered passage given to the engine: one chunk, or overlapping chunks of a report merged."""
+
+    n: int
+    report_id: str
+    title: str
+    section: str
+    start: int  # offsets into the report's clean text
+    end: int
+    text: str
+    chunk_ids: tuple[str, ...]
+    region: str = ""
+    rank: int = 0  # best retrieval rank among its chunks (0 = top)
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    report_id: str
+    title: str
+    section: str
+    chunk_ids: tuple[str, ...]
+    passage: str  # the whole cited passage (display)
+    start: int  # passage offsets in the report's clean text
+    end: int
+    quote: str  # the supporting span inside the passage (highlighted in the UI)
+    quote_start: int  # span offsets in the report's clean text
+    quote_end: int
+
+
+@dataclass(frozen=True)
+class UnverifiedNumber:
+    raw: str
+    reason: str  # "not in the cited passages" | "no citation"
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str
+    citations: list[Citation]
+    unverified_numbers: list[UnverifiedNumber]
+    refused: bool
+    engine: str  # extractive | llm
+    model: str | None
+    prompt_ref: str | None
+    standalone_question: str = ""
+    scope: tuple[str, ...] = ()
+    dropped_citations: tuple[int, ...] = ()  # [n] markers that pointed at no given source
+    sources: list[Source] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,256 @@
+"""The offline extractive engine: no generation. It answers by quoting the best-supported sentence(s)
+of the given sources verbatim, with [n] citations, and refuses (文中未提及) when support is weak.
+
+Sentences are scored by the question's terms (IDF-weighted CJK bigrams over the candidate pool),
+the kind of answer the question expects (多少件 → a count in 件, 比例/率 → %, 金额/资金 → 元), and
+the retrieval rank of their passage. Pure functions over Source records.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qa.chunking import heading_level
+from qa.numbers import find_numbers
+from qa.schemas import Source
+
+REFUSAL = "文中未提及"
+_INTERROGATIVES = re.compile(
+    r"多少|几[个件次项名人场家所户年]?|什么|哪些|哪个|哪几|哪里|哪|如何|怎么|怎样|是否|有没有|有无|吗|呢|请问|"
+    r"具体|分别|情况|主要|一下|请|是|的|了|有|在|共|为|对|和|与|及|等|该|其|我|年度|报告|今年|去年|全年"
+)
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
+# Units that answer "how many X": the unit right after 多少/几, and its family.
+_UNIT_FAMILIES = [
+    {"件", "起", "宗", "件次", "单"},
+    {"人", "名", "人次", "位"},
+    {"次", "场", "场次", "期", "轮", "批次"},
+    {"项", "条", "类"},
+    {"个", "家", "所", "处", "座"},
+    {"户", "户次"},
+    {"元"},
+    {"%"},
+]
+# Text addressed to a model rather than a reader is never quoted as an answer (prompt injection).
+_INSTRUCTION = re.compile(
+    r"忽略(?:以上|上述|之前|前面|先前|所有)|无视(?:以上|上述|之前)|(?:系统|system)\s*(?:提示|prompt)|你(?:现在)?是一个|"
+    r"ignore\s+(?:all\s+)?(?:the\s+)?(?:previous|above|prior)|disregard\s+(?:all|previous|the)|you\s+are\s+now",
+    re.I,
+)
+_LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
+# Questions about a whole part of the report: its plans or its shortcomings.
+INTENTS = {
+    "plans": (
+        re.compile(r"安排|计划|下一步|打算|思路|明年|今后|将要|将如何|重点工作"),
+        re.compile(r"安排|计划|下一步|思路|打算|\d{4}年.*(?:工作|重点)"),
+    ),
+    "problems": (re.compile(r"不足|问题|短板|差距|困难|薄弱|欠缺"), re.compile(r"不足|问题|短板|差距|困难")),
+}
+_ASKED_UNIT = re.compile(
+    r"(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
+)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    source: Source
+    text: str
+    start: int  # offsets in the report's clean text
+    end: int
+    position: int  # order inside the pool (document order)
+
+
+@dataclass(frozen=True)
+class Quote:
+    n: int
+    text: str
+    start: int
+    end: int
+
+
+def split_sentences(source: Source, max_len: int = 160) -> list[str]:
+    """Sentences of a passage (。！？ or line ends); very long ones are split at ；."""
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(source.text):
+        if len(sentence) > max_len and "；" in sentence:
+            pieces.extend(p for p in re.split(r"(?<=；)", sentence) if p)
+        elif sentence:
+            pieces.append(sentence)
+    return pieces
+
+
+def sentences_of(sources: Sequence[Source]) -> list[Sentence]:
+    out: list[Sentence] = []
+    for source in sources:
+        cursor = 0
+        for piece in split_sentences(source):
+            local = source.text.find(piece, cursor)
+            cursor = local + len(piece)
+            text = piece.strip()
+            if len(text) < 4 or _INSTRUCTION.search(text):
+                continue
+            offset = local + (len(piece) - len(piece.lstrip()))
+            out.append(
+                Sentence(source, text, source.start + offset, source.start + offset + len(text), len(out))
+            )
+    return out
+
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def question_terms(question: str, drop: Sequence[str] = ()) -> list[str]:
+    """Content bigrams (and lone characters) of a question, without region names, years and question words."""
+    text = _norm(question)
+    for name in sorted(drop, key=len, reverse=True):
+        if name:
+            text = text.replace(_norm(name), " ")
+    text = re.sub(r"(?:19|20)\d{2}\s*年?", " ", text)
+    text = _INTERROGATIVES.sub(" ", text)
+    terms: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        if len(run) == 1:
+            terms.append(run)
+        terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+    terms.extend(re.findall(r"[a-z]+|\d+(?:\.\d+)?", text))
+    return list(dict.fromkeys(terms))
+
+
+def expected_units(question: str) -> set[str] | None:
+    """Units an answer should carry, from the question's wording; None when it asks for no number."""
+    q = _norm(question)
+    units: set[str] = set()
+    for match in _ASKED_UNIT.finditer(q):
+        unit = match.group(1)
+        unit = "元" if unit in ("万元", "亿元") else unit
+        units |= next((family for family in _UNIT_FAMILIES if unit in family), {unit})
+    if re.search(r"率|比例|占比|百分比|百分之", q):
+        units.add("%")
+    if re.search(r"金额|资金|经费|多少钱|万元|亿元|投入|补贴|罚款", q):
+        units.add("元")
+    if units:
+        return units
+    if re.search(r"多少|几[个件次项名人场家所户]|数量|人数|次数", q):
+        return set()  # some number, any unit
+    return None
+
+
+def _has_expected(sentence: str, units: set[str] | None) -> bool:
+    if units is None:
+        return True
+    numbers = [n for n in find_numbers(sentence) if n.unit != "date"]
+    if not units:
+        return bool(numbers)
+    return any(n.unit in units for n in numbers)
+
+
+def score_sentences(
+    question: str, sentences: Sequence[Sentence], drop: Sequence[str] = (), min_section_coverage: float = 0.5
+) -> list[tuple[float, float, Sentence]]:
+    """(score, term coverage, sentence) for each sentence, best first."""
+    terms = question_terms(question, drop)
+    if not terms or not sentences:
+        return []
+    normed = [_norm(s.text) for s in sentences]
+    total = len(sentences)
+    idf = {t: math.log(1 + total / (1 + sum(t in s for s in normed))) + 0.5 for t in terms}
+    # Lone characters count for little; numbers named in the question count double.
+    weight = {
+        t: idf[t] * (0.3 if len(t) == 1 and not t.isdigit() else 2.0 if t[0].isdigit() else 1.0)
+        for t in terms
+    }
+    denominator = sum(weight.values())
+    units = expected_units(question)
+    scored = []
+    sections = [_norm(s.source.section) for s in sentences]
+    intents = [section_re for question_re, section_re in INTENTS.values() if question_re.search(question)]
+    for sentence, text, section in zip(sentences, normed, sections, strict=True):
+        # Terms found only in the section heading count for less than terms in the sentence itself.
+        coverage = (
+            sum(w if t in text else 0.6 * w if t in section else 0.0 for t, w in weight.items()) / denominator
+        )
+        score = coverage
+        if units is not None:
+            score = score + 0.25 if _has_expected(sentence.text, units) else score * 0.5
+        if intents and any(r.search(section.split(" > ")[0]) for r in intents):
+            coverage = max(coverage, min_section_coverage)  # a sentence of the asked-for part of the report
+            score = max(score, coverage)
+        score += 0.08 / (1 + sentence.source.rank)  # the retriever's opinion breaks near-ties
+        scored.append((score, coverage, sentence))
+    scored.sort(key=lambda item: (-item[0], item[2].position))
+    return scored
+
+
+def answer(
+    question: str,
+    sources: Sequence[Source],
+    *,
+    drop: Sequence[str] = (),
+    per_report: Sequence[str] = (),
+    min_coverage: float = 0.5,
+) -> tuple[str, list[Quote]]:
+    """Quote the best-supported sentence(s). per_report: answer for each of these reports separately."""
+    sentences = sentences_of(sources)
+    if len(per_report) > 1:
+        lines: list[str] = []
+        quotes: list[Quote] = []
+        for report_id in per_report:
+            own = [s for s in sentences if s.source.report_id == report_id]
+            text, found = _best(question, own, drop, min_coverage)
+            label = next((s.source.region or s.source.title for s in own), report_id)
+            lines.append(f"{label}：{text}" if found else f"{label}：{REFUSAL}")
+            quotes.extend(found)
+        if not quotes:
+            return REFUSAL, []
+        return "\n".join(lines), quotes
+    text, quotes = _best(question, sentences, drop, min_coverage)
+    if not quotes:
+        return REFUSAL, []
+    label = quotes[0] and next(s.source for s in sentences if s.source.n == quotes[0].n)
+    prefix = f"{label.region or label.title}：" if label else ""
+    return prefix + text, quotes
+
+
+def _best(
+    question: str, sentences: Sequence[Sentence], drop: Sequence[str], min_coverage: float
+) -> tuple[str, list[Quote]]:
+    scored = score_sentences(question, sentences, drop, min_coverage)
+    if not scored:
+        return REFUSAL, []
+    units = expected_units(question)
+    best_score, best_coverage, best = scored[0]
+    if best_coverage < min_coverage or not _has_expected(best.text, units):
+        return REFUSAL, []
+    chosen = [best]
+    if _LIST_QUESTION.search(question) or any(q.search(question) for q, _ in INTENTS.values()):
+        # "有哪些安排/不足": the points (headings, 一是…) of that part of the report, in order.
+        top = best.source.section.split(" > ")[0]
+        points = [s for _, c, s in scored if c >= min_coverage and heading_level(s.text)
+                  and s.source.report_id == best.source.report_id and s.source.section.split(" > ")[0] == top]  # fmt: skip
+        if len(points) >= 2:
+            # The part's own title, then its points at the highest level present: （一）… before 一是…
+            levels = sorted({heading_level(p.text) for p in points} - {1})
+            keep = {1, levels[0]} if levels else {1}
+            chosen = sorted((p for p in points if heading_level(p.text) in keep), key=lambda s: s.position)[
+                :9
+            ]
+    # A second sentence when it is nearly as good and adds figures the first lacks (两个指标 / 分别).
+    for score, coverage, sentence in scored[1:4] if len(chosen) == 1 else ():
+        if coverage < min_coverage or score < 0.85 * best_score or sentence.text == best.text:
+            continue
+        if sentence.source.report_id != best.source.report_id:
+            continue
+        new_numbers = {n.key for n in find_numbers(sentence.text)} - {n.key for n in find_numbers(best.text)}
+        if new_numbers and _has_expected(sentence.text, units):
+            chosen.append(sentence)
+            break
+    chosen.sort(key=lambda s: s.position)
+    quotes = [Quote(s.source.n, s.text, s.start, s.end) for s in chosen]
+    joiner = "\n" if len(quotes) > 2 else ""
+    return joiner.join(f"{q.text}[{q.n}]" for q in quotes), quotes

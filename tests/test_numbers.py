@@ -1,0 +1,77 @@
+"""The one number normaliser: find, normalise, compare, ground."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from qa.numbers import chinese_to_int, contains_number, find_numbers, parse_number, ungrounded
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "unit", "approx"),
+    [
+        ("151件", "151", "件", False),
+        ("1.1亿元", "110000000", "元", False),
+        ("11000万元", "110000000", "元", False),
+        ("29.8%", "29.8", "%", False),
+        ("29.8％", "29.8", "%", False),
+        ("517 宗", "517", "宗", False),
+        ("2079余万元", "20790000", "元", True),
+        ("3000余人次", "3000", "人次", True),
+        ("百分之百", "100", "%", False),
+        ("百分之二十九点八", "29.8", "%", False),
+        ("十二件", "12", "件", False),
+        ("一百五十一件", "151", "件", False),
+        ("两万三千人", "23000", "人", False),
+        ("1,305个", "1305", "个", False),
+        ("１５１件", "151", "件", False),
+        ("2.8万余人次", "28000", "人次", True),
+    ],
+)
+def test_parse(text: str, value: str, unit: str, approx: bool) -> None:
+    number = parse_number(text)
+    assert number is not None and number.raw == text
+    assert number.value == Decimal(value) and number.unit == unit and number.approx == approx
+
+
+def test_offsets_and_order() -> None:
+    text = "办理行政复议案件151件,审结67件,综合纠错率达29.8%。"
+    found = find_numbers(text)
+    assert [n.raw for n in found] == ["151件", "67件", "29.8%"]
+    assert all(text[n.start : n.end] == n.raw for n in found)
+
+
+@pytest.mark.parametrize("text", ["第一议题", "一是坚持", "[1][2]", "“十四五”规划", "一站式服务"])
+def test_not_numbers(text: str) -> None:
+    assert find_numbers(text) == []
+
+
+def test_dates_are_one_number() -> None:
+    assert [(n.raw, n.unit) for n in find_numbers("2025年2月13日印发")] == [("2025年2月13日", "date")]
+
+
+def test_list_markers_and_citations_are_not_numbers() -> None:
+    assert [n.raw for n in find_numbers("1. 受理案件151件[2]\n2、审结67件[3]")] == ["151件", "67件"]
+
+
+@pytest.mark.parametrize(("text", "value"), [("一百五十一", 151), ("十二", 12), ("十", 10), ("两万三千", 23000),
+                                             ("三百零五", 305), ("一亿一千万", 110000000)])  # fmt: skip
+def test_chinese_numerals(text: str, value: int) -> None:
+    assert chinese_to_int(text) == value
+
+
+def test_equivalent_notations() -> None:
+    assert contains_number("共一百五十一件", parse_number("151件"))
+    assert contains_number("投入1.1亿元", parse_number("11000万元"))
+    assert not contains_number("投入1.2亿元", parse_number("11000万元"))
+    assert not contains_number("受理152件", parse_number("151件"))
+    assert not contains_number("29.8人", parse_number("29.8%"))
+
+
+def test_ungrounded_finds_invented_numbers_only() -> None:
+    source = "办理行政复议案件151件,审结67件,综合纠错率达29.8%。"
+    assert ungrounded("办理行政复议案件151件，纠错率29.8%", [source]) == []
+    assert ungrounded("共一百五十一件", [source]) == []  # same quantity, other notation
+    assert [n.raw for n in ungrounded("审结68件，纠错率30%", [source])] == ["68件", "30%"]
