@@ -369,6 +369,94 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
+    from qa import batch
+    from qa.embeddings import make_embedder
+    from qa.wiring import make_llm
+
+    out_dir = Path(args.out)
+    planned = batch.plan([Path(p) for p in args.paths])
+    for item in planned.failed:
+        err.print(f"[red]failed[/] {escape(item.path)}  {escape(item.reason)}")
+    llm = make_llm(settings, args.engine)
+    embedder_name = make_embedder(settings).name
+    if args.dry_run:
+        figures = batch.estimate(planned.files, settings, embedder_name, llm.model if llm else None, out_dir,
+                                 args.template, args.force)  # fmt: skip
+        cost = figures["est_cost_usd"]
+        out.print(
+            f"dry run ({_engine_label(llm)}): {figures['reports']} reports, {figures['to_summarize']} to summarize, "
+            f"{figures['up_to_date']} up to date, {figures['unreadable']} unreadable; "
+            f"{figures['llm_calls']} LLM calls, ≈{figures['est_prompt_tokens']:,} prompt + "
+            f"{figures['est_completion_tokens']:,} completion tokens, ≈"
+            + (
+                "unknown cost (no price for this model: set QA_LLM_PRICES)"
+                if cost is None
+                else f"${cost:.4f}"
+            )
+            + ". Nothing was sent."
+        )
+        return 1 if planned.failed else 0
+    if not planned.files:
+        return 1
+    err.print(f"[dim]engine: {escape(_engine_label(llm))}; writing to {escape(str(out_dir))}[/]")
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("summaries", total=len(planned.files))
+
+        def on_done(item) -> None:
+            style = {"ok": "green", "skipped": "dim", "failed": "red"}[item.status]
+            detail = escape(item.reason) if item.status == "failed" else f"{item.seconds:.1f}s"
+            if item.unverified:
+                detail += f" [yellow]{item.unverified} unverified[/]"
+            progress.console.print(f"[{style}]{item.status:>8}[/] {escape(item.path)}  {detail}")
+            progress.advance(task)
+
+        items = batch.run_batch(planned.files, out_dir, settings, embedder_name, llm, template=args.template,
+                                force=args.force, strict=args.strict, concurrency=args.concurrency,
+                                on_done=on_done)  # fmt: skip
+    items += planned.failed
+    table = Table("ok", "skipped", "failed", "tokens in/out", "cost $", "time", box=None, header_style="bold")
+    costs = [i.cost_usd for i in items if i.cost_usd is not None]
+    table.add_row(
+        str(sum(i.status == "ok" for i in items)), str(sum(i.status == "skipped" for i in items)),
+        str(sum(i.status == "failed" for i in items)),
+        f"{sum(i.prompt_tokens for i in items)}/{sum(i.completion_tokens for i in items)}",
+        f"{sum(costs):.4f}" if costs else ("0" if llm is None else "unknown"),
+        f"{time.perf_counter() - started:.1f}s",
+    )  # fmt: skip
+    out.print(table)
+    out.print(f"[dim]index: {escape(str(out_dir / 'index.csv'))}[/]")
+    return 1 if any(i.status == "failed" for i in items) else 0
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.compare import ReportColumn, build_table, to_csv, to_markdown
+
+    services = _services(settings)
+    records = services.store.reports()
+    if args.report:
+        wanted = {_resolve_report(r, settings, services) for r in args.report}
+        records = [r for r in records if r.report_id in wanted]
+    if not records:
+        raise InputError("no reports to compare; run `qa ingest PATH` first")
+    table = build_table(
+        [(ReportColumn(r.report_id, r.meta.region or r.meta.title or r.report_id, r.meta.year),
+          services.store.report_chunks(r.report_id)) for r in records]
+    )  # fmt: skip
+    markdown = to_markdown(table)
+    if args.out:
+        from qa.batch import atomic_write
+
+        out_dir = Path(args.out)
+        atomic_write(out_dir / "compare.md", markdown)
+        atomic_write(out_dir / "compare.csv", to_csv(table))
+        out.print(f"wrote {escape(str(out_dir / 'compare.md'))} and compare.csv ({len(table.cells)} cells)")
+    else:
+        out.print(markdown, markup=False)
+    return 0
+
+
 # ---- parser ------------------------------------------------------------------------------------
 
 
@@ -415,6 +503,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser(
+        "summarize", help="structured summaries (JSON + Markdown) of report files into a folder"
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="report files or folders")
+    p.add_argument("--out", required=True, help="output folder (summaries, index.jsonl, index.csv)")
+    p.add_argument(
+        "--template", help="summary template (rule_of_law, generic, …); default: chosen per report"
+    )
+    p.add_argument(
+        "--engine", choices=("offline", "llm"), help="default: llm when QA_LLM_MODEL is set, else offline"
+    )
+    p.add_argument(
+        "--concurrency", type=_positive, default=4, help="reports (LLM calls) in flight (default 4)"
+    )
+    p.add_argument("--force", action="store_true", help="redo reports whose summary is up to date")
+    p.add_argument("--strict", action="store_true", help="fail a report that has any unverified figure")
+    p.add_argument("--dry-run", action="store_true", help="count reports, tokens and cost; send nothing")
+    p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser("compare", help="indicator table across stored reports (Markdown; --out adds CSV)")
+    p.add_argument("--report", action="append", help="only these reports (repeatable)")
+    p.add_argument("--out", help="folder for compare.md and compare.csv (default: print Markdown)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("log", help="recent LLM calls and totals (tokens, cost, errors)")
     p.add_argument("--limit", type=_positive, default=20)

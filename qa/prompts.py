@@ -31,6 +31,9 @@ class PromptTemplate(BaseModel):
     system: str
     user: str
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    match: str | None = (
+        None  # summary templates: regex on a report's title/opening that selects this template
+    )
     sha8: str = Field(default="", exclude=True)
 
     @property

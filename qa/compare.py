@@ -1,0 +1,124 @@
+"""Cross-report indicator table: the catalogue's indicators × reports, each cell quoted and cited."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from qa.figures import Figure, extract_figures
+from qa.indicators import CATALOGUE, Indicator, find
+from qa.schemas import Chunk
+
+
+@dataclass(frozen=True)
+class Cell:
+    report_id: str
+    indicator: str
+    raw: str
+    value: float
+    unit: str
+    quote: str
+    chunk_id: str
+    section: str
+
+
+@dataclass(frozen=True)
+class ReportColumn:
+    report_id: str
+    label: str  # region or title
+    year: int | None
+
+
+@dataclass(frozen=True)
+class CompareTable:
+    indicators: tuple[Indicator, ...]
+    reports: tuple[ReportColumn, ...]
+    cells: dict[tuple[str, str], Cell]  # (indicator key, report id) → cell; missing = not stated
+
+    def cell(self, indicator: str, report_id: str) -> Cell | None:
+        return self.cells.get((indicator, report_id))
+
+    def rows(self) -> list[dict]:
+        """Long format: one row per stated (indicator, report)."""
+        out = []
+        for indicator in self.indicators:
+            for report in self.reports:
+                cell = self.cell(indicator.key, report.report_id)
+                if cell:
+                    out.append({"indicator": indicator.label, "group": indicator.group, "report": report.report_id,
+                                "region": report.label, "year": report.year, "raw": cell.raw, "value": cell.value,
+                                "unit": cell.unit, "quote": cell.quote, "chunk_id": cell.chunk_id,
+                                "section": cell.section})  # fmt: skip
+        return out
+
+
+def report_figures(chunks: Sequence[Chunk]) -> list[tuple[Figure, Chunk]]:
+    """Figures of a report in document order, each with the chunk it is quoted from (overlaps once)."""
+    found: list[tuple[Figure, Chunk]] = []
+    covered = 0
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        skip = max(0, covered - chunk.start)
+        covered = max(covered, chunk.end)
+        found.extend((f, chunk) for f in extract_figures(chunk.text) if f.start >= skip)
+    return found
+
+
+def build_table(reports: Sequence[tuple[ReportColumn, Sequence[Chunk]]],
+                indicators: Sequence[Indicator] = CATALOGUE) -> CompareTable:  # fmt: skip
+    cells: dict[tuple[str, str], Cell] = {}
+    for column, chunks in reports:
+        figures = report_figures(chunks)
+        for indicator in indicators:
+            hit = find(indicator, [f for f, _ in figures])
+            if hit is None:
+                continue
+            chunk = next(c for f, c in figures if f is hit)
+            cells[(indicator.key, column.report_id)] = Cell(
+                column.report_id, indicator.key, hit.raw, float(hit.number.value), hit.number.unit, hit.quote,
+                chunk.id, chunk.section,
+            )  # fmt: skip
+    return CompareTable(tuple(indicators), tuple(c for c, _ in reports), cells)
+
+
+def to_csv(table: CompareTable) -> str:
+    buffer = io.StringIO()
+    fields = [
+        "indicator",
+        "group",
+        "report",
+        "region",
+        "year",
+        "raw",
+        "value",
+        "unit",
+        "quote",
+        "chunk_id",
+        "section",
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(table.rows())
+    return buffer.getvalue()
+
+
+def to_markdown(table: CompareTable) -> str:
+    """A wide table (cells cite [n]) followed by the numbered quotes."""
+    header = "| 指标 | " + " | ".join(f"{r.label}（{r.year or '—'}）" for r in table.reports) + " |"
+    lines = ["# 指标对比", "", header, "|" + " --- |" * (len(table.reports) + 1)]
+    notes: list[str] = []
+    for indicator in table.indicators:
+        row = [indicator.label]
+        for report in table.reports:
+            cell = table.cell(indicator.key, report.report_id)
+            if cell is None:
+                row.append("")
+                continue
+            notes.append(
+                f"{len(notes) + 1}. {report.label} · {cell.section or '（开篇）'} · `{cell.chunk_id}`：“{cell.quote}”"
+            )
+            row.append(f"{cell.raw} [{len(notes)}]")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "空白 = 报告未提及该指标（不推测）。", "", "## 来源", "", *notes, ""]
+    return "\n".join(lines)

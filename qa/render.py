@@ -1,0 +1,65 @@
+"""Summaries as Markdown (概述 / 主要举措 / 关键数据 / 存在问题 / 下一步计划 / 来源). Pure."""
+
+from __future__ import annotations
+
+from qa.summarize import Point, Summary
+
+
+def _cite(ids: list[str], refs: dict[str, int]) -> str:
+    marks = []
+    for chunk_id in ids:
+        refs.setdefault(chunk_id, len(refs) + 1)
+        marks.append(f"[^{refs[chunk_id]}]")
+    return "".join(marks)
+
+
+def _point_line(point: Point, refs: dict[str, int]) -> str:
+    flag = "" if point.verified else " ⚠ 未核实"
+    return f"- {point.text}{_cite(point.citations, refs)}{flag}"
+
+
+def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -> str:
+    """passages: chunk id → section path (for the 来源 list); optional."""
+    refs: dict[str, int] = {}
+    meta = [
+        ("发布单位", summary.issuer), ("地区", summary.region), ("年度", summary.year),
+        ("发布日期", summary.publish_date), ("文号", summary.doc_number),
+    ]  # fmt: skip
+    engine = "抽取式（离线，逐字引用原文）" if summary.engine == "extractive" else f"LLM {summary.model}"
+    lines = [f"# {summary.title or summary.report_id}", ""]
+    lines += [f"- {label}：{value}" for label, value in meta if value]
+    lines += [f"- 生成方式：{engine}", ""]
+    if summary.unverified:
+        lines += [f"> ⚠ {summary.unverified} 处内容未能在原文中核实，已标注“未核实”。", ""]
+    lines += ["## 概述", "", (summary.overview or "（无）") + _cite(summary.overview_citations, refs), ""]
+    lines += ["## 主要举措", ""]
+    for area in summary.measures:
+        lines += [f"### {area.area}", "", *(_point_line(p, refs) for p in area.points), ""]
+    if not summary.measures:
+        lines += ["（无）", ""]
+    lines += ["## 关键数据", ""]
+    if summary.key_figures:
+        lines += ["| 指标 | 数值 | 原文 | 核实 |", "| --- | --- | --- | --- |"]
+        for figure in summary.key_figures:
+            quote = figure.quote.replace("|", "｜")
+            mark = "✓" if figure.verified else "⚠ 未核实"
+            lines.append(
+                f"| {figure.indicator} | {figure.raw} | {quote}{_cite([figure.chunk_id], refs)} | {mark} |"
+            )
+        lines.append("")
+    else:
+        lines += ["（报告中没有可提取的数据）", ""]
+    for heading, points in (("存在问题", summary.problems), ("下一步计划", summary.plans)):
+        lines += (
+            [f"## {heading}", "", *(_point_line(p, refs) for p in points)]
+            if points
+            else [f"## {heading}", "", "（报告未单列）"]
+        )
+        lines.append("")
+    lines += ["## 来源", ""]
+    for chunk_id, n in refs.items():
+        where = (passages or {}).get(chunk_id, "")
+        lines.append(f"[^{n}]: {summary.report_id} · `{chunk_id}`" + (f" · {where}" if where else ""))
+    lines += ["", f"<!-- template {summary.template}; prompts {', '.join(summary.prompt_refs)}; "
+              f"source {summary.source_hash[:12]}; created {summary.created_at} -->", ""]  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,418 @@
+"""Report → structured Summary over the whole report (map over sections, then reduce; never top-k),
+every figure quoted and verified against its chunk, every number in the text checked against the report.
+
+Offline, the summary is filled from the section tree and figure extraction. With an LLM, sections are
+mapped to notes and the notes reduced into the template's JSON schema (validated, one repair retry).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qa.errors import OutputError
+from qa.figures import extract_figures
+from qa.indicators import is_catalogued
+from qa.llm import ChatLLM
+from qa.numbers import parse_number, ungrounded
+from qa.prompts import PromptTemplate, all_templates, get_template
+from qa.retrieve import normalize
+from qa.schemas import Chunk, ReportMeta
+
+RULE_OF_LAW = "summary_rule_of_law"
+GENERIC = "summary_generic"
+OVERVIEW_MAX = 200
+_PROBLEMS = re.compile(r"不足|问题|短板|差距|困难")
+_PLANS = re.compile(r"安排|计划|下一步|下步|打算|思路|展望")
+_HEADING = re.compile(
+    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[)）]|\d{1,2}[.．、]|[一二三四五六七八九十]+是)"
+)
+
+
+# ---- schema -------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeyFigure(_Strict):
+    indicator: str = Field(description="指标名称，如 行政复议案件")
+    value: float | None = Field(default=None, description="数值（已按万/亿换算）")
+    unit: str = Field(default="", description="单位，如 件、%、元")
+    raw: str = Field(description="原文中的写法，逐字照抄，如 151件")
+    quote: str = Field(description="包含该数字的原文句子，逐字照抄")
+    chunk_id: str = Field(description="引用段落的编号")
+    verified: bool = False
+
+
+class Point(_Strict):
+    text: str
+    figures: list[str] = Field(default_factory=list, description="句中数字的原文写法")
+    citations: list[str] = Field(default_factory=list, description="依据段落编号")
+    verified: bool = True
+
+
+class MeasureArea(_Strict):
+    area: str
+    points: list[Point] = Field(default_factory=list)
+
+
+class SummaryContent(_Strict):
+    """What an engine writes (also the JSON schema sent to the LLM)."""
+
+    overview: str = Field(description="概述，不超过200字")
+    overview_citations: list[str] = Field(default_factory=list)
+    measures: list[MeasureArea] = Field(default_factory=list, description="主要举措，按领域分组")
+    key_figures: list[KeyFigure] = Field(default_factory=list, description="关键数据")
+    problems: list[Point] = Field(default_factory=list, description="存在的问题和不足")
+    plans: list[Point] = Field(default_factory=list, description="下一步计划")
+
+
+class Summary(SummaryContent):
+    report_id: str
+    template: str  # template ref (id@version#sha8)
+    title: str = ""
+    issuer: str = ""
+    region: str = ""
+    year: int | None = None
+    publish_date: str | None = None
+    doc_number: str = ""
+    engine: str = "extractive"
+    model: str | None = None
+    prompt_refs: list[str] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    source_hash: str = ""
+    created_at: str = ""
+    unverified: int = 0
+    checks: list[str] = Field(default_factory=list)  # what verification flagged, one line each
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """Everything a summary needs about one report (from the store or straight from a file)."""
+
+    report_id: str
+    meta: ReportMeta
+    text: str
+    chunks: list[Chunk]
+    source_hash: str
+
+
+# ---- templates ----------------------------------------------------------------------------------
+
+
+def summary_templates(prompts_dir: Path | None = None) -> list[PromptTemplate]:
+    return [t for t in all_templates(prompts_dir) if t.id.startswith("summary_") and t.id != "summary_map"]
+
+
+def choose_template(
+    report: ReportView, name: str | None = None, prompts_dir: Path | None = None
+) -> PromptTemplate:
+    """--template wins; otherwise the first template whose `match` fits the title/opening, else generic."""
+    if name:
+        return get_template(name if name.startswith("summary_") else f"summary_{name}", prompts_dir)
+    head = report.meta.title + "\n" + report.text[:500]
+    for template in summary_templates(prompts_dir):
+        if template.match and re.search(template.match, head):
+            return template
+    return get_template(GENERIC, prompts_dir)
+
+
+# ---- offline engine -----------------------------------------------------------------------------
+
+
+def _sentences(chunk: Chunk) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[。！？])|\n", chunk.text) if s and s.strip()]
+
+
+def _unique_chunks(chunks: Sequence[Chunk]) -> list[tuple[Chunk, str]]:
+    """Each chunk with only the text it adds beyond the previous one (chunks overlap)."""
+    out: list[tuple[Chunk, str]] = []
+    covered = 0
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        fresh = chunk.text[max(0, covered - chunk.start) :] if chunk.start < covered else chunk.text
+        covered = max(covered, chunk.end)
+        out.append((chunk, fresh))
+    return out
+
+
+def _part(section: str) -> str:
+    top = section.split(" > ")[0]
+    if _PROBLEMS.search(top) and _PLANS.search(top):
+        return "problems+plans"
+    if _PLANS.search(top):
+        return "plans"
+    if _PROBLEMS.search(top):
+        return "problems"
+    return "opening" if not top else "measures"
+
+
+def _strip_marker(title: str) -> str:
+    return _HEADING.sub("", title).strip(" 。")
+
+
+def _point(sentence: str, chunk: Chunk) -> Point:
+    return Point(text=sentence, figures=[f.raw for f in extract_figures(sentence)], citations=[chunk.id])
+
+
+def _points_of(items: list[tuple[str, Chunk]], limit: int = 8) -> list[Point]:
+    """Headed points (（一）… / 一是…) if the part has them, else its sentences."""
+    headed = [
+        (s, c) for s, c in items if _HEADING.match(s) and not re.match(r"^[一二三四五六七八九十]+、", s)
+    ]
+    chosen = headed if len(headed) >= 2 else items
+    if headed and len(headed) >= 2:
+        top_level = min(1 if re.match(r"^[（(]", s) else 2 for s, _ in headed)
+        chosen = [(s, c) for s, c in headed if (1 if re.match(r"^[（(]", s) else 2) == top_level]
+    return [_point(s, c) for s, c in chosen[:limit]]
+
+
+def offline_content(report: ReportView) -> SummaryContent:
+    """Fill the schema from the section tree and figure extraction, quoting the report verbatim."""
+    parts: dict[str, list[tuple[str, Chunk]]] = {"opening": [], "measures": [], "problems": [], "plans": []}
+    areas: dict[str, list[tuple[str, Chunk]]] = {}
+    for chunk, fresh in _unique_chunks(report.chunks):
+        part = _part(chunk.section)
+        in_plans = False
+        for sentence in [s.strip() for s in re.split(r"(?<=[。！？])|\n", fresh) if s.strip()]:
+            if part == "problems+plans":
+                in_plans = in_plans or bool(re.match(r"^(?:下一步|下步|今后|明年)", sentence))
+                parts["plans" if in_plans else "problems"].append((sentence, chunk))
+                continue
+            parts[part].append((sentence, chunk))
+            if part == "measures":
+                path = chunk.section.split(" > ")
+                areas.setdefault(_strip_marker(path[1] if len(path) > 1 else path[0]), []).append(
+                    (sentence, chunk)
+                )
+    # Overview: the opening paragraph, without the "现将…报告如下" formula.
+    overview_parts: list[tuple[str, Chunk]] = []
+    for sentence, chunk in parts["opening"]:
+        if re.search(r"报告如下|现将|特此报告|^.{0,12}[:：]$", sentence):
+            continue
+        if sum(len(s) for s, _ in overview_parts) + len(sentence) > OVERVIEW_MAX:
+            break
+        overview_parts.append((sentence, chunk))
+    if not overview_parts and parts["measures"]:
+        overview_parts = [parts["measures"][0]]
+    measures: list[MeasureArea] = []
+    for area, items in areas.items():
+        body = [(s, c) for s, c in items if not _HEADING.match(s) or len(s) > 40]
+        with_figures = [(s, c) for s, c in body if extract_figures(s)]
+        picked = sorted(with_figures, key=lambda sc: -len(extract_figures(sc[0])))[:3] or body[:1]
+        picked.sort(key=lambda sc: body.index(sc))  # back to reading order
+        measures.append(MeasureArea(area=area, points=[_point(s, c) for s, c in picked]))
+    figures: list[KeyFigure] = []
+    seen: set[tuple[str, str]] = set()
+    found = [(f, c) for s, c in parts["measures"] for f in extract_figures(s)]
+    # Catalogued indicators (行政复议, 法律援助, 调解…) first, then the rest in reading order.
+    found.sort(key=lambda fc: not is_catalogued(fc[0]))
+    for figure, chunk in found:
+        key = (figure.indicator, figure.raw)
+        if len(figure.indicator) < 2 or key in seen or not re.search(r"\d", figure.raw):
+            continue  # 一次/三个… in set phrases are not data
+        seen.add(key)
+        figures.append(
+            KeyFigure(
+                indicator=figure.indicator,
+                value=float(figure.number.value),
+                unit=figure.number.unit,
+                raw=figure.raw,
+                quote=figure.quote,
+                chunk_id=chunk.id,
+            )  # fmt: skip
+        )
+    return SummaryContent(
+        overview="".join(s for s, _ in overview_parts)[: OVERVIEW_MAX + 40],
+        overview_citations=list(dict.fromkeys(c.id for _, c in overview_parts)),
+        measures=measures,
+        key_figures=figures[:40],
+        problems=_points_of(
+            [(s, c) for s, c in parts["problems"] if not re.match(r"^[一二三四五六七八九十]+、", s)]
+        ),
+        plans=_points_of(
+            [(s, c) for s, c in parts["plans"] if not re.match(r"^[一二三四五六七八九十]+、", s)]
+        ),
+    )
+
+
+# ---- verification -------------------------------------------------------------------------------
+
+
+def verify(content: SummaryContent, report: ReportView) -> tuple[SummaryContent, list[str]]:
+    """Mark each figure verified iff its raw text is in its quote and the quote in its chunk; flag every
+    number in a text field that the report does not contain. Returns the checked copy and the flags."""
+    chunks = {c.id: c for c in report.chunks}
+    report_norm = normalize(report.text)
+    flags: list[str] = []
+    figures = []
+    for figure in content.key_figures:
+        chunk = chunks.get(figure.chunk_id)
+        ok = (
+            chunk is not None
+            and normalize(figure.raw) in normalize(figure.quote)
+            and normalize(figure.quote) in normalize(chunk.text)
+        )
+        if not ok:
+            where = "unknown chunk" if chunk is None else "not in the quoted passage"
+            flags.append(f"figure {figure.indicator} {figure.raw}: {where}")
+        number = parse_number(figure.raw)
+        figures.append(figure.model_copy(update={
+            "verified": ok,
+            "value": float(number.value) if number else figure.value,
+            "unit": number.unit if number else figure.unit,
+        }))  # fmt: skip
+
+    def check_point(point: Point, label: str) -> Point:
+        bad = [n.raw for n in ungrounded(point.text, [report.text])]
+        bad += [f for f in point.figures if normalize(f) not in report_norm and f not in bad]
+        unknown = [c for c in point.citations if c not in chunks]
+        if bad:
+            flags.append(f"{label}: numbers not in the report: {', '.join(bad)}")
+        if unknown:
+            flags.append(f"{label}: cites unknown passages {', '.join(unknown)}")
+        return point.model_copy(update={"verified": not bad and not unknown})
+
+    overview_bad = [n.raw for n in ungrounded(content.overview, [report.text])]
+    if overview_bad:
+        flags.append(f"overview: numbers not in the report: {', '.join(overview_bad)}")
+    checked = content.model_copy(
+        update={
+            "key_figures": figures,
+            "measures": [
+                area.model_copy(
+                    update={"points": [check_point(p, f"measures/{area.area}") for p in area.points]}
+                )
+                for area in content.measures
+            ],
+            "problems": [check_point(p, "problems") for p in content.problems],
+            "plans": [check_point(p, "plans") for p in content.plans],
+        }
+    )
+    return checked, flags
+
+
+# ---- LLM engine ---------------------------------------------------------------------------------
+
+
+def section_batches(chunks: Sequence[Chunk], budget_chars: int = 3000) -> list[list[Chunk]]:
+    """Consecutive chunks grouped by top-level section, each group within the budget."""
+    batches: list[list[Chunk]] = []
+    current: list[Chunk] = []
+    size = 0
+    for chunk in sorted(chunks, key=lambda c: c.start):
+        top = chunk.section.split(" > ")[0]
+        same_part = current and current[-1].section.split(" > ")[0] == top
+        if current and (not same_part or size + len(chunk.text) > budget_chars):
+            batches.append(current)
+            current, size = [], 0
+        current.append(chunk)
+        size += len(chunk.text)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTemplate, model: type[BaseModel],
+                usage: dict[str, Any]) -> BaseModel:  # fmt: skip
+    """Ask for JSON, validate it; on failure send the error back once for a repair, then give up."""
+    schema = template.json_schema or model.model_json_schema()
+    for attempt in (1, 2):
+        completion = llm.complete(messages, prompt_ref=template.ref, json_schema=schema)
+        usage["prompt_tokens"] += completion.prompt_tokens
+        usage["completion_tokens"] += completion.completion_tokens
+        if completion.cost_usd is not None:
+            usage["cost_usd"] = (usage["cost_usd"] or 0) + completion.cost_usd
+        text = re.sub(r"^```(?:json)?\s*|\s*```$", "", completion.text.strip())
+        try:
+            return model.model_validate_json(text)
+        except ValidationError as ex:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors()[:5])
+            if attempt == 2:
+                raise OutputError(
+                    f"model {llm.model} returned invalid JSON for {template.ref} twice ({problem})"
+                ) from ex
+            messages = [*messages, {"role": "assistant", "content": completion.text},
+                        {"role": "user", "content": f"上面的输出不是符合要求的 JSON（{problem}）。请只输出修正后的 JSON。"}]  # fmt: skip
+    raise AssertionError("unreachable")
+
+
+class SectionNotes(_Strict):
+    points: list[MeasureArea] = Field(default_factory=list)
+    key_figures: list[KeyFigure] = Field(default_factory=list)
+    problems: list[Point] = Field(default_factory=list)
+    plans: list[Point] = Field(default_factory=list)
+
+
+def llm_content(report: ReportView, llm: ChatLLM, template: PromptTemplate, usage: dict[str, Any],
+                prompts_dir: Path | None = None) -> tuple[SummaryContent, list[str]]:  # fmt: skip
+    """Map every section batch to notes, then reduce the notes into the template's schema."""
+    mapper = get_template("summary_map", prompts_dir)
+    notes: list[dict[str, Any]] = []
+    for batch in section_batches(report.chunks):
+        passages = [{"id": c.id, "section": c.section, "text": c.text} for c in batch]
+        messages = mapper.render(title=report.meta.title or report.report_id, passages=passages)
+        notes.append(_json_reply(llm, messages, mapper, SectionNotes, usage).model_dump())
+    messages = template.render(
+        title=report.meta.title or report.report_id,
+        meta=report.meta.to_dict(),
+        notes=json.dumps(notes, ensure_ascii=False),
+        overview_max=OVERVIEW_MAX,
+    )
+    content = _json_reply(llm, messages, template, SummaryContent, usage)
+    return content, [mapper.ref, template.ref]  # type: ignore[return-value]
+
+
+# ---- entry point --------------------------------------------------------------------------------
+
+
+def summarize_report(
+    report: ReportView,
+    llm: ChatLLM | None = None,
+    *,
+    template: str | None = None,
+    strict: bool = False,
+    prompts_dir: Path | None = None,
+) -> Summary:
+    """A verified structured summary of a whole report."""
+    chosen = choose_template(report, template, prompts_dir)
+    usage: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
+    if llm is None:
+        content, refs = offline_content(report), [chosen.ref]
+    else:
+        content, refs = llm_content(report, llm, chosen, usage, prompts_dir)
+    checked, flags = verify(content, report)
+    if strict and flags:
+        raise OutputError(f"{report.report_id}: {len(flags)} unverified item(s) (--strict): {flags[0]}")
+    meta = report.meta
+    return Summary(
+        **checked.model_dump(),
+        report_id=report.report_id,
+        template=chosen.ref,
+        title=meta.title,
+        issuer=meta.issuer,
+        region=meta.region,
+        year=meta.year,
+        publish_date=meta.publish_date,
+        doc_number=meta.doc_number,
+        engine="llm" if llm else "extractive",
+        model=llm.model if llm else None,
+        prompt_refs=refs,
+        prompt_tokens=usage["prompt_tokens"],
+        completion_tokens=usage["completion_tokens"],
+        cost_usd=usage["cost_usd"],
+        source_hash=report.source_hash,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        unverified=len(flags),
+        checks=flags,
+    )
