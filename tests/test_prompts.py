@@ -31,6 +31,16 @@ VARIABLES = {
     },
     "condense": {"question": "那洛江区呢？", "history": HISTORY},
 }
+PASSAGES = [{"id": "ab12-862", "section": "一、主要举措 > (三)有效化解矛盾纠纷", "text": SOURCES[0]["text"]}]
+NOTES = (
+    '[{"points": [], "key_figures": [{"indicator": "行政复议案件", "raw": "151件", '
+    '"quote": "办理行政复议案件151件", "chunk_id": "ab12-862"}], "problems": [], "plans": []}]'
+)
+META = {"title": SOURCES[0]["title"], "issuer": "淄川区人民政府", "region": "淄川区", "year": 2024}
+REDUCE = {"title": SOURCES[0]["title"], "meta": META, "notes": NOTES, "overview_max": 200}
+VARIABLES["summary_map"] = {"title": SOURCES[0]["title"], "passages": PASSAGES}
+VARIABLES["summary_rule_of_law"] = REDUCE
+VARIABLES["summary_generic"] = REDUCE
 
 
 def _render(template_id: str) -> str:
