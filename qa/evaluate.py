@@ -12,8 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qa.answer import looks_like_refusal
-from qa.errors import InputError
-from qa.numbers import find_numbers, parse_number
+from qa.errors import InputError, QAError
+from qa.numbers import find_numbers, parse_number, ungrounded
 from qa.retrieve import normalize
 from qa.schemas import Answer, Chunk
 
@@ -307,3 +307,168 @@ def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     keys = ["n", "k", "retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
             "number_grounding", "p50_ms", "p95_ms", "by_type", "rows"]  # fmt: skip
     return {key: metrics[key] for key in keys}
+
+
+# ---- summary checks ------------------------------------------------------------------------------
+
+SUMMARY_META = ("title", "issuer", "region", "year", "publish_date", "doc_number")
+SUMMARY_SECTIONS = ("problems", "plans")
+
+
+class SummaryGold(BaseModel):
+    """What a report's summary must contain (evals/datasets/summary_gold.jsonl, one report a line).
+
+    A metadata field left out (or null) is not checked; `must_sections` lists the parts the report has."""
+
+    model_config = ConfigDict(extra="allow")
+
+    doc: str
+    title: str | None = None
+    issuer: str | None = None
+    region: str | None = None
+    year: int | None = None
+    publish_date: str | None = None
+    doc_number: str | None = None
+    must_figures: list[str] = []
+    must_sections: list[Literal["problems", "plans"]] = []
+    problems_min: int = Field(default=1, ge=0)
+    plans_min: int = Field(default=1, ge=0)
+
+    @field_validator("doc")
+    @classmethod
+    def _doc_is_a_name(cls, value: str) -> str:
+        if "/" in value or "\\" in value or value in ("", ".", "..", "*"):
+            raise ValueError("doc must be a file name inside the docs folder")
+        return value
+
+
+def load_summary_gold(path: Path, docs_dir: Path | None = None) -> list[SummaryGold]:
+    """Read and validate a summary gold JSONL file; errors name the line."""
+    if not path.is_file():
+        raise InputError("summary gold file not found", str(path))
+    golds: list[SummaryGold] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            gold = SummaryGold.model_validate(json.loads(line))
+        except json.JSONDecodeError as ex:
+            raise InputError(f"line {number}: not valid JSON ({ex.msg})", str(path)) from ex
+        except ValidationError as ex:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors())
+            raise InputError(f"line {number}: {problems}", str(path)) from ex
+        if docs_dir is not None and not (docs_dir / gold.doc).is_file():
+            raise InputError(f"line {number}: doc {gold.doc!r} is not a file in {docs_dir}", str(path))
+        golds.append(gold)
+    if not golds:
+        raise InputError("summary gold file has no reports", str(path))
+    return golds
+
+
+def summary_texts(summary: Any) -> list[str]:
+    """Every free-text field of a summary (overview, measure points, problems, plans)."""
+    texts = [summary.overview]
+    texts += [p.text for area in summary.measures for p in area.points]
+    texts += [p.text for p in summary.problems] + [p.text for p in summary.plans]
+    return [t for t in texts if t]
+
+
+def figure_present(figure: str, summary: Any) -> bool:
+    """A must-have figure is in the summary: as a key figure, or stated in one of its texts
+    (same quantity in any notation: 151件 ≡ 一百五十一件)."""
+    wanted = parse_number(figure)
+    stated = [f.raw for f in summary.key_figures] + summary_texts(summary)
+    if wanted is None:
+        return any(normalize(figure) in normalize(text) for text in stated)
+    return any(n.same_as(wanted) and n.unit == wanted.unit for text in stated for n in find_numbers(text))
+
+
+def summary_grounding(summary: Any, report_text: str) -> tuple[int, list[str]]:
+    """(numbers stated, those not traceable to the report): key figures must sit verbatim in their quote
+    and the quote in the report; numbers in the texts must occur in the report. Checked independently of
+    the summary's own `verified` flags."""
+    report = normalize(report_text)
+    total, bad = 0, []
+    for figure in summary.key_figures:
+        total += 1
+        if normalize(figure.raw) not in normalize(figure.quote) or normalize(figure.quote) not in report:
+            bad.append(figure.raw)
+    for text in summary_texts(summary):
+        total += len([n for n in find_numbers(text) if n.unit != "date"])
+        bad += [n.raw for n in ungrounded(text, [report_text]) if n.unit != "date"]
+    return total, bad
+
+
+def score_summary(gold: SummaryGold, summary: Any, report_text: str) -> dict[str, Any]:
+    """One report's summary against its gold: metadata, figures, grounding, sections. Pure."""
+    metadata = {}
+    for name in SUMMARY_META:
+        expected = getattr(gold, name)
+        if expected is None:
+            continue
+        got = getattr(summary, name)
+        metadata[name] = normalize(str(expected)) == normalize(str(got if got is not None else ""))
+    missing = [f for f in gold.must_figures if not figure_present(f, summary)]
+    numbers, unfounded = summary_grounding(summary, report_text)
+    counts = {"problems": len(summary.problems), "plans": len(summary.plans)}
+    minimum = {"problems": max(1, gold.problems_min), "plans": max(1, gold.plans_min)}
+    sections = {part: counts[part] >= minimum[part] for part in gold.must_sections}
+    return {
+        "doc": gold.doc,
+        "metadata": metadata,
+        "metadata_wrong": {n: str(getattr(summary, n)) for n, ok in metadata.items() if not ok},
+        "must_figures": len(gold.must_figures),
+        "figures_missing": missing,
+        "numbers": numbers,
+        "numbers_ungrounded": unfounded,
+        "sections": sections,
+        "section_counts": counts,
+        "ok": all(metadata.values()) and not missing and not unfounded and all(sections.values()),
+    }
+
+
+def summarize_summary_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregate summary metrics over reports (all in [0, 1])."""
+    meta_checks = [ok for r in rows for ok in r["metadata"].values()]
+    must = sum(r["must_figures"] for r in rows)
+    found = must - sum(len(r["figures_missing"]) for r in rows)
+    numbers = sum(r["numbers"] for r in rows)
+    unfounded = sum(len(r["numbers_ungrounded"]) for r in rows)
+    section_checks = [ok for r in rows for ok in r["sections"].values()]
+    return {
+        "n": len(rows),
+        "metadata_accuracy": round(mean(meta_checks), 4) if meta_checks else 1.0,
+        "figure_recall": round(found / must, 4) if must else 1.0,
+        "number_grounding": round((numbers - unfounded) / numbers, 4) if numbers else 1.0,
+        "section_completeness": round(mean(section_checks), 4) if section_checks else 1.0,
+        "rows": rows,
+    }
+
+
+SummaryFn = Callable[[SummaryGold], tuple[Any, str]]  # gold → (Summary, the report's clean text)
+
+
+def run_summaries(
+    golds: Sequence[SummaryGold], summarize_fn: SummaryFn, progress: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Summarize each gold report and score it; a report that fails to summarize scores as a failure."""
+    rows: list[dict[str, Any]] = []
+    for gold in golds:
+        started = time.perf_counter()
+        try:
+            summary, text = summarize_fn(gold)
+            row = score_summary(gold, summary, text)
+            row["prompt_refs"] = list(summary.prompt_refs)
+        except QAError as ex:
+            row = {
+                "doc": gold.doc, "metadata": {n: False for n in SUMMARY_META if getattr(gold, n) is not None},
+                "metadata_wrong": {}, "must_figures": len(gold.must_figures),
+                "figures_missing": list(gold.must_figures), "numbers": 0, "numbers_ungrounded": [],
+                "sections": {p: False for p in gold.must_sections}, "section_counts": {}, "ok": False,
+                "error": str(ex), "prompt_refs": [],
+            }  # fmt: skip
+        row["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        rows.append(row)
+        if progress:
+            progress()
+    return summarize_summary_rows(rows)
