@@ -10,11 +10,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa import extractive
+from qa import extractive, parts
+from qa.chunking import sections
 from qa.llm import ChatLLM
 from qa.numbers import find_numbers, ungrounded
 from qa.prompts import get_template
-from qa.retrieve import Retriever, named_reports, normalize, region_aliases, unknown_places
+from qa.retrieve import (
+    Retriever,
+    SearchResult,
+    asks_across_reports,
+    named_reports,
+    normalize,
+    region_aliases,
+    unknown_places,
+)
 from qa.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
 
 REFUSAL = extractive.REFUSAL
@@ -264,6 +273,40 @@ def condense(question: str, history: Sequence[Turn], records: Sequence[ReportRec
     return rewritten.splitlines()[0].strip() if rewritten else question
 
 
+# ---- whole parts (problems, plans) -------------------------------------------------------------
+
+
+def part_reports(question: str, result: SearchResult) -> list[str]:
+    """Whose part to read: the reports in scope when few or asked across, else the best hit's report."""
+    scoped = list(result.scope.reports)
+    if len(scoped) <= 3 or asks_across_reports(question):
+        return scoped
+    return [result.hits[0].chunk.report_id] if result.hits else []
+
+
+def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str) -> list[Source]:
+    """A question about a whole part (shortcomings, next year's plans) reads that whole part of each
+    report, not the top-k passages: lists taken from top-k miss points."""
+    sources: list[Source] = []
+    for report_id in report_ids:
+        record = retriever.store.get_report(report_id)
+        if record is None:
+            continue
+        text = retriever.store.report_text(report_id)
+        tops = [(s.title, s.start) for s in sections(text) if s.level == 1]
+        found = parts.locate(report_id, text, tops, part)
+        if found is None:
+            continue
+        chunk_ids = tuple(c.id for c in retriever.store.report_chunks(report_id)
+                          if c.start < found.end and c.end > found.start)  # fmt: skip
+        sources.append(Source(
+            n=len(sources) + 1, report_id=report_id, title=record.meta.title, section=found.section,
+            start=found.start, end=found.end, text=text[found.start : found.end], chunk_ids=chunk_ids,
+            region=record.meta.region, rank=len(sources),
+        ))  # fmt: skip
+    return sources
+
+
 # ---- the chain -----------------------------------------------------------------------------------
 
 
@@ -306,16 +349,28 @@ def ask(
     result = retriever.search(standalone, k=k, report_ids=report_ids, regions=regions, years=years)
     if not result.hits:
         return refuse("没有找到相关段落", result.scope.reports)
-    sources = build_sources(result.hits, context_chars)
+    part = parts.asked_part(standalone)
+    sources = part_sources(retriever, part_reports(standalone, result), part) if part else []
+    from_part = bool(sources)
+    sources = sources or build_sources(result.hits, context_chars)
     by_n = {s.n: s for s in sources}
     quotes: list[extractive.Quote] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
-    if llm is None:
+    if llm is None and from_part:
+        raw, quotes = extractive.list_points(sources)
+        if on_token:
+            on_token(raw)
+    elif llm is None:
         drop = [a for r in records for a in (r.meta.region, r.meta.issuer, *region_aliases(r))]
-        per_report = (
-            result.scope.reports if result.scope.reason == "named" and len(result.scope.reports) > 1 else ()
-        )
-        raw, quotes = extractive.answer(standalone, sources, drop=drop, per_report=per_report)
+        several = len(result.scope.reports) > 1
+        per_report: tuple[str, ...] = ()
+        if several and result.scope.reason == "named":
+            per_report = result.scope.reports
+        elif several and asks_across_reports(standalone):  # "哪些地区…": only the reports that say so
+            per_report = tuple(dict.fromkeys(h.chunk.report_id for h in result.hits))
+        asked = extractive.parse_question(standalone, drop, retriever.vocabulary())
+        raw, quotes = extractive.answer(asked, sources, per_report=per_report,
+                                        only_supported=result.scope.reason != "named")  # fmt: skip
         if on_token:
             on_token(raw)
     else:

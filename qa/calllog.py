@@ -39,6 +39,21 @@ CREATE TABLE IF NOT EXISTS responses (
 
 
 class CallLog:
+    FILE_NAME = "llm_calls.sqlite"
+    EMPTY_TOTALS = {
+        "calls": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+        "errors": 0,
+        "cached": 0,
+    }
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> CallLog:
+        """The call log of a data dir (QA_DATA_DIR)."""
+        return cls(data_dir / cls.FILE_NAME)
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
@@ -109,7 +124,9 @@ class CallLog:
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0),"
             " COALESCE(SUM(cost_usd), 0), SUM(error IS NOT NULL), SUM(cached) FROM calls"
         )
-        calls, prompt, completion, cost, errors, cached = rows[0] if rows else (0, 0, 0, 0, 0, 0)
+        if not rows:
+            return dict(self.EMPTY_TOTALS)
+        calls, prompt, completion, cost, errors, cached = rows[0]
         return {
             "calls": calls,
             "prompt_tokens": prompt,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from qa import parts
 from qa.chunking import heading_level
 from qa.numbers import find_numbers
 from qa.schemas import Source
@@ -43,16 +44,8 @@ _INSTRUCTION = re.compile(
     re.I,
 )
 _LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
-# Questions about a whole part of the report: its plans or its shortcomings.
-INTENTS = {
-    "plans": (
-        re.compile(r"安排|计划|下一步|打算|思路|明年|今后|将要|将如何|重点工作"),
-        re.compile(r"安排|计划|下一步|思路|打算|\d{4}年.*(?:工作|重点)"),
-    ),
-    "problems": (re.compile(r"不足|问题|短板|差距|困难|薄弱|欠缺"), re.compile(r"不足|问题|短板|差距|困难")),
-}
 _ASKED_UNIT = re.compile(
-    r"(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
+    r"(?<!哪)(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
 )
 
 
@@ -105,8 +98,14 @@ def _norm(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
-def question_terms(question: str, drop: Sequence[str] = ()) -> list[str]:
-    """Content bigrams (and lone characters) of a question, without region names, years and question words."""
+def question_terms(
+    question: str, drop: Sequence[str] = (), known: Collection[str] | None = None
+) -> list[str]:
+    """Content bigrams (and lone characters) of a question, without region names, years and question words.
+
+    known: the library's vocabulary. A term no report uses (那边, 案子, 一共…: colloquial wording, or a
+    bigram across two words) cannot tell passages apart, so it is left out; a term some *other* report
+    uses stays, so a question about a figure only another report has still finds no support here."""
     text = _norm(question)
     for name in sorted(drop, key=len, reverse=True):
         if name:
@@ -119,6 +118,8 @@ def question_terms(question: str, drop: Sequence[str] = ()) -> list[str]:
             terms.append(run)
         terms.extend(run[i : i + 2] for i in range(len(run) - 1))
     terms.extend(re.findall(r"[a-z]+|\d+(?:\.\d+)?", text))
+    if known is not None:
+        terms = [t for t in terms if t in known or t[0].isdigit()]
     return list(dict.fromkeys(terms))
 
 
@@ -136,49 +137,104 @@ def expected_units(question: str) -> set[str] | None:
         units.add("元")
     if units:
         return units
-    if re.search(r"多少|几[个件次项名人场家所户]|数量|人数|次数", q):
+    if re.search(r"(?<!哪)(?:多少|几[个件次项名人场家所户])|数量|人数|次数", q):
         return set()  # some number, any unit
     return None
 
 
-def _has_expected(sentence: str, units: set[str] | None) -> bool:
-    if units is None:
+_RATE = re.compile(r"([\u4e00-\u9fff]{2})率")
+_COUNTED = re.compile(
+    r"(?<!哪)(?:多少|几)\s*(?:人次|场次|件次|户次|[件起宗人名次场期项条类个家所处户位座轮单])\s*[“\"「]?([\u4e00-\u9fff]{2,6})"
+)
+_QUOTES = '“”"「」『』 '
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question asks for, read once: its content terms, the kind of number, and what is counted."""
+
+    question: str
+    terms: tuple[str, ...]
+    units: frozenset[str] | None  # None: no number asked for; empty: some number, any unit
+    rate: str | None = None  # "败诉率" in "败诉率是多少": a percentage must be that rate
+    counted: str | None = None  # "法律明白人" in "多少名法律明白人": a count must be of that
+    part: str | None = None  # plans | problems: the question is about that part of a report
+    wants_list: bool = False
+
+
+def parse_question(question: str, drop: Sequence[str] = (), known: Collection[str] | None = None) -> Asked:
+    """drop: names (regions, issuers) that select a report rather than describe the answer.
+    known: the library's vocabulary; the rate and counted noun are only kept when reports use them."""
+    q = _norm(question)
+    units = expected_units(question)
+    rates = [m.group(0) for m in _RATE.finditer(q) if m.group(1)[-1] not in "比效频概"]
+    counted = _COUNTED.search(q)
+    noun = counted.group(1) if counted else None
+    if noun and known is not None and noun[:2] not in known:
+        noun = None  # 几件“案子”: a colloquial word no report uses names nothing to attach to
+    return Asked(
+        question=question,
+        terms=tuple(question_terms(question, drop, known)),
+        units=frozenset(units) if units is not None else None,
+        rate=rates[0] if rates else None,
+        counted=noun,
+        part=parts.asked_part(question),
+        wants_list=bool(_LIST_QUESTION.search(question)),
+    )
+
+
+def states_asked_number(sentence: str, asked: Asked) -> bool:
+    """Does the sentence state the kind of number asked for — and, when the question names a rate or
+    what is counted, a number attached to it (not 出庭应诉率 for 败诉率, not 1名法律顾问 for 法律明白人)?"""
+    if asked.units is None:
         return True
     numbers = [n for n in find_numbers(sentence) if n.unit != "date"]
-    if not units:
-        return bool(numbers)
-    return any(n.unit in units for n in numbers)
+    candidates = [n for n in numbers if not asked.units or n.unit in asked.units]
+    if not candidates:
+        return False
+    # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone
+    if asked.rate and "%" in asked.units:
+        percents = [n for n in candidates if n.unit == "%"]
+        if percents and not any(asked.rate in sentence[max(0, n.start - 15) : n.start] for n in percents):
+            return False
+    if asked.counted:
+        counts = [n for n in candidates if n.unit != "%"]
+        noun = asked.counted
+        attached = [
+            n for n in counts
+            if sentence[n.end :].lstrip(_QUOTES).startswith(noun[:2]) or noun in sentence[max(0, n.start - 12) : n.start]
+        ]  # fmt: skip
+        if counts and not attached:
+            return False
+    return True
 
 
 def score_sentences(
-    question: str, sentences: Sequence[Sentence], drop: Sequence[str] = (), min_section_coverage: float = 0.5
+    asked: Asked, sentences: Sequence[Sentence], min_section_coverage: float = 0.5
 ) -> list[tuple[float, float, Sentence]]:
     """(score, term coverage, sentence) for each sentence, best first."""
-    terms = question_terms(question, drop)
-    if not terms or not sentences:
+    if not asked.terms or not sentences:
         return []
     normed = [_norm(s.text) for s in sentences]
     total = len(sentences)
-    idf = {t: math.log(1 + total / (1 + sum(t in s for s in normed))) + 0.5 for t in terms}
+    idf = {t: math.log(1 + total / (1 + sum(t in s for s in normed))) + 0.5 for t in asked.terms}
     # Lone characters count for little; numbers named in the question count double.
     weight = {
         t: idf[t] * (0.3 if len(t) == 1 and not t.isdigit() else 2.0 if t[0].isdigit() else 1.0)
-        for t in terms
+        for t in asked.terms
     }
     denominator = sum(weight.values())
-    units = expected_units(question)
     scored = []
-    sections = [_norm(s.source.section) for s in sentences]
-    intents = [section_re for question_re, section_re in INTENTS.values() if question_re.search(question)]
-    for sentence, text, section in zip(sentences, normed, sections, strict=True):
+    for sentence, text in zip(sentences, normed, strict=True):
+        section = _norm(sentence.source.section)
         # Terms found only in the section heading count for less than terms in the sentence itself.
         coverage = (
             sum(w if t in text else 0.6 * w if t in section else 0.0 for t, w in weight.items()) / denominator
         )
         score = coverage
-        if units is not None:
-            score = score + 0.25 if _has_expected(sentence.text, units) else score * 0.5
-        if intents and any(r.search(section.split(" > ")[0]) for r in intents):
+        if asked.units is not None:
+            score = score + 0.25 if states_asked_number(sentence.text, asked) else score * 0.5
+        if asked.part and asked.part in parts.classify(parts.top_section(sentence.source.section)):
             coverage = max(coverage, min_section_coverage)  # a sentence of the asked-for part of the report
             score = max(score, coverage)
         score += 0.08 / (1 + sentence.source.rank)  # the retriever's opinion breaks near-ties
@@ -188,51 +244,76 @@ def score_sentences(
 
 
 def answer(
-    question: str,
+    asked: Asked,
     sources: Sequence[Source],
     *,
-    drop: Sequence[str] = (),
     per_report: Sequence[str] = (),
+    only_supported: bool = False,
     min_coverage: float = 0.5,
 ) -> tuple[str, list[Quote]]:
-    """Quote the best-supported sentence(s). per_report: answer for each of these reports separately."""
+    """Quote the best-supported sentence(s). per_report: answer for each of these reports separately
+    (only_supported: leave out the reports that do not say, as for "哪些地区…")."""
     sentences = sentences_of(sources)
     if len(per_report) > 1:
         lines: list[str] = []
         quotes: list[Quote] = []
         for report_id in per_report:
             own = [s for s in sentences if s.source.report_id == report_id]
-            text, found = _best(question, own, drop, min_coverage)
+            text, found = _best(asked, own, min_coverage)
             label = next((s.source.region or s.source.title for s in own), report_id)
-            lines.append(f"{label}：{text}" if found else f"{label}：{REFUSAL}")
+            if found or not only_supported:
+                lines.append(f"{label}：{text}" if found else f"{label}：{REFUSAL}")
             quotes.extend(found)
         if not quotes:
             return REFUSAL, []
         return "\n".join(lines), quotes
-    text, quotes = _best(question, sentences, drop, min_coverage)
+    text, quotes = _best(asked, sentences, min_coverage)
     if not quotes:
         return REFUSAL, []
-    label = quotes[0] and next(s.source for s in sentences if s.source.n == quotes[0].n)
-    prefix = f"{label.region or label.title}：" if label else ""
-    return prefix + text, quotes
+    label = next(s.source for s in sentences if s.source.n == quotes[0].n)
+    return f"{label.region or label.title}：" + text, quotes
 
 
-def _best(
-    question: str, sentences: Sequence[Sentence], drop: Sequence[str], min_coverage: float
-) -> tuple[str, list[Quote]]:
-    scored = score_sentences(question, sentences, drop, min_coverage)
+def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, list[Quote]]:
+    """A whole part of a report (its shortcomings, its plans) as the points it lists, each quoted with its
+    citation; a part that lists no points is quoted by its first sentences."""
+    blocks: list[str] = []
+    quotes: list[Quote] = []
+    for source in sources:
+        spans = [
+            p for p in parts.points(source.text) if not _INSTRUCTION.search(source.text[p.start : p.end])
+        ]
+        if spans:
+            picked = [Quote(source.n, source.text[p.start : p.end], source.start + p.start, source.start + p.end)
+                      for p in spans[:max_points]]  # fmt: skip
+        else:
+            picked = [Quote(source.n, s.text, s.start, s.end) for s in sentences_of([source])
+                      if heading_level(s.text) != 1][:3]  # fmt: skip
+        if not picked:
+            continue
+        label = source.region or source.title or source.report_id
+        section = re.sub(r"^[一二三四五六七八九十]+、", "", source.section)
+        # the part's own title is quoted from the source too, so it carries the citation
+        blocks.append(f"{label}（{section}）[{source.n}]：\n" + "\n".join(f"{q.text}[{q.n}]" for q in picked))
+        quotes.extend(picked)
+    if not quotes:
+        return REFUSAL, []
+    return "\n".join(blocks), quotes
+
+
+def _best(asked: Asked, sentences: Sequence[Sentence], min_coverage: float) -> tuple[str, list[Quote]]:
+    scored = score_sentences(asked, sentences, min_coverage)
     if not scored:
         return REFUSAL, []
-    units = expected_units(question)
     best_score, best_coverage, best = scored[0]
-    if best_coverage < min_coverage or not _has_expected(best.text, units):
+    if best_coverage < min_coverage or not states_asked_number(best.text, asked):
         return REFUSAL, []
     chosen = [best]
-    if _LIST_QUESTION.search(question) or any(q.search(question) for q, _ in INTENTS.values()):
-        # "有哪些安排/不足": the points (headings, 一是…) of that part of the report, in order.
-        top = best.source.section.split(" > ")[0]
+    if asked.wants_list or asked.part:
+        # "有哪些举措": the points (headings, 一是…) of that section of the report, in order.
+        top = parts.top_section(best.source.section)
         points = [s for _, c, s in scored if c >= min_coverage and heading_level(s.text)
-                  and s.source.report_id == best.source.report_id and s.source.section.split(" > ")[0] == top]  # fmt: skip
+                  and s.source.report_id == best.source.report_id and parts.top_section(s.source.section) == top]  # fmt: skip
         if len(points) >= 2:
             # The part's own title, then its points at the highest level present: （一）… before 一是…
             levels = sorted({heading_level(p.text) for p in points} - {1})
@@ -247,7 +328,7 @@ def _best(
         if sentence.source.report_id != best.source.report_id:
             continue
         new_numbers = {n.key for n in find_numbers(sentence.text)} - {n.key for n in find_numbers(best.text)}
-        if new_numbers and _has_expected(sentence.text, units):
+        if new_numbers and states_asked_number(sentence.text, asked):
             chosen.append(sentence)
             break
     chosen.sort(key=lambda s: s.position)

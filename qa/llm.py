@@ -5,6 +5,8 @@ Vendor errors become ProviderError/ConfigError here, with what failed and what t
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -72,6 +74,12 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
         raise ProviderError(f"{what}: {where} sent a response that is not valid OpenAI JSON") from ex
     except openai.OpenAIError as ex:
         raise ProviderError(f"{what}: {where}: {ex}") from ex
+    except json.JSONDecodeError as ex:
+        # The SDK lets a 200 whose body (or SSE event) is not JSON escape as a bare JSONDecodeError.
+        raise ProviderError(
+            f"{what}: {where} sent a response that is not JSON ({ex.msg} at char {ex.pos}); check that "
+            "the base URL points at an OpenAI-compatible API (it usually ends with /v1)"
+        ) from ex
 
 
 def _detail(ex: Any) -> str:
@@ -113,6 +121,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+_SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{4}|\d{8}|latest)$")
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
@@ -129,7 +140,11 @@ def cost_of(
 ) -> float | None:
     """Cost in USD from a price table; None when the model has no price (shown as unknown, never guessed)."""
     table = {**DEFAULT_PRICES, **prices}
-    price = table.get(model) or next((p for name, p in table.items() if model.startswith(name + "-")), None)
+    price = table.get(model)
+    if price is None:
+        # A dated or pinned snapshot (gpt-4o-2024-08-06, qwen-plus-latest) costs what its family costs;
+        # another model that merely shares a prefix (gpt-4.1-nano vs gpt-4.1) is unknown, never guessed.
+        price = table.get(_SNAPSHOT.sub("", model))
     if price is None:
         return None
     return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 6)
@@ -169,14 +184,18 @@ class ChatLLM:
         prompt_ref: str,
         on_token: Callable[[str], None] | None = None,
         json_schema: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
     ) -> Completion:
-        params: dict[str, Any] = {"temperature": self.temperature}
+        """One chat completion (streamed when on_token is given). params: extra request fields (seed,
+        temperature…) that also key the cache, e.g. the judge's N runs of one prompt."""
+        params = {"temperature": self.temperature, **(params or {})}
         if json_schema is not None:
             params["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": prompt_ref.split("@")[0], "schema": json_schema},
             }
-        key = CallLog.cache_key(self.model, messages, params) if self.cache else None
+        # the endpoint is part of the key: one model name on two servers is two models
+        key = CallLog.cache_key(f"{self.model}@{self.endpoint}", messages, params) if self.cache else None
         if key and self.log:
             hit = self.log.cached(key)
             if hit is not None:

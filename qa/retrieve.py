@@ -79,6 +79,7 @@ class _Lexical:
     chunks: list[Chunk]
     versions: np.ndarray
     bm25: object | None
+    vocabulary: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,14 @@ class Retriever:
         versions = np.array([c.version for c in chunks])
         if not chunks:
             return _Lexical(signature, [], versions, None)
+        tokens = [tokenize(f"{c.section} {c.text}") for c in chunks]
         index = bm25s.BM25()
-        index.index([tokenize(f"{c.section} {c.text}") for c in chunks], show_progress=False)
-        return _Lexical(signature, chunks, versions, index)
+        index.index(tokens, show_progress=False)
+        return _Lexical(signature, chunks, versions, index, frozenset(t for ts in tokens for t in ts))
+
+    def vocabulary(self) -> frozenset[str]:
+        """Every token (CJK unigram/bigram, word, number) the stored reports use."""
+        return self.lexical_index(self.store.reports()).vocabulary
 
     def bm25(
         self, question: str, versions: Sequence[str], records: Sequence[ReportRecord], n: int
@@ -196,7 +202,35 @@ class Retriever:
             ranked.append((self.dense(question, versions, pool), self.settings.dense_weight, "dense"))
         if mode in ("hybrid", "bm25"):
             ranked.append((self.bm25(question, versions, records, pool), self.settings.bm25_weight, "bm25"))
-        return SearchResult(fuse(ranked, k, self.settings.rrf_k), scope, records)
+        fused = fuse(ranked, pool, self.settings.rrf_k)
+        if len(selected) > 1 and (scope.reason == "named" or asks_across_reports(question)):
+            return SearchResult(diversify(fused, k), scope, records)
+        return SearchResult(fused[:k], scope, records)
+
+
+# "哪些地区…", "各区…", "A和B分别…": the answer is spread over reports, so each report gets a turn.
+_ACROSS = re.compile(
+    r"哪(?:些|几个|个|一个)(?:地区|区县|区|县|市|地方|单位)|哪(?:一|几)?份报告|各(?:个)?(?:地区|区县|区|县|报告)"
+    r"|(?:几|五|多)份报告|所有报告|分别|对比|比较|相比|异同"
+)
+
+
+def asks_across_reports(question: str) -> bool:
+    return bool(_ACROSS.search(unicodedata.normalize("NFKC", question)))
+
+
+def diversify(hits: Sequence[Hit], k: int) -> list[Hit]:
+    """Round-robin over reports (each report's hits in rank order; reports ordered by their best hit)."""
+    by_report: dict[str, list[Hit]] = {}
+    for hit in hits:
+        by_report.setdefault(hit.chunk.report_id, []).append(hit)
+    queues = list(by_report.values())  # insertion order = order of each report's best hit
+    picked: list[Hit] = []
+    depth = 0
+    while len(picked) < k and any(depth < len(q) for q in queues):
+        picked.extend(q[depth] for q in queues if depth < len(q))
+        depth += 1
+    return picked[:k]
 
 
 def fuse(ranked: Sequence[tuple[list[Chunk], float, str]], k: int, rrf_k: int = 60) -> list[Hit]:
@@ -229,7 +263,7 @@ def unknown_places(question: str, records: Sequence[ReportRecord]) -> list[str]:
         if {normalize(c) for c in candidates} & known or any(normalize(stem[-2:]) in k for k in known):
             continue
         name = stem[-2:] + suffix
-        if _GENERIC_PLACE.match(name) or re.search(r"[哪何啥么]", stem[-2:]):
+        if _GENERIC_PLACE.match(name) or re.search(r"[哪何啥么些几个各每]", stem):
             continue
         unknown.append(name)
     return unknown

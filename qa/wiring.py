@@ -28,7 +28,7 @@ def open_services(settings: Settings) -> Services:
 
 
 def call_log(settings: Settings) -> CallLog:
-    return CallLog(settings.data_dir / "llm_calls.sqlite")
+    return CallLog.in_dir(settings.data_dir)
 
 
 def make_llm(settings: Settings, engine: str | None = None) -> ChatLLM | None:

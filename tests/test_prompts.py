@@ -41,6 +41,8 @@ REDUCE = {"title": SOURCES[0]["title"], "meta": META, "notes": NOTES, "overview_
 VARIABLES["summary_map"] = {"title": SOURCES[0]["title"], "passages": PASSAGES}
 VARIABLES["summary_rule_of_law"] = REDUCE
 VARIABLES["summary_generic"] = REDUCE
+VARIABLES["judge"] = {"question": "淄川区办理行政复议案件多少件？", "gold": "151件",
+                      "answer": "淄川区：办理行政复议案件151件,审结67件。[1]"}  # fmt: skip
 
 
 def _render(template_id: str) -> str:

@@ -1,0 +1,118 @@
+"""The parts of an annual report (opening, measures, problems, plans) and the points each part lists.
+
+Reports put their shortcomings and next-year plans in their own top-level sections (二、存在的不足 /
+三、2025年工作安排), sometimes in one (存在的问题及下步打算), and list points as （一）… headings, as
+一是…二是… inside a paragraph, or as 1. lines. Pure functions over text and chunks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_CN = "一二三四五六七八九十"
+PROBLEMS = re.compile(r"不足|问题|短板|差距|困难|薄弱")
+PLANS = re.compile(r"安排|计划|下一步|下步|打算|思路|展望|工作重点")
+# A question asks for a whole part: its shortcomings, or what comes next.
+_ASKS_PROBLEMS = re.compile(r"不足|存在(?:哪些|什么|的)?问题|哪些问题|什么问题|短板|差距|困难|薄弱环节")
+_ASKS_PLANS = re.compile(
+    r"(?:下一步|下步|今后|明年|来年|\d{4}\s*年)(?:的|有|将|要)?(?:哪些|什么)?(?:主要|重点)?(?:工作)?"
+    r"(?:计划|安排|打算|思路|重点|部署)|工作(?:计划|安排|打算|思路|重点)|(?:主要|重点)(?:计划|安排)"
+    r"|有何(?:计划|打算)|打算怎么|将如何|计划(?:安排)?(?:有哪些|是什么|包括)|安排(?:有哪些|是什么|包括)"
+)
+_PLANS_START = re.compile(r"(?:^|(?<=[。\n]))\s*(?:下一步|下步|今后|明年)")
+
+
+def classify(section_title: str) -> str:
+    """A top-level section title → opening | measures | problems | plans | problems+plans."""
+    if not section_title:
+        return "opening"
+    problems, plans = bool(PROBLEMS.search(section_title)), bool(PLANS.search(section_title))
+    if problems and plans:
+        return "problems+plans"
+    return "plans" if plans else "problems" if problems else "measures"
+
+
+def asked_part(question: str) -> str | None:
+    """'plans' or 'problems' when a question asks for that whole part of a report, else None."""
+    if _ASKS_PLANS.search(question):
+        return "plans"
+    if _ASKS_PROBLEMS.search(question):
+        return "problems"
+    return None
+
+
+def top_section(section_path: str) -> str:
+    return section_path.split(" > ")[0]
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # offsets into the text given
+    end: int
+
+
+def part_span(text: str, kind: str, part: str) -> Span | None:
+    """Where a part lies inside a section's text; a combined section splits at 下一步/下步/今后."""
+    if kind == part:
+        return Span(0, len(text))
+    if kind != "problems+plans":
+        return None
+    turn = _PLANS_START.search(text, 1)
+    split = turn.start() if turn else len(text)
+    return Span(split, len(text)) if part == "plans" else Span(0, split)
+
+
+_HEAD_LINE = re.compile(rf"(?m)^[ \t\u3000]*[（(][{_CN}]+[)）]")
+_NUM_LINE = re.compile(r"(?m)^[ \t\u3000]*\d{1,2}[.．、](?!\d)")
+_INLINE = re.compile(rf"(?:^|(?<=[\n。；;：:，,]))[ \t\u3000]*([{_CN}])是")
+_POINT_END = re.compile(r"[。；;！？\n]")
+MAX_POINT = 60
+
+
+def points(text: str) -> list[Span]:
+    """The points a part lists, each as the span of its opening clause: （一）… headings first, else
+    一是/二是… in order (inline or at line starts), else 1./2. lines. [] when it lists none."""
+    for pattern in (_HEAD_LINE, _NUM_LINE):
+        starts = [m.end() - len(m.group().lstrip(" \t\u3000")) for m in pattern.finditer(text)]
+        if len(starts) >= 2:
+            return [_headline(text, s) for s in starts]
+    ordered: list[int] = []
+    for match in _INLINE.finditer(text):
+        if _CN.index(match.group(1)) == len(ordered):  # 一是, 二是, 三是… in sequence only
+            ordered.append(match.start(1))
+    return [_headline(text, s) for s in ordered] if len(ordered) >= 2 else []
+
+
+def _headline(text: str, start: int) -> Span:
+    stop = _POINT_END.search(text, start)
+    end = stop.end() if stop and stop.group() in "。；;！？" else (stop.start() if stop else len(text))
+    if end - start > MAX_POINT:  # a long first sentence: cut at the last comma inside the limit
+        commas = [m.start() for m in re.finditer(r"[，,]", text[start : start + MAX_POINT])]
+        end = start + commas[-1] if commas else start + MAX_POINT
+    return Span(start, end)
+
+
+@dataclass(frozen=True)
+class PartText:
+    """A part of one report as one contiguous stretch of its clean text."""
+
+    report_id: str
+    kind: str  # problems | plans
+    section: str  # the top-level section it sits in
+    start: int  # offsets into the report's clean text
+    end: int
+
+
+def locate(
+    report_id: str, text: str, section_starts: Sequence[tuple[str, int]], part: str
+) -> PartText | None:
+    """Find a part in a report from its top-level sections [(title, start offset)] in order."""
+    for i, (title, start) in enumerate(section_starts):
+        kind = classify(title)
+        end = section_starts[i + 1][1] if i + 1 < len(section_starts) else len(text)
+        span = part_span(text[start:end], kind, part)
+        if span is not None and span.end > span.start:
+            return PartText(report_id, part, title, start + span.start, start + span.end)
+    return None
