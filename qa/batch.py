@@ -7,11 +7,11 @@ import csv
 import io
 import json
 import os
+import queue
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +22,18 @@ from qa.config import Settings
 from qa.errors import QAError
 from qa.ingest import collect_files, ingest_version, load_document
 from qa.llm import ChatLLM, cost_of
+from qa.prompts import get_template
 from qa.render import summary_markdown
 from qa.store import Store
-from qa.summarize import ReportView, Summary, choose_template, section_batches, summarize_report
+from qa.summarize import (
+    MAP,
+    ReportView,
+    Summary,
+    choose_template,
+    section_batches,
+    summarize_report,
+    summary_refs,
+)
 
 INDEX_FIELDS = ["report_id", "title", "region", "year", "publish_date", "engine", "model", "template",
                 "key_figures", "unverified", "prompt_tokens", "completion_tokens", "cost_usd", "created_at",
@@ -76,16 +85,27 @@ def read_summary(path: Path) -> Summary | None:
         return None
 
 
-def is_current(json_path: Path, source_hash: str, template_ref: str, engine: str, model: str | None) -> bool:
-    """Skip a report whose summary was made from the same bytes, template, engine and model."""
+def is_current(json_path: Path, source_hash: str, template_ref: str, engine: str, model: str | None,
+               prompt_refs: Sequence[str] | None = None) -> bool:  # fmt: skip
+    """Skip a report whose summary was made from the same bytes, template (and prompts), engine and model,
+    and whose Markdown is there too."""
     existing = read_summary(json_path) if json_path.exists() else None
     return bool(
         existing
+        and json_path.with_suffix(".md").exists()
         and existing.source_hash == source_hash
         and existing.template == template_ref
         and existing.engine == engine
         and existing.model == model
+        and (prompt_refs is None or existing.prompt_refs == list(prompt_refs))
     )
+
+
+def _current(view: ReportView, out_dir: Path, template: str | None, llm_model: str | None) -> bool:
+    chosen = choose_template(view, template)
+    return is_current(output_paths(out_dir, view.report_id)[0], view.source_hash, chosen.ref,
+                      "llm" if llm_model else "extractive", llm_model,
+                      summary_refs(chosen, llm_model is not None))  # fmt: skip
 
 
 @dataclass
@@ -107,63 +127,119 @@ class BatchPlan:
     failed: list[BatchItem] = field(default_factory=list)
 
 
-def plan(paths: Sequence[Path]) -> BatchPlan:
+def plan(paths: Sequence[Path], out_dir: Path | None = None) -> BatchPlan:
+    """The report files under the paths, leaving out the output folder (its .md summaries are not reports).
+    Two files with the same name would write the same summary: the second one fails instead of silently
+    overwriting the first."""
     files, failed = collect_files(paths)
-    return BatchPlan(files, [BatchItem(r.path, None, "failed", r.reason) for r in failed])
+    if out_dir is not None:
+        out = out_dir.resolve()
+        files = [f for f in files if not f.resolve().is_relative_to(out)]
+    items = [BatchItem(r.path, None, "failed", r.reason) for r in failed]
+    seen: dict[str, Path] = {}
+    unique: list[Path] = []
+    for path in files:
+        first = seen.setdefault(path.name, path)
+        if first is path:
+            unique.append(path)
+        elif first.resolve() != path.resolve():
+            items.append(BatchItem(str(path), path.name, "failed",
+                                   f"same file name as {first}: both would write {path.name}.json; rename one"))  # fmt: skip
+    return BatchPlan(unique, items)
+
+
+# Rough: Chinese text runs ~0.8 tokens a character with current tokenizers; the reduce prompt carries the
+# map notes, and every reply is JSON of about a third of what it summarises.
+TOKENS_PER_CHAR = 0.8
+NOTES_RATIO = 0.35
 
 
 def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, model: str | None,
              out_dir: Path, template: str | None = None, force: bool = False) -> dict:  # fmt: skip
-    """What a run would do and cost, without any LLM call. Tokens ≈ characters / 1.5 for Chinese text."""
-    todo, skipped, failed, chars, calls = 0, 0, 0, 0, 0
+    """What a run would do and cost, without any LLM call: the map prompts are rendered exactly, the reduce
+    prompt and the replies are estimated. `rows` has one entry per report."""
+    rows: list[dict] = []
+    mapper = get_template(MAP) if model else None
     for path in files:
+        row: dict = {"path": str(path), "report_id": None, "status": "to summarize", "llm_calls": 0,
+                     "est_prompt_tokens": 0, "est_completion_tokens": 0, "reason": ""}  # fmt: skip
+        rows.append(row)
         try:
             view = view_from_file(path, settings, embedder_name)
-        except QAError:
-            failed += 1
-            continue
-        ref = choose_template(view, template).ref
-        if not force and is_current(output_paths(out_dir, view.report_id)[0], view.source_hash, ref,
-                                    "llm" if model else "extractive", model):  # fmt: skip
-            skipped += 1
-            continue
-        todo += 1
-        chars += len(view.text)
-        calls += len(section_batches(view.chunks)) + 1
-    prompt_tokens = int(chars / 1.5 * 1.4 + calls * 450) if model else 0
-    completion_tokens = int(chars / 1.5 * 0.45) if model else 0
+            row["report_id"] = view.report_id
+            if not force and _current(view, out_dir, template, model):
+                row["status"] = "up to date"
+                continue
+            if mapper is None:
+                continue
+            chosen = choose_template(view, template)
+            batches = section_batches(view.chunks)
+            map_chars = sum(
+                len(m["content"])
+                for batch in batches
+                for m in mapper.render(title=view.meta.title or view.report_id,
+                                       passages=[{"id": c.id, "section": c.section, "text": c.text} for c in batch])
+            )  # fmt: skip
+            notes_chars = int(len(view.text) * NOTES_RATIO)
+            reduce_chars = len(chosen.system) + len(chosen.user) + notes_chars + 200
+            row["llm_calls"] = len(batches) + 1
+            row["est_prompt_tokens"] = int((map_chars + reduce_chars) * TOKENS_PER_CHAR)
+            row["est_completion_tokens"] = int((notes_chars + notes_chars * 0.6) * TOKENS_PER_CHAR)
+        except QAError as ex:
+            row["status"], row["reason"] = "unreadable", str(ex)
+    todo = [r for r in rows if r["status"] == "to summarize"]
+    prompt_tokens = sum(r["est_prompt_tokens"] for r in todo)
+    completion_tokens = sum(r["est_completion_tokens"] for r in todo)
+    for row in todo:
+        row["est_cost_usd"] = (cost_of(model, row["est_prompt_tokens"], row["est_completion_tokens"],
+                                       settings.prices) if model else 0.0)  # fmt: skip
     return {
-        "reports": len(files), "to_summarize": todo, "up_to_date": skipped, "unreadable": failed,
-        "llm_calls": calls if model else 0, "est_prompt_tokens": prompt_tokens,
+        "reports": len(files), "to_summarize": len(todo),
+        "up_to_date": sum(r["status"] == "up to date" for r in rows),
+        "unreadable": sum(r["status"] == "unreadable" for r in rows),
+        "llm_calls": sum(r["llm_calls"] for r in todo), "est_prompt_tokens": prompt_tokens,
         "est_completion_tokens": completion_tokens,
         "est_cost_usd": cost_of(model, prompt_tokens, completion_tokens, settings.prices) if model else 0.0,
+        "rows": rows,
     }  # fmt: skip
 
 
 def summarize_one(path: Path, out_dir: Path, settings: Settings, embedder_name: str, llm: ChatLLM | None,
                   template: str | None, force: bool, strict: bool) -> BatchItem:  # fmt: skip
+    """One report, never raising: any failure becomes a failed item with the reason."""
     started = time.perf_counter()
     item = BatchItem(str(path))
     try:
         view = view_from_file(path, settings, embedder_name)
         item.report_id = view.report_id
         json_path, md_path = output_paths(out_dir, view.report_id)
-        ref = choose_template(view, template).ref
-        if not force and is_current(json_path, view.source_hash, ref, "llm" if llm else "extractive",
-                                    llm.model if llm else None):  # fmt: skip
+        if not force and _current(view, out_dir, template, llm.model if llm else None):
             item.status = "skipped"
             return item
         summary = summarize_report(view, llm, template=template, strict=strict)
-        atomic_write(json_path, summary.model_dump_json(indent=2))
+        # The JSON goes last: it is what marks a report done, so a run killed between the two writes
+        # redoes the report instead of skipping it with a stale Markdown.
         atomic_write(md_path, summary_markdown(summary, {c.id: c.section for c in view.chunks}))
+        atomic_write(json_path, summary.model_dump_json(indent=2))
         item.status = "ok"
         item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
         item.cost_usd, item.unverified = summary.cost_usd, summary.unverified
     except QAError as ex:
         item.status, item.reason = "failed", str(ex)
+    except Exception as ex:  # a bug must cost one report, not the batch
+        item.status, item.reason = "failed", f"internal error {type(ex).__name__}: {ex} (please report it)"
     finally:
         item.seconds = time.perf_counter() - started
     return item
+
+
+def remove_stale_temp_files(out_dir: Path) -> int:
+    """Temporary files a killed run left behind (atomic_write's .NAME.XXXX.tmp): never read, safe to drop."""
+    removed = 0
+    for tmp in out_dir.glob(".*.tmp") if out_dir.is_dir() else []:
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def run_batch(
@@ -180,25 +256,40 @@ def run_batch(
     on_done: Callable[[BatchItem], None] | None = None,
 ) -> list[BatchItem]:
     """Summarize files with at most `concurrency` reports (so LLM calls) in flight; one failing report never
-    stops the batch; the index is rewritten at the end, also after an interrupt."""
+    stops the batch; the index is rewritten at the end, also after an interrupt.
+
+    Workers are daemon threads: on Ctrl-C the main thread writes the index and returns at once, and the
+    reports in flight are dropped (their files are written atomically, so nothing half-written remains).
+    """
+    remove_stale_temp_files(out_dir)
+    todo: queue.SimpleQueue[Path] = queue.SimpleQueue()
+    for path in files:
+        todo.put(path)
+    results: queue.SimpleQueue[BatchItem] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                path = todo.get_nowait()
+            except queue.Empty:
+                return
+            results.put(summarize_one(path, out_dir, settings, embedder_name, llm, template, force, strict))
+
     items: list[BatchItem] = []
-    lock = threading.Lock()
-    executor = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="summarize")
-    pending: set[Future] = set()
     try:
-        for path in files:
-            pending.add(executor.submit(summarize_one, path, out_dir, settings, embedder_name, llm, template,
-                                        force, strict))  # fmt: skip
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in done:
-                item = future.result()
-                with lock:
-                    items.append(item)
-                if on_done:
-                    on_done(item)
+        for n in range(min(max(1, concurrency), len(files))):
+            threading.Thread(target=worker, name=f"summarize-{n}", daemon=True).start()
+        while len(items) < len(files):
+            try:
+                item = results.get(timeout=0.2)  # a timeout keeps Ctrl-C deliverable to this thread
+            except queue.Empty:
+                continue
+            items.append(item)
+            if on_done:
+                on_done(item)
     finally:
-        executor.shutdown(wait=not pending, cancel_futures=True)
+        stop.set()
         write_index(out_dir)
     return items
 

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -254,9 +253,16 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.wiring import call_log
+    from qa.calllog import CallLog  # not qa.wiring: reading the log needs no store or model
 
-    log = call_log(settings)
+    path = settings.data_dir / CallLog.FILE_NAME
+    if not path.is_file():  # do not create a data dir just to say it is empty
+        if args.json:
+            out.print_json(data={"recent": [], "totals": CallLog.EMPTY_TOTALS})
+        else:
+            out.print(f"no LLM calls logged yet in {escape(str(path))} (the offline engine makes none)")
+        return 0
+    log = CallLog(path)
     rows = log.recent(args.limit)
     totals = log.totals()
     if args.json:
@@ -265,14 +271,17 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         out.print("no LLM calls logged yet (the offline engine makes none)")
         return 0
-    table = Table(
-        "time", "prompt", "model", "tokens in/out", "ms", "cost $", "error", box=None, header_style="bold"
-    )
+    table = Table(box=None, header_style="bold")
+    # On a narrow or piped console (80 columns) only the error may fold: time and prompt ref stay whole.
+    for name in ("time", "prompt", "model", "in/out", "ms", "cost $"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("error", overflow="fold", min_width=20)
     for row in reversed(rows):
         cost = "cached" if row["cached"] else ("—" if row["cost_usd"] is None else f"{row['cost_usd']:.5f}")
-        table.add_row(row["time"], row["prompt_ref"] or "", row["model"] or "",
+        error = (row["error"] or "").removeprefix(f"model {row['model']}: ")
+        table.add_row(row["time"].replace("T", " ")[5:], row["prompt_ref"] or "", row["model"] or "",
                       f"{row['prompt_tokens'] or 0}/{row['completion_tokens'] or 0}",
-                      f"{row['latency_ms']:.0f}", cost, escape((row["error"] or "")[:60]))  # fmt: skip
+                      f"{row['latency_ms']:.0f}", cost, escape(error[:80]))  # fmt: skip
     out.print(table)
     out.print(
         f"{totals['calls']} calls, {totals['prompt_tokens']}+{totals['completion_tokens']} tokens, "
@@ -281,147 +290,289 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _git_commit() -> str | None:
+    """The commit this run's code is at (with -dirty for uncommitted changes); None outside git."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "") if commit else None
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.answer import ask
-    from qa.embeddings import make_embedder
-    from qa.evaluate import load_dataset, run_qa, run_retrieval
-    from qa.ingest import ingest_paths
-    from qa.retrieve import Retriever
-    from qa.store import Store
+    from qa import evalreport, gate, history, judge
+    from qa.batch import atomic_write
+    from qa.evalrun import EvalOptions, dataset_sha, run_eval
+    from qa.evaluate import load_dataset, load_summary_gold
     from qa.wiring import make_llm
 
-    docs = Path(args.docs)
+    docs, dataset = Path(args.docs), Path(args.dataset)
     if not docs.is_dir():
         raise InputError("--docs must be a folder of reports", str(docs))
-    cases = load_dataset(Path(args.dataset), docs)
+    cases = load_dataset(dataset, docs)
+    golds = load_summary_gold(Path(args.summary_gold), docs) if args.summary_gold else None
+    baseline = gate.load_baseline(Path(args.baseline)) if args.baseline and not args.update_baseline else None
+    if args.update_baseline and not args.baseline:
+        raise InputError("--update-baseline needs --baseline FILE (the file to write)")
     llm = None if args.retrieval_only else make_llm(settings, args.engine)
-    embedder = make_embedder(settings)  # the embedding cache stays in QA_DATA_DIR even for a temporary store
-    with tempfile.TemporaryDirectory(prefix="qa-eval-") as tmp:
-        store_settings = settings.replace(data_dir=Path(args.store or tmp))
-        if not args.store:
-            store_settings = store_settings.replace(chroma_url=None)
-        store = Store.open(store_settings, embedder.name, embedder.dim)
-        with _progress() as progress:
-            task = progress.add_task("ingesting docs", total=None)
-            results = ingest_paths(
-                [docs], store, embedder, settings, progress=lambda n: progress.advance(task, n)
-            )
-        failed = [r for r in results if r.status == "failed"]
-        for r in failed:
-            err.print(f"[red]failed[/] {escape(r.path)}: {escape(r.reason)}")
-        retriever = Retriever(store, embedder, settings)
-        texts = {r.report_id: store.report_text(r.report_id) for r in store.reports()}
-
-        def reports_for(case) -> list[str] | None:
-            return None if case.doc == "*" or args.scope == "all" else [case.doc]
-
-        started = time.perf_counter()
-        with _progress() as progress:
-            task = progress.add_task("questions", total=len(cases))
-            if args.retrieval_only:
-                metrics = run_retrieval(
-                    cases,
-                    lambda c: [h.chunk for h in retriever.search(c.question, k=args.k, report_ids=reports_for(c),
-                                                                  mode=args.mode).hits],  # fmt: skip
-                    texts, args.k, progress=lambda: progress.advance(task),
-                )  # fmt: skip
-            else:
-                metrics = run_qa(
-                    cases,
-                    lambda c: ask(c.question, retriever, llm=llm, k=args.k, report_ids=reports_for(c)),
-                    texts, args.k, progress=lambda: progress.advance(task),
-                )  # fmt: skip
-        wall = time.perf_counter() - started
-    metrics.update(
-        {
-            "engine": "retrieval-only" if args.retrieval_only else ("llm" if llm else "extractive"),
-            "model": llm.model if llm else None,
-            "mode": args.mode,
-            "scope": args.scope,
-            "wall_s": round(wall, 2),
-            "dataset": str(args.dataset),
-        }
+    judge_llm = None
+    if args.judge:
+        if llm is None:
+            raise InputError("--judge needs an LLM: set QA_LLM_MODEL (and QA_LLM_BASE_URL / QA_LLM_API_KEY)")
+        judge_llm = make_llm(settings.replace(llm_cache=True), "llm")  # judge verdicts are always cached
+        n_judged = sum(c.answer_type in judge.JUDGED_TYPES for c in cases)
+        guess = judge.estimate(n_judged, args.judge_runs, judge_llm.model, dict(settings.prices))
+        cost = (
+            "unknown cost (no price: set QA_LLM_PRICES)"
+            if guess["cost_usd"] is None
+            else f"≈${guess['cost_usd']:.4f}"
+        )
+        err.print(f"judge: {n_judged} text/list answers × {args.judge_runs} runs = {guess['calls']} calls, "
+                  f"≈{guess['prompt_tokens']:,}+{guess['completion_tokens']:,} tokens, {cost} "
+                  "(cached verdicts are free)")  # fmt: skip
+    err.print(
+        f"[dim]engine: {escape(_engine_label(llm) if not args.retrieval_only else 'retrieval only')}[/]"
     )
-    table = Table("metric", "value", box=None, header_style="bold")
-    for key in ("n", "retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
-                "number_grounding", "p50_ms", "p95_ms", "wall_s"):  # fmt: skip
-        if key in metrics:
-            table.add_row(
-                key if key != "retrieval_recall_at_k" else f"retrieval_recall_at_{args.k}", str(metrics[key])
-            )
-    out.print(f"[bold]{metrics['engine']}[/] on {escape(str(args.dataset))} ({len(cases)} questions)")
+    options = EvalOptions(k=args.k, mode=args.mode, scope=args.scope, retrieval_only=args.retrieval_only,
+                          store_dir=Path(args.store) if args.store else None)  # fmt: skip
+    with _progress() as progress:
+        tasks: dict[str, Any] = {}
+        labels = {"ingest": "ingesting docs (chunks)", "questions": "questions", "summaries": "summaries"}
+
+        def on_progress(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(labels.get(stage, stage), total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        run = run_eval(
+            settings, cases, docs, llm=llm, options=options, summary_golds=golds, progress=on_progress
+        )
+        metrics = run.metrics
+        if judge_llm is not None:
+            task = progress.add_task("judge", total=len(judge.judged_rows(metrics["rows"])))
+            metrics["judge"] = judge.judge(metrics["rows"], judge_llm, args.judge_runs,
+                                           progress=lambda: progress.advance(task))  # fmt: skip
+            metrics["judge_accuracy"] = metrics["judge"]["judge_accuracy"]
+    for r in run.failed_docs:
+        err.print(f"[red]failed[/] {escape(r.path)}: {escape(r.reason)}")
+    sha = dataset_sha(dataset)
+    commit = _git_commit()
+    metrics["dataset"] = str(dataset)
+    metrics["dataset_sha"] = sha
+    metrics["git_commit"] = commit
+    comparison = gate.compare(baseline, metrics, sha) if baseline else None
+    _print_eval(metrics, comparison, args)
+    if args.json:
+        payload = {**metrics, "baseline": comparison.to_dict() if comparison else None}
+        atomic_write(Path(args.json), json.dumps(payload, ensure_ascii=False, indent=2))
+        out.print(f"[dim]wrote {escape(args.json)}[/]")
+    if args.report:
+        report_dir = Path(args.report)
+        meta = {
+            "dataset": str(dataset),
+            "dataset_sha": sha,
+            "git_commit": commit,
+            "baseline": args.baseline or "",
+        }
+        atomic_write(report_dir / "report.md", evalreport.to_markdown(metrics, comparison, **meta))
+        atomic_write(report_dir / "report.html", evalreport.to_html(metrics, comparison, **meta))
+        atomic_write(report_dir / "report.json", json.dumps(
+            {**metrics, "baseline": comparison.to_dict() if comparison else None}, ensure_ascii=False, indent=2))  # fmt: skip
+        out.print(f"[dim]report: {escape(str(report_dir / 'report.html'))} (and .md, .json)[/]")
+    if not args.no_history:
+        history_path = Path(args.history) if args.history else settings.data_dir / "eval_history.jsonl"
+        history.append_run(history_path, history.run_record(
+            metrics, dataset=str(dataset), dataset_sha=sha, git_commit=commit,
+            regressed=comparison.regressed if comparison else None))  # fmt: skip
+    if args.update_baseline:
+        gate.save_baseline(Path(args.baseline), gate.make_baseline(
+            metrics, dataset=str(dataset), dataset_sha=sha, git_commit=commit,
+            tolerances=_previous_tolerances(Path(args.baseline))))  # fmt: skip
+        out.print(f"baseline written: {escape(args.baseline)} — review and commit it")
+    if run.failed_docs:
+        return 1
+    return 1 if comparison is not None and comparison.regressed else 0
+
+
+def _previous_tolerances(path: Path) -> dict[str, float] | None:
+    """Keep tolerances someone edited in the baseline when it is rewritten."""
+    from qa import gate
+
+    try:
+        return gate.load_baseline(path).get("tolerances")
+    except InputError:
+        return None
+
+
+def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespace) -> None:
+    table = Table("metric", "value", "baseline", "Δ", box=None, header_style="bold")
+    deltas = {d.name: d for d in comparison.deltas} if comparison else {}
+    names = ["retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
+             "number_grounding", "judge_accuracy"]  # fmt: skip
+    summary = metrics.get("summary") or {}
+    values = {n: metrics.get(n) for n in names} | {f"summary.{n}": summary.get(n) for n in
+              ("metadata_accuracy", "figure_recall", "number_grounding", "section_completeness")}  # fmt: skip
+    for name, value in values.items():
+        if value is None:
+            continue
+        d = deltas.get(name)
+        label = f"retrieval_recall_at_{args.k}" if name == "retrieval_recall_at_k" else name
+        style = "red" if d and d.regressed else ("green" if d and (d.delta or 0) > 0 else "")
+        table.add_row(label, f"[{style}]{value}[/]" if style else str(value),
+                      "" if not d or d.baseline is None else str(d.baseline),
+                      "" if not d or d.delta is None else f"{d.delta:+.4f}")  # fmt: skip
+    for name in ("n", "p50_ms", "p95_ms", "wall_s"):
+        table.add_row(name, str(metrics.get(name)), "", "")
+    out.print(f"[bold]{metrics['engine']}[/] on {escape(str(args.dataset))} ({metrics['n']} questions)")
     out.print(table)
     misses = [r for r in metrics["rows"] if r["retrieval_hit"] is False]
     if misses:
-        out.print(f"[yellow]{len(misses)} questions without all their evidence in the top {args.k}:[/]")
-        for r in misses:
-            out.print(f"  {r['id']} {escape(r['question'])}")
+        out.print(f"[yellow]{len(misses)} questions without all their evidence in the top {args.k}:[/] "
+                  + ", ".join(r["id"] for r in misses))  # fmt: skip
     wrong = [r for r in metrics["rows"] if r["correct"] is False]
     if wrong:
         out.print(f"[yellow]{len(wrong)} questions answered wrongly:[/]")
         for r in wrong:
-            out.print(
-                f"  {r['id']} {escape(r['question'])}  gold {escape(r['gold'])} | got {escape((r['answer'] or '')[:80])}"
+            got = (r["answer"] or "").replace("\n", " ")[:80]
+            out.print(f"  {r['id']} {escape(r['question'])}  gold {escape(r['gold'])} | got {escape(got)}")
+    for row in summary.get("rows", []):
+        if not row["ok"]:
+            problems = [f"{k}={v}" for k, v in row["metadata_wrong"].items()]
+            problems += [f"missing {', '.join(row['figures_missing'])}"] if row["figures_missing"] else []
+            problems += (
+                [f"not in report {', '.join(row['numbers_ungrounded'])}"] if row["numbers_ungrounded"] else []
             )
+            problems += [f"no {k}" for k, v in row["sections"].items() if not v]
+            problems += [row["error"]] if row.get("error") else []
+            out.print(f"[yellow]summary {escape(row['doc'])}:[/] {escape('; '.join(problems))}")
+    if comparison is not None:
+        for warning in comparison.warnings:
+            err.print(f"[yellow]warning:[/] {escape(warning)}")
+        if comparison.newly_passing:
+            out.print(
+                f"[green]newly passing ({len(comparison.newly_passing)}):[/] {', '.join(comparison.newly_passing)}"
+            )
+        if comparison.newly_failing:
+            out.print(
+                f"[red]newly failing ({len(comparison.newly_failing)}):[/] {', '.join(comparison.newly_failing)}"
+            )
+        if comparison.regressed:
+            worse = ", ".join(
+                f"{d.name} {d.baseline} → {d.current} (tolerance {d.tolerance})"
+                for d in comparison.regressions
+            )
+            out.print(f"[bold red]REGRESSION against {escape(args.baseline)}:[/] {escape(worse)}")
+        else:
+            out.print(f"[green]no regression against {escape(args.baseline)}[/]")
+
+
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    from qa.history import read_runs
+
+    path = Path(args.file) if args.file else settings.data_dir / "eval_history.jsonl"
+    runs = read_runs(path, args.limit)
     if args.json:
-        Path(args.json).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
-        out.print(f"[dim]wrote {args.json}[/]")
-    return 1 if failed else 0
+        out.print_json(data=runs)
+        return 0
+    if not runs:
+        out.print(f"no eval runs recorded in {escape(str(path))} yet; run `qa eval`")
+        return 0
+    table = Table("time", "commit", "engine", "n", "recall", "accuracy", "refusal", "grounding", "p95 ms",
+                  "failing", box=None, header_style="bold")  # fmt: skip
+    for run in runs:
+        m = run["metrics"]
+        table.add_row(run["time"][:19], run.get("git_commit") or "", run.get("engine") or "", str(run.get("n")),
+                      *(str(m.get(k, "")) for k in ("retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy",
+                                                    "number_grounding")),
+                      str(run.get("p95_ms")), str(len(run.get("failing", []))))  # fmt: skip
+    out.print(table)
+    return 0
 
 
 def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
     from qa import batch
     from qa.embeddings import make_embedder
+    from qa.summarize import template_by_name
     from qa.wiring import make_llm
 
     out_dir = Path(args.out)
-    planned = batch.plan([Path(p) for p in args.paths])
+    planned = batch.plan([Path(p) for p in args.paths], out_dir)
     for item in planned.failed:
         err.print(f"[red]failed[/] {escape(item.path)}  {escape(item.reason)}")
+    if args.template:
+        template_by_name(args.template)  # an unknown name fails here, once, not once per report
     llm = make_llm(settings, args.engine)
     embedder_name = make_embedder(settings).name
     if args.dry_run:
         figures = batch.estimate(planned.files, settings, embedder_name, llm.model if llm else None, out_dir,
                                  args.template, args.force)  # fmt: skip
+        table = Table("report", "status", "LLM calls", "≈ tokens in/out", "≈ cost $", box=None,
+                      header_style="bold")  # fmt: skip
+        for row in figures["rows"]:
+            cost = row.get("est_cost_usd")
+            table.add_row(
+                escape(row["report_id"] or row["path"]),
+                escape(row["status"] + (f": {row['reason']}" if row["reason"] else "")),
+                str(row["llm_calls"]),
+                f"{row['est_prompt_tokens']:,}/{row['est_completion_tokens']:,}",
+                "" if row["status"] != "to summarize" else ("unknown" if cost is None else f"{cost:.4f}"),
+            )  # fmt: skip
+        out.print(table)
         cost = figures["est_cost_usd"]
         out.print(
             f"dry run ({_engine_label(llm)}): {figures['reports']} reports, {figures['to_summarize']} to summarize, "
             f"{figures['up_to_date']} up to date, {figures['unreadable']} unreadable; "
             f"{figures['llm_calls']} LLM calls, ≈{figures['est_prompt_tokens']:,} prompt + "
             f"{figures['est_completion_tokens']:,} completion tokens, ≈"
-            + (
-                "unknown cost (no price for this model: set QA_LLM_PRICES)"
-                if cost is None
-                else f"${cost:.4f}"
-            )
+            + ("unknown cost (no price for this model: set QA_LLM_PRICES)" if cost is None else f"${cost:.4f}")
             + ". Nothing was sent."
-        )
-        return 1 if planned.failed else 0
+        )  # fmt: skip
+        return 1 if planned.failed or figures["unreadable"] else 0
     if not planned.files:
         return 1
     err.print(f"[dim]engine: {escape(_engine_label(llm))}; writing to {escape(str(out_dir))}[/]")
     started = time.perf_counter()
-    with _progress() as progress:
-        task = progress.add_task("summaries", total=len(planned.files))
 
-        def on_done(item) -> None:
-            style = {"ok": "green", "skipped": "dim", "failed": "red"}[item.status]
-            detail = escape(item.reason) if item.status == "failed" else f"{item.seconds:.1f}s"
-            if item.unverified:
-                detail += f" [yellow]{item.unverified} unverified[/]"
-            progress.console.print(f"[{style}]{item.status:>8}[/] {escape(item.path)}  {detail}")
-            progress.advance(task)
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # `kill` stops like Ctrl-C: finished reports kept, index written
 
-        items = batch.run_batch(planned.files, out_dir, settings, embedder_name, llm, template=args.template,
-                                force=args.force, strict=args.strict, concurrency=args.concurrency,
-                                on_done=on_done)  # fmt: skip
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (called from a test or an app)
+        previous = None
+    try:
+        with _progress() as progress:
+            task = progress.add_task("summaries", total=len(planned.files))
+
+            def on_done(item) -> None:
+                style = {"ok": "green", "skipped": "dim", "failed": "red"}[item.status]
+                detail = escape(item.reason) if item.status == "failed" else f"{item.seconds:.1f}s"
+                if item.unverified:
+                    detail += f" [yellow]{item.unverified} unverified[/]"
+                progress.console.print(f"[{style}]{item.status:>8}[/] {escape(item.path)}  {detail}")
+                progress.advance(task)
+
+            items = batch.run_batch(planned.files, out_dir, settings, embedder_name, llm,
+                                    template=args.template, force=args.force, strict=args.strict,
+                                    concurrency=args.concurrency, on_done=on_done)  # fmt: skip
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     items += planned.failed
-    table = Table("ok", "skipped", "failed", "tokens in/out", "cost $", "time", box=None, header_style="bold")
+    table = Table("ok", "skipped", "failed", "unverified", "tokens in/out", "cost $", "time", box=None,
+                  header_style="bold")  # fmt: skip
     costs = [i.cost_usd for i in items if i.cost_usd is not None]
     table.add_row(
         str(sum(i.status == "ok" for i in items)), str(sum(i.status == "skipped" for i in items)),
-        str(sum(i.status == "failed" for i in items)),
-        f"{sum(i.prompt_tokens for i in items)}/{sum(i.completion_tokens for i in items)}",
+        str(sum(i.status == "failed" for i in items)), str(sum(i.unverified for i in items)),
+        f"{sum(i.prompt_tokens for i in items):,}/{sum(i.completion_tokens for i in items):,}",
         f"{sum(costs):.4f}" if costs else ("0" if llm is None else "unknown"),
         f"{time.perf_counter() - started:.1f}s",
     )  # fmt: skip
@@ -548,7 +699,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", choices=("doc", "all"), default="doc",
         help="doc: ask each question with its report selected (default); all: across every report",
     )  # fmt: skip
+    p.add_argument(
+        "--summary-gold", metavar="FILE", help="also summarize these reports and check them (JSONL)"
+    )
+    p.add_argument("--baseline", metavar="FILE", help="compare with this baseline; exit 1 on a regression")
+    p.add_argument("--update-baseline", action="store_true", help="write this run as the --baseline FILE")
+    p.add_argument("--report", metavar="DIR", help="write report.md, report.html and report.json here")
+    p.add_argument("--history", metavar="FILE", help="run history (default: $QA_DATA_DIR/eval_history.jsonl)")
+    p.add_argument("--no-history", action="store_true", help="do not record this run in the history")
+    p.add_argument("--judge", action="store_true", help="LLM judge for text/list answers (needs an LLM)")
+    p.add_argument("--judge-runs", type=_positive, default=3, help="judge each answer N times (default 3)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("history", help="past eval runs (metrics, commit, failing questions)")
+    p.add_argument("--file", help="history file (default: $QA_DATA_DIR/eval_history.jsonl)")
+    p.add_argument("--limit", type=_positive, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_history)
     return parser
 
 

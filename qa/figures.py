@@ -16,6 +16,8 @@ FIGURE_UNITS = frozenset(
     "个百分点 小时 天 平方米 公里 亩 吨 村 镇 堂 节 课时 学时 张 本 册 套 台 辆 笔 块".split()
 )
 _CLAUSE_BREAK = re.compile(r"[，,。；;：:、！？!?\n（）()“”\"《》]")
+_COMMA_BREAK = re.compile(r"[，,。；;：:！？!?\n]")
+_NUMBER_SPLIT = re.compile(r"\d+(?:\.\d+)?[^\d\u4e00-\u9fff]?[余多]?[万亿]?\S?")
 _LEAD = re.compile(
     r"^(?:[一二三四五六七八九十]+是|其中|共计|共|累计|全年|全区|全市|全县|截至目前|截至|目前|已经|已|并|同时|另外|此外|还|均|分别|先后|合计|总计|组织|帮助)+"
 )
@@ -34,6 +36,8 @@ class Figure:
     quote: str  # the sentence it was found in, verbatim
     start: int  # offsets of the number inside the text given to extract_figures
     end: int
+    clause: str = ""  # the words between the previous comma-level break (or number) and the number
+    after: str = ""  # the words after the number up to the next comma-level break ("名行政执法人员…培训")
 
     @property
     def raw(self) -> str:
@@ -45,13 +49,31 @@ def indicator_phrase(text: str, start: int, end: int) -> str:
     empty, the noun after it ("为1421名工人…")."""
     head = text[:start]
     cut = max((m.end() for m in _CLAUSE_BREAK.finditer(head)), default=0)
-    before = re.split(r"\d+(?:\.\d+)?[^\d\u4e00-\u9fff]?[余多]?[万亿]?\S?", head[cut:])[-1].strip()
+    before = _NUMBER_SPLIT.split(head[cut:])[-1].strip()
     before = _TRAIL.sub("", _LEAD.sub("", before)).strip()
     if len(re.findall(r"[\u4e00-\u9fff]", before)) >= 2:
         return before[-24:]
     tail = text[end:].lstrip("“”\"'「」")
-    stop = min([m.start() for m in (_CLAUSE_BREAK.search(tail), re.search(r"\d", tail)) if m] + [len(tail)])
+    stops = (_CLAUSE_BREAK.search(tail), re.search(r"[\d+＋]", tail))
+    stop = min([m.start() for m in stops if m] + [len(tail)])
     return _TRAIL.sub("", tail[:stop].strip())[:16]
+
+
+def clause_before(text: str, start: int) -> str:
+    """The words that lead up to a number within its clause, kept whole across 、 and quotes
+    ("审查区政府重大行政决策、文件、协议等" for 46件; "全区培养“法律明白人”" for 105人); titles in 《》 dropped."""
+    head = text[:start]
+    cut = max((m.end() for m in _COMMA_BREAK.finditer(head)), default=0)
+    clause = _NUMBER_SPLIT.split(head[cut:])[-1]
+    return re.sub(r"《[^》]*》", "", clause).strip()
+
+
+def clause_after(text: str, end: int) -> str:
+    """The rest of the number's clause ("行政执法人员完成…培训云平台" after 组织1027名)."""
+    tail = text[end:]
+    stops = (_COMMA_BREAK.search(tail), re.search(r"[\d+＋]", tail))  # another count starts a new phrase
+    stop = min([m.start() for m in stops if m] + [len(tail)])
+    return re.sub(r"《[^》]*》", "", tail[:stop]).strip()
 
 
 def extract_figures(text: str) -> list[Figure]:
@@ -70,6 +92,14 @@ def extract_figures(text: str) -> list[Figure]:
         sentence_end = min(ends) + 1 if ends else len(text)
         quote = text[sentence_start:sentence_end].strip()
         figures.append(
-            Figure(indicator_phrase(text, number.start, number.end), number, quote, number.start, number.end)
+            Figure(
+                indicator_phrase(text, number.start, number.end),
+                number,
+                quote,
+                number.start,
+                number.end,
+                clause_before(text, number.start),
+                clause_after(text, number.end),
+            )
         )
     return figures

@@ -80,7 +80,7 @@ CATALOGUE: tuple[Indicator, ...] = (
         "mediation_success_rate",
         "人民调解 成功率",
         "矛盾纠纷化解",
-        r"调解成功率|调处成功率|化解成功率|成功率",
+        r"调解成功率|调处成功率|化解成功率|成功率|化解率",
         _u("%"),
         context="调",
     ),
@@ -89,11 +89,16 @@ CATALOGUE: tuple[Indicator, ...] = (
         "合法性审查 件数",
         "依法决策",
         r"合法性审查|合法性审核|审查|审核",
-        _u("件", "份"),
+        _u("件", "份", "件次"),
         context="合法性",
     ),
     Indicator(
-        "normative_filing", "规范性文件 备案", "规范性文件", r"备案", _u("件", "份"), context="规范性文件"
+        "normative_filing",
+        "规范性文件 备案",
+        "规范性文件",
+        r"备案|报备",
+        _u("件", "份"),
+        context="规范性文件",
     ),
     Indicator(
         "normative_cleanup",
@@ -110,8 +115,16 @@ CATALOGUE: tuple[Indicator, ...] = (
         r"普法|法治宣传|宣传活动|宣讲|法治讲座|讲座",
         _u("场", "场次", "次", "期"),
         context=r"普法|法治宣传|宣讲",
+        exclude=r"法律服务|咨询|资料|信息|培训",
     ),
-    Indicator("legal_understanding_people", "法律明白人", "普法", r"法律明白人", _u("名", "人")),
+    Indicator(
+        "legal_understanding_people",
+        "法律明白人",
+        "普法",
+        r"法律明白人",
+        _u("名", "人"),
+        exclude=r"骨干|培训",
+    ),
     Indicator(
         "enforcement_certificates",
         "行政执法 证件/持证人数",
@@ -131,13 +144,21 @@ CATALOGUE: tuple[Indicator, ...] = (
 
 
 def matches(indicator: Indicator, figure: Figure) -> bool:
+    """The unit fits, the sentence has the context, and the phrase names it: its indicator phrase, or the
+    whole clause before the number (the phrase stops at 、 and quotes: "审查…文件、协议等46件"), or, when
+    nothing precedes the number but a verb, the rest of its clause."""
     if figure.number.unit not in indicator.units:
         return False
-    if re.search(indicator.exclude, figure.indicator):
+    named = [p for p in (figure.indicator, figure.clause) if p]
+    if (
+        len(re.findall(r"[\u4e00-\u9fff]", figure.clause)) <= 2
+    ):  # "组织1027名行政执法人员…培训": named after it
+        named.append(figure.after)
+    if any(re.search(indicator.exclude, p) for p in named):
         return False
     if indicator.context and not re.search(indicator.context, figure.quote):
         return False
-    return bool(re.search(indicator.phrase, figure.indicator))
+    return any(re.search(indicator.phrase, p) for p in named)
 
 
 def find(indicator: Indicator, figures: list[Figure]) -> Figure | None:
@@ -145,10 +166,15 @@ def find(indicator: Indicator, figures: list[Figure]) -> Figure | None:
     order); None when the report does not state it."""
     found = [f for f in figures if matches(indicator, f)]
     if indicator.prefer:
-        preferred = [f for f in found if re.search(indicator.prefer, f.indicator)]
+        preferred = [f for f in found if re.search(indicator.prefer, f.indicator + " " + f.clause)]
         found = preferred or found
     return found[0] if found else None
 
 
 def is_catalogued(figure: Figure) -> bool:
     return any(matches(indicator, figure) for indicator in CATALOGUE)
+
+
+def catalogue_rank(figure: Figure) -> int:
+    """The position of the first catalogue indicator the figure states; len(CATALOGUE) when none."""
+    return next((n for n, indicator in enumerate(CATALOGUE) if matches(indicator, figure)), len(CATALOGUE))

@@ -13,9 +13,14 @@ def _cite(ids: list[str], refs: dict[str, int]) -> str:
     return "".join(marks)
 
 
+def _one_line(text: str) -> str:
+    """Model output may carry newlines or pipes; a list item or table cell must stay one line."""
+    return " ".join(str(text).split()).replace("|", "｜")
+
+
 def _point_line(point: Point, refs: dict[str, int]) -> str:
     flag = "" if point.verified else " ⚠ 未核实"
-    return f"- {point.text}{_cite(point.citations, refs)}{flag}"
+    return f"- {_one_line(point.text)}{_cite(point.citations, refs)}{flag}"
 
 
 def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -> str:
@@ -31,20 +36,21 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
     lines += [f"- 生成方式：{engine}", ""]
     if summary.unverified:
         lines += [f"> ⚠ {summary.unverified} 处内容未能在原文中核实，已标注“未核实”。", ""]
-    lines += ["## 概述", "", (summary.overview or "（无）") + _cite(summary.overview_citations, refs), ""]
+    overview = _one_line(summary.overview) or "（无）"
+    lines += ["## 概述", "", overview + _cite(summary.overview_citations, refs), ""]
     lines += ["## 主要举措", ""]
     for area in summary.measures:
-        lines += [f"### {area.area}", "", *(_point_line(p, refs) for p in area.points), ""]
+        lines += [f"### {_one_line(area.area)}", "", *(_point_line(p, refs) for p in area.points), ""]
     if not summary.measures:
         lines += ["（无）", ""]
     lines += ["## 关键数据", ""]
     if summary.key_figures:
         lines += ["| 指标 | 数值 | 原文 | 核实 |", "| --- | --- | --- | --- |"]
         for figure in summary.key_figures:
-            quote = figure.quote.replace("|", "｜")
             mark = "✓" if figure.verified else "⚠ 未核实"
             lines.append(
-                f"| {figure.indicator} | {figure.raw} | {quote}{_cite([figure.chunk_id], refs)} | {mark} |"
+                f"| {_one_line(figure.indicator)} | {_one_line(figure.raw)} | {_one_line(figure.quote)}"
+                f"{_cite([figure.chunk_id], refs)} | {mark} |"
             )
         lines.append("")
     else:

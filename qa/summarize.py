@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,17 +18,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qa.errors import OutputError
+from qa.errors import ConfigError, OutputError, QAError
 from qa.figures import extract_figures
-from qa.indicators import is_catalogued
+from qa.indicators import catalogue_rank
 from qa.llm import ChatLLM
-from qa.numbers import parse_number, ungrounded
+from qa.numbers import Number, find_numbers, parse_number
 from qa.prompts import PromptTemplate, all_templates, get_template
 from qa.retrieve import normalize
 from qa.schemas import Chunk, ReportMeta
 
 RULE_OF_LAW = "summary_rule_of_law"
 GENERIC = "summary_generic"
+MAP = "summary_map"
 OVERVIEW_MAX = 200
 _PROBLEMS = re.compile(r"不足|问题|短板|差距|困难")
 _PLANS = re.compile(r"安排|计划|下一步|下步|打算|思路|展望")
@@ -112,7 +114,17 @@ class ReportView:
 
 
 def summary_templates(prompts_dir: Path | None = None) -> list[PromptTemplate]:
-    return [t for t in all_templates(prompts_dir) if t.id.startswith("summary_") and t.id != "summary_map"]
+    return [t for t in all_templates(prompts_dir) if t.id.startswith("summary_") and t.id != MAP]
+
+
+def template_by_name(name: str, prompts_dir: Path | None = None) -> PromptTemplate:
+    """The summary template `name` (rule_of_law or summary_rule_of_law); a ConfigError listing the choices."""
+    template_id = name if name.startswith("summary_") else f"summary_{name}"
+    choices = [t.id.removeprefix("summary_") for t in summary_templates(prompts_dir)]
+    if template_id == MAP or template_id.removeprefix("summary_") not in choices:
+        raise ConfigError(f"no summary template {name!r}; choose one of {', '.join(choices)} "
+                          f"(or add prompts/summary_NAME.yaml)")  # fmt: skip
+    return get_template(template_id, prompts_dir)
 
 
 def choose_template(
@@ -120,7 +132,7 @@ def choose_template(
 ) -> PromptTemplate:
     """--template wins; otherwise the first template whose `match` fits the title/opening, else generic."""
     if name:
-        return get_template(name if name.startswith("summary_") else f"summary_{name}", prompts_dir)
+        return template_by_name(name, prompts_dir)
     head = report.meta.title + "\n" + report.text[:500]
     for template in summary_templates(prompts_dir):
         if template.match and re.search(template.match, head):
@@ -129,6 +141,23 @@ def choose_template(
 
 
 # ---- offline engine -----------------------------------------------------------------------------
+
+
+def clip(text: str, limit: int = OVERVIEW_MAX) -> str:
+    """At most `limit` characters, cut after a sentence or else a clause, never inside a number."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    sentence_end = max(head.rfind(ch) for ch in "。！？；;")
+    if sentence_end >= limit // 3:
+        return head[: sentence_end + 1]
+    clause_end = max(head.rfind(ch) for ch in "，,、：:")
+    if clause_end >= limit // 3:
+        return head[:clause_end] + "…"
+    cut = limit - 1
+    while cut > 0 and re.match(r"[\d.．,%]", text[cut - 1]) and re.match(r"[\d.．,%]", text[cut]):
+        cut -= 1
+    return text[:cut] + "…"
 
 
 def _sentences(chunk: Chunk) -> list[str]:
@@ -146,8 +175,12 @@ def _unique_chunks(chunks: Sequence[Chunk]) -> list[tuple[Chunk, str]]:
     return out
 
 
+def _top(section: str) -> str:
+    return section.split(" > ")[0]
+
+
 def _part(section: str) -> str:
-    top = section.split(" > ")[0]
+    top = _top(section)
     if _PROBLEMS.search(top) and _PLANS.search(top):
         return "problems+plans"
     if _PLANS.search(top):
@@ -165,8 +198,28 @@ def _point(sentence: str, chunk: Chunk) -> Point:
     return Point(text=sentence, figures=[f.raw for f in extract_figures(sentence)], citations=[chunk.id])
 
 
+_LISTING = re.compile(r"(?:主要是|主要表现在|主要表现为|具体表现为|主要有)[:：]?")
+_INLINE_ITEM = re.compile(r"(?<![\u4e00-\u9fff])[一二三四五六七八九十]是")  # not 统一是
+
+
+def _enumerated(sentence: str) -> list[str]:
+    """A sentence that lists several items inline ("主要表现在:一是…;二是…;三是…", "主要是A;B") as its
+    items, each a verbatim piece of it; other sentences unchanged."""
+    listing = _LISTING.search(sentence)
+    body = sentence[listing.end() :] if listing else sentence
+    starts = [m.start() for m in _INLINE_ITEM.finditer(body)]
+    if len(starts) >= 2:
+        pieces = [body[a:b] for a, b in zip(starts, [*starts[1:], len(body)], strict=True)]
+    elif listing and len(re.split(r"[；;]", body)) >= 2:
+        pieces = re.split(r"(?<=[；;])", body)
+    else:
+        return [sentence]
+    return [p.strip().rstrip("；;，,") for p in pieces if len(p.strip("；;，,。 ")) >= 4]
+
+
 def _points_of(items: list[tuple[str, Chunk]], limit: int = 8) -> list[Point]:
     """Headed points (（一）… / 一是…) if the part has them, else its sentences."""
+    items = [(piece, c) for s, c in items for piece in _enumerated(s)]
     headed = [
         (s, c) for s, c in items if _HEADING.match(s) and not re.match(r"^[一二三四五六七八九十]+、", s)
     ]
@@ -181,13 +234,15 @@ def offline_content(report: ReportView) -> SummaryContent:
     """Fill the schema from the section tree and figure extraction, quoting the report verbatim."""
     parts: dict[str, list[tuple[str, Chunk]]] = {"opening": [], "measures": [], "problems": [], "plans": []}
     areas: dict[str, list[tuple[str, Chunk]]] = {}
+    plans_began: set[str] = set()  # "存在的问题及下步打算": the plans begin at 下一步… and run to its end
     for chunk, fresh in _unique_chunks(report.chunks):
         part = _part(chunk.section)
-        in_plans = False
         for sentence in [s.strip() for s in re.split(r"(?<=[。！？])|\n", fresh) if s.strip()]:
             if part == "problems+plans":
-                in_plans = in_plans or bool(re.match(r"^(?:下一步|下步|今后|明年)", sentence))
-                parts["plans" if in_plans else "problems"].append((sentence, chunk))
+                top = _top(chunk.section)
+                if re.match(r"^(?:下一步|下步|今后|明年)", sentence):
+                    plans_began.add(top)
+                parts["plans" if top in plans_began else "problems"].append((sentence, chunk))
                 continue
             parts[part].append((sentence, chunk))
             if part == "measures":
@@ -201,10 +256,13 @@ def offline_content(report: ReportView) -> SummaryContent:
         if re.search(r"报告如下|现将|特此报告|^.{0,12}[:：]$", sentence):
             continue
         if sum(len(s) for s, _ in overview_parts) + len(sentence) > OVERVIEW_MAX:
+            if not overview_parts:  # one long opening sentence: its first clauses
+                overview_parts.append((clip(sentence, OVERVIEW_MAX), chunk))
             break
         overview_parts.append((sentence, chunk))
     if not overview_parts and parts["measures"]:
-        overview_parts = [parts["measures"][0]]
+        sentence, chunk = parts["measures"][0]
+        overview_parts = [(clip(sentence, OVERVIEW_MAX), chunk)]
     measures: list[MeasureArea] = []
     for area, items in areas.items():
         body = [(s, c) for s, c in items if not _HEADING.match(s) or len(s) > 40]
@@ -215,16 +273,19 @@ def offline_content(report: ReportView) -> SummaryContent:
     figures: list[KeyFigure] = []
     seen: set[tuple[str, str]] = set()
     found = [(f, c) for s, c in parts["measures"] for f in extract_figures(s)]
-    # Catalogued indicators (行政复议, 法律援助, 调解…) first, then the rest in reading order.
-    found.sort(key=lambda fc: not is_catalogued(fc[0]))
+    # Catalogued indicators (行政复议, 行政诉讼, 法律援助, 调解…) first in catalogue order, then the rest in
+    # reading order.
+    found.sort(key=lambda fc: catalogue_rank(fc[0]))
     for figure, chunk in found:
-        key = (figure.indicator, figure.raw)
-        if len(figure.indicator) < 2 or key in seen or not re.search(r"\d", figure.raw):
+        # The phrase stops at quotes and 、; "培养“法律明白人”105人" is named by its whole clause.
+        name = figure.indicator if len(figure.indicator) >= 2 else figure.clause.strip('“”"「」 ')[-24:]
+        key = (name, figure.raw)
+        if len(name) < 2 or key in seen or not re.search(r"\d", figure.raw):
             continue  # 一次/三个… in set phrases are not data
         seen.add(key)
         figures.append(
             KeyFigure(
-                indicator=figure.indicator,
+                indicator=name,
                 value=float(figure.number.value),
                 unit=figure.number.unit,
                 raw=figure.raw,
@@ -233,7 +294,7 @@ def offline_content(report: ReportView) -> SummaryContent:
             )  # fmt: skip
         )
     return SummaryContent(
-        overview="".join(s for s, _ in overview_parts)[: OVERVIEW_MAX + 40],
+        overview="".join(s for s, _ in overview_parts),
         overview_citations=list(dict.fromkeys(c.id for _, c in overview_parts)),
         measures=measures,
         key_figures=figures[:40],
@@ -249,11 +310,33 @@ def offline_content(report: ReportView) -> SummaryContent:
 # ---- verification -------------------------------------------------------------------------------
 
 
+def _grounding(report_text: str) -> Callable[[str], list[Number]]:
+    """qa.numbers.ungrounded against one report, with the report's numbers found once (not per field)."""
+    squashed = re.sub(r"\s+", "", unicodedata.normalize("NFKC", report_text))
+    report_numbers = find_numbers(report_text)
+    dates = {n.value for n in report_numbers if n.unit == "date"}
+
+    def missing(text: str) -> list[Number]:
+        out = []
+        for number in find_numbers(text):
+            if re.sub(r"\s+", "", unicodedata.normalize("NFKC", number.raw)) in squashed:
+                continue
+            if number.unit == "date":
+                if number.value not in dates:
+                    out.append(number)
+            elif not any(number.same_as(other) for other in report_numbers):
+                out.append(number)
+        return out
+
+    return missing
+
+
 def verify(content: SummaryContent, report: ReportView) -> tuple[SummaryContent, list[str]]:
     """Mark each figure verified iff its raw text is in its quote and the quote in its chunk; flag every
     number in a text field that the report does not contain. Returns the checked copy and the flags."""
     chunks = {c.id: c for c in report.chunks}
     report_norm = normalize(report.text)
+    not_in_report = _grounding(report.text)
     flags: list[str] = []
     figures = []
     for figure in content.key_figures:
@@ -274,7 +357,7 @@ def verify(content: SummaryContent, report: ReportView) -> tuple[SummaryContent,
         }))  # fmt: skip
 
     def check_point(point: Point, label: str) -> Point:
-        bad = [n.raw for n in ungrounded(point.text, [report.text])]
+        bad = [n.raw for n in not_in_report(point.text)]
         bad += [f for f in point.figures if normalize(f) not in report_norm and f not in bad]
         unknown = [c for c in point.citations if c not in chunks]
         if bad:
@@ -283,9 +366,15 @@ def verify(content: SummaryContent, report: ReportView) -> tuple[SummaryContent,
             flags.append(f"{label}: cites unknown passages {', '.join(unknown)}")
         return point.model_copy(update={"verified": not bad and not unknown})
 
-    overview_bad = [n.raw for n in ungrounded(content.overview, [report.text])]
-    if overview_bad:
-        flags.append(f"overview: numbers not in the report: {', '.join(overview_bad)}")
+    for label, text in [("overview", content.overview),
+                        *((f"measures/{a.area}: area", a.area) for a in content.measures),
+                        *((f"figure {f.indicator}: indicator", f.indicator) for f in content.key_figures)]:  # fmt: skip
+        bad = [n.raw for n in not_in_report(text)]
+        if bad:
+            flags.append(f"{label}: numbers not in the report: {', '.join(bad)}")
+    unknown_overview = [c for c in content.overview_citations if c not in chunks]
+    if unknown_overview:
+        flags.append(f"overview: cites unknown passages {', '.join(unknown_overview)}")
     checked = content.model_copy(
         update={
             "key_figures": figures,
@@ -323,24 +412,36 @@ def section_batches(chunks: Sequence[Chunk], budget_chars: int = 3000) -> list[l
     return batches
 
 
+def _json_text(text: str) -> str:
+    """The JSON object in a reply: without ``` fences or a sentence before/after it."""
+    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
+    if not text.startswith("{") and "{" in text and "}" in text:
+        text = text[text.index("{") : text.rindex("}") + 1]
+    return text
+
+
 def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTemplate, model: type[BaseModel],
-                usage: dict[str, Any]) -> BaseModel:  # fmt: skip
-    """Ask for JSON, validate it; on failure send the error back once for a repair, then give up."""
+                usage: dict[str, Any], what: str) -> BaseModel:  # fmt: skip
+    """Ask for JSON, validate it; on failure send the error back once for a repair, then give up with an
+    error that names the report and the step (`what`)."""
     schema = template.json_schema or model.model_json_schema()
     for attempt in (1, 2):
         completion = llm.complete(messages, prompt_ref=template.ref, json_schema=schema)
         usage["prompt_tokens"] += completion.prompt_tokens
         usage["completion_tokens"] += completion.completion_tokens
+        usage["llm_calls"] = usage.get("llm_calls", 0) + 1
         if completion.cost_usd is not None:
             usage["cost_usd"] = (usage["cost_usd"] or 0) + completion.cost_usd
-        text = re.sub(r"^```(?:json)?\s*|\s*```$", "", completion.text.strip())
         try:
-            return model.model_validate_json(text)
+            return model.model_validate_json(_json_text(completion.text))
         except ValidationError as ex:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors()[:5])
+            problem = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in ex.errors()[:3]
+            )
             if attempt == 2:
                 raise OutputError(
-                    f"model {llm.model} returned invalid JSON for {template.ref} twice ({problem})"
+                    f"{what}: model {llm.model} returned invalid JSON twice (also after a repair request) "
+                    f"for {template.ref}: {problem}; retry, or try another model or --engine offline"
                 ) from ex
             messages = [*messages, {"role": "assistant", "content": completion.text},
                         {"role": "user", "content": f"上面的输出不是符合要求的 JSON（{problem}）。请只输出修正后的 JSON。"}]  # fmt: skip
@@ -356,24 +457,32 @@ class SectionNotes(_Strict):
 
 def llm_content(report: ReportView, llm: ChatLLM, template: PromptTemplate, usage: dict[str, Any],
                 prompts_dir: Path | None = None) -> tuple[SummaryContent, list[str]]:  # fmt: skip
-    """Map every section batch to notes, then reduce the notes into the template's schema."""
-    mapper = get_template("summary_map", prompts_dir)
+    """Map every section batch to notes (the whole report, never top-k), then reduce the notes into the
+    template's schema."""
+    mapper = get_template(MAP, prompts_dir)
     notes: list[dict[str, Any]] = []
-    for batch in section_batches(report.chunks):
+    batches = section_batches(report.chunks)
+    for n, batch in enumerate(batches, 1):
         passages = [{"id": c.id, "section": c.section, "text": c.text} for c in batch]
         messages = mapper.render(title=report.meta.title or report.report_id, passages=passages)
-        notes.append(_json_reply(llm, messages, mapper, SectionNotes, usage).model_dump())
+        what = f"{report.report_id} (map, part {n}/{len(batches)})"
+        notes.append(_json_reply(llm, messages, mapper, SectionNotes, usage, what).model_dump())
     messages = template.render(
         title=report.meta.title or report.report_id,
         meta=report.meta.to_dict(),
         notes=json.dumps(notes, ensure_ascii=False),
         overview_max=OVERVIEW_MAX,
     )
-    content = _json_reply(llm, messages, template, SummaryContent, usage)
+    content = _json_reply(llm, messages, template, SummaryContent, usage, f"{report.report_id} (reduce)")
     return content, [mapper.ref, template.ref]  # type: ignore[return-value]
 
 
 # ---- entry point --------------------------------------------------------------------------------
+
+
+def summary_refs(template: PromptTemplate, llm: bool, prompts_dir: Path | None = None) -> list[str]:
+    """The prompt refs a summary made now would record (a batch redoes a summary whose refs differ)."""
+    return [get_template(MAP, prompts_dir).ref, template.ref] if llm else [template.ref]
 
 
 def summarize_report(
@@ -390,7 +499,13 @@ def summarize_report(
     if llm is None:
         content, refs = offline_content(report), [chosen.ref]
     else:
-        content, refs = llm_content(report, llm, chosen, usage, prompts_dir)
+        try:
+            content, refs = llm_content(report, llm, chosen, usage, prompts_dir)
+        except QAError as ex:
+            if report.report_id in str(ex):
+                raise
+            raise type(ex)(f"{report.report_id}: {ex}") from ex
+    content = content.model_copy(update={"overview": clip(content.overview.strip(), OVERVIEW_MAX)})
     checked, flags = verify(content, report)
     if strict and flags:
         raise OutputError(f"{report.report_id}: {len(flags)} unverified item(s) (--strict): {flags[0]}")

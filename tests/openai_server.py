@@ -59,6 +59,13 @@ class Request:
 
 
 class _QuietServer(ThreadingHTTPServer):
+    def get_request(self) -> tuple[Any, Any]:
+        conn, addr = super().get_request()
+        import socket
+
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay between small writes
+        return conn, addr
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timeout test, interrupted stream) is expected, not a server error."""
         import sys

@@ -1,0 +1,327 @@
+"""`qa summarize PATH… --out DIR` as a real subprocess (offline, and against the local OpenAI-compatible
+server): per-report failures, --strict, --dry-run, resume after a kill, the index; plus the batch runner's
+incremental rules in-process."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, CORPUS_FILES, ROOT, make_settings, run_cli
+from openai_server import OpenAIServer, Reply, Request
+from summary_llm import schema_name, summary_responder
+from test_summarize import EMBEDDER, _inventing
+
+from qa.batch import atomic_write, estimate, plan, run_batch
+from qa.cli import main
+from qa.summarize import Summary
+
+LLM_ENV = {
+    "QA_LLM_MODEL": "gpt-4o-mini",
+    "QA_LLM_API_KEY": "test",
+    "QA_LLM_RETRIES": "2",
+    "QA_LLM_TIMEOUT": "20",
+}
+
+
+def _counts(stdout: str) -> dict[str, str]:
+    """The final table of `qa summarize` as {column: value}."""
+    lines = stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:3] == ["ok", "skipped", "failed"])
+    values = lines[at + 1].split()
+    return dict(zip(["ok", "skipped", "failed", "unverified", "tokens", "cost", "time"], values, strict=True))
+
+
+def _summaries(out: Path) -> dict[str, Summary]:
+    return {p.name.removesuffix(".json"): Summary.model_validate_json(p.read_text("utf-8"))
+            for p in sorted(out.glob("*.json"))}  # fmt: skip
+
+
+def _index(out: Path) -> tuple[list[dict], list[dict]]:
+    jsonl = [json.loads(line) for line in (out / "index.jsonl").read_text("utf-8").splitlines()]
+    with open(out / "index.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return jsonl, rows
+
+
+def _report_of(request: Request) -> str:
+    """Which sample report a map or reduce request is about (from the 报告：《title》 line)."""
+    title = re.search(r"报告：《(.+?)》", request.prompt)
+    markers = {"淄川区": "zichuan", "洛江区": "luojiang", "达坂城区": "dabancheng", "蓉江新区": "rongjiang",
+               "浈江区": "zhenjiang"}  # fmt: skip
+    return next((name for marker, name in markers.items() if title and marker in title.group(1)), "")
+
+
+def _troubled(request: Request) -> Reply:
+    """淄川: invalid JSON every time; 洛江: a 429 storm; 达坂城: an invented figure; others: valid."""
+    report = _report_of(request)
+    if report == "zichuan":
+        return Reply("这不是 JSON")
+    if report == "luojiang":
+        return Reply(status=429, error="rate limited", headers={"retry-after-ms": "10"})
+    if report == "dabancheng":
+        return _inventing(request)
+    return summary_responder(request)
+
+
+# ---- offline, CLI ---------------------------------------------------------------------------------
+
+
+def test_offline_batch_writes_summaries_and_index_then_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "summaries"
+    first = run_cli("summarize", str(CORPUS), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert _counts(first.stdout)["ok"] == "5" and _counts(first.stdout)["failed"] == "0"
+    assert "Traceback" not in first.stderr
+    summaries = _summaries(out)
+    assert sorted(summaries) == CORPUS_FILES
+    assert all((out / f"{name}.md").read_text("utf-8").startswith("# ") for name in CORPUS_FILES)
+    jsonl, rows = _index(out)
+    assert [r["report_id"] for r in jsonl] == [r["report_id"] for r in rows] == CORPUS_FILES
+    assert {r["engine"] for r in rows} == {"extractive"} and all(int(r["key_figures"]) > 0 for r in rows)
+    assert [r["unverified"] for r in rows] == ["0"] * 5
+    assert not list(out.glob(".*.tmp"))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    assert main(["summarize", str(CORPUS), "--out", str(out)]) == 0  # in-process: a subprocess costs ~3 s
+    second = capsys.readouterr()
+    assert _counts(second.out)["skipped"] == "5", second.out
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {k: v for k, v in after.items() if not k.startswith("index")} == {
+        k: v for k, v in before.items() if not k.startswith("index")
+    }
+
+
+# ---- LLM, CLI -------------------------------------------------------------------------------------
+
+
+def test_llm_batch_one_failing_report_never_stops_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "summaries"
+    with OpenAIServer(responder=_troubled) as server:
+        run = run_cli("summarize", str(CORPUS), "--out", str(out), "--concurrency", "3",
+                      env={**LLM_ENV, "QA_LLM_BASE_URL": server.url})  # fmt: skip
+        for name, value in {**LLM_ENV, "QA_LLM_BASE_URL": server.url}.items():
+            monkeypatch.setenv(name, value)
+        strict_code = main(["summarize", str(CORPUS / "dabancheng_2024.txt"), "--out", str(tmp_path / "strict"),
+                            "--strict"])  # fmt: skip
+        strict = capsys.readouterr()
+    assert run.returncode == 1
+    assert "Traceback" not in run.stdout + run.stderr
+    counts = _counts(run.stdout)
+    assert (counts["ok"], counts["skipped"], counts["failed"]) == ("3", "0", "2")
+    lines = {name: next(line for line in run.stderr.splitlines() if name in line) for name in CORPUS_FILES}
+    assert "failed" in lines["zichuan_2024.txt"] and "invalid JSON twice" in lines["zichuan_2024.txt"]
+    assert "failed" in lines["luojiang_2024.txt"] and "429" in lines["luojiang_2024.txt"]
+    assert "unverified" in lines["dabancheng_2024.txt"] and "ok" in lines["dabancheng_2024.txt"]
+    luojiang_calls = [r for r in server.chat_requests() if _report_of(r) == "luojiang"]
+    assert len(luojiang_calls) == 3  # retried twice (QA_LLM_RETRIES), then reported, not a traceback
+    summaries = _summaries(out)
+    assert sorted(summaries) == ["dabancheng_2024.txt", "rongjiang_2023.txt", "zhenjiang_sfj_2024.txt"]
+    invented = summaries["dabancheng_2024.txt"]
+    assert invented.unverified == 2 and [f.raw for f in invented.key_figures if not f.verified] == ["9999件"]
+    assert all(s.engine == "llm" and s.model == "gpt-4o-mini" and s.cost_usd for s in summaries.values())
+    jsonl, rows = _index(out)
+    assert [r["report_id"] for r in rows] == sorted(summaries)
+    assert int(counts["tokens"].split("/")[0].replace(",", "")) == sum(
+        s.prompt_tokens for s in summaries.values()
+    )
+    # --strict: the same invented figure fails the report
+    assert strict_code == 1 and _counts(strict.out)["failed"] == "1"
+    assert "--strict" in strict.err and "9999件" in strict.err
+    assert not list((tmp_path / "strict").glob("*.txt.json"))
+
+
+def test_dry_run_lists_reports_and_cost_and_sends_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "summaries"
+    with OpenAIServer(responder=summary_responder) as server:
+        run = run_cli("summarize", str(CORPUS), "--out", str(out), "--dry-run",
+                      env={**LLM_ENV, "QA_LLM_BASE_URL": server.url})  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert server.requests == []
+    assert all(name in run.stdout for name in CORPUS_FILES)
+    assert "5 to summarize" in run.stdout and "Nothing was sent" in run.stdout
+    assert "$" in run.stdout and "unknown cost" not in run.stdout  # gpt-4o-mini has a price
+    assert not out.exists()
+
+
+# ---- kill and resume --------------------------------------------------------------------------------
+
+
+def _copies(folder: Path, n: int) -> list[Path]:
+    folder.mkdir()
+    files = []
+    for i in range(n):
+        source = CORPUS / CORPUS_FILES[i % len(CORPUS_FILES)]
+        target = folder / f"r{i:02d}_{source.name}"
+        shutil.copyfile(source, target)
+        files.append(target)
+    return files
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "qa.cli", *args], cwd=ROOT, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _wait_for_outputs(proc: subprocess.Popen, out: Path, timeout: float = 30) -> None:
+    """Until the first summary is written; the process is killed if that never happens."""
+    deadline = time.time() + timeout
+    while not list(out.glob("*.txt.json")):
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise AssertionError(f"no summary appeared: {proc.communicate()}")
+        time.sleep(0.05)
+
+
+def test_resume_after_a_kill_mid_batch(tmp_path: Path) -> None:
+    files = _copies(tmp_path / "reports", 8)
+    out = tmp_path / "summaries"
+    args = ["summarize", str(tmp_path / "reports"), "--out", str(out), "--concurrency", "2"]
+    with OpenAIServer(responder=summary_responder, latency=0.15) as server:
+        proc = _start(args, {**LLM_ENV, "QA_LLM_BASE_URL": server.url})
+        _wait_for_outputs(proc, out)
+        proc.kill()  # SIGKILL: no handler runs, no index is written
+        proc.communicate()
+    done = _summaries(out)
+    assert 1 <= len(done) < len(files)
+    for name in done:  # nothing half-written: each summary parses and has its Markdown
+        assert (out / f"{name}.md").read_text("utf-8").startswith("# ")
+    before = {name: (out / f"{name}.json").read_bytes() for name in done}
+
+    with OpenAIServer(responder=summary_responder) as server:
+        rerun = run_cli(*args[:-1], "8", env={**LLM_ENV, "QA_LLM_BASE_URL": server.url})
+    assert rerun.returncode == 0, rerun.stderr
+    counts = _counts(rerun.stdout)
+    assert (int(counts["skipped"]), int(counts["ok"])) == (len(done), len(files) - len(done))
+    assert all((out / f"{name}.json").read_bytes() == data for name, data in before.items())
+    jsonl, rows = _index(out)
+    assert (
+        sorted(r["report_id"] for r in rows)
+        == sorted(r["report_id"] for r in jsonl)
+        == [f.name for f in files]
+    )
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_sigterm_stops_promptly_and_keeps_the_finished_reports(tmp_path: Path) -> None:
+    _copies(tmp_path / "reports", 6)
+    out = tmp_path / "summaries"
+    with OpenAIServer(responder=summary_responder, latency=0.1) as server:
+        proc = _start(["summarize", str(tmp_path / "reports"), "--out", str(out), "--concurrency", "1"],
+                      {**LLM_ENV, "QA_LLM_BASE_URL": server.url})  # fmt: skip
+        _wait_for_outputs(proc, out)
+        server.latency = 5.0  # what is in flight now would take long: it must not hold up the exit
+        stopped = time.time()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = proc.communicate(timeout=15)
+        finally:
+            proc.kill()  # no-op when it has exited
+    assert proc.returncode == 130, stderr
+    assert time.time() - stopped < 4
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    jsonl, _ = _index(out)
+    assert sorted(r["report_id"] for r in jsonl) == sorted(_summaries(out))  # the index matches what is there
+
+
+# ---- the runner, in-process -------------------------------------------------------------------------
+
+
+def test_incremental_rules(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for name in CORPUS_FILES[:3]:
+        shutil.copyfile(CORPUS / name, reports / name)
+    (reports / "empty.txt").write_bytes(b"")
+    settings, out = make_settings(tmp_path / "data"), tmp_path / "out"
+    files = plan([reports]).files
+
+    def statuses(**options) -> dict[str, str]:
+        return {Path(i.path).name: i.status for i in run_batch(files, out, settings, EMBEDDER, **options)}
+
+    assert statuses() == {**dict.fromkeys(CORPUS_FILES[:3], "ok"), "empty.txt": "failed"}
+    assert statuses() == {**dict.fromkeys(CORPUS_FILES[:3], "skipped"), "empty.txt": "failed"}
+    with open(reports / CORPUS_FILES[0], "a", encoding="utf-8") as handle:
+        handle.write("\n附:全年新增法律顾问12名。\n")
+    assert statuses()[CORPUS_FILES[0]] == "ok"  # new bytes → new source hash → redone
+    assert set(statuses(template="generic").values()) == {"ok", "failed"}  # another template → redone
+    assert set(statuses(template="generic").values()) == {"skipped", "failed"}
+    assert set(statuses(force=True).values()) == {"ok", "failed"}
+    (out / f"{CORPUS_FILES[1]}.md").unlink()  # a summary without its Markdown is not done
+    assert statuses(force=False)[CORPUS_FILES[1]] == "ok"
+    assert estimate(files, settings, EMBEDDER, None, out)["up_to_date"] == 3
+    assert estimate(files, settings, EMBEDDER, None, out, template="generic")["up_to_date"] == 0
+    assert (
+        estimate(files, settings, "another-embedder", "gpt-4o-mini", out)["up_to_date"] == 0
+    )  # other engine
+
+
+def test_stale_temp_files_are_removed_and_writes_are_atomic(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".zichuan_2024.txt.json.abc123.tmp").write_text('{"half": ', encoding="utf-8")
+    run_batch([CORPUS / "zichuan_2024.txt"], out, make_settings(tmp_path / "data"), EMBEDDER)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index.csv", "index.jsonl", "zichuan_2024.txt.json", "zichuan_2024.txt.md",
+    ]  # fmt: skip
+    with pytest.raises(TypeError):
+        atomic_write(out / "x.json", None)  # type: ignore[arg-type]
+    assert not (out / "x.json").exists() and not list(out.glob(".*.tmp"))
+
+
+def test_same_file_name_twice_fails_the_second(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copyfile(CORPUS / "zichuan_2024.txt", tmp_path / folder / "zichuan_2024.txt")
+    planned = plan([tmp_path / "a", tmp_path / "b"])
+    assert planned.files == [tmp_path / "a" / "zichuan_2024.txt"]
+    assert [i.path for i in planned.failed] == [str(tmp_path / "b" / "zichuan_2024.txt")]
+    assert "same file name" in planned.failed[0].reason
+
+
+def test_map_requests_per_report_are_sequential_and_reports_concurrent(tmp_path: Path) -> None:
+    """--concurrency bounds the reports (so LLM calls) in flight."""
+    files = _copies(tmp_path / "reports", 4)
+    in_flight, peak = 0, 0
+
+    def counting(request: Request) -> Reply:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        time.sleep(0.05)
+        in_flight -= 1
+        return summary_responder(request)
+
+    from qa.llm import make_chat_llm
+
+    with OpenAIServer(responder=counting) as server:
+        settings = make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="gpt-4o-mini",
+                                 llm_api_key="test")  # fmt: skip
+        items = run_batch(files, tmp_path / "out", settings, EMBEDDER, make_chat_llm(settings), concurrency=2)
+    assert [i.status for i in items] == ["ok"] * 4
+    assert peak == 2
+    assert {schema_name(r) for r in server.chat_requests()} == {"summary_map", "summary_rule_of_law"}
+
+
+def test_summaries_inside_the_input_folder_are_not_reports(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    shutil.copyfile(CORPUS / "zichuan_2024.txt", reports / "zichuan_2024.txt")
+    out = reports / "summaries"
+    run_batch(plan([reports], out).files, out, make_settings(tmp_path / "data"), EMBEDDER)
+    assert (out / "zichuan_2024.txt.md").exists()
+    assert plan([reports], out).files == [reports / "zichuan_2024.txt"]
+    assert len(plan([reports]).files) == 2  # without the exclusion the .md summary would be summarized

