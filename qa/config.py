@@ -30,6 +30,9 @@ class Settings:
     rrf_k: int = 60
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
+    # Up to this many chunks dense search is exact over vectors held in memory (~1.5 KB a chunk);
+    # past it, Chroma's approximate (HNSW) query is used.
+    exact_dense_max: int = 200_000
     # LLM (OpenAI-compatible Chat Completions); unset model → the offline extractive engine.
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -99,6 +102,7 @@ class Settings:
             rrf_k=number("QA_RRF_K", int, defaults.rrf_k),
             dense_weight=number("QA_DENSE_WEIGHT", float, defaults.dense_weight),
             bm25_weight=number("QA_BM25_WEIGHT", float, defaults.bm25_weight),
+            exact_dense_max=number("QA_EXACT_DENSE_MAX", int, defaults.exact_dense_max),
             llm_base_url=get("QA_LLM_BASE_URL"),
             llm_model=get("QA_LLM_MODEL"),
             llm_api_key=get("QA_LLM_API_KEY") or get("OPENAI_API_KEY"),

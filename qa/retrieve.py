@@ -1,8 +1,8 @@
-"""Hybrid retrieval: dense (Chroma) + BM25 over CJK unigrams+bigrams, fused by weighted reciprocal rank.
+"""Hybrid retrieval: dense + BM25 over CJK unigrams+bigrams, fused by weighted reciprocal rank.
 
-The BM25 index is derived from the store (one source of truth) and rebuilt when the store's
-signature (report ids + active versions) changes. A question that names a region or report is
-narrowed to it.
+The BM25 index and the exact dense index are derived from the store (one source of truth) and rebuilt
+when the store's signature (report ids + active versions) changes. A question that names a region or
+report is narrowed to it; one asked across reports gives each report a turn.
 """
 
 from __future__ import annotations
@@ -74,12 +74,17 @@ def named_reports(question: str, records: Sequence[ReportRecord]) -> list[Report
 
 
 @dataclass
-class _Lexical:
+class _Index:
+    """What is derived from the store and rebuilt when it changes: BM25 over every active chunk, the
+    library's vocabulary, and (up to Settings.exact_dense_max chunks) the unit vectors for exact dense
+    search. Chunks are kept in (report, offset) order so equal scores rank the same way every time."""
+
     signature: str
     chunks: list[Chunk]
     versions: np.ndarray
     bm25: object | None
     vocabulary: frozenset[str] = frozenset()
+    vectors: np.ndarray | None = None  # rows match chunks, L2-normalised; None: ask Chroma (ANN)
 
 
 @dataclass(frozen=True)
@@ -102,51 +107,79 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self._lexical: _Lexical | None = None
+        self._index: _Index | None = None
         self._lock = threading.Lock()
 
-    # ---- BM25 ----------------------------------------------------------------------------------
+    # ---- derived index (BM25, vocabulary, exact dense) -------------------------------------------
 
-    def lexical_index(self, records: Sequence[ReportRecord]) -> _Lexical:
+    def index(self, records: Sequence[ReportRecord]) -> _Index:
         signature = self.store.signature(records)
         with self._lock:
-            if self._lexical is None or self._lexical.signature != signature:
-                self._lexical = self._build_lexical(records, signature)
-            return self._lexical
+            if self._index is None or self._index.signature != signature:
+                self._index = self._build_index(records, signature)
+            return self._index
 
-    def _build_lexical(self, records: Sequence[ReportRecord], signature: str) -> _Lexical:
+    def _build_index(self, records: Sequence[ReportRecord], signature: str) -> _Index:
         import bm25s
 
-        chunks = list(self.store.iter_chunks([r.version for r in records]))
-        versions = np.array([c.version for c in chunks])
+        versions = [r.version for r in records]
+        exact = sum(r.n_chunks for r in records) <= self.settings.exact_dense_max
+        if exact:
+            pairs = sorted(
+                self.store.iter_chunk_vectors(versions), key=lambda cv: (cv[0].report_id, cv[0].start)
+            )
+            chunks = [c for c, _ in pairs]
+            matrix = np.vstack([v for _, v in pairs]) if pairs else np.empty((0, 0), dtype=np.float32)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True) if pairs else None
+            vectors = matrix / np.where(norms == 0, 1.0, norms) if pairs else None
+        else:
+            chunks = sorted(self.store.iter_chunks(versions), key=lambda c: (c.report_id, c.start))
+            vectors = None
+        chunk_versions = np.array([c.version for c in chunks])
         if not chunks:
-            return _Lexical(signature, [], versions, None)
+            return _Index(signature, [], chunk_versions, None)
         tokens = [tokenize(f"{c.section} {c.text}") for c in chunks]
-        index = bm25s.BM25()
-        index.index(tokens, show_progress=False)
-        return _Lexical(signature, chunks, versions, index, frozenset(t for ts in tokens for t in ts))
+        bm25 = bm25s.BM25()
+        bm25.index(tokens, show_progress=False)
+        vocabulary = frozenset(t for ts in tokens for t in ts)
+        return _Index(signature, chunks, chunk_versions, bm25, vocabulary, vectors)
 
     def vocabulary(self) -> frozenset[str]:
         """Every token (CJK unigram/bigram, word, number) the stored reports use."""
-        return self.lexical_index(self.store.reports()).vocabulary
+        return self.index(self.store.reports()).vocabulary
+
+    # ---- BM25 ----------------------------------------------------------------------------------
 
     def bm25(
         self, question: str, versions: Sequence[str], records: Sequence[ReportRecord], n: int
     ) -> list[Chunk]:
-        lexical = self.lexical_index(records)
-        tokens = [t for t in tokenize(question)]
-        if lexical.bm25 is None or not tokens:
+        index = self.index(records)
+        tokens = tokenize(question)
+        if index.bm25 is None or not tokens:
             return []
-        scores = np.asarray(lexical.bm25.get_scores(tokens), dtype=np.float64)
-        scores[~np.isin(lexical.versions, list(versions))] = -1.0
+        scores = np.asarray(index.bm25.get_scores(tokens), dtype=np.float64)
+        scores[~np.isin(index.versions, list(versions))] = -1.0
         top = np.argsort(-scores, kind="stable")[:n]
-        return [lexical.chunks[i] for i in top if scores[i] > 0]
+        return [index.chunks[i] for i in top if scores[i] > 0]
 
     # ---- dense ---------------------------------------------------------------------------------
 
-    def dense(self, question: str, versions: Sequence[str], n: int) -> list[Chunk]:
-        vector = self.embedder.embed_query(question)
-        return [chunk for chunk, _ in self.store.query(vector, n, versions)]
+    def dense(
+        self, question: str, versions: Sequence[str], records: Sequence[ReportRecord], n: int
+    ) -> list[Chunk]:
+        """Nearest chunks by cosine: exact over the derived vectors (deterministic; Chroma's HNSW graph is
+        rebuilt per store and a filtered search over a small report is approximate), or Chroma's ANN
+        query for a store past exact_dense_max chunks (server / cluster scale)."""
+        vector = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        index = self.index(records)
+        if index.vectors is None:
+            return [chunk for chunk, _ in self.store.query(vector, n, versions)]
+        if not index.chunks:
+            return []
+        similarity = index.vectors @ (vector / (np.linalg.norm(vector) or 1.0))
+        similarity[~np.isin(index.versions, list(versions))] = -np.inf
+        top = np.argsort(-similarity, kind="stable")[:n]
+        return [index.chunks[i] for i in top if np.isfinite(similarity[i])]
 
     # ---- hybrid --------------------------------------------------------------------------------
 
@@ -199,7 +232,9 @@ class Retriever:
         pool = max(k * 4, 20)
         ranked: list[tuple[list[Chunk], float, str]] = []
         if mode in ("hybrid", "dense"):
-            ranked.append((self.dense(question, versions, pool), self.settings.dense_weight, "dense"))
+            ranked.append(
+                (self.dense(question, versions, records, pool), self.settings.dense_weight, "dense")
+            )
         if mode in ("hybrid", "bm25"):
             ranked.append((self.bm25(question, versions, records, pool), self.settings.bm25_weight, "bm25"))
         fused = fuse(ranked, pool, self.settings.rrf_k)

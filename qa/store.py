@@ -207,6 +207,27 @@ class Store:
                 return
             offset += page
 
+    def iter_chunk_vectors(
+        self, versions: Sequence[str], page: int = 5000
+    ) -> Iterable[tuple[Chunk, np.ndarray]]:
+        """All chunks of the given versions with their stored vectors (for the exact dense index)."""
+        if not versions:
+            return
+        offset = 0
+        while True:
+            got = self.chunks.get(
+                where=_versions_filter(versions),
+                include=["documents", "metadatas", "embeddings"],
+                limit=page,
+                offset=offset,
+            )
+            for cid, doc, meta, vector in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"],
+                                              strict=True):  # fmt: skip
+                yield _chunk(cid, doc, meta), np.asarray(vector, dtype=np.float32)
+            if len(got["ids"]) < page:
+                return
+            offset += page
+
     def report_chunks(self, report_id: str) -> list[Chunk]:
         record = self.get_report(report_id)
         if record is None:
