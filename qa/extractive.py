@@ -275,20 +275,14 @@ def answer(
 
 
 def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, list[Quote]]:
-    """A whole part of a report (its shortcomings, its plans) as the points it lists, each quoted with its
-    citation; a part that lists no points is quoted by its first sentences."""
+    """A whole part of a report (its shortcomings, its plans) as the items it lists (qa.parts.items: the
+    same items a summary lists), each quoted with its citation."""
     blocks: list[str] = []
     quotes: list[Quote] = []
     for source in sources:
-        spans = [
-            p for p in parts.points(source.text) if not _INSTRUCTION.search(source.text[p.start : p.end])
-        ]
-        if spans:
-            picked = [Quote(source.n, source.text[p.start : p.end], source.start + p.start, source.start + p.end)
-                      for p in spans[:max_points]]  # fmt: skip
-        else:
-            picked = [Quote(source.n, s.text, s.start, s.end) for s in sentences_of([source])
-                      if heading_level(s.text) != 1][:3]  # fmt: skip
+        spans = [p for p in parts.items(source.text) if not _INSTRUCTION.search(source.text[p.start : p.end])]
+        picked = [Quote(source.n, source.text[p.start : p.end], source.start + p.start, source.start + p.end)
+                  for p in spans[:max_points]]  # fmt: skip
         if not picked:
             continue
         label = source.region or source.title or source.report_id

@@ -85,6 +85,35 @@ def points(text: str) -> list[Span]:
     return [_headline(text, s) for s in ordered] if len(ordered) >= 2 else []
 
 
+_LISTING = re.compile(r"(?:主要是|主要表现在|主要表现为|具体表现为|主要有|包括)[:：]?")
+_SENTENCE = re.compile(r"[^。！？\n]+[。！？]?")
+
+
+def items(text: str) -> list[Span]:
+    """What a part lists, for answers and summaries alike: its points; else the items of an inline
+    listing ("主要是A;B"); else its sentences (a heading line left out)."""
+    found = points(text)
+    if found:
+        return found
+    listing = _LISTING.search(text)
+    if listing:
+        stop = _POINT_END.search(text, listing.end())
+        while stop and stop.group() in "；;":  # the listing runs on through its semicolons
+            stop = _POINT_END.search(text, stop.end())
+        end = stop.start() if stop else len(text)
+        pieces = [m for m in re.finditer(r"[^；;]+", text[listing.end() : end])]
+        if len(pieces) >= 2:
+            base = listing.end()
+            return [Span(base + m.start(), base + m.end()) for m in pieces if len(m.group().strip()) >= 4]
+    sentences = []
+    for match in _SENTENCE.finditer(text):
+        sentence = match.group().strip()
+        if len(sentence) >= 4 and not re.match(rf"^[{_CN}]+、", sentence):
+            lead = len(match.group()) - len(match.group().lstrip())
+            sentences.append(Span(match.start() + lead, match.start() + lead + len(sentence)))
+    return sentences
+
+
 def _headline(text: str, start: int) -> Span:
     stop = _POINT_END.search(text, start)
     end = stop.end() if stop and stop.group() in "。；;！？" else (stop.start() if stop else len(text))

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qa import parts
+from qa.chunking import sections
 from qa.errors import ConfigError, OutputError, QAError
 from qa.figures import extract_figures
 from qa.indicators import catalogue_rank
@@ -31,8 +33,6 @@ RULE_OF_LAW = "summary_rule_of_law"
 GENERIC = "summary_generic"
 MAP = "summary_map"
 OVERVIEW_MAX = 200
-_PROBLEMS = re.compile(r"不足|问题|短板|差距|困难")
-_PLANS = re.compile(r"安排|计划|下一步|下步|打算|思路|展望")
 _HEADING = re.compile(
     r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[)）]|\d{1,2}[.．、]|[一二三四五六七八九十]+是)"
 )
@@ -175,21 +175,6 @@ def _unique_chunks(chunks: Sequence[Chunk]) -> list[tuple[Chunk, str]]:
     return out
 
 
-def _top(section: str) -> str:
-    return section.split(" > ")[0]
-
-
-def _part(section: str) -> str:
-    top = _top(section)
-    if _PROBLEMS.search(top) and _PLANS.search(top):
-        return "problems+plans"
-    if _PLANS.search(top):
-        return "plans"
-    if _PROBLEMS.search(top):
-        return "problems"
-    return "opening" if not top else "measures"
-
-
 def _strip_marker(title: str) -> str:
     return _HEADING.sub("", title).strip(" 。")
 
@@ -198,53 +183,37 @@ def _point(sentence: str, chunk: Chunk) -> Point:
     return Point(text=sentence, figures=[f.raw for f in extract_figures(sentence)], citations=[chunk.id])
 
 
-_LISTING = re.compile(r"(?:主要是|主要表现在|主要表现为|具体表现为|主要有)[:：]?")
-_INLINE_ITEM = re.compile(r"(?<![\u4e00-\u9fff])[一二三四五六七八九十]是")  # not 统一是
-
-
-def _enumerated(sentence: str) -> list[str]:
-    """A sentence that lists several items inline ("主要表现在:一是…;二是…;三是…", "主要是A;B") as its
-    items, each a verbatim piece of it; other sentences unchanged."""
-    listing = _LISTING.search(sentence)
-    body = sentence[listing.end() :] if listing else sentence
-    starts = [m.start() for m in _INLINE_ITEM.finditer(body)]
-    if len(starts) >= 2:
-        pieces = [body[a:b] for a, b in zip(starts, [*starts[1:], len(body)], strict=True)]
-    elif listing and len(re.split(r"[；;]", body)) >= 2:
-        pieces = re.split(r"(?<=[；;])", body)
-    else:
-        return [sentence]
-    return [p.strip().rstrip("；;，,") for p in pieces if len(p.strip("；;，,。 ")) >= 4]
-
-
-def _points_of(items: list[tuple[str, Chunk]], limit: int = 8) -> list[Point]:
-    """Headed points (（一）… / 一是…) if the part has them, else its sentences."""
-    items = [(piece, c) for s, c in items for piece in _enumerated(s)]
-    headed = [
-        (s, c) for s, c in items if _HEADING.match(s) and not re.match(r"^[一二三四五六七八九十]+、", s)
-    ]
-    chosen = headed if len(headed) >= 2 else items
-    if headed and len(headed) >= 2:
-        top_level = min(1 if re.match(r"^[（(]", s) else 2 for s, _ in headed)
-        chosen = [(s, c) for s, c in headed if (1 if re.match(r"^[（(]", s) else 2) == top_level]
-    return [_point(s, c) for s, c in chosen[:limit]]
+def part_points(report: ReportView, part: str, limit: int = 8) -> list[Point]:
+    """A report's problems or plans as the items that part lists (qa.parts: the same items a chat answer
+    lists), each quoted verbatim and citing the chunk it sits in."""
+    tops = [(s.title, s.start) for s in sections(report.text) if s.level == 1]
+    found = parts.locate(report.report_id, report.text, tops, part)
+    if found is None:
+        return []
+    body = report.text[found.start : found.end]
+    points = []
+    for span in parts.items(body)[:limit]:
+        start, end = found.start + span.start, found.start + span.end
+        text = report.text[start:end].strip().rstrip("；;，,")
+        holding = [c for c in report.chunks if c.start <= start and c.end >= end]
+        touching = [c for c in report.chunks if c.start < end and c.end > start]
+        cited = (holding or touching)[:1]
+        points.append(
+            Point(text=text, figures=[f.raw for f in extract_figures(text)], citations=[c.id for c in cited])
+        )
+    return points
 
 
 def offline_content(report: ReportView) -> SummaryContent:
     """Fill the schema from the section tree and figure extraction, quoting the report verbatim."""
-    parts: dict[str, list[tuple[str, Chunk]]] = {"opening": [], "measures": [], "problems": [], "plans": []}
+    by_part: dict[str, list[tuple[str, Chunk]]] = {"opening": [], "measures": []}
     areas: dict[str, list[tuple[str, Chunk]]] = {}
-    plans_began: set[str] = set()  # "存在的问题及下步打算": the plans begin at 下一步… and run to its end
     for chunk, fresh in _unique_chunks(report.chunks):
-        part = _part(chunk.section)
+        part = parts.classify(parts.top_section(chunk.section))
+        if part not in by_part:
+            continue  # problems and plans are read as whole parts below
         for sentence in [s.strip() for s in re.split(r"(?<=[。！？])|\n", fresh) if s.strip()]:
-            if part == "problems+plans":
-                top = _top(chunk.section)
-                if re.match(r"^(?:下一步|下步|今后|明年)", sentence):
-                    plans_began.add(top)
-                parts["plans" if top in plans_began else "problems"].append((sentence, chunk))
-                continue
-            parts[part].append((sentence, chunk))
+            by_part[part].append((sentence, chunk))
             if part == "measures":
                 path = chunk.section.split(" > ")
                 areas.setdefault(_strip_marker(path[1] if len(path) > 1 else path[0]), []).append(
@@ -252,7 +221,7 @@ def offline_content(report: ReportView) -> SummaryContent:
                 )
     # Overview: the opening paragraph, without the "现将…报告如下" formula.
     overview_parts: list[tuple[str, Chunk]] = []
-    for sentence, chunk in parts["opening"]:
+    for sentence, chunk in by_part["opening"]:
         if re.search(r"报告如下|现将|特此报告|^.{0,12}[:：]$", sentence):
             continue
         if sum(len(s) for s, _ in overview_parts) + len(sentence) > OVERVIEW_MAX:
@@ -260,8 +229,8 @@ def offline_content(report: ReportView) -> SummaryContent:
                 overview_parts.append((clip(sentence, OVERVIEW_MAX), chunk))
             break
         overview_parts.append((sentence, chunk))
-    if not overview_parts and parts["measures"]:
-        sentence, chunk = parts["measures"][0]
+    if not overview_parts and by_part["measures"]:
+        sentence, chunk = by_part["measures"][0]
         overview_parts = [(clip(sentence, OVERVIEW_MAX), chunk)]
     measures: list[MeasureArea] = []
     for area, items in areas.items():
@@ -272,7 +241,7 @@ def offline_content(report: ReportView) -> SummaryContent:
         measures.append(MeasureArea(area=area, points=[_point(s, c) for s, c in picked]))
     figures: list[KeyFigure] = []
     seen: set[tuple[str, str]] = set()
-    found = [(f, c) for s, c in parts["measures"] for f in extract_figures(s)]
+    found = [(f, c) for s, c in by_part["measures"] for f in extract_figures(s)]
     # Catalogued indicators (行政复议, 行政诉讼, 法律援助, 调解…) first in catalogue order, then the rest in
     # reading order.
     found.sort(key=lambda fc: catalogue_rank(fc[0]))
@@ -298,12 +267,8 @@ def offline_content(report: ReportView) -> SummaryContent:
         overview_citations=list(dict.fromkeys(c.id for _, c in overview_parts)),
         measures=measures,
         key_figures=figures[:40],
-        problems=_points_of(
-            [(s, c) for s, c in parts["problems"] if not re.match(r"^[一二三四五六七八九十]+、", s)]
-        ),
-        plans=_points_of(
-            [(s, c) for s, c in parts["plans"] if not re.match(r"^[一二三四五六七八九十]+、", s)]
-        ),
+        problems=part_points(report, "problems"),
+        plans=part_points(report, "plans"),
     )
 
 
