@@ -116,7 +116,11 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
             hint = f" (this store has reports embedded with {', '.join(others)}: check QA_EMBEDDER)"
         out.print(f"no reports in {services.store.location}{hint}; add some with `qa ingest PATH`")
         return 0
-    table = Table("report", "title", "region", "year", "published", "chunks", box=None, header_style="bold")
+    table = Table(box=None, header_style="bold")
+    table.add_column("report", no_wrap=True)  # the id `qa rm` and --report take: never cut
+    table.add_column("title", overflow="fold")
+    for name in ("region", "year", "published", "chunks"):
+        table.add_column(name, no_wrap=True)
     for r in records:
         table.add_row(
             r.report_id, r.meta.title, r.meta.region, str(r.meta.year or ""), r.meta.publish_date or "",
@@ -241,7 +245,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             f"[dim]{escape(citation.report_id)} · {escape(citation.section or '(opening)')} · "
             f"chars {citation.quote_start}–{citation.quote_end}[/]"
         )
-        out.print(f"    “{escape(citation.quote)}”")
+        out.print(f"    “{escape(_shorten(citation.quote))}”")
     tail = f"{answer.latency_ms:.0f} ms"
     if answer.engine == "llm":
         cost = f", ${answer.cost_usd:.4f}" if answer.cost_usd is not None else ""
@@ -250,6 +254,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         )
     out.print(f"[dim]{answer.engine} · {tail}[/]")
     return 0
+
+
+def _shorten(quote: str, limit: int = 160) -> str:
+    """A long supporting span (a whole listed part) as its opening and its end."""
+    flat = " ".join(quote.split())
+    if len(flat) <= limit:
+        return flat
+    return f"{flat[: limit - 40]} … {flat[-30:]}（共 {len(flat)} 字）"
 
 
 def cmd_log(args: argparse.Namespace, settings: Settings) -> int:

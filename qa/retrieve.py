@@ -61,13 +61,16 @@ def region_aliases(record: ReportRecord) -> set[str]:
 
 
 def named_reports(question: str, records: Sequence[ReportRecord]) -> list[ReportRecord]:
-    """Reports whose region/issuer (or file name) the question names; narrowed by a named year if it fits."""
+    """Reports whose region/issuer (or file name) the question names, in the order the question names
+    them; narrowed by a named year if it fits."""
     q = normalize(question)
-    named = [
-        r
-        for r in records
-        if any(alias in q for alias in region_aliases(r)) or normalize(r.report_id.rsplit(".", 1)[0]) in q
-    ]
+    where: dict[str, int] = {}
+    for record in records:
+        names = [*region_aliases(record), normalize(record.report_id.rsplit(".", 1)[0])]
+        found = [q.find(name) for name in names if name and name in q]
+        if found:
+            where[record.report_id] = min(found)
+    named = sorted((r for r in records if r.report_id in where), key=lambda r: where[r.report_id])
     years = {int(y) for y in re.findall(r"((?:19|20)\d{2})\s*年", question)}
     by_year = [r for r in named if r.meta.year in years]
     return by_year or named
