@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qa import extractive, parts
@@ -27,6 +27,7 @@ from qa.retrieve import (
 from qa.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
 
 REFUSAL = extractive.REFUSAL
+HEADER_SECTION = "报告信息（网页页眉）"
 _MARKER = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _CLAIM_END = re.compile(r"(?<=[。！？!?；\n])")
 
@@ -211,6 +212,7 @@ def make_citations(text: str, cited: Sequence[int], sources: dict[int, Source],
                 quote,
                 q_start,
                 q_end,
+                source.part,
             )  # fmt: skip
         )
     return citations
@@ -307,6 +309,26 @@ def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str) -> 
     return sources
 
 
+def header_sources(
+    retriever: Retriever, report_ids: Sequence[str], field: str
+) -> list[tuple[Source, parts.Span]]:
+    """For a question about 文号 / 索引号 / dates / the issuing body: each report's page header (kept
+    verbatim at ingest) as a source, with the line that states the field."""
+    found: list[tuple[Source, parts.Span]] = []
+    for report_id in report_ids:
+        record = retriever.store.get_report(report_id)
+        text = retriever.store.report_header(report_id) if record else ""
+        line = parts.header_line(text, field) if text else None
+        if record is None or line is None:
+            continue
+        source = Source(
+            n=len(found) + 1, report_id=report_id, title=record.meta.title, section=HEADER_SECTION, start=0,
+            end=len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found), part="header",
+        )  # fmt: skip
+        found.append((source, line))
+    return found
+
+
 # ---- the chain -----------------------------------------------------------------------------------
 
 
@@ -350,14 +372,22 @@ def ask(
     if not result.hits:
         return refuse("没有找到相关段落", result.scope.reports)
     part = parts.asked_part(standalone)
+    field = parts.asked_field(standalone)
+    header = header_sources(retriever, part_reports(standalone, result), field) if field else []
     sources = part_sources(retriever, part_reports(standalone, result), part) if part else []
     from_part = bool(sources)
     sources = sources or build_sources(result.hits, context_chars)
+    if header:  # 文号 / 发文日期…: the page header first, then the passages (renumbered after it)
+        sources = [s for s, _ in header] + [replace(s, n=len(header) + s.n) for s in sources]
     by_n = {s.n: s for s in sources}
     quotes: list[extractive.Quote] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
-    if llm is None and from_part:
-        raw, quotes = extractive.list_points(sources)
+    if llm is None and header:
+        raw, quotes = extractive.header_lines(header)
+        if on_token:
+            on_token(raw)
+    elif llm is None and from_part:
+        raw, quotes = extractive.list_points([s for s in sources if s.part == "body"])
         if on_token:
             on_token(raw)
     elif llm is None:

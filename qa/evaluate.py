@@ -81,17 +81,20 @@ def merged_spans(chunks: Sequence[Chunk]) -> dict[str, list[tuple[int, int]]]:
     return by_report
 
 
-def evidence_found(evidence: Sequence[str], chunks: Sequence[Chunk], texts: dict[str, str]) -> bool:
-    """True when every evidence string lies inside the retrieved chunks (after NFKC + whitespace removal)."""
+def evidence_found(evidence: Sequence[str], chunks: Sequence[Any], texts: dict[str, str]) -> bool:
+    """True when every evidence string lies inside the retrieved passages (after NFKC + whitespace
+    removal). Neighbouring body passages join up; a page-header source (part="header") is its own text."""
     if not evidence:
         return True
+    body = [c for c in chunks if getattr(c, "part", "body") == "body"]
     passages = [
         normalize(texts[report_id][start:end]) if report_id in texts else ""
-        for report_id, spans in merged_spans(chunks).items()
+        for report_id, spans in merged_spans(body).items()
         for start, end in spans
     ]
     if not texts:  # no report texts at hand: fall back to the chunk texts themselves
-        passages = [normalize(c.text) for c in chunks]
+        passages = [normalize(c.text) for c in body]
+    passages += [normalize(c.text) for c in chunks if getattr(c, "part", "body") != "body"]
     return all(any(normalize(e) in p for p in passages) for e in evidence)
 
 

@@ -202,7 +202,10 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
         noun = asked.counted
         attached = [
             n for n in counts
-            if sentence[n.end :].lstrip(_QUOTES).startswith(noun[:2]) or noun in sentence[max(0, n.start - 12) : n.start]
+            # counted thing right after the number (its first word, or its head: 3个片区 for 联合执法片区),
+            # or named just before it (培养“法律明白人”105人)
+            if sentence[n.end :].lstrip(_QUOTES).startswith((noun[:2], noun[-2:]))
+            or noun in sentence[max(0, n.start - 12) : n.start]
         ]  # fmt: skip
         if counts and not attached:
             return False
@@ -272,6 +275,18 @@ def answer(
         return REFUSAL, []
     label = next(s.source for s in sentences if s.source.n == quotes[0].n)
     return f"{label.region or label.title}：" + text, quotes
+
+
+def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[Quote]]:
+    """Quote, per report, the page-header line that states what was asked (文号, 发文日期…)."""
+    lines, quotes = [], []
+    for source, span in found:
+        quote = Quote(
+            source.n, source.text[span.start : span.end], source.start + span.start, source.start + span.end
+        )
+        lines.append(f"{source.region or source.title or source.report_id}：{quote.text}[{quote.n}]")
+        quotes.append(quote)
+    return ("\n".join(lines), quotes) if quotes else (REFUSAL, [])
 
 
 def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, list[Quote]]:

@@ -145,3 +145,58 @@ def locate(
         if span is not None and span.end > span.start:
             return PartText(report_id, part, title, start + span.start, start + span.end)
     return None
+
+
+# ---- the page header: 文号, 索引号, dates, issuing body ------------------------------------------------
+
+_FIELD_QUESTIONS = (
+    ("doc_number", re.compile(r"文号|发文字号|发文号")),
+    ("index_no", re.compile(r"索引号")),
+    (
+        "issue_date",
+        re.compile(r"发文日期|成文日期|生成日期|印发|(?:哪天|哪一天|何时|什么时候|几号)(?:发文|印发|成文)"),
+    ),
+    (
+        "publish_date",
+        re.compile(
+            r"发布日期|发布时间|(?:哪天|哪一天|何时|什么时候|几号)(?:发布|公布|公开)|(?:发布|公布)的?(?:日期|时间)"
+        ),
+    ),
+    ("publisher", re.compile(r"发布机构|发文机关|发布单位|哪个(?:部门|单位|机关|机构)(?:发布|印发|发的)")),
+)
+# Header labels that hold each field, best first.
+_FIELD_LABELS = {
+    "doc_number": ("备注/文号", "发文字号", "文号"),
+    "index_no": ("索引号",),
+    "issue_date": ("发文日期", "成文日期", "公文生成日期", "印发日期"),
+    "publish_date": ("发布日期", "发布时间", "发文日期", "成文日期", "公文生成日期", "时间"),
+    "publisher": ("发布机构", "发文机关", "来源"),
+}
+
+
+def asked_field(question: str) -> str | None:
+    """The header field a question asks for (文号 → doc_number, 哪天发文 → issue_date…), else None."""
+    for field, pattern in _FIELD_QUESTIONS:
+        if pattern.search(question):
+            return field
+    return None
+
+
+def header_line(header: str, field: str) -> Span | None:
+    """The header line that states a field with a value ("• 备注/文号:泉洛政文〔2025〕14号"), stripped of
+    table pipes and bullets at its ends; None when no line has it (or the value is blank)."""
+    lines: list[tuple[int, str]] = []
+    offset = 0
+    for line in header.split("\n"):
+        lines.append((offset, line))
+        offset += len(line) + 1
+    for label in _FIELD_LABELS[field]:
+        spaced = r"\s*".join(map(re.escape, label))
+        value = re.compile(rf"(?<![\u4e00-\u9fff/]){spaced}\s*[:：]?\s*\|?\s*([^|\s][^|]*)")
+        for start, line in lines:
+            match = value.search(line)
+            if match and match.group(1).strip(" |:："):
+                left = len(line) - len(line.lstrip(" |•·\t"))
+                right = len(line.rstrip(" |\t"))
+                return Span(start + left, start + right)
+    return None

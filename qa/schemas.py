@@ -112,6 +112,7 @@ class Source:
     chunk_ids: tuple[str, ...]
     region: str = ""
     rank: int = 0  # best retrieval rank among its chunks (0 = top)
+    part: str = "body"  # body: offsets into the clean text | header: into the page header (文号, 发文日期…)
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,9 @@ class Citation:
     start: int  # passage offsets in the report's clean text
     end: int
     quote: str  # the supporting span inside the passage (highlighted in the UI)
-    quote_start: int  # span offsets in the report's clean text
+    quote_start: int  # span offsets in the report's clean text (or its header, see part)
     quote_end: int
+    part: str = "body"  # body | header
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,11 @@ class Store:
             raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
         return got["documents"][0] or ""
 
+    def report_header(self, report_id: str) -> str:
+        """The page header stripped from a report (header table, title line…), verbatim; "" if none."""
+        got = self.reports_col.get(ids=[report_id], include=["metadatas"])
+        return str((got["metadatas"][0] or {}).get("header", "")) if got["ids"] else ""
+
     def signature(self, records: Sequence[ReportRecord] | None = None) -> str:
         """Changes whenever a report is added, replaced or removed (drives BM25 rebuilds)."""
         records = self.reports() if records is None else records

@@ -148,3 +148,42 @@ def test_build_sources_merges_overlaps_and_keeps_report_order() -> None:
         (2, "r1", 0, 15, text[0:15]),
     ]
     assert sources[1].chunk_ids == ("a", "b") and sources[1].rank == 0
+
+
+# ---- the page header: 文号, dates --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "report", "expected"),
+    [
+        ("洛江区这份报告的文号是什么？", None, "泉洛政文〔2025〕14号"),
+        ("这份报告是哪天发文的？", "zichuan_2024.txt", "2025-01-10"),
+        ("蓉江新区的报告是哪天发布的？", None, "2024-01-31"),
+    ],
+)
+def test_metadata_questions_quote_the_page_header(
+    corpus_services, question: str, report, expected: str
+) -> None:
+    answer = ask(question, corpus_services.retriever, report_ids=[report] if report else None)
+    assert expected in answer.text and not answer.unverified_numbers
+    [citation] = answer.citations
+    assert citation.part == "header" and citation.chunk_ids == ()
+    header = corpus_services.store.report_header(citation.report_id)
+    assert header[citation.quote_start : citation.quote_end] == citation.quote and expected in citation.quote
+
+
+def test_a_blank_header_field_is_not_answered(corpus_services) -> None:
+    """淄川区's header table has a 文号 cell, but it is empty: nothing to quote, so no answer."""
+    answer = ask("淄川区这份报告的文号是什么？", corpus_services.retriever)
+    assert answer.refused or "文号" not in answer.text
+    assert all(c.part == "body" for c in answer.citations)
+
+
+def test_header_lines() -> None:
+    from qa.parts import asked_field, header_line
+
+    header = "• 索 引 号:QZ030101-0200-2025-00004\n• 备注/文号:泉洛政文〔2025〕14号\n| 发文日期: | 2025-01-10 | 文号: | |"
+    span = header_line(header, "doc_number")
+    assert header[span.start : span.end] == "备注/文号:泉洛政文〔2025〕14号"
+    assert header_line("| 文号: | |", "doc_number") is None  # a blank cell states nothing
+    assert asked_field("文号是多少") == "doc_number" and asked_field("办理行政复议案件多少件") is None

@@ -261,9 +261,9 @@ def mini(tmp_path: Path) -> tuple[Path, Path]:
          "answer_type": "number", "evidence": ["办理行政复议案件151件"]},
         {"id": "b", "doc": "zichuan_2024.txt", "question": "淄川区的GDP是多少？", "answer": "文中未提及",
          "answer_type": "unanswerable", "evidence": []},
-        # the offline engine cannot answer this from the body: it is in the header table
-        {"id": "c", "doc": "zichuan_2024.txt", "question": "这份报告的索引号是什么？",
-         "answer": "113703020042161591/2025-5500190", "answer_type": "text", "evidence": []},
+        # a gold answer the report contradicts (it says 151件): the engine gets it "wrong" by construction
+        {"id": "c", "doc": "zichuan_2024.txt", "question": "淄川区审结行政复议案件多少件？", "answer": "68件",
+         "answer_type": "number", "evidence": ["审结67件"]},
     ]  # fmt: skip
     dataset.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     return docs, dataset
