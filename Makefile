@@ -36,7 +36,7 @@ run: ingest-samples app
 ## test: set up (incl. headless Chromium for the UI tests), lint, run the tests, then the offline eval gate
 test: setup-dev
 	./scripts/ensure-chromium
-	$(BIN)/ruff check qa tests bench app.py
+	$(BIN)/ruff check qa tests bench app.py app_pages
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory eval-gate
 
@@ -59,8 +59,8 @@ eval-baseline: setup
 		--update-baseline --no-history
 
 lint: setup-dev
-	$(BIN)/ruff check qa tests bench app.py
-	$(BIN)/ruff format --check qa tests bench app.py
+	$(BIN)/ruff check qa tests bench app.py app_pages
+	$(BIN)/ruff format --check qa tests bench app.py app_pages
 
 ## eval: the dev set with the configured engine (LLM when QA_LLM_MODEL is set), report in .qa/eval-report
 eval: setup

@@ -12,6 +12,7 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -48,16 +49,21 @@ def tokenize(text: str) -> list[str]:
 
 def region_aliases(record: ReportRecord) -> set[str]:
     """Names a question may use for a report's region: 洛江区, 洛江, 泉州市洛江区…"""
-    names = {
-        record.meta.region,
-        record.meta.issuer,
-        re.sub(r"^.*?[省市](?=.+[区县])", "", record.meta.issuer),
-    }
-    region = record.meta.region
+    return set(_aliases(record.meta.region, record.meta.issuer))
+
+
+@lru_cache(maxsize=8192)
+def _file_stem(report_id: str) -> str:
+    return normalize(report_id.rsplit(".", 1)[0])
+
+
+@lru_cache(maxsize=8192)
+def _aliases(region: str, issuer: str) -> frozenset[str]:  # every search checks every report: memoised
+    names = {region, issuer, re.sub(r"^.*?[省市](?=.+[区县])", "", issuer)}
     core = re.sub(r"(新区|区|县|市|旗)$", "", region)
     if len(core) >= 2:
         names.add(core)
-    return {normalize(n) for n in names if n and len(n) >= 2}
+    return frozenset(normalize(n) for n in names if n and len(n) >= 2)
 
 
 def named_reports(question: str, records: Sequence[ReportRecord]) -> list[ReportRecord]:
@@ -66,7 +72,7 @@ def named_reports(question: str, records: Sequence[ReportRecord]) -> list[Report
     q = normalize(question)
     where: dict[str, int] = {}
     for record in records:
-        names = [*region_aliases(record), normalize(record.report_id.rsplit(".", 1)[0])]
+        names = [*_aliases(record.meta.region, record.meta.issuer), _file_stem(record.report_id)]
         found = [q.find(name) for name in names if name and name in q]
         if found:
             where[record.report_id] = min(found)

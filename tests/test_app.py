@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,9 @@ import pytest
 import streamlit as st
 from conftest import CORPUS, ROOT, make_settings
 from streamlit.testing.v1 import AppTest
+
+if str(ROOT) not in sys.path:  # app_pages/ sits next to app.py, outside the installed package
+    sys.path.insert(0, str(ROOT))
 
 from qa import ui
 from qa.errors import InputError
@@ -320,32 +324,362 @@ def test_deleting_an_uploaded_report_removes_its_file(fail_closed: Path) -> None
     assert any("文档库中还没有报告" in w.value for w in at.warning)
 
 
-@pytest.mark.parametrize("page", ["summary", "compare", "eval"])
-def test_pages_not_in_this_version_say_so(fail_closed: Path, page: str) -> None:
-    at = start(page)
-    assert at.info.len == 1 and "尚未在此版本中提供" in at.info[0].value
-    assert at.dataframe.len == 0 and at.chat_input.len == 0
+# ---- downloads ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch):
+    """What a download button hands out: AppTest keeps media in a memory store it makes per run; keep a
+    handle on the latest one and read a button's file from it."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    stores: list[MemoryMediaFileStorage] = []
+
+    class Kept(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Kept)
+
+    def read(at: AppTest, label: str) -> bytes:
+        button = next(b for b in at.get("download_button") if b.label == label)
+        return stores[-1].get_file(button.proto.url.rsplit("/", 1)[-1]).content
+
+    return read
+
+
+def labels_of(at: AppTest, kind: str) -> list[str]:
+    return [element.label for element in at.get(kind)]
+
+
+# ---- 摘要 ------------------------------------------------------------------------------------------
+
+
+def card_of(at: AppTest) -> str:
+    return next(m.value for m in at.markdown if 'class="qa-summary"' in m.value)
+
+
+def figure_row(card: str, indicator: str, raw: str) -> tuple[str, str] | None:
+    """(quote cell, mark cell) of a key-figure row of the card."""
+    found = re.search(
+        rf'<tr><td>{re.escape(indicator)}</td><td class="qa-num">{re.escape(raw)}</td><td>(.*?)</td>(<td.*?</td>)</tr>',
+        card,
+    )
+    return (found.group(1), found.group(2)) if found else None
+
+
+def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> None:
+    from qa.summarize import Summary
+
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
+    at = start("summary")
+    assert at.title[0].value == "摘要"
+    at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
+    assert not at.exception and at.error.len == 0
+    quote, mark = figure_row(card_of(at), "办理行政复议案件", "151件")
+    assert '<mark class="qa-quote">151件</mark>' in quote and ">✓</td>" in mark
+    header = next(m.value for m in at.markdown if "qa-engine" in m.value)
+    assert (
+        '<span class="qa-engine">抽取式（离线，逐字引用原文）</span>' in header and "地区：淄川区" in header
+    )
+    assert any(c.startswith("刚刚生成") for c in texts(at.caption))
+    for heading in ("概述", "主要举措", "关键数据", "存在问题", "下一步计划", "来源"):
+        assert f"<h4>{heading}" in card_of(at)
+
+    summary = Summary.model_validate_json(downloads(at, "下载 JSON"))
+    assert summary.report_id == "zichuan_2024.txt" and summary.engine == "extractive"
+    assert any(f.raw == "151件" and f.verified for f in summary.key_figures)
+    assert "| 办理行政复议案件 | 151件 |" in downloads(at, "下载 Markdown").decode()
+    json_path = fail_closed / "summaries" / "zichuan_2024.txt.json"
+    assert json_path.read_text(encoding="utf-8") == downloads(at, "下载 JSON").decode()
+    assert (fail_closed / "summaries" / "zichuan_2024.txt.md").is_file()
+    written = json_path.stat().st_mtime_ns
+
+    again = start("summary")  # a second visit (a new session) reuses the file
+    again.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
+    assert any(c.startswith("已从缓存读取") for c in texts(again.caption))
+    assert json_path.stat().st_mtime_ns == written
+    assert Summary.model_validate_json(downloads(again, "下载 JSON")).created_at == summary.created_at
+    assert figure_row(card_of(again), "办理行政复议案件", "151件")
+
+    again.button(key="sum-regenerate").click().run()  # 重新生成 writes it again
+    assert any(c.startswith("刚刚生成") for c in texts(again.caption))
+    assert json_path.stat().st_mtime_ns != written
+
+
+def test_unverified_items_are_flagged_on_the_card(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qa import ui_summary
+
+    real = ui_summary.summarize_report
+
+    def with_a_bad_figure(view, llm=None, **kwargs):
+        summary = real(view, llm, **kwargs)
+        bad = summary.key_figures[0].model_copy(update={"raw": "999件", "verified": False})
+        return summary.model_copy(update={"key_figures": [bad, *summary.key_figures[1:]], "unverified": 1,
+                                          "checks": ["figure 办理行政复议案件 999件: not in the quoted passage"]})  # fmt: skip
+
+    monkeypatch.setattr(ui_summary, "summarize_report", with_a_bad_figure)
+    ingest(fail_closed, "zichuan_2024.txt")
+    at = start("summary")
+    [warning] = at.warning
+    assert "1 处内容未能在原文中核实" in warning.value
+    assert "999件: not in the quoted passage" in plain(at.expander[0].markdown[0].value)
+    card = card_of(at)
+    assert '<tr class="qa-unverified-row"><td>办理行政复议案件</td><td class="qa-num">999件</td>' in card
+    assert "⚠ 未核实</td>" in card
+
+
+def test_deleting_a_report_drops_its_cached_summary(fail_closed: Path) -> None:
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
+    at = start("summary")
+    at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
+    cached = [fail_closed / "summaries" / f"zichuan_2024.txt.{ext}" for ext in ("json", "md")]
+    assert all(path.is_file() for path in cached)
+    at.session_state["goto_page"] = "library"
+    at.run()
+    at.selectbox(key="lib_selected").set_value("zichuan_2024.txt").run()
+    at.checkbox(key="confirm-zichuan_2024.txt").check().run()
+    at.button(key="delete-report").click().run()
+    assert not any(path.exists() for path in cached)
+    assert (fail_closed / "summaries" / "luojiang_2024.txt.json").is_file()  # the other report's stays
+    at.session_state["goto_page"] = "summary"
+    at.run()
+    assert at.selectbox(key="sum_report").value == "luojiang_2024.txt" and not at.exception
+
+
+def test_llm_summary_is_made_on_request_and_labelled_with_the_model(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai_server import OpenAIServer
+    from summary_llm import summary_responder
+
+    from qa.summarize import Summary
+
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
+    with OpenAIServer(responder=summary_responder) as server:
+        monkeypatch.setenv("QA_LLM_MODEL", "gpt-4o-mini")
+        monkeypatch.setenv("QA_LLM_BASE_URL", server.url)
+        at = start("summary")
+        at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
+        assert at.radio(key="sum_engine").value == "llm"
+        assert any("会产生 token 费用" in i.value for i in at.info)
+        assert not server.chat_requests() and not any("qa-summary" in m.value for m in at.markdown)
+        at.button(key="sum-generate").click().run()
+        assert not at.exception and not at.error, texts(at.error)
+        assert server.chat_requests()  # map over the sections, then reduce
+        header = next(m.value for m in at.markdown if "qa-engine" in m.value)
+        assert '<span class="qa-engine">LLM：gpt-4o-mini</span>' in header and "tokens" in header
+        assert "151件" in card_of(at)
+        sent = len(server.chat_requests())
+
+        # a batch with the LLM (a few reports at a time): the one made above is reused, the other is made
+        at.multiselect(key="sum_batch").set_value(["luojiang_2024.txt", "zichuan_2024.txt"]).run()
+        at.button(key="sum-batch-run").click().run()
+        rows = at.dataframe[0].value
+        assert dict(zip(rows["报告"], rows["结果"], strict=True)) == {
+            "luojiang_2024.txt": "已生成", "zichuan_2024.txt": "沿用缓存"
+        }  # fmt: skip
+        assert len(server.chat_requests()) > sent
+        made = Summary.model_validate_json((fail_closed / "summaries" / "luojiang_2024.txt.json").read_text())
+        assert made.engine == "llm" and made.model == "gpt-4o-mini"
+        sent = len(server.chat_requests())
+
+        at.radio(key="sum_engine").set_value("offline").run()  # another engine: not the LLM's summary
+        header = next(m.value for m in at.markdown if "qa-engine" in m.value)
+        assert '<span class="qa-engine">抽取式（离线，逐字引用原文）</span>' in header
+        assert len(server.chat_requests()) == sent
+
+
+def test_batch_summaries_zip_and_a_failing_report_stops_nothing(
+    fail_closed: Path, downloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+    import io
+    import zipfile
+
+    from qa import ui_summary
+    from qa.errors import OutputError
+    from qa.summarize import Summary
+
+    real = ui_summary.summarize_report
+
+    def flaky(view, llm=None, **kwargs):
+        if view.report_id == "luojiang_2024.txt":
+            raise OutputError("luojiang_2024.txt: 模型输出无效（测试）")
+        return real(view, llm, **kwargs)
+
+    monkeypatch.setattr(ui_summary, "summarize_report", flaky)
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt", "rongjiang_2023.txt")
+    at = start("summary")
+    assert texts(at.error) == [
+        "luojiang_2024.txt: 模型输出无效（测试）"
+    ]  # the first report, shown in its tab
+    at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()  # cached before the batch
+    at.multiselect(key="sum_batch").set_value(
+        ["luojiang_2024.txt", "rongjiang_2023.txt", "zichuan_2024.txt"]
+    ).run()
+    at.button(key="sum-batch-run").click().run()
+    assert not at.exception
+    rows = at.dataframe[0].value
+    assert dict(zip(rows["报告"], rows["结果"], strict=True)) == {
+        "luojiang_2024.txt": "失败", "rongjiang_2023.txt": "已生成", "zichuan_2024.txt": "沿用缓存"
+    }  # fmt: skip
+    assert "模型输出无效" in rows["原因"][0]
+    assert any("已生成 1 份 · 沿用缓存 1 份 · 失败 1 份" in w for w in texts(at.warning))
+
+    archive = zipfile.ZipFile(io.BytesIO(downloads(at, "下载全部（zip：JSON、Markdown、index.csv）")))
+    assert sorted(archive.namelist()) == [
+        "index.csv", "rongjiang_2023.txt.json", "rongjiang_2023.txt.md", "zichuan_2024.txt.json",
+        "zichuan_2024.txt.md",
+    ]  # fmt: skip
+    for name in ("rongjiang_2023.txt.json", "zichuan_2024.txt.json"):
+        assert Summary.model_validate_json(archive.read(name)).report_id == name.removesuffix(".json")
+    index = list(csv.DictReader(io.StringIO(archive.read("index.csv").decode())))
+    assert sorted(r["report_id"] for r in index) == ["rongjiang_2023.txt", "zichuan_2024.txt"]
+
+
+# ---- 对比 ------------------------------------------------------------------------------------------
+
+
+def test_compare_table_cites_every_value_and_leaves_missing_ones_empty(fail_closed: Path, downloads) -> None:
+    import csv
+    import io
+
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
+    at = start("compare")
+    assert at.title[0].value == "对比" and not at.error
+    table = at.dataframe[0].value.set_index("指标")
+    assert table.loc["行政复议 收案", "淄川区（2024）"] == "151件"
+    assert table.loc["行政复议 收案", "洛江区（2024）"] == "121件"
+    assert table.loc["行政复议 纠错率", "淄川区（2024）"] == "29.8%"
+    assert table.loc["行政复议 纠错率", "洛江区（2024）"] == ""  # not stated: empty, never a guess
+
+    sources = next(e for e in at.expander if plain(e.label) == "行政复议 收案 · 2/2 份报告有数值")
+    html_block = sources.markdown[0].value
+    assert '<mark class="qa-quote">151件</mark>' in html_block and "zichuan_2024.txt" in html_block
+    assert "章节 一、推进法治政府建设的主要举措和成效" in html_block
+
+    rows = list(csv.DictReader(io.StringIO(downloads(at, "下载 CSV").decode())))
+    zichuan = next(r for r in rows if r["indicator"] == "行政复议 收案" and r["report"] == "zichuan_2024.txt")
+    assert zichuan["raw"] == "151件" and "151件" in zichuan["quote"] and zichuan["chunk_id"]
+    assert not any(r["indicator"] == "行政复议 纠错率" and r["report"] == "luojiang_2024.txt" for r in rows)
+    assert "# 指标对比" in downloads(at, "下载 Markdown").decode()
+
+    at.selectbox(key="cmp_indicator").set_value("admin_review_correction").run()
+    captions = texts(at.caption)
+    assert "行政复议 纠错率：淄川区（2024） 29.8%（原文写法，出处见下）" in captions
+    assert "没有数值（报告未提及，不作图）：洛江区（2024）" in captions
+
+    at.multiselect(key="cmp_reports").set_value(["luojiang_2024.txt"]).run()
+    assert list(at.dataframe[0].value.columns) == ["指标", "分组", "洛江区（2024）"]
+
+
+# ---- 评测 ------------------------------------------------------------------------------------------
+
+MINI_DATASET = [
+    {"id": "t-1", "doc": "zichuan_2024.txt", "question": "淄川区办理行政复议案件多少件？", "answer": "151件",
+     "answer_type": "number", "evidence": ["办理行政复议案件151件"]},
+    {"id": "t-2", "doc": "zichuan_2024.txt", "question": "淄川区全年受理法律援助案件多少件？", "answer": "999件",
+     "answer_type": "number", "evidence": ["全年受理法律援助案件235件"]},
+]  # fmt: skip
+
+
+def eval_form(at: AppTest, name: str, data: bytes, docs: Path) -> AppTest:
+    at.selectbox(key="eval_dataset").set_value("__upload__").run()
+    at.file_uploader(key="eval_upload").set_value([(name, data, "application/json")]).run()
+    at.text_input(key="eval_docs").set_value(str(docs)).run()
+    return at
+
+
+def test_eval_run_shows_metrics_failures_history_and_reports(
+    fail_closed: Path, tmp_path: Path, downloads
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
+    data = "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in MINI_DATASET).encode()
+    at = eval_form(start("eval"), "mini.jsonl", data, docs)
+    assert at.selectbox(key="eval_baseline:mini.jsonl").value == "__none__"  # no baseline for this dataset
+    at.selectbox(key="eval_baseline:mini.jsonl").set_value(
+        str(ROOT / "evals" / "baselines" / "offline-dev.json")
+    )
+    at.selectbox(key="eval_gold:mini.jsonl").set_value("__none__")
+    at.button(key="eval-run").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+
+    metrics = {m.label: m for m in at.metric}
+    assert metrics["答案准确率"].value == "50.0%"
+    dev = json.loads((ROOT / "evals" / "baselines" / "offline-dev.json").read_text(encoding="utf-8"))
+    assert metrics["答案准确率"].delta == f"{(0.5 - dev['metrics']['answer_accuracy']) * 100:+.1f} 个百分点"
+    assert metrics["检索召回率@5"].value == "100.0%"
+    assert any("与基线 offline-dev.json 相比有指标下降" in w for w in texts(at.warning))
+    [failing] = [e for e in at.expander if "t-2" in plain(e.label)]
+    assert plain(failing.label) == "t-2 · 淄川区全年受理法律援助案件多少件？"
+    detail = plain(failing.markdown[0].value)
+    assert "**标准答案**：999件" in detail and "**给出的答案**：" in detail and "235件" in detail
+    assert not any("t-1" in plain(e.label) for e in at.expander)
+
+    lines = (fail_closed / "eval_history.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["failing"] == ["t-2"]
+    assert json.loads(lines[0])["dataset"] == "上传/mini.jsonl"
+    assert "<html" in downloads(at, "下载报告（HTML）").decode()
+    assert "t-2" in downloads(at, "下载报告（Markdown）").decode()
+    report = json.loads(downloads(at, "下载结果（JSON）"))
+    assert report["n"] == 2 and report["baseline"]["regressed"] is True
+    assert "共 1 次评测记录" in " ".join(texts(at.caption))
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("malformed", "line 2: not valid JSON"),
+        ("missing doc", "line 1: doc 'nowhere.txt' is not a file in"),
+        ("not utf-8", "不是 UTF-8 编码的 JSONL 文本"),
+        ("no docs folder", "文档目录不存在或不是文件夹"),
+        ("broken baseline", "not a readable baseline"),
+    ],
+)
+def test_bad_eval_input_is_an_error_message(
+    fail_closed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, message: str
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
+    good = json.dumps(MINI_DATASET[0], ensure_ascii=False).encode() + b"\n"
+    data = {
+        "malformed": good + b'{"id": "t-9", "doc": \n',
+        "missing doc": json.dumps({**MINI_DATASET[0], "doc": "nowhere.txt"}).encode(),
+        "not utf-8": "淄川区".encode("gbk") * 3,
+    }.get(case, good)
+    if case == "broken baseline":
+        import app_pages.evals
+
+        baselines = tmp_path / "baselines"
+        baselines.mkdir()
+        (baselines / "broken.json").write_text('{"kind": ', encoding="utf-8")
+        monkeypatch.setattr(app_pages.evals, "BASELINES", baselines)
+    at = eval_form(start("eval"), "mini.jsonl", data, tmp_path / "nope" if case == "no docs folder" else docs)
+    if case == "broken baseline":
+        at.selectbox(key="eval_baseline:mini.jsonl").set_value(str(baselines / "broken.json"))
+    at.button(key="eval-run").click().run()
+    assert not at.exception
+    [error] = texts(at.error)
+    assert message in error, error
+    assert at.metric.len == 0 and not (fail_closed / "eval_history.jsonl").exists()
 
 
 # ---- the upload handler on its own -------------------------------------------------------------------
 
 
-def load_app_module():
-    """app.py as a module, without running the page (its main() only runs as a Streamlit script)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("reportqa_app", APP)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_failed_replacement_keeps_the_previous_upload(services) -> None:
-    app_module = load_app_module()
+    from app_pages.common import save_and_ingest
+
     good = (CORPUS / "zichuan_2024.txt").read_bytes()
-    first = app_module.save_and_ingest("report.txt", good, services)
+    first = save_and_ingest("report.txt", good, services)
     assert first.status == "ingested" and first.report_id == "report.txt"
-    second = app_module.save_and_ingest("report.txt", b"\x00\x00binary", services)
+    second = save_and_ingest("report.txt", b"\x00\x00binary", services)
     assert second.status == "failed" and "binary" in second.reason
     folder = services.settings.data_dir / "uploads"
     assert (folder / "report.txt").read_bytes() == good
@@ -504,3 +838,182 @@ def fake_llm() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
     server.server_close()
+
+
+# ---- pure helpers of the new pages (qa/ui_summary.py, qa/ui_compare.py, qa/ui_eval.py) ---------------
+
+
+def _summary(**changes):
+    from qa.summarize import KeyFigure, MeasureArea, Point, Summary
+
+    base = Summary(
+        report_id="r.txt", template="summary_rule_of_law@1#abc", title="<b>标题</b>", region="淄川区", year=2024,
+        overview="概述<script>x</script>", overview_citations=["c1"],
+        measures=[MeasureArea(area="复议", points=[Point(text="办理151件", citations=["c2"]),
+                                                  Point(text="另有999件", citations=["c9"], verified=False)])],
+        key_figures=[KeyFigure(indicator="复议案件", raw="151件", quote="办理复议案件151件。", chunk_id="c2",
+                               verified=True),
+                     KeyFigure(indicator="诉讼", raw="9件", quote="诉讼案件10件", chunk_id="c3")],
+        created_at="2026-01-02T03:04:05+00:00",
+    )  # fmt: skip
+    return base.model_copy(update=changes)
+
+
+def test_summary_card_html_marks_verification_escapes_and_numbers_sources() -> None:
+    from qa import ui_summary
+
+    card = ui_summary.summary_card_html(_summary(), {"c1": "（开篇）", "c2": "一、举措 > (一)复议"})
+    assert "\n" not in card and "<script>" not in card and "概述&lt;script&gt;" in card
+    assert (
+        '<tr><td>复议案件</td><td class="qa-num">151件</td><td>办理复议案件<mark class="qa-quote">151件</mark>'
+        in card
+    )
+    assert '<td class="qa-ok" title="数值见于引文，引文见于原文">✓</td>' in card
+    assert '<tr class="qa-unverified-row"><td>诉讼</td><td class="qa-num">9件</td><td>诉讼案件10件' in card
+    assert "另有999件" in card and card.count("⚠ 未核实") == 2  # the point and the figure
+    assert '<sup class="qa-ref" title="一、举措 &gt; (一)复议">[2]</sup>' in card
+    assert "<li>一、举措 &gt; (一)复议 · <code>c2</code></li>" in card
+    assert "<h4>存在问题</h4><p>（报告未单列）</p>" in card
+    header = ui_summary.summary_header_html(_summary(engine="llm", model="m1", cost_usd=None))
+    assert '<span class="qa-engine">LLM：m1</span>' in header and "费用未知" in header
+    assert "地区：淄川区 · 年度：2024" in header
+    assert ui_summary.engine_text(_summary()) == "抽取式（离线，逐字引用原文）"
+    assert ui_summary.unverified_text(_summary()) is None
+    assert ui_summary.unverified_text(_summary(unverified=2)).startswith("⚠ 2 处内容未能在原文中核实")
+    assert ui_summary.check_lines(_summary(checks=[str(n) for n in range(25)]), limit=3) == [
+        "0",
+        "1",
+        "2",
+        "……另有 22 处",
+    ]
+
+
+def test_batch_rows_and_counts() -> None:
+    from qa import ui_summary
+    from qa.batch import BatchItem
+
+    items = [BatchItem("a", "a", "ok", seconds=1.234, unverified=2), BatchItem("b", "b", "skipped"),
+             BatchItem("c", "c", "failed", "boom"), BatchItem("d", "d", "failed", "bang")]  # fmt: skip
+    rows = ui_summary.batch_rows(items)
+    assert rows[0] == {"报告": "a", "结果": "已生成", "未核实": 2, "用时（秒）": 1.23, "原因": ""}
+    assert rows[2]["结果"] == "失败" and rows[2]["原因"] == "boom" and rows[2]["未核实"] is None
+    assert ui_summary.batch_counts(items) == "已生成 1 份 · 沿用缓存 1 份 · 失败 2 份"
+    assert ui_summary.batch_counts(items[1:2]) == "沿用缓存 1 份"
+
+
+def _table():
+    from qa.compare import Cell, CompareTable, ReportColumn
+    from qa.indicators import CATALOGUE
+
+    received, rate = CATALOGUE[0], CATALOGUE[2]
+    reports = (ReportColumn("a.txt", "甲区", 2024), ReportColumn("b.txt", "乙区", 2024),
+               ReportColumn("c.txt", "甲区", 2024))  # fmt: skip
+    cells = {
+        (received.key, "a.txt"): Cell("a.txt", received.key, "151件", 151.0, "件", "办理<案件>151件", "a-1", "一、x"),
+        (received.key, "c.txt"): Cell("c.txt", received.key, "12宗", 12.0, "宗", "收案12宗", "c-1", ""),
+        (rate.key, "b.txt"): Cell("b.txt", rate.key, "29.8%", 29.8, "%", "纠错率29.8%", "b-1", "二、y"),
+    }  # fmt: skip
+    return CompareTable((received, rate), reports, cells), received, rate
+
+
+def test_compare_rows_sources_and_chart_data() -> None:
+    from qa import ui_compare
+
+    table, received, rate = _table()
+    titles = ui_compare.column_titles(table.reports)
+    assert titles == {
+        "a.txt": "甲区（2024） · a.txt",
+        "b.txt": "乙区（2024）",
+        "c.txt": "甲区（2024） · c.txt",
+    }
+    rows = ui_compare.wide_rows(table)
+    assert rows[0] == {"指标": received.label, "分组": received.group, "甲区（2024） · a.txt": "151件",
+                       "乙区（2024）": "", "甲区（2024） · c.txt": "12宗"}  # fmt: skip
+    assert [i.key for i in ui_compare.stated(table)] == [received.key, rate.key]
+    assert ui_compare.indicator_heading(table, rate) == f"{rate.label} · 1/3 份报告有数值"
+    html_block = ui_compare.sources_html(table, received.key)
+    assert '办理&lt;案件&gt;<mark class="qa-quote">151件</mark>' in html_block and "<案件>" not in html_block
+    assert "章节 （正文开头）" in html_block and "<code>c-1</code>" in html_block
+    assert "未提及（空白，不推测）：乙区（2024）" in html_block
+    chart = ui_compare.chart_data(table, received.key)
+    assert [r["数值"] for r in chart.rows] == [151.0, 12.0] and chart.missing == ["乙区（2024）"]
+    assert chart.unit_label == "数值（件 / 宗）" and chart.mixed_units
+    only_b = ui_compare.subset(table, ["b.txt"])
+    assert [r.report_id for r in only_b.reports] == ["b.txt"] and list(only_b.cells) == [(rate.key, "b.txt")]
+    assert ui_compare.subset(table, []) is table
+    single = ui_compare.chart_data(table, rate.key)
+    assert single.unit_label == "数值（%）" and not single.mixed_units and len(single.missing) == 2
+
+
+def test_eval_files_defaults_and_inputs(tmp_path: Path) -> None:
+    from qa import ui_eval
+
+    datasets, golds = ui_eval.dataset_files(ROOT / "evals" / "datasets")
+    assert [p.name for p in golds] == ["summary_gold.jsonl"]
+    assert {"qa_dev.jsonl", "qa_holdout.jsonl"} <= {p.name for p in datasets}
+    baselines = sorted((ROOT / "evals" / "baselines").glob("*.json"))
+    assert ui_eval.default_baseline(baselines, "qa_dev.jsonl", "extractive").name == "offline-dev.json"
+    assert ui_eval.default_baseline(baselines, "qa_holdout.jsonl", "llm").name == "offline-holdout.json"
+    assert ui_eval.default_baseline(baselines, "mine.jsonl", "extractive") is None
+    broken = tmp_path / "broken.json"
+    broken.write_text("{", encoding="utf-8")
+    assert ui_eval.default_baseline([broken], "qa_dev.jsonl", "extractive") is None
+    dev = ROOT / "evals" / "baselines" / "offline-dev.json"
+    assert ui_eval.default_summary_gold(dev, golds).name == "summary_gold.jsonl"
+    assert ui_eval.default_summary_gold(ROOT / "evals" / "baselines" / "offline-holdout.json", golds) is None
+    assert ui_eval.resolve_folder("data/reports", ROOT) == ROOT / "data" / "reports"
+    assert ui_eval.check_docs(str(tmp_path), ROOT) == tmp_path
+    with pytest.raises(InputError, match="文档目录不存在"):
+        ui_eval.check_docs(str(tmp_path / "nope"), ROOT)
+    with pytest.raises(InputError, match="请填写文档目录"):
+        ui_eval.check_docs("  ", ROOT)
+    assert ui_eval.upload_text("a.jsonl", "\ufeff{}".encode()) == "{}"
+    with pytest.raises(InputError, match="空文件"):
+        ui_eval.upload_text("a.jsonl", b"\n")
+    assert ui_eval.upload_name("C:\\x\\我的 数据.jsonl") == "我的_数据.jsonl"
+    assert ui_eval.upload_name("../..") == "dataset.jsonl"
+
+
+def test_eval_progress_metric_cards_and_history() -> None:
+    from qa import gate, ui_eval
+
+    assert ui_eval.progress_value("ingest", 7, None, False) == (0.05, "正在导入文档：已向量化 7 个分块")
+    assert ui_eval.progress_value("questions", 5, 10, False) == (pytest.approx(0.55), "正在回答问题（5/10）")
+    assert ui_eval.progress_value("questions", 10, 10, True)[0] == pytest.approx(0.9)
+    assert ui_eval.progress_value("summaries", 1, 2, True) == (
+        pytest.approx(0.95),
+        "正在生成并检查摘要（1/2）",
+    )
+    metrics = {"k": 3, "answer_accuracy": 0.5, "retrieval_recall_at_k": 1.0, "refusal_accuracy": 1.0,
+               "citation_precision": 0.9, "number_grounding": 1.0, "rows": [],
+               "summary": {"figure_recall": 0.8}}  # fmt: skip
+    baseline = {"metrics": {"answer_accuracy": 0.75, "retrieval_recall_at_k": 1.0}, "engine": None}
+    comparison = gate.compare(baseline, metrics)
+    cards = {c.name: c for c in ui_eval.metric_cards(metrics, comparison)}
+    assert cards["answer_accuracy"].value == "50.0%" and cards["answer_accuracy"].delta == "-25.0 个百分点"
+    assert cards["answer_accuracy"].regressed and cards["retrieval_recall_at_k"].delta == "持平"
+    assert (
+        cards["retrieval_recall_at_k"].label == "检索召回率@3" and cards["citation_precision"].delta is None
+    )
+    [summary_card] = ui_eval.metric_cards(metrics, None, summary=True)
+    assert summary_card.label == "摘要 · 关键数据召回率" and summary_card.value == "80.0%"
+    assert "答案准确率 75.0% → 50.0%" in ui_eval.regression_text(comparison, "b.json")
+    runs = [
+        {"time": "2026-01-01T10:00:00+00:00", "git_commit": "abc", "dataset": "evals/datasets/qa_dev.jsonl",
+         "metrics": {"answer_accuracy": 0.9, "refusal_accuracy": 1.0, "retrieval_recall_at_k": 0.95}},
+        {"time": "2026-01-02T10:00:00+00:00", "git_commit": None, "dataset": "other.jsonl",
+         "metrics": {"answer_accuracy": 0.5}},
+    ]  # fmt: skip
+    [row] = ui_eval.history_rows(runs, "qa_dev.jsonl")
+    assert row == {"运行": "01-01 10:00:00 · abc", "答案准确率": 90.0, "拒答准确率": 100.0,
+                   "检索召回率@k": 95.0, "数字可溯源率": None}  # fmt: skip
+    assert len(ui_eval.history_rows(runs)) == 2
+    more = [
+        {**runs[0], "engine": "extractive"},
+        {**runs[0], "engine": "llm", "model": "m", "n": 4, "failing": ["q-1"]},
+    ]
+    table = ui_eval.history_table([*runs, *more])
+    assert [r["引擎"] for r in table] == ["LLM：m", "抽取式", "", ""]
+    assert table[0]["失败"] == 1 and table[0]["问题数"] == 4
+    assert ui_eval.metric_trend(runs, "answer_accuracy") == [0.9, 0.5]
+    assert ui_eval.metric_trend(runs, "answer_accuracy", "other.jsonl") == [0.5]

@@ -1,5 +1,6 @@
 """End to end in a real headless Chromium: `streamlit run app.py` as a subprocess over a store holding two
-sample reports; ask, click the citation, see the highlighted passage; upload a report and see it listed.
+sample reports; ask, click the citation, see the highlighted passage; upload a report and see it listed;
+see a report's summary card and the indicator table across the reports.
 
 Screenshots of each step go to test-artifacts/ (git-ignored). Chromium comes from the system
 (Debian's package): `scripts/ensure-chromium` installs it and `make test` runs that first.
@@ -112,7 +113,7 @@ def app_url(fail_closed: Path, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.browser
-def test_ask_click_citation_and_upload_in_a_real_browser(app_url: str) -> None:
+def test_ask_upload_summary_and_compare_in_a_real_browser(app_url: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -120,6 +121,14 @@ def test_ask_click_citation_and_upload_in_a_real_browser(app_url: str) -> None:
 
     def shot(page, name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+
+    def tall_shot(page, name: str) -> None:
+        """The whole page: Streamlit scrolls inside its main block, so grow the window to its height."""
+        height = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
+        page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height) + 40, 6000))})
+        page.wait_for_timeout(300)
+        shot(page, name)
+        page.set_viewport_size({"width": 1400, "height": 1000})
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -169,6 +178,30 @@ def test_ask_click_citation_and_upload_in_a_real_browser(app_url: str) -> None:
             )
             expect(page.get_by_test_id("stSidebar")).to_contain_text("3 份报告")
             shot(page, "05-uploaded")
+
+            # 摘要: pick 淄川区, its card shows the figure with its quote and the ✓ mark
+            page.get_by_test_id("stSidebarNav").get_by_text("摘要").click()
+            page.get_by_role("combobox", name="报告").click()
+            page.get_by_role(
+                "option", name="淄川区人民政府2024年度法治政府建设情况报告（zichuan_2024.txt）"
+            ).click()
+            card = page.locator("div.qa-summary")
+            expect(card).to_contain_text("办理行政复议案件")
+            figure_row = card.locator("tr", has_text="151件").first
+            expect(figure_row).to_contain_text("✓")
+            expect(page.locator("span.qa-engine")).to_have_text("抽取式（离线，逐字引用原文）")
+            expect(page.get_by_test_id("stDownloadButton").filter(has_text="下载 JSON")).to_be_visible()
+            tall_shot(page, "06-summary")
+
+            # 对比: the indicator table over the three reports, each value's quote one click away
+            page.get_by_test_id("stSidebarNav").get_by_text("对比").click()
+            expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+            sources = page.get_by_test_id("stExpander").filter(has_text="行政复议 收案").first
+            sources.locator("summary").click()
+            expect(sources.locator("mark.qa-quote").filter(has_text="151件")).to_be_visible()
+            expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()
+            page.wait_for_timeout(500)  # let the chart draw before the picture
+            tall_shot(page, "07-compare")
         except Exception:
             shot(page, "failure")
             raise

@@ -1,0 +1,191 @@
+"""问答: ask about one report or all of them; every claim cites its passage (click [n] → the passage, the
+supporting span highlighted; 查看原文 → the passage inside the report)."""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from app_pages.common import get_services, go_to, llm_or_error, samples_button, show_flash
+from qa import ui
+from qa.answer import ask
+from qa.errors import InputError, QAError
+from qa.llm import ChatLLM
+from qa.schemas import Citation, ReportRecord
+from qa.wiring import Services
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def clear_chat() -> None:
+    st.session_state["messages"] = []
+
+
+def chat_filters(records: list[ReportRecord]) -> tuple[list[str], list[int]]:
+    by_id = {r.report_id: r for r in records}
+    years = sorted({r.meta.year for r in records if r.meta.year}, reverse=True)
+    for key, options in (("flt_reports", list(by_id)), ("flt_years", years)):
+        if key in st.session_state:  # a deleted report must not linger in the filter
+            st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    with st.sidebar:
+        st.subheader("检索范围")
+        report_ids = st.multiselect(
+            "报告",
+            list(by_id),
+            format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
+            key="flt_reports",
+            placeholder="全部报告",
+        )
+        chosen_years = st.multiselect("年度", years, key="flt_years", placeholder="全部年度")
+        st.button("清空对话", on_click=clear_chat, icon=":material/delete_sweep:")
+    return report_ids, chosen_years
+
+
+@st.dialog("查看原文", width="large")
+def show_context(citation: Citation) -> None:
+    st.markdown(ui.escape_markdown(f"《{citation.title or citation.report_id}》 · {citation.section}"))
+    try:
+        text = get_services().store.report_text(citation.report_id)
+    except InputError:
+        st.warning("这份报告已从文档库删除，无法显示原文。")
+        return
+    html = ui.context_html(text, citation)
+    if html is None:
+        st.warning("这份报告已重新导入，原文已变化，找不到这段引文。")
+    else:
+        st.caption("浅蓝底为引用段落，黄色为支持答案的原句（报告清洗后的正文）。")
+        st.markdown(html, unsafe_allow_html=True)
+
+
+def render_citation(citation: Citation, message_id: str) -> None:
+    with st.expander(ui.citation_label(citation), key=f"src-{message_id}-{citation.n}"):
+        st.caption(
+            ui.escape_markdown(
+                f"报告：{citation.report_id} · 章节：{citation.section or '（正文开头）'} · "
+                f"位置：第 {citation.start}–{citation.end} 字"
+            )
+        )
+        st.markdown(ui.passage_html(citation, ui.anchor_id(message_id, citation.n)), unsafe_allow_html=True)
+        if st.button(
+            "查看原文", key=f"ctx-{message_id}-{citation.n}", icon=":material/article:", type="tertiary"
+        ):
+            show_context(citation)
+
+
+def render_answer(message: dict, records: list[ReportRecord]) -> None:
+    answer = message["answer"]
+    note = ui.standalone_note(message["question"], answer.standalone_question)
+    if note:
+        st.caption(ui.escape_markdown(note))
+    if answer.refused:
+        st.info(ui.escape_markdown(answer.text), icon=":material/search_off:")
+        st.caption("报告中没有找到能支持回答的内容，因此不作回答。")
+    else:
+        st.markdown(
+            ui.answer_markdown(
+                answer.text, message["id"], [c.n for c in answer.citations], answer.unverified_numbers
+            ),
+            unsafe_allow_html=True,
+        )
+        warning = ui.unverified_warning(answer.unverified_numbers)
+        if warning:
+            st.warning(ui.escape_markdown(warning))
+        dropped = ui.dropped_note(answer.dropped_citations)
+        if dropped:
+            st.caption(ui.escape_markdown(dropped))
+        for citation in answer.citations:
+            render_citation(citation, message["id"])
+    meta = ui.answer_meta(answer)
+    scope = ui.scope_note(answer.scope, records)
+    st.caption(ui.escape_markdown(meta + (f" · {scope}" if scope else "")))
+
+
+def render_message(message: dict, records: list[ReportRecord]) -> None:
+    with st.chat_message(message["role"]):
+        if message["role"] == "user":
+            st.markdown(ui.escape_markdown(message["content"]))
+        elif message.get("error"):
+            st.error(message["error"])
+        else:
+            render_answer(message, records)
+
+
+def answer_question(
+    question: str,
+    services: Services,
+    llm: ChatLLM | None,
+    records: list[ReportRecord],
+    report_ids: list[str],
+    years: list[int],
+) -> None:
+    messages = st.session_state["messages"]
+    history = ui.history_turns(messages)
+    user_message = {"id": new_id(), "role": "user", "content": question}
+    messages.append(user_message)
+    render_message(user_message, records)
+    with st.chat_message("assistant"):
+        placeholder = st.empty()
+        streamed: list[str] = []
+
+        def on_token(token: str) -> None:
+            streamed.append(token)
+            placeholder.markdown(ui.escape_markdown("".join(streamed), emphasis=True) + " ▌")
+
+        try:
+            with st.spinner("正在检索并作答…"):
+                answer = ask(
+                    question,
+                    services.retriever,
+                    llm=llm,
+                    report_ids=report_ids or None,
+                    years=years or None,
+                    history=history,
+                    on_token=on_token,
+                )
+        except QAError as ex:
+            placeholder.empty()
+            st.error(str(ex))
+            messages.append({"id": new_id(), "role": "assistant", "content": "", "error": str(ex)})
+            return
+        placeholder.empty()
+        message = {
+            "id": new_id(),
+            "role": "assistant",
+            "content": answer.text,
+            "answer": answer,
+            "question": question,
+        }
+        messages.append(message)
+        render_answer(message, records)
+
+
+def page_chat() -> None:
+    services = get_services()
+    llm, llm_error = llm_or_error()
+    st.title("问答")
+    st.html(ui.CITE_SCRIPT, unsafe_allow_javascript=True)
+    show_flash()
+    records = services.store.reports()
+    if not records:
+        st.warning("文档库中还没有报告。可以先导入示例报告，或到「文档库」页面上传自己的报告。")
+        with st.container(horizontal=True):
+            samples_button(services, "samples-chat")
+            st.button("上传报告", icon=":material/upload:", on_click=go_to, args=("library",))
+        return
+    report_ids, years = chat_filters(records)
+    if llm_error:
+        st.error(llm_error)
+    messages = st.session_state.setdefault("messages", [])
+    if not messages:
+        st.caption(
+            f"文档库共 {len(records)} 份报告。提问后，答案中的 [n] 可点击查看出处原文；"
+            "可在侧栏限定报告或年度，追问会结合上文。"
+        )
+    for message in messages:
+        render_message(message, records)
+    question = st.chat_input("请输入问题，例如：某区办理行政复议案件多少件？", disabled=llm_error is not None)
+    if question and question.strip():
+        answer_question(question.strip(), services, llm, records, report_ids, years)

@@ -1,0 +1,104 @@
+"""对比: the catalogue's indicators across the library's reports, every value with the sentence it is quoted
+from; an indicator a report does not state stays empty. CSV / Markdown downloads and a bar chart."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.common import empty_library, get_services, keep_valid, show_flash
+from qa import ui, ui_compare
+from qa.compare import CompareTable, build_table, to_csv, to_markdown
+from qa.wiring import Services
+
+
+@st.cache_data(show_spinner="正在从各报告中提取指标…", max_entries=8)
+def library_table(location: str, signature: str) -> CompareTable:
+    """The table over every report of the library; rebuilt only when a report is added, replaced or removed
+    (the store's signature changes), not on every rerun of the page."""
+    store = get_services().store
+    columns = ui_compare.report_columns(store.reports())
+    return build_table([(column, store.report_chunks(column.report_id)) for column in columns])
+
+
+def comparison_table(services: Services) -> CompareTable | None:
+    records = services.store.reports()
+    if not records:
+        empty_library(services, "没有可以对比的内容", "samples-compare")
+        return None
+    by_id = {r.report_id: r for r in records}
+    keep_valid("cmp_reports", list(by_id))
+    chosen = st.multiselect(
+        "参与对比的报告",
+        list(by_id),
+        format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
+        key="cmp_reports",
+        placeholder="全部报告",
+    )
+    table = library_table(services.store.location, services.store.signature(records))
+    return ui_compare.subset(table, chosen)
+
+
+def indicator_chart(table: CompareTable) -> None:
+    st.subheader("图表", anchor=False)
+    options = ui_compare.stated(table)
+    if not options:
+        st.info("所选报告都没有提到目录中的指标。")
+        return
+    labels = {i.key: i.label for i in options}
+    if st.session_state.get("cmp_indicator") not in labels:
+        st.session_state["cmp_indicator"] = options[0].key
+    key = st.selectbox("指标", list(labels), format_func=labels.get, key="cmp_indicator")
+    chart = ui_compare.chart_data(table, key)
+    st.bar_chart(
+        {"报告": [r["报告"] for r in chart.rows], chart.unit_label: [r["数值"] for r in chart.rows]},
+        x="报告",
+        y=chart.unit_label,
+        x_label="",
+        y_label=chart.unit_label,
+        horizontal=True,  # region names stay readable
+        sort=False,
+        height=70 + 45 * len(chart.rows),
+    )
+    st.caption(
+        ui.escape_markdown(
+            f"{labels[key]}："
+            + "；".join(f"{r['报告']} {r['原文']}" for r in chart.rows)
+            + "（原文写法，出处见下）"
+        )
+    )
+    if chart.missing:
+        st.caption(ui.escape_markdown("没有数值（报告未提及，不作图）：" + "、".join(chart.missing)))
+    if chart.mixed_units:
+        st.warning(
+            ui.escape_markdown(
+                f"各报告的单位不同（{' / '.join(chart.units)}），图中按原文数值画出，比较时请留意。"
+            )
+        )
+
+
+def page_compare() -> None:
+    services = get_services()
+    st.title("对比")
+    show_flash()
+    table = comparison_table(services)
+    if table is None:
+        return
+    st.caption(
+        "每个数值都摘自报告原文，出处（引文、报告、章节）见下方各指标；空白表示该报告没有提到这个指标（不推测）。"
+    )
+    rows = ui_compare.wide_rows(table)
+    st.dataframe(rows, hide_index=True, height=(len(rows) + 1) * 35 + 3)  # every indicator, no inner scroll
+    with st.container(horizontal=True):
+        st.download_button("下载 CSV", to_csv(table), file_name="compare.csv", mime="text/csv",
+                           icon=":material/table:", on_click="ignore", key="cmp-dl-csv")  # fmt: skip
+        st.download_button("下载 Markdown", to_markdown(table), file_name="compare.md", mime="text/markdown",
+                           icon=":material/description:", on_click="ignore", key="cmp-dl-md")  # fmt: skip
+    indicator_chart(table)
+    st.subheader("出处", anchor=False)
+    st.caption("展开一个指标，查看每个数值摘自哪份报告的哪一句（数值以黄色标出）、所在章节与段落编号。")
+    for indicator in ui_compare.stated(table):
+        with st.expander(ui.escape_markdown(ui_compare.indicator_heading(table, indicator))):
+            st.markdown(ui_compare.sources_html(table, indicator.key), unsafe_allow_html=True)
+    unstated = ui_compare.unstated(table)
+    if unstated:
+        st.caption(ui.escape_markdown("所选报告都没有提到：" + "、".join(i.label for i in unstated)))

@@ -1,0 +1,159 @@
+"""文档库: upload reports (saved under a safe name, then ingested), browse one (metadata, section tree,
+cleaned text), delete one."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages.common import UPLOADS, flash, get_services, samples_button, save_and_ingest, show_flash
+from qa import ui
+from qa.batch import output_paths
+from qa.chunking import sections
+from qa.errors import QAError
+from qa.schemas import ReportRecord
+from qa.ui_summary import summary_dir
+from qa.wiring import Services
+
+
+def delete_report(report_id: str) -> None:
+    services = get_services()
+    try:
+        record = services.store.get_report(report_id)
+        removed = services.store.remove_report(report_id)
+    except QAError as ex:
+        flash("error", str(ex))
+        return
+    if not removed:
+        flash("warning", f"报告 {report_id} 已不在文档库中。")
+        return
+    for path in output_paths(summary_dir(services.settings.data_dir), report_id):  # its cached summary
+        path.unlink(missing_ok=True)
+    uploads = (services.settings.data_dir / UPLOADS).resolve()
+    if record and record.source_path:  # an uploaded copy goes with it; files the user owns stay
+        source = Path(record.source_path).resolve()
+        if source.parent == uploads:
+            source.unlink(missing_ok=True)
+    st.session_state.pop(f"confirm-{report_id}", None)
+    flash("success", f"已删除报告 {report_id}：问答中不会再引用它。")
+
+
+def upload_section(services: Services) -> None:
+    settings = services.settings
+    with st.form("upload", clear_on_submit=True):
+        files = st.file_uploader(
+            "上传报告",
+            type=ui.UPLOAD_TYPES,
+            accept_multiple_files=True,
+            # The browser refuses what is clearly too big; save_and_ingest checks the exact limit.
+            max_upload_size=max(1, math.ceil(settings.max_file_mb)),
+            help=f"支持 {' / '.join(ui.UPLOAD_TYPES)}；单个文件不超过 {settings.max_file_mb:g} MB。"
+            "与已有报告同名的文件会更新该报告。",
+        )
+        submitted = st.form_submit_button("导入", type="primary", icon=":material/upload:")
+    if not submitted:
+        return
+    if not files:
+        st.warning("请先选择要上传的文件。")
+        return
+    bar = st.progress(0.0, text="正在导入…")
+    done: list[str] = []
+    for i, upload in enumerate(files):
+        bar.progress(i / len(files), text=f"正在导入 {upload.name}（{i + 1}/{len(files)}）")
+        embedded = [0]
+
+        def progress(
+            n: int, name: str = upload.name, done: list[int] = embedded, at: float = i / len(files)
+        ) -> None:
+            done[0] += n
+            bar.progress(at, text=f"正在导入 {name}：已向量化 {done[0]} 个分块")
+
+        result = save_and_ingest(upload.name, upload.getvalue(), services, progress)
+        line = ui.escape_markdown(ui.ingest_line(upload.name, result))
+        if result.status == "failed":
+            st.error(line)
+        else:
+            done.append(line)
+            st.session_state["lib_selected"] = result.report_id
+    bar.progress(1.0, text="导入完成")
+    if done:
+        st.success("  \n".join(done))
+
+
+def report_details(services: Services, record: ReportRecord) -> None:
+    meta = record.meta
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        facts = [
+            ("标题", meta.title),
+            ("发布单位", meta.issuer),
+            ("发布网站", meta.publisher),
+            ("地区", meta.region),
+            ("年度", meta.year),
+            ("发布日期", meta.publish_date),
+            ("文号", meta.doc_number),
+            ("索引号", meta.index_no),
+            ("分块数", record.n_chunks),
+            ("格式 / 编码", " / ".join(x for x in (record.format, record.encoding or "") if x)),
+            ("来源文件", record.source_path),
+            ("导入时间", ui.report_rows([record])[0]["导入时间"]),
+        ]
+        st.markdown(
+            "  \n".join(f"**{k}**：{ui.escape_markdown(str(v))}" for k, v in facts if v not in (None, ""))
+        )
+        with st.container(border=True):
+            st.markdown("**删除报告**")
+            confirm = st.checkbox(
+                f"确认删除 {record.report_id}（不可撤销）", key=f"confirm-{record.report_id}"
+            )
+            st.button(
+                "删除",
+                type="primary",
+                icon=":material/delete:",
+                disabled=not confirm,
+                on_click=delete_report,
+                args=(record.report_id,),
+                key="delete-report",
+            )
+    with right:
+        try:
+            text = services.store.report_text(record.report_id)
+        except QAError as ex:
+            st.error(str(ex))
+            return
+        tree = sections(text)
+        outline_tab, text_tab = st.tabs([f"章节结构（{len(tree)}）", f"清洗后正文（{len(text)} 字）"])
+        with outline_tab:
+            if tree:
+                with st.container(height=520):
+                    st.markdown(ui.outline_html(tree), unsafe_allow_html=True)
+            else:
+                st.caption("没有识别出章节标题。")
+        with text_tab, st.container(height=520):
+            st.markdown(ui.text_html(text), unsafe_allow_html=True)
+
+
+def page_library() -> None:
+    services = get_services()
+    st.title("文档库")
+    show_flash()
+    upload_section(services)
+    records = services.store.reports()
+    if not records:
+        st.warning("文档库中还没有报告：上传报告，或导入示例报告。")
+        samples_button(services, "samples-library")
+        return
+    st.subheader(f"报告（{len(records)} 份）")
+    st.dataframe(ui.report_rows(records), hide_index=True)
+    by_id = {r.report_id: r for r in records}
+    if st.session_state.get("lib_selected") not in by_id:
+        st.session_state["lib_selected"] = records[0].report_id
+    selected = st.selectbox(
+        "查看报告",
+        list(by_id),
+        format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
+        key="lib_selected",
+    )
+    report_details(services, by_id[selected])

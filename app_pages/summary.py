@@ -1,0 +1,187 @@
+"""摘要: one report's structured summary as a card (every figure with its quote and a ✓/⚠ mark), cached under
+<QA_DATA_DIR>/summaries/ with `qa summarize`'s reuse rules; and summaries of a selection in one go, as a zip.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages.common import empty_library, engine_choice, get_services, keep_valid, report_picker, show_flash
+from qa import ui, ui_summary
+from qa.batch import BatchItem, view_from_store
+from qa.errors import QAError
+from qa.llm import ChatLLM
+from qa.schemas import ReportRecord
+from qa.summarize import Summary
+from qa.wiring import Services
+
+FORCE = "sum_force"  # report id to summarize again on this run (set by the 重新生成 button)
+BATCH_RESULT = "sum_batch_result"
+LLM_CONCURRENCY = 4  # reports (so LLM calls) in flight in a batch, as `qa summarize` defaults to
+
+
+def regenerate(report_id: str) -> None:
+    st.session_state[FORCE] = report_id
+
+
+def single_report(
+    services: Services, records: list[ReportRecord], llm: ChatLLM | None, out_dir: Path
+) -> None:
+    report_id = report_picker(records, "报告", "sum_report")
+    view = view_from_store(services.store, report_id)
+    force = st.session_state.pop(FORCE, None) == report_id
+    summary = None if force else ui_summary.cached_summary(view, out_dir, llm)
+    status = "已从缓存读取（报告、模板与引擎均未变化）"
+    if summary is None:
+        if llm is not None and not force:
+            st.info(
+                ui.escape_markdown(
+                    f"这份报告还没有 {llm.model} 生成的摘要。生成时会把整份报告分段发给模型（不是只取检索片段），"
+                    "会产生 token 费用。"
+                ),
+                icon=":material/info:",
+            )
+            if not st.button("生成摘要", type="primary", icon=":material/summarize:", key="sum-generate"):
+                return
+        started = time.perf_counter()
+        try:
+            with st.spinner(
+                ui.escape_markdown(f"正在生成《{view.meta.title or report_id}》的摘要（整份报告）…")
+            ):
+                summary = ui_summary.make_summary(view, out_dir, llm)
+        except QAError as ex:  # shown in this tab, like a failed answer in 问答: the batch tab stays usable
+            st.error(str(ex))
+            return
+        status = f"刚刚生成，用时 {time.perf_counter() - started:.1f} 秒，已缓存"
+    render_summary(
+        summary, view_sections={c.id: c.section for c in view.chunks}, status=status, out_dir=out_dir
+    )
+
+
+def render_summary(summary: Summary, view_sections: dict[str, str], status: str, out_dir: Path) -> None:
+    json_text, md_text = ui_summary.summary_files(out_dir, summary.report_id)
+    stem = Path(summary.report_id).stem
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(ui.escape_markdown(status))
+        st.download_button("下载 JSON", json_text, file_name=f"{stem}.json", mime="application/json",
+                           icon=":material/data_object:", on_click="ignore", key="sum-dl-json")  # fmt: skip
+        st.download_button("下载 Markdown", md_text, file_name=f"{stem}.md", mime="text/markdown",
+                           icon=":material/description:", on_click="ignore", key="sum-dl-md")  # fmt: skip
+        st.button("重新生成", icon=":material/refresh:", on_click=regenerate, args=(summary.report_id,),
+                  key="sum-regenerate", type="tertiary")  # fmt: skip
+    with st.container(border=True):
+        st.subheader(ui.escape_markdown(summary.title or summary.report_id), anchor=False)
+        st.markdown(ui_summary.summary_header_html(summary), unsafe_allow_html=True)
+        warning = ui_summary.unverified_text(summary)
+        if warning:
+            st.warning(warning)
+            with st.expander("未核实的内容"):
+                st.markdown("  \n".join(ui.escape_markdown(line) for line in ui_summary.check_lines(summary)))
+        st.markdown(ui_summary.summary_card_html(summary, view_sections), unsafe_allow_html=True)
+
+
+def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, out_dir: Path) -> None:
+    by_id = {r.report_id: r for r in records}
+    keep_valid("sum_batch", list(by_id))
+    chosen = st.multiselect(
+        "选择报告",
+        list(by_id),
+        format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
+        key="sum_batch",
+        placeholder="选择要生成摘要的报告",
+    )
+    force = st.checkbox("忽略缓存，全部重新生成", key="sum_batch_force")
+    st.caption("已缓存且报告、模板与引擎都未变化的摘要会直接沿用；单份报告失败不会中断其余报告。")
+    if st.button(
+        "批量生成", type="primary", icon=":material/playlist_play:", disabled=not chosen, key="sum-batch-run"
+    ):
+        items = run_batch(services, chosen, llm, out_dir, force)
+        done = [i.report_id for i in items if i.status != "failed" and i.report_id]
+        st.session_state[BATCH_RESULT] = {
+            "items": [asdict(i) for i in items],
+            "zip": ui_summary.summaries_zip(out_dir, done) if done else None,
+        }
+    result = st.session_state.get(BATCH_RESULT)
+    if not result:
+        return
+    items = [BatchItem(**i) for i in result["items"]]
+    counts = ui_summary.batch_counts(items)
+    (st.warning if any(i.status == "failed" for i in items) else st.success)(f"批量生成完成：{counts}")
+    st.dataframe(ui_summary.batch_rows(items), hide_index=True)
+    if result["zip"]:
+        st.download_button("下载全部（zip：JSON、Markdown、index.csv）", result["zip"], file_name="summaries.zip",
+                           mime="application/zip", icon=":material/folder_zip:", on_click="ignore",
+                           key="sum-dl-zip")  # fmt: skip
+
+
+def run_batch(
+    services: Services, report_ids: list[str], llm: ChatLLM | None, out_dir: Path, force: bool
+) -> list[BatchItem]:
+    """Summarize the reports with a progress bar; with an LLM a few at a time."""
+    bar = st.progress(0.0, text=f"正在生成摘要（0/{len(report_ids)}）…")
+    items: list[BatchItem] = []
+
+    def tick(item: BatchItem) -> None:
+        items.append(item)
+        label = ui_summary.STATUS_LABELS.get(item.status, item.status)
+        text = f"{label}：{item.report_id}（{len(items)}/{len(report_ids)}）"
+        bar.progress(len(items) / len(report_ids), text=ui.escape_markdown(text))
+
+    def loader(report_id: str):
+        return lambda: view_from_store(services.store, report_id)
+
+    if llm is None:  # offline: fast, one after another
+        for report_id in report_ids:
+            tick(ui_summary.batch_item(report_id, loader(report_id), out_dir, None, force))
+    else:
+        views = {}
+        for report_id in report_ids:  # read from the store here, the workers only call the model
+            try:
+                views[report_id] = view_from_store(services.store, report_id)
+            except Exception as ex:  # becomes this report's failure in its row
+                views[report_id] = ex
+        with ThreadPoolExecutor(max_workers=LLM_CONCURRENCY) as pool:
+            futures = [
+                pool.submit(
+                    ui_summary.batch_item, report_id, _view_or_raise(views[report_id]), out_dir, llm, force
+                )
+                for report_id in report_ids
+            ]
+            for future in as_completed(futures):
+                tick(future.result())
+    order = {report_id: n for n, report_id in enumerate(report_ids)}
+    items.sort(key=lambda i: order.get(i.report_id or "", 0))
+    bar.progress(1.0, text=f"完成：{ui_summary.batch_counts(items)}")
+    return items
+
+
+def _view_or_raise(view_or_error):
+    def load():
+        if isinstance(view_or_error, Exception):
+            raise view_or_error
+        return view_or_error
+
+    return load
+
+
+def page_summary() -> None:
+    services = get_services()
+    st.title("摘要")
+    st.html(ui_summary.CSS)
+    show_flash()
+    records = services.store.reports()
+    if not records:
+        empty_library(services, "没有可以摘要的内容", "samples-summary")
+        return
+    llm = engine_choice("sum_engine", "摘要引擎")
+    out_dir = ui_summary.summary_dir(services.settings.data_dir)
+    one, many = st.tabs(["单份报告", "批量生成"])
+    with one:
+        single_report(services, records, llm, out_dir)
+    with many:
+        batch(services, records, llm, out_dir)

@@ -1,0 +1,289 @@
+"""The 评测 page without Streamlit: which files are datasets, summary golds and baselines, the default
+baseline for a dataset, metric cards with deltas, progress of a run, the history chart, the report files.
+
+Metric names and files follow the `qa eval` contract (DESIGN.md, qa/gate.py, qa/history.py); this module
+only labels and arranges them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa import evalreport
+from qa.errors import InputError
+from qa.gate import Comparison
+
+HISTORY_FILE = "eval_history.jsonl"
+FLAT = "持平"  # the delta of a metric equal to its baseline
+QA_LABELS = {
+    "retrieval_recall_at_k": "检索召回率@k",
+    "answer_accuracy": "答案准确率",
+    "refusal_accuracy": "拒答准确率",
+    "citation_precision": "引用精确率",
+    "number_grounding": "数字可溯源率",
+    "judge_accuracy": "LLM 评判准确率",
+}
+SUMMARY_LABELS = {
+    "summary.metadata_accuracy": "摘要 · 元数据准确率",
+    "summary.figure_recall": "摘要 · 关键数据召回率",
+    "summary.number_grounding": "摘要 · 数字可溯源率",
+    "summary.section_completeness": "摘要 · 章节完整率",
+}
+HELP = {
+    "retrieval_recall_at_k": "全部证据都在前 k 个检索段落中的问题占比",
+    "answer_accuracy": "可回答的问题中答对的占比（数字：标准答案中的数字全部出现）",
+    "refusal_accuracy": "恰好拒答了无法回答的问题的占比",
+    "citation_precision": "引用的段落中含有证据的占比",
+    "number_grounding": "答案中的数字能在所引原文中找到的占比",
+    "judge_accuracy": "LLM 评判为正确的文本/列表答案占比",
+    "summary.metadata_accuracy": "摘要中标题、发布单位、地区、年度等与标准一致的占比",
+    "summary.figure_recall": "标准要求的关键数据在摘要中出现的占比",
+    "summary.number_grounding": "摘要中的数字能在报告原文中找到的占比",
+    "summary.section_completeness": "报告有的“存在问题”“下一步计划”在摘要中出现的占比",
+}
+ENGINES = {"extractive": "抽取式", "retrieval-only": "仅检索"}
+SECTION_LABELS = {"problems": "存在问题", "plans": "下一步计划"}
+HISTORY_METRICS = ("answer_accuracy", "refusal_accuracy", "retrieval_recall_at_k", "number_grounding")
+STAGES = {"ingest": "正在导入文档", "questions": "正在回答问题", "summaries": "正在生成并检查摘要"}
+
+
+# ---- files -------------------------------------------------------------------------------------------
+
+
+def _first_record(path: Path) -> dict | None:
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for line in handle:
+                if line.strip():
+                    record = json.loads(line)
+                    return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def is_summary_gold(path: Path) -> bool:
+    """A summary gold file names reports (doc, must_figures…) and has no questions."""
+    record = _first_record(path)
+    return record is not None and "question" not in record and "doc" in record
+
+
+def dataset_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(question datasets, summary gold files) among folder/*.jsonl, by name."""
+    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    golds = [p for p in files if is_summary_gold(p)]
+    return [p for p in files if p not in golds], golds
+
+
+def baseline_info(path: Path) -> dict | None:
+    """A baseline's dataset and engine, or None when it cannot be read (choosing it then shows why)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def default_baseline(baselines: Sequence[Path], dataset_name: str, engine: str) -> Path | None:
+    """The baseline made from the same dataset (file name), preferring one of the same engine."""
+    matching = []
+    for path in baselines:
+        info = baseline_info(path)
+        if info and Path(str(info.get("dataset", ""))).name == dataset_name:
+            matching.append((info.get("engine") != engine, path.name, path))
+    return min(matching)[2] if matching else None
+
+
+def default_summary_gold(baseline: Path | None, golds: Sequence[Path]) -> Path | None:
+    """Check summaries by default when the baseline has summary metrics (as `make eval` does for qa_dev)."""
+    info = baseline_info(baseline) if baseline else None
+    if not info or not golds or not any(str(k).startswith("summary.") for k in info.get("metrics", {})):
+        return None
+    return next((g for g in golds if g.name == "summary_gold.jsonl"), golds[0])
+
+
+def resolve_folder(text: str, root: Path) -> Path:
+    """A docs folder typed by the user: relative paths are taken from the project folder."""
+    path = Path(text.strip()).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def check_docs(text: str, root: Path) -> Path:
+    if not text.strip():
+        raise InputError("请填写文档目录（报告所在的文件夹）")
+    docs = resolve_folder(text, root)
+    if not docs.is_dir():
+        raise InputError(f"文档目录不存在或不是文件夹：{docs}")
+    return docs
+
+
+def upload_text(name: str, data: bytes) -> str:
+    """An uploaded dataset as text; InputError for empty or non-UTF-8 bytes (load_dataset names bad lines)."""
+    if not data.strip():
+        raise InputError("上传的数据集是空文件", name)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as ex:
+        raise InputError(f"不是 UTF-8 编码的 JSONL 文本（第 {ex.start} 字节）", name) from ex
+
+
+def upload_name(name: str) -> str:
+    """A plain file name for an uploaded dataset (what the report and history record)."""
+    base = re.split(r"[\\/]", name or "")[-1].strip()
+    base = re.sub(r"[^\w.\-\u4e00-\u9fff]", "_", base).lstrip(".")
+    return base or "dataset.jsonl"
+
+
+# ---- a run -------------------------------------------------------------------------------------------
+
+
+def progress_value(stage: str, done: int, total: int | None, with_summaries: bool) -> tuple[float, str]:
+    """(fraction, text) for the progress bar: ingest 0–10 %, questions up to 90 % (100 % without
+    summaries), summaries the rest. The ingest stage counts chunks and has no known total."""
+    label = STAGES.get(stage, stage)
+    if stage == "ingest":
+        return 0.05, f"{label}：已向量化 {done} 个分块"
+    share = done / total if total else 0.0
+    end = 0.9 if with_summaries else 1.0
+    if stage == "questions":
+        return 0.1 + (end - 0.1) * share, f"{label}（{done}/{total}）"
+    return 0.9 + 0.1 * share, f"{label}（{done}/{total}）"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+@dataclass(frozen=True)
+class MetricCard:
+    name: str
+    label: str
+    value: str
+    delta: str | None  # '+2.5 个百分点' / '-1.0 个百分点' / FLAT; None without a baseline
+    help: str
+    regressed: bool = False
+
+
+def metric_cards(
+    metrics: dict[str, Any], comparison: Comparison | None, summary: bool = False
+) -> list[MetricCard]:
+    """The QA metrics (summary=False) or the summary metrics, each with its delta against the baseline."""
+    from qa.gate import scalar_metrics
+
+    labels = SUMMARY_LABELS if summary else QA_LABELS
+    current = scalar_metrics(metrics)
+    deltas = {d.name: d for d in comparison.deltas} if comparison else {}
+    cards = []
+    for name, label in labels.items():
+        if name not in current:
+            continue
+        if name == "retrieval_recall_at_k" and metrics.get("k"):
+            label = f"检索召回率@{metrics['k']}"
+        d = deltas.get(name)
+        delta = None
+        if d is not None and d.delta is not None:
+            points = d.delta * 100
+            delta = FLAT if abs(points) < 0.05 else f"{points:+.1f} 个百分点"
+        cards.append(MetricCard(name, label, _percent(current[name]), delta, HELP.get(name, ""),
+                                bool(d and d.regressed)))  # fmt: skip
+    return cards
+
+
+def regression_text(comparison: Comparison, baseline_name: str) -> str:
+    worse = "；".join(
+        f"{(QA_LABELS | SUMMARY_LABELS).get(d.name, d.name)} {_percent(d.baseline or 0)} → {_percent(d.current or 0)}"
+        f"（容差 {d.tolerance * 100:.1f} 个百分点）"
+        for d in comparison.regressions
+    )
+    return f"与基线 {baseline_name} 相比有指标下降：{worse}"
+
+
+def failing_questions(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The questions answered wrongly, as in the eval report."""
+    return evalreport.failing_rows(metrics)
+
+
+def failing_label(row: dict[str, Any], newly: bool) -> str:
+    return f"{row['id']}{'（新增失败）' if newly else ''} · {row['question']}"
+
+
+def summary_rows(metrics: dict[str, Any]) -> list[dict]:
+    """One row per report of the summary checks."""
+    rows = []
+    for row in (metrics.get("summary") or {}).get("rows", []):
+        rows.append(
+            {
+                "报告": row["doc"],
+                "通过": "✓" if row["ok"] else "✗",
+                "元数据错误": "；".join(f"{k}={v}" for k, v in row.get("metadata_wrong", {}).items()),
+                "缺少的关键数据": "、".join(row.get("figures_missing", [])),
+                "无法溯源的数字": "、".join(row.get("numbers_ungrounded", [])),
+                "章节": " ".join(
+                    f"{SECTION_LABELS.get(k, k)} {'✓' if v else '✗'}"
+                    for k, v in row.get("sections", {}).items()
+                ),
+                "错误": row.get("error", ""),
+            }
+        )
+    return rows
+
+
+def report_files(
+    metrics: dict[str, Any], comparison: Comparison | None, meta: dict[str, Any]
+) -> dict[str, str]:
+    """The eval report as Markdown, HTML and JSON (the same files `qa eval --report` writes)."""
+    payload = {**metrics, "baseline": comparison.to_dict() if comparison else None}
+    return {
+        "md": evalreport.to_markdown(metrics, comparison, **meta),
+        "html": evalreport.to_html(metrics, comparison, **meta),
+        "json": json.dumps(payload, ensure_ascii=False, indent=2),
+    }
+
+
+# ---- history -----------------------------------------------------------------------------------------
+
+
+def history_rows(runs: Sequence[dict[str, Any]], dataset_name: str | None = None) -> list[dict]:
+    """One chart row per recorded run (oldest first): '时间 · commit' and the four headline metrics in
+    percent. Only runs on the dataset of that file name when one is given."""
+    rows = []
+    for run in runs:
+        if dataset_name and Path(str(run.get("dataset", ""))).name != dataset_name:
+            continue
+        metrics = run.get("metrics") or {}
+        when = str(run.get("time", ""))[5:19].replace("T", " ")  # MM-DD HH:MM:SS (UTC)
+        row: dict[str, Any] = {"运行": f"{when} · {run.get('git_commit') or '无 commit'}"}
+        for name in HISTORY_METRICS:
+            value = metrics.get(name)
+            row[QA_LABELS[name]] = round(float(value) * 100, 2) if value is not None else None
+        rows.append(row)
+    return rows
+
+
+def history_table(runs: Sequence[dict[str, Any]], dataset_name: str | None = None) -> list[dict]:
+    """The chart's rows plus engine, model and how many questions failed, newest first (for a table)."""
+    chosen = [r for r in runs if not dataset_name or Path(str(r.get("dataset", ""))).name == dataset_name]
+    rows = []
+    for run, row in zip(chosen, history_rows(chosen), strict=True):
+        engine = (
+            "LLM：" + str(run.get("model"))
+            if run.get("engine") == "llm"
+            else ENGINES.get(run.get("engine"), "")
+        )
+        rows.append({**row, "引擎": engine, "问题数": run.get("n"), "失败": len(run.get("failing", []))})
+    return rows[::-1]
+
+
+def metric_trend(runs: Sequence[dict[str, Any]], name: str, dataset_name: str | None = None) -> list[float]:
+    """One metric over the recorded runs of a dataset (for the sparkline under a metric)."""
+    return [
+        float(run["metrics"][name])
+        for run in runs
+        if name in (run.get("metrics") or {})
+        and (not dataset_name or Path(str(run.get("dataset", ""))).name == dataset_name)
+    ]

@@ -1,0 +1,320 @@
+"""The 摘要 page without Streamlit: the summary card as HTML, the app's on-disk summary cache and the zip of a
+batch.
+
+The cache is <QA_DATA_DIR>/summaries/<report>.json + .md, the same layout and the same reuse rules as
+`qa summarize` (qa/batch.py): a summary is reused while the report's bytes, the template (and prompts), the
+engine and the model are unchanged; the Markdown is written first and the JSON last, each atomically.
+Everything that puts report or model text into HTML escapes it.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from qa.batch import BatchItem, atomic_write, is_current, output_paths, read_summary, write_index
+from qa.errors import QAError
+from qa.llm import ChatLLM
+from qa.render import summary_markdown
+from qa.summarize import Point, ReportView, Summary, choose_template, summarize_report, summary_refs
+from qa.ui import OFFLINE_ENGINE_LABEL
+
+SUMMARY_DIR = "summaries"
+STATUS_LABELS = {"ok": "已生成", "skipped": "沿用缓存", "failed": "失败", "pending": "未开始"}
+CHECKS_MAX = 20
+
+CSS = """
+<style>
+div.qa-summary { line-height: 1.8; }
+div.qa-summary h4 { margin: 1.1rem 0 0.4rem; padding: 0; font-size: 1.1rem; }
+div.qa-summary ul { margin: 0 0 0.4rem 1.2rem; padding: 0; }
+div.qa-summary table.qa-figures { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
+table.qa-figures th, table.qa-figures td { border: 1px solid rgba(128, 128, 128, 0.25); padding: 0.25rem 0.5rem;
+                                           vertical-align: top; text-align: left; }
+table.qa-figures th { background: rgba(128, 128, 128, 0.08); white-space: nowrap; }
+table.qa-figures td.qa-num { white-space: nowrap; font-weight: 600; }
+td.qa-ok { color: #237804; font-weight: 700; text-align: center; white-space: nowrap; }
+td.qa-bad, span.qa-flag { color: #cf1322; font-weight: 700; white-space: nowrap; }
+tr.qa-unverified-row { background: #fff1f0; }
+sup.qa-ref { color: #1c83e1; font-size: 0.75em; cursor: help; }
+span.qa-engine { display: inline-block; padding: 0 0.5em; border-radius: 0.3em; background: rgba(28, 131, 225, 0.12);
+                 font-weight: 600; }
+div.qa-summary-meta { color: rgba(49, 51, 63, 0.75); font-size: 0.92rem; }
+ol.qa-sources { font-size: 0.88rem; color: rgba(49, 51, 63, 0.8); }
+</style>
+"""
+
+
+# ---- the cache ---------------------------------------------------------------------------------------
+
+
+def summary_dir(data_dir: Path) -> Path:
+    return data_dir / SUMMARY_DIR
+
+
+def _engine_model(llm: ChatLLM | None) -> tuple[str, str | None]:
+    return ("llm", llm.model) if llm is not None else ("extractive", None)
+
+
+def is_cached(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> bool:
+    """qa.batch's rule: same bytes, template ref (and prompt refs), engine and model, Markdown present."""
+    chosen = choose_template(view)
+    engine, model = _engine_model(llm)
+    json_path = output_paths(out_dir, view.report_id)[0]
+    return is_current(
+        json_path, view.source_hash, chosen.ref, engine, model, summary_refs(chosen, llm is not None)
+    )
+
+
+def cached_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary | None:
+    """The summary on disk when it is still current for this report and engine; None otherwise."""
+    if not is_cached(view, out_dir, llm):
+        return None
+    return read_summary(output_paths(out_dir, view.report_id)[0])
+
+
+def make_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary:
+    """Summarize the whole report and cache it (Markdown first, then the JSON that marks it done).
+    Raises QAError (provider or output problems) for the page to show."""
+    summary = summarize_report(view, llm)
+    json_path, md_path = output_paths(out_dir, view.report_id)
+    atomic_write(md_path, summary_markdown(summary, {c.id: c.section for c in view.chunks}))
+    atomic_write(json_path, summary.model_dump_json(indent=2))
+    return summary
+
+
+def summary_files(out_dir: Path, report_id: str) -> tuple[str, str]:
+    """The cached JSON and Markdown texts of one report (what the download buttons hand out)."""
+    json_path, md_path = output_paths(out_dir, report_id)
+    return json_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+
+
+def batch_item(
+    report_id: str,
+    load_view: Callable[[], ReportView],
+    out_dir: Path,
+    llm: ChatLLM | None,
+    force: bool = False,
+) -> BatchItem:
+    """One report of a batch, never raising: a failure becomes a failed item with its reason (as in
+    qa.batch.summarize_one), so one bad report never stops the others."""
+    started = time.perf_counter()
+    item = BatchItem(report_id, report_id)
+    try:
+        view = load_view()
+        if not force and is_cached(view, out_dir, llm):
+            item.status = "skipped"
+            cached = read_summary(output_paths(out_dir, report_id)[0])
+            item.unverified = cached.unverified if cached else 0
+            return item
+        summary = make_summary(view, out_dir, llm)
+        item.status = "ok"
+        item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
+        item.cost_usd, item.unverified = summary.cost_usd, summary.unverified
+    except QAError as ex:
+        item.status, item.reason = "failed", str(ex)
+    except Exception as ex:  # a bug must cost one report, not the batch
+        item.status, item.reason = "failed", f"内部错误 {type(ex).__name__}: {ex}（请报告此问题）"
+    finally:
+        item.seconds = time.perf_counter() - started
+    return item
+
+
+def batch_rows(items: Sequence[BatchItem]) -> list[dict]:
+    """One table row per report of a batch: status in Chinese, figures, time, why it failed."""
+    rows = []
+    for item in items:
+        rows.append(
+            {
+                "报告": item.report_id or item.path,
+                "结果": STATUS_LABELS.get(item.status, item.status),
+                "未核实": item.unverified if item.status != "failed" else None,
+                "用时（秒）": round(item.seconds, 2),
+                "原因": item.reason,
+            }
+        )
+    return rows
+
+
+def batch_counts(items: Sequence[BatchItem]) -> str:
+    """'已生成 2 份 · 沿用缓存 1 份 · 失败 1 份' (only the statuses that occur)."""
+    counts = [(STATUS_LABELS[s], sum(i.status == s for i in items)) for s in ("ok", "skipped", "failed")]
+    return " · ".join(f"{label} {n} 份" for label, n in counts if n)
+
+
+def summaries_zip(out_dir: Path, report_ids: Iterable[str]) -> bytes:
+    """A zip of the reports' cached JSON and Markdown plus index.csv of just those reports.
+
+    The folder's index (index.jsonl / index.csv) is rewritten first, as `qa summarize` does."""
+    wanted = [r for r in dict.fromkeys(report_ids) if output_paths(out_dir, r)[0].is_file()]
+    write_index(out_dir)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for report_id in wanted:
+            for path in output_paths(out_dir, report_id):
+                if path.is_file():
+                    archive.writestr(path.name, path.read_bytes())
+        archive.writestr("index.csv", _index_of(out_dir, set(wanted)))
+    return buffer.getvalue()
+
+
+def _index_of(out_dir: Path, report_ids: set[str]) -> str:
+    index = out_dir / "index.csv"
+    reader = csv.DictReader(io.StringIO(index.read_text(encoding="utf-8") if index.is_file() else ""))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=reader.fieldnames or ["report_id"])
+    writer.writeheader()
+    writer.writerows(row for row in reader if row.get("report_id") in report_ids)
+    return buffer.getvalue()
+
+
+# ---- the card ----------------------------------------------------------------------------------------
+
+
+def engine_text(summary: Summary) -> str:
+    """Which engine wrote a summary: the offline extractive engine, or 'LLM：model'."""
+    return OFFLINE_ENGINE_LABEL if summary.engine != "llm" else f"LLM：{summary.model}"
+
+
+def meta_items(summary: Summary) -> list[tuple[str, str]]:
+    """The report's metadata as (label, value) pairs, the empty ones left out."""
+    pairs = [
+        ("发布单位", summary.issuer),
+        ("地区", summary.region),
+        ("年度", summary.year),
+        ("发布日期", summary.publish_date),
+        ("文号", summary.doc_number),
+    ]
+    return [(label, str(value)) for label, value in pairs if value not in (None, "")]
+
+
+def made_text(summary: Summary) -> str:
+    """How the summary was made: template, time and, for an LLM, tokens and cost."""
+    parts = [
+        f"模板 {summary.template}",
+        f"生成于 {summary.created_at.replace('T', ' ').replace('+00:00', ' UTC')}",
+    ]
+    if summary.engine == "llm":
+        parts.append(f"tokens {summary.prompt_tokens} 输入 / {summary.completion_tokens} 输出")
+        parts.append("费用未知" if summary.cost_usd is None else f"费用 ${summary.cost_usd:.4f}")
+    return " · ".join(parts)
+
+
+def unverified_text(summary: Summary) -> str | None:
+    if not summary.unverified:
+        return None
+    return f"⚠ {summary.unverified} 处内容未能在原文中核实，已在摘要中标注“⚠ 未核实”。"
+
+
+def check_lines(summary: Summary, limit: int = CHECKS_MAX) -> list[str]:
+    """What verification flagged, one line each (at most `limit`, then how many more)."""
+    lines = list(summary.checks[:limit])
+    if len(summary.checks) > limit:
+        lines.append(f"……另有 {len(summary.checks) - limit} 处")
+    return lines
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text)).replace("\n", " ")
+
+
+class _Refs:
+    """Numbers the cited passages in order of first citation, as the Markdown summary does."""
+
+    def __init__(self, sections: dict[str, str]) -> None:
+        self.sections = sections
+        self.numbers: dict[str, int] = {}
+
+    def cite(self, chunk_ids: Sequence[str]) -> str:
+        marks = []
+        for chunk_id in chunk_ids:
+            n = self.numbers.setdefault(chunk_id, len(self.numbers) + 1)
+            where = self.sections.get(chunk_id) or "（正文开头）"
+            marks.append(f'<sup class="qa-ref" title="{_e(where)}">[{n}]</sup>')
+        return "".join(marks)
+
+
+_FLAG = '<span class="qa-flag" title="未能在原文中核实">⚠ 未核实</span>'
+
+
+def _points(points: Sequence[Point], refs: _Refs, empty: str) -> str:
+    if not points:
+        return f"<p>{empty}</p>"
+    items = "".join(
+        f"<li>{_e(p.text)}{refs.cite(p.citations)}{'' if p.verified else ' ' + _FLAG}</li>" for p in points
+    )
+    return f"<ul>{items}</ul>"
+
+
+def _quote_html(quote: str, raw: str) -> str:
+    """The quote with the figure marked (its first occurrence)."""
+    at = quote.find(raw) if raw else -1
+    if at < 0:
+        return _e(quote)
+    return f'{_e(quote[:at])}<mark class="qa-quote">{_e(raw)}</mark>{_e(quote[at + len(raw) :])}'
+
+
+def summary_card_html(summary: Summary, sections: dict[str, str] | None = None) -> str:
+    """The summary as one HTML block: 概述 / 主要举措 / 关键数据 (quote + ✓ or ⚠) / 存在问题 / 下一步计划 / 来源.
+
+    sections: chunk id → section path, for the 来源 list and the [n] tooltips. One line, so Markdown leaves
+    it alone."""
+    refs = _Refs(sections or {})
+    out = ['<div class="qa-summary">']
+    overview = _e(summary.overview) if summary.overview else "（无）"
+    out.append(f"<h4>概述</h4><p>{overview}{refs.cite(summary.overview_citations)}</p>")
+    out.append("<h4>主要举措</h4>")
+    if not summary.measures:
+        out.append("<p>（无）</p>")
+    for area in summary.measures:
+        out.append(f"<p><strong>{_e(area.area)}</strong></p>{_points(area.points, refs, '（无）')}")
+    out.append(f"<h4>关键数据（{len(summary.key_figures)} 项）</h4>")
+    if summary.key_figures:
+        rows = []
+        for figure in summary.key_figures:
+            mark = (
+                '<td class="qa-ok" title="数值见于引文，引文见于原文">✓</td>'
+                if figure.verified
+                else '<td class="qa-bad" title="未能在原文中核实">⚠ 未核实</td>'
+            )
+            css = "" if figure.verified else ' class="qa-unverified-row"'
+            rows.append(
+                f'<tr{css}><td>{_e(figure.indicator)}</td><td class="qa-num">{_e(figure.raw)}</td>'
+                f"<td>{_quote_html(figure.quote, figure.raw)}{refs.cite([figure.chunk_id])}</td>{mark}</tr>"
+            )
+        out.append(
+            '<table class="qa-figures"><tr><th>指标</th><th>数值</th><th>原文引用</th><th>核实</th></tr>'
+            + "".join(rows)
+            + "</table>"
+        )
+    else:
+        out.append("<p>（报告中没有可提取的数据）</p>")
+    out.append(f"<h4>存在问题</h4>{_points(summary.problems, refs, '（报告未单列）')}")
+    out.append(f"<h4>下一步计划</h4>{_points(summary.plans, refs, '（报告未单列）')}")
+    out.append("<h4>来源</h4>")
+    if refs.numbers:
+        items = "".join(
+            f"<li>{_e(refs.sections.get(chunk_id) or '（正文开头）')} · <code>{_e(chunk_id)}</code></li>"
+            for chunk_id in refs.numbers
+        )
+        out.append(f'<ol class="qa-sources">{items}</ol>')
+    else:
+        out.append("<p>（无）</p>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def summary_header_html(summary: Summary) -> str:
+    """Title, metadata and the engine badge above the card."""
+    meta = " · ".join(f"{label}：{_e(value)}" for label, value in meta_items(summary))
+    return (
+        f'<div class="qa-summary-meta">'
+        f'<div><span class="qa-engine">{_e(engine_text(summary))}</span></div>'
+        f"<div>{meta or '（报告元数据缺失）'}</div>"
+        f"<div>{_e(made_text(summary))}</div></div>"
+    )
