@@ -47,8 +47,10 @@ def chat_filters(records: list[ReportRecord]) -> tuple[list[str], list[int]]:
 @st.dialog("查看原文", width="large")
 def show_context(citation: Citation) -> None:
     st.markdown(ui.escape_markdown(f"《{citation.title or citation.report_id}》 · {citation.section}"))
+    store = get_services().store
+    header = citation.part == "header"
     try:
-        text = get_services().store.report_text(citation.report_id)
+        text = store.report_header(citation.report_id) if header else store.report_text(citation.report_id)
     except InputError:
         st.warning("这份报告已从文档库删除，无法显示原文。")
         return
@@ -56,7 +58,8 @@ def show_context(citation: Citation) -> None:
     if html is None:
         st.warning("这份报告已重新导入，原文已变化，找不到这段引文。")
     else:
-        st.caption("浅蓝底为引用段落，黄色为支持答案的原句（报告清洗后的正文）。")
+        where = "网页页眉（文号、日期等报告信息）" if header else "报告清洗后的正文"
+        st.caption(f"浅蓝底为引用段落，黄色为支持答案的原句（{where}）。")
         st.markdown(html, unsafe_allow_html=True)
 
 
@@ -65,7 +68,11 @@ def render_citation(citation: Citation, message_id: str) -> None:
         st.caption(
             ui.escape_markdown(
                 f"报告：{citation.report_id} · 章节：{citation.section or '（正文开头）'} · "
-                f"位置：第 {citation.start}–{citation.end} 字"
+                + (
+                    "位置：网页页眉"
+                    if citation.part == "header"
+                    else f"位置：第 {citation.start}–{citation.end} 字"
+                )
             )
         )
         st.markdown(ui.passage_html(citation, ui.anchor_id(message_id, citation.n)), unsafe_allow_html=True)

@@ -24,12 +24,6 @@ NO_FILE = "__none__"
 RESULT = "eval_result"
 
 
-def git_commit() -> str | None:
-    from qa.cli import _git_commit  # the commit `qa eval` records, so app and CLI runs line up in the history
-
-    return _git_commit()
-
-
 def choose_inputs() -> dict[str, Any]:
     """The form: dataset (or an upload), summary gold, baseline, docs folder, engine, k."""
     datasets, golds = ui_eval.dataset_files(DATASETS)
@@ -113,7 +107,7 @@ def run(inputs: dict[str, Any]) -> dict[str, Any]:
                       summary_golds=golds, progress=on_progress)  # fmt: skip
     bar.progress(1.0, text=f"评测完成：{len(cases)} 个问题")
     metrics = result.metrics
-    commit = git_commit()
+    commit = history.git_commit()  # the commit `qa eval` records: app and CLI runs line up
     metrics.update({"dataset": label, "dataset_sha": sha, "git_commit": commit})
     comparison = gate.compare(baseline, metrics, sha) if baseline else None
     history.append_run(

@@ -302,20 +302,6 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _git_commit() -> str | None:
-    """The commit this run's code is at (with -dirty for uncommitted changes); None outside git."""
-    import subprocess
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=5, check=True).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "") if commit else None
-
-
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa import evalreport, gate, history, judge
     from qa.batch import atomic_write
@@ -373,7 +359,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     for r in run.failed_docs:
         err.print(f"[red]failed[/] {escape(r.path)}: {escape(r.reason)}")
     sha = dataset_sha(dataset)
-    commit = _git_commit()
+    commit = history.git_commit()
     metrics["dataset"] = str(dataset)
     metrics["dataset_sha"] = sha
     metrics["git_commit"] = commit

@@ -12,6 +12,20 @@ from typing import Any
 from qa.gate import scalar_metrics
 
 
+def git_commit() -> str | None:
+    """The commit the running code is at (with -dirty for uncommitted changes); None outside git."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=5).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "") if commit else None
+
+
 def run_record(metrics: dict[str, Any], *, dataset: str, dataset_sha: str, git_commit: str | None,
                regressed: bool | None = None) -> dict[str, Any]:  # fmt: skip
     """What the history keeps of one run (small: no rows, only the ids that failed)."""

@@ -141,6 +141,22 @@ def test_filters_limit_the_reports_and_refusals_say_so(fail_closed: Path) -> Non
     assert answer.expander.len == 0
 
 
+def test_a_metadata_answer_cites_the_page_header(fail_closed: Path) -> None:
+    ingest(fail_closed, "luojiang_2024.txt")
+    at = start()
+    ask_in(at, "洛江区这份报告的文号是什么？")
+    answer = last_answer(at)
+    assert "泉洛政文〔2025〕14号" in answer.markdown[0].value
+    [expander] = answer.expander
+    assert "位置：网页页眉" in plain(expander.caption[0].value)
+    key = next(b.key for b in answer.button if b.key.startswith("ctx-"))
+    at.button(key=key).click().run()
+    assert not at.exception
+    context = next(m.value for m in at.markdown if 'class="qa-context"' in m.value)
+    assert re.search(r'<mark class="qa-quote">[^<]*泉洛政文〔2025〕14号', context)
+    assert any("网页页眉" in c for c in texts(at.caption))
+
+
 def test_view_original_shows_the_passage_in_the_report(fail_closed: Path) -> None:
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
     at = start()

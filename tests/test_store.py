@@ -190,3 +190,22 @@ def test_exact_dense_search_is_the_same_on_every_fresh_store(tmp_path: Path) -> 
             [[c.id for c in services.retriever.dense(q, versions, records, 20)] for q in questions]
         )
     assert rankings[0] == rankings[1]
+
+
+def test_a_change_by_another_process_reaches_a_running_one(services, tmp_path: Path) -> None:
+    """The registry is cached per process until its stamp changes: the app keeps answering while
+    `qa rm` / `qa ingest` run elsewhere, and must not serve a removed report from memory."""
+    from conftest import run_cli
+
+    for name in ("zichuan_2024.txt", "luojiang_2024.txt"):
+        shutil.copy(CORPUS / name, tmp_path / name)
+    ingest_paths([tmp_path], services.store, services.embedder, services.settings)
+    question = "淄川区行政复议案件151件"
+    assert "zichuan_2024.txt" in {h.chunk.report_id for h in services.retriever.search(question, k=10).hits}
+    stamp = services.store.registry_stamp()
+    env = {"QA_DATA_DIR": str(services.settings.data_dir)}
+    assert run_cli("rm", "zichuan_2024.txt", env=env).returncode == 0
+    assert services.store.registry_stamp() != stamp
+    assert [r.report_id for r in services.store.reports()] == ["luojiang_2024.txt"]
+    hits = services.retriever.search(question, k=10, auto_scope=False).hits
+    assert hits and {h.chunk.report_id for h in hits} == {"luojiang_2024.txt"}
