@@ -101,7 +101,9 @@ def is_current(json_path: Path, source_hash: str, template_ref: str, engine: str
     )
 
 
-def _current(view: ReportView, out_dir: Path, template: str | None, llm_model: str | None) -> bool:
+def up_to_date(view: ReportView, out_dir: Path, template: str | None, llm_model: str | None) -> bool:
+    """The reuse rule (`qa summarize` and the app alike): a summary in out_dir made from the same bytes,
+    template and prompt refs, engine and model, with its Markdown present."""
     chosen = choose_template(view, template)
     return is_current(output_paths(out_dir, view.report_id)[0], view.source_hash, chosen.ref,
                       "llm" if llm_model else "extractive", llm_model,
@@ -167,7 +169,7 @@ def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, mode
         try:
             view = view_from_file(path, settings, embedder_name)
             row["report_id"] = view.report_id
-            if not force and _current(view, out_dir, template, model):
+            if not force and up_to_date(view, out_dir, template, model):
                 row["status"] = "up to date"
                 continue
             if mapper is None:
@@ -204,23 +206,31 @@ def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, mode
     }  # fmt: skip
 
 
-def summarize_one(path: Path, out_dir: Path, settings: Settings, embedder_name: str, llm: ChatLLM | None,
-                  template: str | None, force: bool, strict: bool) -> BatchItem:  # fmt: skip
-    """One report, never raising: any failure becomes a failed item with the reason."""
+def write_summary(summary: Summary, view: ReportView, out_dir: Path) -> None:
+    """Markdown first, then the JSON, each atomically: the JSON marks a report done, so a run killed
+    between the two writes redoes the report instead of skipping it with a stale Markdown."""
+    json_path, md_path = output_paths(out_dir, view.report_id)
+    atomic_write(md_path, summary_markdown(summary, {c.id: c.section for c in view.chunks}))
+    atomic_write(json_path, summary.model_dump_json(indent=2))
+
+
+def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: ChatLLM | None, *,
+                   label: str, template: str | None = None, force: bool = False,
+                   strict: bool = False) -> BatchItem:  # fmt: skip
+    """One report of a batch (from a file or from the store), never raising: any failure becomes a failed
+    item with its reason, so one bad report never stops the others."""
     started = time.perf_counter()
-    item = BatchItem(str(path))
+    item = BatchItem(label)
     try:
-        view = view_from_file(path, settings, embedder_name)
+        view = load_view()
         item.report_id = view.report_id
-        json_path, md_path = output_paths(out_dir, view.report_id)
-        if not force and _current(view, out_dir, template, llm.model if llm else None):
+        if not force and up_to_date(view, out_dir, template, llm.model if llm else None):
             item.status = "skipped"
+            cached = read_summary(output_paths(out_dir, view.report_id)[0])
+            item.unverified = cached.unverified if cached else 0
             return item
         summary = summarize_report(view, llm, template=template, strict=strict)
-        # The JSON goes last: it is what marks a report done, so a run killed between the two writes
-        # redoes the report instead of skipping it with a stale Markdown.
-        atomic_write(md_path, summary_markdown(summary, {c.id: c.section for c in view.chunks}))
-        atomic_write(json_path, summary.model_dump_json(indent=2))
+        write_summary(summary, view, out_dir)
         item.status = "ok"
         item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
         item.cost_usd, item.unverified = summary.cost_usd, summary.unverified
@@ -231,6 +241,13 @@ def summarize_one(path: Path, out_dir: Path, settings: Settings, embedder_name: 
     finally:
         item.seconds = time.perf_counter() - started
     return item
+
+
+def summarize_one(path: Path, out_dir: Path, settings: Settings, embedder_name: str, llm: ChatLLM | None,
+                  template: str | None, force: bool, strict: bool) -> BatchItem:  # fmt: skip
+    """One report file (see summarize_view)."""
+    return summarize_view(lambda: view_from_file(path, settings, embedder_name), out_dir, llm, label=str(path),
+                          template=template, force=force, strict=strict)  # fmt: skip
 
 
 def remove_stale_temp_files(out_dir: Path) -> int:

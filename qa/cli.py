@@ -428,6 +428,18 @@ def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespa
         table.add_row(name, str(metrics.get(name)), "", "")
     out.print(f"[bold]{metrics['engine']}[/] on {escape(str(args.dataset))} ({metrics['n']} questions)")
     out.print(table)
+    judged = metrics.get("judge")
+    if judged:
+        cost = (
+            "unknown cost"
+            if judged["cost_usd"] is None and judged["calls"] > judged["cached"]
+            else f"${judged['cost_usd'] or 0:.4f}"
+        )
+        out.print(
+            f"judge ({escape(judged['model'])}): {judged['n']} answers × {judged['runs']} runs, {judged['calls']} calls "
+            f"({judged['cached']} cached, {judged['errors']} failed), {judged['prompt_tokens']:,}+"
+            f"{judged['completion_tokens']:,} tokens, {cost}, {judged['wall_s']} s"
+        )
     misses = [r for r in metrics["rows"] if r["retrieval_hit"] is False]
     if misses:
         out.print(f"[yellow]{len(misses)} questions without all their evidence in the top {args.k}:[/] "

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -18,6 +18,7 @@ from qa.retrieve import normalize
 from qa.schemas import Answer, Chunk
 
 AnswerType = Literal["number", "text", "list", "unanswerable"]
+M = TypeVar("M", bound=BaseModel)
 REFUSAL = "文中未提及"
 
 
@@ -39,31 +40,41 @@ class EvalCase(BaseModel):
         return value
 
 
-def load_dataset(path: Path, docs_dir: Path | None = None) -> list[EvalCase]:
-    """Read and validate a JSONL dataset; errors name the line. Checks docs exist when docs_dir is given."""
+def read_jsonl(path: Path, model: type[M], what: str) -> list[tuple[int, M]]:
+    """(line number, validated record) for each non-blank line; errors name the file and the line."""
     if not path.is_file():
-        raise InputError("dataset file not found", str(path))
-    cases: list[EvalCase] = []
-    seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        raise InputError(f"{what} file not found", str(path))
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as ex:
+        raise InputError(f"cannot read the {what} file as UTF-8 JSONL ({ex})", str(path)) from ex
+    records: list[tuple[int, M]] = []
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            case = EvalCase.model_validate(json.loads(line))
+            records.append((number, model.model_validate(json.loads(line))))
         except json.JSONDecodeError as ex:
             raise InputError(f"line {number}: not valid JSON ({ex.msg})", str(path)) from ex
         except ValidationError as ex:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors())
             raise InputError(f"line {number}: {problems}", str(path)) from ex
+    if not records:
+        raise InputError(f"{what} file has no records", str(path))
+    return records
+
+
+def load_dataset(path: Path, docs_dir: Path | None = None) -> list[EvalCase]:
+    """Read and validate a JSONL dataset; errors name the line. Checks docs exist when docs_dir is given."""
+    records = read_jsonl(path, EvalCase, "dataset")
+    seen: set[str] = set()
+    for number, case in records:
         if case.id in seen:
             raise InputError(f"line {number}: duplicate id {case.id!r}", str(path))
         if docs_dir is not None and case.doc != "*" and not (docs_dir / case.doc).is_file():
             raise InputError(f"line {number}: doc {case.doc!r} is not a file in {docs_dir}", str(path))
         seen.add(case.id)
-        cases.append(case)
-    if not cases:
-        raise InputError("dataset has no questions", str(path))
-    return cases
+    return [case for _, case in records]
 
 
 # ---- pure scoring ------------------------------------------------------------------------------
@@ -347,25 +358,11 @@ class SummaryGold(BaseModel):
 
 def load_summary_gold(path: Path, docs_dir: Path | None = None) -> list[SummaryGold]:
     """Read and validate a summary gold JSONL file; errors name the line."""
-    if not path.is_file():
-        raise InputError("summary gold file not found", str(path))
-    golds: list[SummaryGold] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            gold = SummaryGold.model_validate(json.loads(line))
-        except json.JSONDecodeError as ex:
-            raise InputError(f"line {number}: not valid JSON ({ex.msg})", str(path)) from ex
-        except ValidationError as ex:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in ex.errors())
-            raise InputError(f"line {number}: {problems}", str(path)) from ex
+    records = read_jsonl(path, SummaryGold, "summary gold")
+    for number, gold in records:
         if docs_dir is not None and not (docs_dir / gold.doc).is_file():
             raise InputError(f"line {number}: doc {gold.doc!r} is not a file in {docs_dir}", str(path))
-        golds.append(gold)
-    if not golds:
-        raise InputError("summary gold file has no reports", str(path))
-    return golds
+    return [gold for _, gold in records]
 
 
 def summary_texts(summary: Any) -> list[str]:

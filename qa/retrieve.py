@@ -83,6 +83,17 @@ def named_reports(question: str, records: Sequence[ReportRecord]) -> list[Report
 
 
 @dataclass
+class _Piece:
+    """One report version as derived from the store; kept across rebuilds, so a change re-reads and
+    re-tokenizes only the reports that changed."""
+
+    chunks: list[Chunk]  # in offset order
+    token_ids: list[list[int]]  # per chunk, ids into the retriever's vocabulary
+    terms: frozenset[str]
+    vectors: np.ndarray | None  # L2-normalised rows; None when read for Chroma's (ANN) query
+
+
+@dataclass
 class _Index:
     """What is derived from the store and rebuilt when it changes: BM25 over every active chunk, the
     library's vocabulary, and (up to Settings.exact_dense_max chunks) the unit vectors for exact dense
@@ -117,6 +128,8 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self._index: _Index | None = None
+        self._pieces: dict[str, _Piece] = {}  # version → piece
+        self._vocab: dict[str, int] = {}  # token → id; only grows, so the pieces' ids stay valid
         self._lock = threading.Lock()
 
     # ---- derived index (BM25, vocabulary, exact dense) -------------------------------------------
@@ -130,28 +143,56 @@ class Retriever:
 
     def _build_index(self, records: Sequence[ReportRecord], signature: str) -> _Index:
         import bm25s
+        from bm25s.tokenization import Tokenized
 
-        versions = [r.version for r in records]
-        exact = sum(r.n_chunks for r in records) <= self.settings.exact_dense_max
-        if exact:
-            pairs = sorted(
-                self.store.iter_chunk_vectors(versions), key=lambda cv: (cv[0].report_id, cv[0].start)
-            )
-            chunks = [c for c, _ in pairs]
-            matrix = np.vstack([v for _, v in pairs]) if pairs else np.empty((0, 0), dtype=np.float32)
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True) if pairs else None
-            vectors = matrix / np.where(norms == 0, 1.0, norms) if pairs else None
-        else:
-            chunks = sorted(self.store.iter_chunks(versions), key=lambda c: (c.report_id, c.start))
-            vectors = None
+        ordered = sorted(records, key=lambda r: r.report_id)
+        exact = sum(r.n_chunks for r in ordered) <= self.settings.exact_dense_max
+        stale = [r.version for r in ordered
+                 if r.version not in self._pieces or (exact and self._pieces[r.version].vectors is None)]  # fmt: skip
+        if stale:
+            self._pieces.update(self._read_pieces(stale, exact))
+        self._pieces = {r.version: self._pieces[r.version] for r in ordered if r.version in self._pieces}
+        pieces = list(self._pieces.values())
+        chunks = [c for p in pieces for c in p.chunks]
         chunk_versions = np.array([c.version for c in chunks])
         if not chunks:
             return _Index(signature, [], chunk_versions, None)
-        tokens = [tokenize(f"{c.section} {c.text}") for c in chunks]
         bm25 = bm25s.BM25()
-        bm25.index(tokens, show_progress=False)
-        vocabulary = frozenset(t for ts in tokens for t in ts)
+        bm25.index(
+            Tokenized(ids=[ids for p in pieces for ids in p.token_ids], vocab=self._vocab),
+            show_progress=False,
+        )
+        vocabulary = frozenset().union(*(p.terms for p in pieces))
+        vectors = np.vstack([p.vectors for p in pieces if len(p.chunks)]) if exact else None
         return _Index(signature, chunks, chunk_versions, bm25, vocabulary, vectors)
+
+    def _read_pieces(self, versions: list[str], with_vectors: bool) -> dict[str, _Piece]:
+        """Read, tokenize (and normalise the vectors of) the given report versions."""
+        read: dict[str, list[tuple[Chunk, np.ndarray | None]]] = {v: [] for v in versions}
+        if with_vectors:
+            for chunk, vector in self.store.iter_chunk_vectors(versions):
+                read[chunk.version].append((chunk, vector))
+        else:
+            for chunk in self.store.iter_chunks(versions):
+                read[chunk.version].append((chunk, None))
+        pieces = {}
+        for version, pairs in read.items():
+            pairs.sort(key=lambda cv: cv[0].start)
+            tokens = [tokenize(f"{c.section} {c.text}") for c, _ in pairs]
+            vectors = None
+            if with_vectors:
+                matrix = (
+                    np.vstack([v for _, v in pairs]) if pairs else np.empty((0, self.store.dim), np.float32)
+                )
+                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+                vectors = (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+            pieces[version] = _Piece(
+                chunks=[c for c, _ in pairs],
+                token_ids=[[self._vocab.setdefault(t, len(self._vocab)) for t in ts] for ts in tokens],
+                terms=frozenset(t for ts in tokens for t in ts),
+                vectors=vectors,
+            )
+        return pieces
 
     def vocabulary(self) -> frozenset[str]:
         """Every token (CJK unigram/bigram, word, number) the stored reports use."""

@@ -12,16 +12,21 @@ from __future__ import annotations
 import csv
 import html
 import io
-import time
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from qa.batch import BatchItem, atomic_write, is_current, output_paths, read_summary, write_index
-from qa.errors import QAError
+from qa.batch import (
+    BatchItem,
+    output_paths,
+    read_summary,
+    summarize_view,
+    up_to_date,
+    write_index,
+    write_summary,
+)
 from qa.llm import ChatLLM
-from qa.render import summary_markdown
-from qa.summarize import Point, ReportView, Summary, choose_template, summarize_report, summary_refs
+from qa.summarize import Point, ReportView, Summary, summarize_report
 from qa.ui import OFFLINE_ENGINE_LABEL
 
 SUMMARY_DIR = "summaries"
@@ -57,34 +62,17 @@ def summary_dir(data_dir: Path) -> Path:
     return data_dir / SUMMARY_DIR
 
 
-def _engine_model(llm: ChatLLM | None) -> tuple[str, str | None]:
-    return ("llm", llm.model) if llm is not None else ("extractive", None)
-
-
-def is_cached(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> bool:
-    """qa.batch's rule: same bytes, template ref (and prompt refs), engine and model, Markdown present."""
-    chosen = choose_template(view)
-    engine, model = _engine_model(llm)
-    json_path = output_paths(out_dir, view.report_id)[0]
-    return is_current(
-        json_path, view.source_hash, chosen.ref, engine, model, summary_refs(chosen, llm is not None)
-    )
-
-
 def cached_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary | None:
-    """The summary on disk when it is still current for this report and engine; None otherwise."""
-    if not is_cached(view, out_dir, llm):
+    """The summary on disk when it is still current for this report and engine (qa.batch's rule)."""
+    if not up_to_date(view, out_dir, None, llm.model if llm else None):
         return None
     return read_summary(output_paths(out_dir, view.report_id)[0])
 
 
 def make_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary:
-    """Summarize the whole report and cache it (Markdown first, then the JSON that marks it done).
-    Raises QAError (provider or output problems) for the page to show."""
+    """Summarize the whole report and cache it. Raises QAError for the page to show."""
     summary = summarize_report(view, llm)
-    json_path, md_path = output_paths(out_dir, view.report_id)
-    atomic_write(md_path, summary_markdown(summary, {c.id: c.section for c in view.chunks}))
-    atomic_write(json_path, summary.model_dump_json(indent=2))
+    write_summary(summary, view, out_dir)
     return summary
 
 
@@ -101,28 +89,8 @@ def batch_item(
     llm: ChatLLM | None,
     force: bool = False,
 ) -> BatchItem:
-    """One report of a batch, never raising: a failure becomes a failed item with its reason (as in
-    qa.batch.summarize_one), so one bad report never stops the others."""
-    started = time.perf_counter()
-    item = BatchItem(report_id, report_id)
-    try:
-        view = load_view()
-        if not force and is_cached(view, out_dir, llm):
-            item.status = "skipped"
-            cached = read_summary(output_paths(out_dir, report_id)[0])
-            item.unverified = cached.unverified if cached else 0
-            return item
-        summary = make_summary(view, out_dir, llm)
-        item.status = "ok"
-        item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
-        item.cost_usd, item.unverified = summary.cost_usd, summary.unverified
-    except QAError as ex:
-        item.status, item.reason = "failed", str(ex)
-    except Exception as ex:  # a bug must cost one report, not the batch
-        item.status, item.reason = "failed", f"内部错误 {type(ex).__name__}: {ex}（请报告此问题）"
-    finally:
-        item.seconds = time.perf_counter() - started
-    return item
+    """One report of the page's batch: qa.batch's runner (never raises; a failure is a failed item)."""
+    return summarize_view(load_view, out_dir, llm, label=report_id, force=force)
 
 
 def batch_rows(items: Sequence[BatchItem]) -> list[dict]:

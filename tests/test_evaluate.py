@@ -328,3 +328,35 @@ def test_bad_baseline_and_missing_files_are_clear_errors(mini: tuple[Path, Path]
     judge_offline = run_cli("eval", "--dataset", str(dataset), "--docs", str(docs), "--judge")
     assert judge_offline.returncode == 1 and "--judge needs an LLM" in judge_offline.stderr
     assert all("Traceback" not in r.stderr for r in (result, missing, judge_offline))
+
+
+def test_eval_with_the_llm_judge_shows_cost_before_and_totals_after(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(CORPUS / "zichuan_2024.txt", docs / "zichuan_2024.txt")
+    dataset = tmp_path / "judge.jsonl"
+    dataset.write_text(json.dumps({
+        "id": "t", "doc": "zichuan_2024.txt", "question": "淄川区行政复议推行什么审理模式？", "answer": "复调并行；调解先行",
+        "answer_type": "text", "evidence": ["复调并行,调解先行"]}, ensure_ascii=False) + "\n", encoding="utf-8")  # fmt: skip
+
+    def responder(request) -> Reply:
+        if "评测员" in request.messages[0]["content"]:
+            return Reply(json.dumps({"verdict": "correct", "reason": "一致"}, ensure_ascii=False))
+        n = re.search(r"\[(\d+)\][^\[]*复调并行", request.prompt).group(1)
+        return Reply(f"推行“复调并行,调解先行”审理模式[{n}]。")
+
+    with OpenAIServer(responder) as server:
+        env = {"QA_LLM_BASE_URL": server.url, "QA_LLM_MODEL": "gpt-4o-mini"}
+        args = ["eval", "--dataset", str(dataset), "--docs", str(docs), "--judge", "--judge-runs", "2",
+                "--json", str(tmp_path / "out.json"), "--no-history"]  # fmt: skip
+        first = run_cli(*args, env=env)
+        assert first.returncode == 0, first.stderr
+        assert "judge: 1 text/list answers × 2 runs = 2 calls" in first.stderr  # before anything is sent
+        assert "judge (gpt-4o-mini): 1 answers × 2 runs, 2 calls (0 cached" in first.stdout
+        out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+        assert out["judge_accuracy"] == 1.0 and out["rows"][0]["judge"]["votes"] == ["correct", "correct"]
+        judge_requests = [r for r in server.chat_requests() if "评测员" in r.messages[0]["content"]]
+        assert len(judge_requests) == 2
+        again = run_cli(*args, env=env)
+        assert "2 calls (2 cached" in again.stdout  # verdicts are cached: a rerun costs nothing
+        assert len([r for r in server.chat_requests() if "评测员" in r.messages[0]["content"]]) == 2
