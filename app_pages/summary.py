@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import streamlit as st
 
 from app_pages.common import empty_library, engine_choice, get_services, keep_valid, report_picker, show_flash
 from qa import ui, ui_summary
-from qa.batch import BatchItem, view_from_store
+from qa.batch import BatchItem, Job, run_jobs, view_from_store
 from qa.errors import QAError
 from qa.llm import ChatLLM
 from qa.schemas import ReportRecord
@@ -111,6 +110,11 @@ def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, 
         return
     items = [BatchItem(**i) for i in result["items"]]
     counts = ui_summary.batch_counts(items)
+    fatal = next((i for i in items if i.fatal), None)
+    if fatal is not None:
+        st.error(
+            f"批量生成已停止：{ui.escape_markdown(fatal.reason)}。请检查模型设置后重试（已生成的摘要会保留）。"
+        )
     (st.warning if any(i.status == "failed" for i in items) else st.success)(f"批量生成完成：{counts}")
     st.dataframe(ui_summary.batch_rows(items), hide_index=True)
     if result["zip"]:
@@ -122,51 +126,25 @@ def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, 
 def run_batch(
     services: Services, report_ids: list[str], llm: ChatLLM | None, out_dir: Path, force: bool
 ) -> list[BatchItem]:
-    """Summarize the reports with a progress bar; with an LLM a few at a time."""
+    """Summarize the reports with qa.batch's runner (as `qa summarize`): a progress bar, several reports at
+    a time with an LLM, stopped on a configuration error. Views are read from the store here, on the
+    script thread; the workers only call the model."""
     bar = st.progress(0.0, text=f"正在生成摘要（0/{len(report_ids)}）…")
-    items: list[BatchItem] = []
+    done: list[BatchItem] = []
 
     def tick(item: BatchItem) -> None:
-        items.append(item)
+        done.append(item)
         label = ui_summary.STATUS_LABELS.get(item.status, item.status)
-        text = f"{label}：{item.report_id}（{len(items)}/{len(report_ids)}）"
-        bar.progress(len(items) / len(report_ids), text=ui.escape_markdown(text))
+        text = f"{label}：{item.report_id or item.path}（{len(done)}/{len(report_ids)}）"
+        bar.progress(len(done) / len(report_ids), text=ui.escape_markdown(text))
 
-    def loader(report_id: str):
-        return lambda: view_from_store(services.store, report_id)
-
-    if llm is None:  # offline: fast, one after another
-        for report_id in report_ids:
-            tick(ui_summary.batch_item(report_id, loader(report_id), out_dir, None, force))
-    else:
-        views = {}
-        for report_id in report_ids:  # read from the store here, the workers only call the model
-            try:
-                views[report_id] = view_from_store(services.store, report_id)
-            except Exception as ex:  # becomes this report's failure in its row
-                views[report_id] = ex
-        with ThreadPoolExecutor(max_workers=LLM_CONCURRENCY) as pool:
-            futures = [
-                pool.submit(
-                    ui_summary.batch_item, report_id, _view_or_raise(views[report_id]), out_dir, llm, force
-                )
-                for report_id in report_ids
-            ]
-            for future in as_completed(futures):
-                tick(future.result())
+    jobs = [Job(report_id, ui_summary.preloaded(lambda r=report_id: view_from_store(services.store, r)))
+            for report_id in report_ids]  # fmt: skip
+    items = run_jobs(jobs, out_dir, llm, force=force, concurrency=LLM_CONCURRENCY if llm else 1, on_done=tick)
     order = {report_id: n for n, report_id in enumerate(report_ids)}
-    items.sort(key=lambda i: order.get(i.report_id or "", 0))
+    items.sort(key=lambda i: order.get(i.path, 0))
     bar.progress(1.0, text=f"完成：{ui_summary.batch_counts(items)}")
     return items
-
-
-def _view_or_raise(view_or_error):
-    def load():
-        if isinstance(view_or_error, Exception):
-            raise view_or_error
-        return view_or_error
-
-    return load
 
 
 def page_summary() -> None:

@@ -114,8 +114,9 @@ def up_to_date(view: ReportView, out_dir: Path, template: str | None, llm_model:
 class BatchItem:
     path: str
     report_id: str | None = None
-    status: str = "pending"  # ok | skipped | failed
+    status: str = "pending"  # ok | skipped | failed | stopped (not run: the batch stopped on a config error)
     reason: str = ""
+    fatal: bool = False  # failed on a configuration error that every other report would hit too
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -218,7 +219,8 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
                    label: str, template: str | None = None, force: bool = False,
                    strict: bool = False) -> BatchItem:  # fmt: skip
     """One report of a batch (from a file or from the store), never raising: any failure becomes a failed
-    item with its reason, so one bad report never stops the others."""
+    item with its reason, so one bad report never stops the others. A ConfigError (bad key, unknown model,
+    endpoint down) is not the report's fault: the item is marked `fatal`, and run_jobs stops the batch."""
     started = time.perf_counter()
     item = BatchItem(label)
     try:
@@ -235,7 +237,7 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
         item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
         item.cost_usd, item.unverified = summary.cost_usd, summary.unverified
     except QAError as ex:
-        item.status, item.reason = "failed", str(ex)
+        item.status, item.reason, item.fatal = "failed", str(ex), ex.stops_batch
     except Exception as ex:  # a bug must cost one report, not the batch
         item.status, item.reason = "failed", f"internal error {type(ex).__name__}: {ex} (please report it)"
     finally:
@@ -243,11 +245,19 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
     return item
 
 
-def summarize_one(path: Path, out_dir: Path, settings: Settings, embedder_name: str, llm: ChatLLM | None,
-                  template: str | None, force: bool, strict: bool) -> BatchItem:  # fmt: skip
-    """One report file (see summarize_view)."""
-    return summarize_view(lambda: view_from_file(path, settings, embedder_name), out_dir, llm, label=str(path),
-                          template=template, force=force, strict=strict)  # fmt: skip
+@dataclass(frozen=True)
+class Job:
+    """One report to summarize: a label for messages and how to get its view (read in the worker)."""
+
+    label: str
+    load_view: Callable[[], ReportView]
+
+
+def file_jobs(files: Sequence[Path], settings: Settings, embedder_name: str) -> list[Job]:
+    def loader(path: Path) -> Callable[[], ReportView]:
+        return lambda: view_from_file(path, settings, embedder_name)
+
+    return [Job(str(path), loader(path)) for path in files]
 
 
 def remove_stale_temp_files(out_dir: Path) -> int:
@@ -259,11 +269,9 @@ def remove_stale_temp_files(out_dir: Path) -> int:
     return removed
 
 
-def run_batch(
-    files: Sequence[Path],
+def run_jobs(
+    jobs: Sequence[Job],
     out_dir: Path,
-    settings: Settings,
-    embedder_name: str,
     llm: ChatLLM | None = None,
     *,
     template: str | None = None,
@@ -272,43 +280,65 @@ def run_batch(
     concurrency: int = 4,
     on_done: Callable[[BatchItem], None] | None = None,
 ) -> list[BatchItem]:
-    """Summarize files with at most `concurrency` reports (so LLM calls) in flight; one failing report never
-    stops the batch; the index is rewritten at the end, also after an interrupt.
+    """Summarize with at most `concurrency` reports (so LLM calls) in flight; one failing report never stops
+    the batch, a configuration error (item.fatal) does: the reports not yet started come back as "stopped".
+    The index is rewritten at the end, also after an interrupt. `on_done` runs on the calling thread.
 
     Workers are daemon threads: on Ctrl-C the main thread writes the index and returns at once, and the
     reports in flight are dropped (their files are written atomically, so nothing half-written remains).
     """
     remove_stale_temp_files(out_dir)
-    todo: queue.SimpleQueue[Path] = queue.SimpleQueue()
-    for path in files:
-        todo.put(path)
+    todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
+    for job in jobs:
+        todo.put(job)
     results: queue.SimpleQueue[BatchItem] = queue.SimpleQueue()
     stop = threading.Event()
 
     def worker() -> None:
         while not stop.is_set():
             try:
-                path = todo.get_nowait()
+                job = todo.get_nowait()
             except queue.Empty:
                 return
-            results.put(summarize_one(path, out_dir, settings, embedder_name, llm, template, force, strict))
+            item = summarize_view(job.load_view, out_dir, llm, label=job.label, template=template, force=force,
+                                  strict=strict)  # fmt: skip
+            if item.fatal:
+                stop.set()
+            results.put(item)
 
     items: list[BatchItem] = []
     try:
-        for n in range(min(max(1, concurrency), len(files))):
-            threading.Thread(target=worker, name=f"summarize-{n}", daemon=True).start()
-        while len(items) < len(files):
+        threads = [threading.Thread(target=worker, name=f"summarize-{n}", daemon=True)
+                   for n in range(min(max(1, concurrency), len(jobs)))]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        while len(items) < len(jobs):
             try:
                 item = results.get(timeout=0.2)  # a timeout keeps Ctrl-C deliverable to this thread
             except queue.Empty:
+                if not any(t.is_alive() for t in threads) and results.empty():
+                    break  # stopped early: the rest were never started
                 continue
             items.append(item)
             if on_done:
                 on_done(item)
+        fatal = next((i for i in items if i.fatal), None)
+        while fatal is not None:
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                break
+            items.append(BatchItem(job.label, status="stopped", reason=f"not run: {fatal.reason}"))
     finally:
         stop.set()
         write_index(out_dir)
     return items
+
+
+def run_batch(files: Sequence[Path], out_dir: Path, settings: Settings, embedder_name: str,
+              llm: ChatLLM | None = None, **options) -> list[BatchItem]:  # fmt: skip
+    """run_jobs over report files (`qa summarize`)."""
+    return run_jobs(file_jobs(files, settings, embedder_name), out_dir, llm, **options)
 
 
 def write_index(out_dir: Path) -> int:

@@ -576,18 +576,26 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     items += planned.failed
-    table = Table("ok", "skipped", "failed", "unverified", "tokens in/out", "cost $", "time", box=None,
+    stopped = [i for i in items if i.status == "stopped"]
+    table = Table("ok", "skipped", "failed", "stopped", "unverified", "tokens in/out", "cost $", "time", box=None,
                   header_style="bold")  # fmt: skip
     costs = [i.cost_usd for i in items if i.cost_usd is not None]
     table.add_row(
         str(sum(i.status == "ok" for i in items)), str(sum(i.status == "skipped" for i in items)),
-        str(sum(i.status == "failed" for i in items)), str(sum(i.unverified for i in items)),
+        str(sum(i.status == "failed" for i in items)), str(len(stopped)), str(sum(i.unverified for i in items)),
         f"{sum(i.prompt_tokens for i in items):,}/{sum(i.completion_tokens for i in items):,}",
         f"{sum(costs):.4f}" if costs else ("0" if llm is None else "unknown"),
         f"{time.perf_counter() - started:.1f}s",
     )  # fmt: skip
     out.print(table)
     out.print(f"[dim]index: {escape(str(out_dir / 'index.csv'))}[/]")
+    fatal = next((i for i in items if i.fatal), None)
+    if fatal is not None:
+        err.print(
+            f"[red]error:[/] batch stopped: {escape(fatal.reason)}\n{len(stopped)} reports not run; fix the "
+            "setting and run the same command again (finished summaries are kept and skipped)"
+        )  # fmt: skip
+        return 2
     return 1 if any(i.status == "failed" for i in items) else 0
 
 

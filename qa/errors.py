@@ -5,12 +5,14 @@ class QAError(Exception):
     """Base for every error a user can act on. The message says what, where, and what to do."""
 
     exit_code = 1
+    stops_batch = False  # True: every other report of a batch would fail the same way, so stop it
 
 
 class ConfigError(QAError):
     """Settings are missing, invalid, or point at something unreachable."""
 
     exit_code = 2
+    stops_batch = True
 
 
 class InputError(QAError):
@@ -24,6 +26,12 @@ class InputError(QAError):
 
 class ProviderError(QAError):
     """An embedding or LLM endpoint failed (after retries)."""
+
+
+class EndpointUnreachable(ProviderError):
+    """No connection to the endpoint at all (after retries): a setting or a server to fix, not one call."""
+
+    stops_batch = True
 
 
 class EmptyIndexError(QAError):

@@ -451,7 +451,8 @@ SummaryFn = Callable[[SummaryGold], tuple[Any, str]]  # gold → (Summary, the r
 def run_summaries(
     golds: Sequence[SummaryGold], summarize_fn: SummaryFn, progress: Callable[[], None] | None = None
 ) -> dict[str, Any]:
-    """Summarize each gold report and score it; a report that fails to summarize scores as a failure."""
+    """Summarize each gold report and score it; a report that fails to summarize scores as a failure (a
+    configuration error is raised instead)."""
     rows: list[dict[str, Any]] = []
     for gold in golds:
         started = time.perf_counter()
@@ -460,6 +461,8 @@ def run_summaries(
             row = score_summary(gold, summary, text)
             row["prompt_refs"] = list(summary.prompt_refs)
         except QAError as ex:
+            if ex.stops_batch:  # a bad key or an unreachable endpoint: every report would fail; say it once
+                raise
             row = {
                 "doc": gold.doc, "metadata": {n: False for n in SUMMARY_META if getattr(gold, n) is not None},
                 "metadata_wrong": {}, "must_figures": len(gold.must_figures),

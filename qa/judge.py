@@ -80,7 +80,9 @@ def judge(
             for run in range(runs):
                 try:
                     votes.append(_one(llm, messages, template.ref, schema, run, usage))
-                except QAError:
+                except QAError as ex:
+                    if ex.stops_batch:  # every other call would fail the same way
+                        raise
                     usage["errors"] += 1
                     votes.append("invalid")
         valid = [v for v in votes if v != "invalid"] or ["incorrect"]

@@ -16,7 +16,7 @@ import openai
 
 from qa.calllog import CallLog
 from qa.config import Settings
-from qa.errors import ConfigError, ProviderError, QAError
+from qa.errors import ConfigError, EndpointUnreachable, ProviderError, QAError
 
 T = TypeVar("T")
 
@@ -61,7 +61,7 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
     except openai.APITimeoutError as ex:
         raise ProviderError(f"{what}: {where} did not answer in time; raise QA_LLM_TIMEOUT or retry") from ex
     except openai.APIConnectionError as ex:
-        raise ProviderError(
+        raise EndpointUnreachable(
             f"{what}: cannot connect to {where}; check QA_LLM_BASE_URL and that the server is running"
         ) from ex
     except openai.InternalServerError as ex:

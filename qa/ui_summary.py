@@ -20,7 +20,6 @@ from qa.batch import (
     BatchItem,
     output_paths,
     read_summary,
-    summarize_view,
     up_to_date,
     write_index,
     write_summary,
@@ -30,7 +29,13 @@ from qa.summarize import Point, ReportView, Summary, summarize_report
 from qa.ui import OFFLINE_ENGINE_LABEL
 
 SUMMARY_DIR = "summaries"
-STATUS_LABELS = {"ok": "已生成", "skipped": "沿用缓存", "failed": "失败", "pending": "未开始"}
+STATUS_LABELS = {
+    "ok": "已生成",
+    "skipped": "沿用缓存",
+    "failed": "失败",
+    "stopped": "未运行",
+    "pending": "未开始",
+}
 CHECKS_MAX = 20
 
 CSS = """
@@ -82,15 +87,19 @@ def summary_files(out_dir: Path, report_id: str) -> tuple[str, str]:
     return json_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
 
 
-def batch_item(
-    report_id: str,
-    load_view: Callable[[], ReportView],
-    out_dir: Path,
-    llm: ChatLLM | None,
-    force: bool = False,
-) -> BatchItem:
-    """One report of the page's batch: qa.batch's runner (never raises; a failure is a failed item)."""
-    return summarize_view(load_view, out_dir, llm, label=report_id, force=force)
+def preloaded(load_view: Callable[[], ReportView]) -> Callable[[], ReportView]:
+    """Read a view now (on the calling thread) and hand it to a batch worker later; a failure to read is
+    raised in the worker, so it becomes that report's failed row."""
+    try:
+        view = load_view()
+    except Exception as ex:
+        error = ex
+
+        def fail() -> ReportView:
+            raise error
+
+        return fail
+    return lambda: view
 
 
 def batch_rows(items: Sequence[BatchItem]) -> list[dict]:
@@ -111,7 +120,9 @@ def batch_rows(items: Sequence[BatchItem]) -> list[dict]:
 
 def batch_counts(items: Sequence[BatchItem]) -> str:
     """'已生成 2 份 · 沿用缓存 1 份 · 失败 1 份' (only the statuses that occur)."""
-    counts = [(STATUS_LABELS[s], sum(i.status == s for i in items)) for s in ("ok", "skipped", "failed")]
+    counts = [
+        (STATUS_LABELS[s], sum(i.status == s for i in items)) for s in ("ok", "skipped", "failed", "stopped")
+    ]
     return " · ".join(f"{label} {n} 份" for label, n in counts if n)
 
 

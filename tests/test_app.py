@@ -553,6 +553,32 @@ def test_batch_summaries_zip_and_a_failing_report_stops_nothing(
     assert sorted(r["report_id"] for r in index) == ["rongjiang_2023.txt", "zichuan_2024.txt"]
 
 
+def test_batch_stops_on_a_rejected_key_and_says_so(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai_server import OpenAIServer, Reply
+
+    import app_pages.summary
+
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt", "rongjiang_2023.txt")
+    monkeypatch.setattr(app_pages.summary, "LLM_CONCURRENCY", 1)  # one in flight: the others never start
+    with OpenAIServer(responder=lambda r: Reply(status=401, error="Incorrect API key provided")) as server:
+        monkeypatch.setenv("QA_LLM_MODEL", "gpt-4o-mini")
+        monkeypatch.setenv("QA_LLM_BASE_URL", server.url)
+        at = start("summary")
+        at.multiselect(key="sum_batch").set_value(
+            ["luojiang_2024.txt", "rongjiang_2023.txt", "zichuan_2024.txt"]
+        ).run()
+        at.button(key="sum-batch-run").click().run()
+    assert not at.exception
+    rows = at.dataframe[0].value
+    assert sorted(rows["结果"]) == ["失败", "未运行", "未运行"]
+    assert len(server.chat_requests()) == 1
+    [error] = [e for e in texts(at.error) if "批量生成已停止" in e]
+    assert "rejected the API key (401)" in error and "已生成的摘要会保留" in error
+    assert not list((fail_closed / "summaries").glob("*.json"))
+
+
 # ---- 对比 ------------------------------------------------------------------------------------------
 
 

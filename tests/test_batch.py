@@ -38,7 +38,13 @@ def _counts(stdout: str) -> dict[str, str]:
     lines = stdout.splitlines()
     at = next(i for i, line in enumerate(lines) if line.split()[:3] == ["ok", "skipped", "failed"])
     values = lines[at + 1].split()
-    return dict(zip(["ok", "skipped", "failed", "unverified", "tokens", "cost", "time"], values, strict=True))
+    return dict(
+        zip(
+            ["ok", "skipped", "failed", "stopped", "unverified", "tokens", "cost", "time"],
+            values,
+            strict=True,
+        )
+    )
 
 
 def _summaries(out: Path) -> dict[str, Summary]:
@@ -235,6 +241,25 @@ def test_sigterm_stops_promptly_and_keeps_the_finished_reports(tmp_path: Path) -
     assert "interrupted" in stderr and "Traceback" not in stderr
     jsonl, _ = _index(out)
     assert sorted(r["report_id"] for r in jsonl) == sorted(_summaries(out))  # the index matches what is there
+
+
+def test_a_rejected_key_stops_the_batch_instead_of_failing_every_report(tmp_path: Path) -> None:
+    files = _copies(tmp_path / "reports", 8)
+    out = tmp_path / "summaries"
+    with OpenAIServer(responder=lambda r: Reply(status=401, error="Incorrect API key provided")) as server:
+        run = run_cli("summarize", str(tmp_path / "reports"), "--out", str(out), "--concurrency", "2",
+                      env={**LLM_ENV, "QA_LLM_BASE_URL": server.url})  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    counts = _counts(run.stdout)
+    failed, stopped = int(counts["failed"]), int(counts["stopped"])
+    assert counts["ok"] == "0" and failed + stopped == len(files)
+    assert 1 <= failed <= 2  # only the reports already in flight hit the key
+    assert len(server.chat_requests()) == failed  # a 401 is not retried, and nothing more was sent
+    [message] = [line for line in run.stderr.splitlines() if line.startswith("error: batch stopped")]
+    assert "rejected the API key (401)" in message
+    assert f"{stopped} reports not run" in run.stderr and "run the same command again" in run.stderr
+    assert not out.exists()  # nothing written, not even an empty index
 
 
 # ---- the runner, in-process -------------------------------------------------------------------------

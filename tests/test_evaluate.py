@@ -242,6 +242,20 @@ def test_judge_majority_of_runs_cached(tmp_path: Path) -> None:
         assert len(server.chat_requests()) == 3 and again["cached"] == 3  # reruns cost nothing
 
 
+def test_judge_stops_at_a_rejected_key_instead_of_voting_invalid(tmp_path: Path) -> None:
+    from qa.errors import ConfigError
+
+    rows = [{"id": str(n), "question": "品牌叫什么？", "gold": "法治侨", "answer": "法治侨[1]", "answer_type": "text",
+             "refused": False} for n in range(5)]  # fmt: skip
+    with OpenAIServer(lambda request: Reply(status=401, error="Incorrect API key provided")) as server:
+        llm = ChatLLM(
+            make_client(server.url, "k", 5, 0), "judge-model", log=CallLog(tmp_path / "calls.sqlite")
+        )
+        with pytest.raises(ConfigError, match="rejected the API key"):
+            judge.judge(rows, llm, runs=3)
+        assert len(server.chat_requests()) == 1
+
+
 def test_judge_ties_go_to_the_worse_verdict() -> None:
     assert judge.majority(["correct", "partial"]) == "partial"
     assert judge.majority(["correct", "correct", "incorrect"]) == "correct"
