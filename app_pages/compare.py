@@ -84,7 +84,8 @@ def page_compare() -> None:
     if table is None:
         return
     st.caption(
-        "每个数值都摘自报告原文，出处（引文、报告、章节）见下方各指标；空白表示该报告没有提到这个指标（不推测）。"
+        "每个数值都摘自报告原文，出处（引文、报告、章节）见下方各指标；空白表示该报告没有提到这个指标（不推测）；"
+        "“另有”表示同一报告对该指标还写了别的数值（口径不同），对比前请看出处。"
     )
     rows = ui_compare.wide_rows(table)
     st.dataframe(rows, hide_index=True, height=(len(rows) + 1) * 35 + 3)  # every indicator, no inner scroll

@@ -8,8 +8,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.figures import Figure, extract_figures
-from qa.indicators import CATALOGUE, Indicator, find
+from qa.indicators import CATALOGUE, Indicator, candidates
 from qa.schemas import Chunk
+
+
+@dataclass(frozen=True)
+class Other:
+    """Another value the same report states for the indicator (e.g. cases against the district government,
+    9件, and all cases the court accepted, 83件): shown beside the cell so nobody compares the wrong one."""
+
+    raw: str
+    quote: str
+    chunk_id: str
 
 
 @dataclass(frozen=True)
@@ -22,6 +32,7 @@ class Cell:
     quote: str
     chunk_id: str
     section: str
+    others: tuple[Other, ...] = ()  # other distinct values stated for it, in document order
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,8 @@ class CompareTable:
                     out.append({"indicator": indicator.label, "group": indicator.group, "report": report.report_id,
                                 "region": report.label, "year": report.year, "raw": cell.raw, "value": cell.value,
                                 "unit": cell.unit, "quote": cell.quote, "chunk_id": cell.chunk_id,
-                                "section": cell.section})  # fmt: skip
+                                "section": cell.section,
+                                "other_values": "；".join(o.raw for o in cell.others)})  # fmt: skip
         return out
 
 
@@ -70,14 +82,21 @@ def build_table(reports: Sequence[tuple[ReportColumn, Sequence[Chunk]]],
     cells: dict[tuple[str, str], Cell] = {}
     for column, chunks in reports:
         figures = report_figures(chunks)
+        chunk_of = {id(f): c for f, c in figures}
         for indicator in indicators:
-            hit = find(indicator, [f for f, _ in figures])
-            if hit is None:
+            found = candidates(indicator, [f for f, _ in figures])
+            if not found:
                 continue
-            chunk = next(c for f, c in figures if f is hit)
+            hit, chunk = found[0], chunk_of[id(found[0])]
+            seen = {hit.raw}
+            others = []
+            for figure in sorted(found[1:], key=lambda f: (chunk_of[id(f)].start, f.start)):
+                if figure.raw not in seen:
+                    seen.add(figure.raw)
+                    others.append(Other(figure.raw, figure.quote, chunk_of[id(figure)].id))
             cells[(indicator.key, column.report_id)] = Cell(
                 column.report_id, indicator.key, hit.raw, float(hit.number.value), hit.number.unit, hit.quote,
-                chunk.id, chunk.section,
+                chunk.id, chunk.section, tuple(others),
             )  # fmt: skip
     return CompareTable(tuple(indicators), tuple(c for c, _ in reports), cells)
 
@@ -96,6 +115,7 @@ def to_csv(table: CompareTable) -> str:
         "quote",
         "chunk_id",
         "section",
+        "other_values",
     ]
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
@@ -117,8 +137,11 @@ def to_markdown(table: CompareTable) -> str:
                 continue
             notes.append(
                 f"{len(notes) + 1}. {report.label} · {cell.section or '（开篇）'} · `{cell.chunk_id}`：“{cell.quote}”"
+                + "".join(f"\n   - 另有 {o.raw} · `{o.chunk_id}`：“{o.quote}”" for o in cell.others)
             )
-            row.append(f"{cell.raw} [{len(notes)}]")
+            row.append(f"{cell.raw} [{len(notes)}]" + (f"（另有 {'、'.join(o.raw for o in cell.others)}）"
+                                                      if cell.others else ""))  # fmt: skip
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "空白 = 报告未提及该指标（不推测）。", "", "## 来源", "", *notes, ""]
+    lines += ["", "空白 = 报告未提及该指标（不推测）；“另有” = 同一报告对该指标还写了别的数值（口径不同，见来源）。",
+              "", "## 来源", "", *notes, ""]  # fmt: skip
     return "\n".join(lines)

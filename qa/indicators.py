@@ -161,13 +161,20 @@ def matches(indicator: Indicator, figure: Figure) -> bool:
     return any(re.search(indicator.phrase, p) for p in named)
 
 
+def candidates(indicator: Indicator, figures: list[Figure]) -> list[Figure]:
+    """Every figure that states this indicator, best first: the preferred ones, then the rest, each in
+    document order."""
+    found = [f for f in figures if matches(indicator, f)]
+    if not indicator.prefer:
+        return found
+    preferred = [f for f in found if re.search(indicator.prefer, f.indicator + " " + f.clause)]
+    return preferred + [f for f in found if f not in preferred]
+
+
 def find(indicator: Indicator, figures: list[Figure]) -> Figure | None:
     """The figure that states this indicator (the first preferred match, else the first match, in document
     order); None when the report does not state it."""
-    found = [f for f in figures if matches(indicator, f)]
-    if indicator.prefer:
-        preferred = [f for f in found if re.search(indicator.prefer, f.indicator + " " + f.clause)]
-        found = preferred or found
+    found = candidates(indicator, figures)
     return found[0] if found else None
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from qa.compare import CompareTable, ReportColumn
+from qa.compare import Cell, CompareTable, ReportColumn
 from qa.indicators import Indicator
 from qa.schemas import ReportRecord
 
@@ -52,9 +52,14 @@ def wide_rows(table: CompareTable) -> list[dict]:
         row = {"指标": indicator.label, "分组": indicator.group}
         for report in table.reports:
             cell = table.cell(indicator.key, report.report_id)
-            row[titles[report.report_id]] = cell.raw if cell else EMPTY
+            row[titles[report.report_id]] = cell_text(cell) if cell else EMPTY
         rows.append(row)
     return rows
+
+
+def cell_text(cell: Cell) -> str:
+    """'9件' or, when the report states other values for the indicator, '9件（另有 83件）'."""
+    return cell.raw + (f"（另有 {'、'.join(o.raw for o in cell.others)}）" if cell.others else "")
 
 
 def stated(table: CompareTable) -> list[Indicator]:
@@ -82,6 +87,14 @@ def _e(text: object) -> str:
     return html.escape(str(text)).replace("\n", " ")
 
 
+def _marked(quote: str, raw: str) -> str:
+    """The quote, escaped, with the value marked."""
+    at = quote.find(raw)
+    if at < 0:
+        return _e(quote)
+    return f'{_e(quote[:at])}<mark class="qa-quote">{_e(raw)}</mark>{_e(quote[at + len(raw) :])}'
+
+
 def sources_html(table: CompareTable, indicator_key: str) -> str:
     """Each report's value with the sentence it is quoted from (the value marked), report and section;
     then the reports that do not state it. One line of HTML, everything escaped."""
@@ -91,17 +104,15 @@ def sources_html(table: CompareTable, indicator_key: str) -> str:
         cell = table.cell(indicator_key, report.report_id)
         if cell is None:
             continue
-        at = cell.quote.find(cell.raw)
-        quote = (
-            _e(cell.quote)
-            if at < 0
-            else f'{_e(cell.quote[:at])}<mark class="qa-quote">{_e(cell.raw)}</mark>'
-            f"{_e(cell.quote[at + len(cell.raw) :])}"
+        others = "".join(
+            f'<br><span class="qa-where">该报告另有 {_e(o.raw)}（口径不同）：</span>“{_marked(o.quote, o.raw)}” '
+            f'<span class="qa-where">段落 <code>{_e(o.chunk_id)}</code></span>'
+            for o in cell.others
         )
         items.append(
-            f"<li><strong>{_e(titles[report.report_id])}：{_e(cell.raw)}</strong><br>“{quote}”<br>"
-            f'<span class="qa-where">报告 {_e(report.report_id)} · 章节 {_e(cell.section or "（正文开头）")} · '
-            f"段落 <code>{_e(cell.chunk_id)}</code></span></li>"
+            f"<li><strong>{_e(titles[report.report_id])}：{_e(cell.raw)}</strong><br>“{_marked(cell.quote, cell.raw)}”"
+            f'<br><span class="qa-where">报告 {_e(report.report_id)} · 章节 {_e(cell.section or "（正文开头）")} · '
+            f"段落 <code>{_e(cell.chunk_id)}</code></span>{others}</li>"
         )
     missing = missing_reports(table, indicator_key)
     tail = f'<p class="qa-where">未提及（空白，不推测）：{_e("、".join(missing))}</p>' if missing else ""

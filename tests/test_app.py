@@ -599,6 +599,14 @@ def test_compare_table_cites_every_value_and_leaves_missing_ones_empty(fail_clos
     html_block = sources.markdown[0].value
     assert '<mark class="qa-quote">151件</mark>' in html_block and "zichuan_2024.txt" in html_block
     assert "章节 一、推进法治政府建设的主要举措和成效" in html_block
+    # a report that states two values for an indicator shows both, each quoted
+    assert table.loc["行政诉讼 案件数", "淄川区（2024）"] == "9件（另有 83件）"
+    litigation = next(e for e in at.expander if plain(e.label).startswith("行政诉讼 案件数"))
+    other = litigation.markdown[0].value
+    assert (
+        "该报告另有 83件（口径不同）" in other
+        and '区法院受理行政诉讼案件<mark class="qa-quote">83件</mark>' in other
+    )
 
     rows = list(csv.DictReader(io.StringIO(downloads(at, "下载 CSV").decode())))
     zichuan = next(r for r in rows if r["indicator"] == "行政复议 收案" and r["report"] == "zichuan_2024.txt")

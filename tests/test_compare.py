@@ -85,6 +85,25 @@ def test_every_cell_is_quoted_verbatim_and_cited(table: CompareTable, views) -> 
         assert cell.value > 0 and cell.unit
 
 
+def test_other_values_a_report_states_for_an_indicator_are_shown_not_hidden(
+    table: CompareTable, views
+) -> None:
+    # 淄川: 以区政府为被告的行政诉讼案件9件 and 区法院受理行政诉讼案件83件 — both are 行政诉讼 案件数
+    cell = table.cell("admin_litigation_cases", "zichuan_2024.txt")
+    assert cell.raw == "9件" and [o.raw for o in cell.others] == ["83件"]
+    assert "区法院受理行政诉讼案件83件" in cell.others[0].quote
+    assert table.cell("admin_review_received", "zichuan_2024.txt").others == ()  # one value: nothing else
+    for (key, name), cell in table.cells.items():  # every other value is quoted verbatim from its chunk
+        assert cell.raw not in [o.raw for o in cell.others] and len({o.raw for o in cell.others}) == len(
+            cell.others
+        )
+        for other in cell.others:
+            chunk = next(c for c in views[name].chunks if c.id == other.chunk_id)
+            assert other.quote in chunk.text and other.raw in other.quote, (key, name)
+    row = next(line for line in to_markdown(table).splitlines() if line.startswith("| 行政诉讼 案件数"))
+    assert row.endswith("| 9件 [15]（另有 83件） |")
+
+
 def test_a_report_that_states_nothing_gets_empty_cells(tmp_path: Path, views) -> None:
     quiet = tmp_path / "quiet.txt"
     quiet.write_text("某县2024年法治政府建设情况报告\n一、主要举措\n深入推进依法行政，持续加强行政复议工作。\n",
@@ -137,7 +156,11 @@ def test_markdown_and_csv(table: CompareTable, views) -> None:
         view = next(v for v in views.values() if v.report_id == row["report"])
         assert row["quote"] in view.text and row["raw"] in row["quote"] and float(row["value"]) > 0
     assert {"indicator", "group", "report", "region", "year", "raw", "value", "unit", "quote", "chunk_id",
-            "section"} == set(parsed[0])  # fmt: skip
+            "section", "other_values"} == set(parsed[0])  # fmt: skip
+    litigation = next(
+        r for r in parsed if r["report"] == "zichuan_2024.txt" and r["indicator"] == "行政诉讼 案件数"
+    )
+    assert (litigation["raw"], litigation["other_values"]) == ("9件", "83件")
 
 
 def test_cli_compare_on_the_stored_corpus(corpus_services, tmp_path: Path, table: CompareTable) -> None:
