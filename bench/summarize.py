@@ -52,6 +52,19 @@ def copies(folder: Path, n: int) -> list[Path]:
     return plan([folder]).files
 
 
+def llm_run(files: list[Path], out: Path, settings: Settings, embedder: str, latency: float,
+            concurrency: int) -> tuple[list, float, int]:  # fmt: skip
+    """One `qa summarize` batch against the scripted server: (items, wall seconds, LLM calls)."""
+    with OpenAIServer(responder=summary_responder, latency=latency) as server:
+        llm_settings = settings.replace(llm_base_url=server.url, llm_model="gpt-4o-mini", llm_api_key="bench",
+                                        llm_timeout=60)  # fmt: skip
+        started = time.perf_counter()
+        items = run_batch(
+            files, out, llm_settings, embedder, make_chat_llm(llm_settings), concurrency=concurrency
+        )
+        return items, time.perf_counter() - started, len(server.chat_requests())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -83,19 +96,25 @@ def main() -> None:
               f"{'calls/s':>7}  {'ok':>3}  {'tokens in/out':>15}")  # fmt: skip
         baseline = None
         for concurrency in args.concurrency:
-            with OpenAIServer(responder=summary_responder, latency=args.latency) as server:
-                llm_settings = settings.replace(llm_base_url=server.url, llm_model="gpt-4o-mini",
-                                                llm_api_key="bench", llm_timeout=60)  # fmt: skip
-                started = time.perf_counter()
-                items = run_batch(files, root / f"out-{concurrency}", llm_settings, embedder,
-                                  make_chat_llm(llm_settings), concurrency=concurrency)  # fmt: skip
-                wall = time.perf_counter() - started
-                calls = len(server.chat_requests())
+            items, wall, calls = llm_run(files, root / f"out-{concurrency}", settings, embedder, args.latency,
+                                         concurrency)  # fmt: skip
             baseline = baseline or wall
             ok = sum(i.status == "ok" for i in items)
             tokens = f"{sum(i.prompt_tokens for i in items):,}/{sum(i.completion_tokens for i in items):,}"
             print(f"  {concurrency:>11}  {wall:7.1f}  {len(files) / wall:9.2f}  {baseline / wall:7.1f}×  "
                   f"{calls:>9}  {calls / wall:7.2f}  {ok:>3}  {tokens:>15}")  # fmt: skip
+
+        # one report alone (what the app's 摘要 page does): its section maps share the concurrency
+        longest = max(plan([DOCS]).files, key=lambda f: f.stat().st_size)
+        print(f"\nLLM, one report ({longest.name}, {args.latency:.1f}s per response):")
+        baseline = None
+        for concurrency in args.concurrency:
+            [item], wall, calls = llm_run([longest], root / f"one-{concurrency}", settings, embedder,
+                                          args.latency, concurrency)  # fmt: skip
+            baseline = baseline or wall
+            print(
+                f"  concurrency {concurrency}: {wall:5.1f}s ({calls} LLM calls, {baseline / wall:.1f}×) {item.status}"
+            )
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ def write_summary(summary: Summary, view: ReportView, out_dir: Path) -> None:
 
 def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: ChatLLM | None, *,
                    label: str, template: str | None = None, force: bool = False,
-                   strict: bool = False) -> BatchItem:  # fmt: skip
+                   strict: bool = False, map_workers: int = 1) -> BatchItem:  # fmt: skip
     """One report of a batch (from a file or from the store), never raising: any failure becomes a failed
     item with its reason, so one bad report never stops the others. A ConfigError (bad key, unknown model,
     endpoint down) is not the report's fault: the item is marked `fatal`, and run_jobs stops the batch."""
@@ -231,7 +231,7 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
             cached = read_summary(output_paths(out_dir, view.report_id)[0])
             item.unverified = cached.unverified if cached else 0
             return item
-        summary = summarize_report(view, llm, template=template, strict=strict)
+        summary = summarize_report(view, llm, template=template, strict=strict, map_workers=map_workers)
         write_summary(summary, view, out_dir)
         item.status = "ok"
         item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
@@ -279,15 +279,21 @@ def run_jobs(
     strict: bool = False,
     concurrency: int = 4,
     on_done: Callable[[BatchItem], None] | None = None,
+    index_every: float = 2.0,
 ) -> list[BatchItem]:
-    """Summarize with at most `concurrency` reports (so LLM calls) in flight; one failing report never stops
-    the batch, a configuration error (item.fatal) does: the reports not yet started come back as "stopped".
-    The index is rewritten at the end, also after an interrupt. `on_done` runs on the calling thread.
+    """Summarize with at most `concurrency` LLM calls in flight: that many reports at a time, and a report's
+    section maps sent in parallel while slots are free (a batch of one long report is not sequential). One
+    failing report never stops the batch, a configuration error (item.fatal) does: the reports not yet
+    started come back as "stopped".
+    The index is rewritten as reports finish (at most every `index_every` seconds) and at the end, also
+    after an interrupt. `on_done` runs on the calling thread.
 
     Workers are daemon threads: on Ctrl-C the main thread writes the index and returns at once, and the
     reports in flight are dropped (their files are written atomically, so nothing half-written remains).
     """
     remove_stale_temp_files(out_dir)
+    concurrency = max(1, concurrency)
+    llm = llm.limited(concurrency) if llm is not None else None
     todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
     for job in jobs:
         todo.put(job)
@@ -301,15 +307,17 @@ def run_jobs(
             except queue.Empty:
                 return
             item = summarize_view(job.load_view, out_dir, llm, label=job.label, template=template, force=force,
-                                  strict=strict)  # fmt: skip
+                                  strict=strict, map_workers=concurrency)  # fmt: skip
             if item.fatal:
                 stop.set()
             results.put(item)
 
     items: list[BatchItem] = []
+    index = SummaryIndex(out_dir)
+    written = time.monotonic()
     try:
         threads = [threading.Thread(target=worker, name=f"summarize-{n}", daemon=True)
-                   for n in range(min(max(1, concurrency), len(jobs)))]  # fmt: skip
+                   for n in range(min(concurrency, len(jobs)))]  # fmt: skip
         for thread in threads:
             thread.start()
         while len(items) < len(jobs):
@@ -320,6 +328,11 @@ def run_jobs(
                     break  # stopped early: the rest were never started
                 continue
             items.append(item)
+            if item.status == "ok" and item.report_id:
+                index.add(item.report_id)
+                if time.monotonic() - written >= index_every:
+                    index.write()
+                    written = time.monotonic()
             if on_done:
                 on_done(item)
         fatal = next((i for i in items if i.fatal), None)
@@ -341,27 +354,50 @@ def run_batch(files: Sequence[Path], out_dir: Path, settings: Settings, embedder
     return run_jobs(file_jobs(files, settings, embedder_name), out_dir, llm, **options)
 
 
-def write_index(out_dir: Path) -> int:
-    """index.jsonl + index.csv of every summary in the folder (derived: safe to rebuild any time)."""
-    if not out_dir.is_dir():
-        return 0
-    rows = []
-    for json_path in sorted(out_dir.glob("*.json")):
+class SummaryIndex:
+    """index.jsonl + index.csv of every summary in a folder (derived: safe to rebuild any time), kept in
+    memory so a batch can rewrite it as reports finish: a run that is killed leaves an index that lists
+    what it finished, up to the last write."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.rows: dict[str, dict] = {}
+        for json_path in sorted(out_dir.glob("*.json")) if out_dir.is_dir() else []:
+            self._read(json_path)
+
+    def _read(self, json_path: Path) -> None:
         summary = read_summary(json_path)
         if summary is None:
-            continue
-        rows.append({
+            self.rows.pop(json_path.name, None)
+            return
+        self.rows[json_path.name] = {
             "report_id": summary.report_id, "title": summary.title, "region": summary.region,
             "year": summary.year, "publish_date": summary.publish_date, "engine": summary.engine,
             "model": summary.model, "template": summary.template, "key_figures": len(summary.key_figures),
             "unverified": summary.unverified, "prompt_tokens": summary.prompt_tokens,
             "completion_tokens": summary.completion_tokens, "cost_usd": summary.cost_usd,
             "created_at": summary.created_at, "json": json_path.name, "markdown": json_path.with_suffix(".md").name,
-        })  # fmt: skip
-    atomic_write(out_dir / "index.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=INDEX_FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(out_dir / "index.csv", buffer.getvalue())
-    return len(rows)
+        }  # fmt: skip
+
+    def add(self, report_id: str) -> None:
+        """Take in (or refresh) one report's summary."""
+        self._read(output_paths(self.out_dir, report_id)[0])
+
+    def write(self) -> int:
+        if not self.out_dir.is_dir():
+            return 0
+        rows = [self.rows[name] for name in sorted(self.rows)]
+        atomic_write(
+            self.out_dir / "index.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        )
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=INDEX_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.out_dir / "index.csv", buffer.getvalue())
+        return len(rows)
+
+
+def write_index(out_dir: Path) -> int:
+    """Rebuild index.jsonl + index.csv from the summaries in the folder; the number of rows."""
+    return SummaryIndex(out_dir).write()

@@ -685,7 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=("offline", "llm"), help="default: llm when QA_LLM_MODEL is set, else offline"
     )
     p.add_argument(
-        "--concurrency", type=_positive, default=4, help="reports (LLM calls) in flight (default 4)"
+        "--concurrency",
+        type=_positive,
+        default=4,
+        help="LLM calls in flight: reports at a time, and a report's sections in parallel (default 4)",
     )
     p.add_argument("--force", action="store_true", help="redo reports whose summary is up to date")
     p.add_argument("--strict", action="store_true", help="fail a report that has any unverified figure")

@@ -5,8 +5,11 @@ Vendor errors become ProviderError/ConfigError here, with what failed and what t
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -172,6 +175,24 @@ class ChatLLM:
         self.log = log
         self.cache = cache and log is not None
         self.endpoint = _where(client)
+        self._slots: threading.BoundedSemaphore | None = None
+        self._broken: QAError | None = None
+
+    def limited(self, calls: int) -> ChatLLM:
+        """A copy for one batch of work: at most `calls` requests in flight across all the threads that use
+        it (a batch's reports and each report's section maps share one limit), and once the endpoint fails
+        in a way no retry fixes (a rejected key, an unknown model, no connection: `stops_batch`), every
+        later call fails the same way without being sent."""
+        clone = copy.copy(self)
+        clone._slots = threading.BoundedSemaphore(max(1, calls))
+        clone._broken = None
+        return clone
+
+    def _check_broken(self) -> None:
+        if self._broken is not None:
+            error = type(self._broken)(str(self._broken))
+            error.not_sent = True  # type: ignore[attr-defined]  # nothing to log: no request was made
+            raise error
 
     @property
     def label(self) -> str:
@@ -208,11 +229,17 @@ class ChatLLM:
                                   0.0, 0.0, cached=True)  # fmt: skip
         started = time.perf_counter()
         try:
-            if on_token is not None:
-                text, prompt_tokens, completion_tokens = self._stream(messages, params, on_token)
-            else:
-                text, prompt_tokens, completion_tokens = self._once(messages, params)
+            with self._slots or contextlib.nullcontext():
+                self._check_broken()  # checked after waiting for a slot: another call may have just failed
+                if on_token is not None:
+                    text, prompt_tokens, completion_tokens = self._stream(messages, params, on_token)
+                else:
+                    text, prompt_tokens, completion_tokens = self._once(messages, params)
         except QAError as ex:
+            if getattr(ex, "not_sent", False):
+                raise
+            if self._slots is not None and ex.stops_batch and self._broken is None:
+                self._broken = ex
             if self.log:
                 self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint, prompt_tokens=None,
                                 completion_tokens=None, latency_ms=(time.perf_counter() - started) * 1000,

@@ -8,7 +8,9 @@ mapped to notes and the notes reduced into the template's JSON schema (validated
 from __future__ import annotations
 
 import json
+import queue
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -385,6 +387,48 @@ def _json_text(text: str) -> str:
     return text
 
 
+def in_parallel(fn: Callable[..., Any], calls: Sequence[tuple], workers: int) -> list[Any]:
+    """fn(*args) for each args, up to `workers` at a time, results in input order. After a failure nothing
+    new is started and the first failure (in input order) is raised. Daemon threads, not an executor: an
+    interrupted batch exits at once instead of waiting for calls in flight."""
+    if workers <= 1 or len(calls) <= 1:
+        return [fn(*args) for args in calls]
+    results: list[Any] = [None] * len(calls)
+    errors: dict[int, BaseException] = {}
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for n in range(len(calls)):
+        todo.put(n)
+
+    def work() -> None:
+        while not errors:
+            try:
+                n = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                results[n] = fn(*calls[n])
+            except BaseException as ex:  # re-raised on the calling thread below
+                errors[n] = ex
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(calls)))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[min(errors)]
+    return results
+
+
+def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add token counts and calls; a cost stays None (unknown) until some call has a price."""
+    for key in ("prompt_tokens", "completion_tokens", "llm_calls"):
+        if key in more:
+            total[key] = total.get(key, 0) + more[key]
+    if more.get("cost_usd") is not None:
+        total["cost_usd"] = (total.get("cost_usd") or 0) + more["cost_usd"]
+
+
 def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTemplate, model: type[BaseModel],
                 usage: dict[str, Any], what: str) -> BaseModel:  # fmt: skip
     """Ask for JSON, validate it; on failure send the error back once for a repair, then give up with an
@@ -392,11 +436,8 @@ def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTe
     schema = template.json_schema or model.model_json_schema()
     for attempt in (1, 2):
         completion = llm.complete(messages, prompt_ref=template.ref, json_schema=schema)
-        usage["prompt_tokens"] += completion.prompt_tokens
-        usage["completion_tokens"] += completion.completion_tokens
-        usage["llm_calls"] = usage.get("llm_calls", 0) + 1
-        if completion.cost_usd is not None:
-            usage["cost_usd"] = (usage["cost_usd"] or 0) + completion.cost_usd
+        _add_usage(usage, {"prompt_tokens": completion.prompt_tokens, "llm_calls": 1,
+                           "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd})  # fmt: skip
         try:
             return model.model_validate_json(_json_text(completion.text))
         except ValidationError as ex:
@@ -421,17 +462,23 @@ class SectionNotes(_Strict):
 
 
 def llm_content(report: ReportView, llm: ChatLLM, template: PromptTemplate, usage: dict[str, Any],
-                prompts_dir: Path | None = None) -> tuple[SummaryContent, list[str]]:  # fmt: skip
-    """Map every section batch to notes (the whole report, never top-k), then reduce the notes into the
-    template's schema."""
+                prompts_dir: Path | None = None, map_workers: int = 1) -> tuple[SummaryContent, list[str]]:  # fmt: skip
+    """Map every section batch to notes (the whole report, never top-k; up to `map_workers` at a time, notes
+    kept in document order), then reduce the notes into the template's schema."""
     mapper = get_template(MAP, prompts_dir)
-    notes: list[dict[str, Any]] = []
     batches = section_batches(report.chunks)
-    for n, batch in enumerate(batches, 1):
+
+    def map_one(n: int, batch: list[Chunk]) -> tuple[dict[str, Any], dict[str, Any]]:
+        own: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
         passages = [{"id": c.id, "section": c.section, "text": c.text} for c in batch]
         messages = mapper.render(title=report.meta.title or report.report_id, passages=passages)
         what = f"{report.report_id} (map, part {n}/{len(batches)})"
-        notes.append(_json_reply(llm, messages, mapper, SectionNotes, usage, what).model_dump())
+        return _json_reply(llm, messages, mapper, SectionNotes, own, what).model_dump(), own
+
+    mapped = in_parallel(map_one, list(enumerate(batches, 1)), map_workers)
+    notes = [note for note, _ in mapped]
+    for _, own in mapped:
+        _add_usage(usage, own)
     messages = template.render(
         title=report.meta.title or report.report_id,
         meta=report.meta.to_dict(),
@@ -457,15 +504,17 @@ def summarize_report(
     template: str | None = None,
     strict: bool = False,
     prompts_dir: Path | None = None,
+    map_workers: int = 1,
 ) -> Summary:
-    """A verified structured summary of a whole report."""
+    """A verified structured summary of a whole report. map_workers: section maps sent at once (bound the
+    calls in flight across threads with ChatLLM.limited)."""
     chosen = choose_template(report, template, prompts_dir)
     usage: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
     if llm is None:
         content, refs = offline_content(report), [chosen.ref]
     else:
         try:
-            content, refs = llm_content(report, llm, chosen, usage, prompts_dir)
+            content, refs = llm_content(report, llm, chosen, usage, prompts_dir, map_workers)
         except QAError as ex:
             if report.report_id in str(ex):
                 raise

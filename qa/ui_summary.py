@@ -37,6 +37,7 @@ STATUS_LABELS = {
     "pending": "未开始",
 }
 CHECKS_MAX = 20
+MAP_CALLS = 4  # a summary's section maps sent at once (as `qa summarize --concurrency` defaults to)
 
 CSS = """
 <style>
@@ -76,7 +77,7 @@ def cached_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summ
 
 def make_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary:
     """Summarize the whole report and cache it. Raises QAError for the page to show."""
-    summary = summarize_report(view, llm)
+    summary = summarize_report(view, llm.limited(MAP_CALLS) if llm else None, map_workers=MAP_CALLS)
     write_summary(summary, view, out_dir)
     return summary
 

@@ -192,6 +192,42 @@ def test_bad_key_is_a_config_error_naming_the_setting_and_not_retried(
     assert "401" in str(raised.value) and len(server.chat_requests()) == 1
 
 
+def test_a_limited_handle_caps_calls_in_flight_and_stops_sending_after_a_rejected_key(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
+    log = CallLog(tmp_path / "calls.sqlite")
+    base = chat(server, log=log)
+    batch = base.limited(2)
+    state, lock = {"in_flight": 0, "peak": 0}, threading.Lock()
+
+    def counting(request) -> Reply:
+        with lock:
+            state["in_flight"] += 1
+            state["peak"] = max(state["peak"], state["in_flight"])
+        time.sleep(0.1)
+        with lock:
+            state["in_flight"] -= 1
+        return Reply("好")
+
+    default, server.responder = server.responder, counting
+    try:
+        threads = [threading.Thread(target=ask_once, args=(batch,)) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.responder = default
+    assert len(server.chat_requests()) == 5 and state["peak"] == 2
+    server.enqueue(Reply(status=401, error="Incorrect API key provided"))
+    for _ in range(3):
+        with pytest.raises(ConfigError, match="rejected the API key"):
+            ask_once(batch)
+    assert len(server.chat_requests()) == 6  # the 401 once; the next two were never sent…
+    assert log.totals()["errors"] == 1  # …nor logged as calls
+    assert ask_once(base)[0].text  # the handle it came from is untouched (the next batch may have a new key)
+
+
 def test_unknown_model_is_a_config_error_with_the_servers_reason(server: OpenAIServer) -> None:
     server.enqueue(Reply(status=404, error="The model `gpt-9` does not exist"))
     with pytest.raises(ConfigError, match="404") as raised:
