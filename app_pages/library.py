@@ -10,11 +10,10 @@ import streamlit as st
 
 from app_pages.common import UPLOADS, flash, get_services, samples_button, save_and_ingest, show_flash
 from qa import ui
-from qa.batch import output_paths
 from qa.chunking import sections
 from qa.errors import QAError
 from qa.schemas import ReportRecord
-from qa.ui_summary import summary_dir
+from qa.ui_summary import cached_paths
 from qa.wiring import Services
 
 
@@ -29,7 +28,7 @@ def delete_report(report_id: str) -> None:
     if not removed:
         flash("warning", f"报告 {report_id} 已不在文档库中。")
         return
-    for path in output_paths(summary_dir(services.settings.data_dir), report_id):  # its cached summary
+    for path in cached_paths(services.settings.data_dir, report_id):  # its cached summaries
         path.unlink(missing_ok=True)
     uploads = (services.settings.data_dir / UPLOADS).resolve()
     if record and record.source_path:  # an uploaded copy goes with it; files the user owns stay

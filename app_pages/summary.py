@@ -157,7 +157,7 @@ def page_summary() -> None:
         empty_library(services, "没有可以摘要的内容", "samples-summary")
         return
     llm = engine_choice("sum_engine", "摘要引擎")
-    out_dir = ui_summary.summary_dir(services.settings.data_dir)
+    out_dir = ui_summary.summary_dir(services.settings.data_dir, llm)
     one, many = st.tabs(["单份报告", "批量生成"])
     with one:
         single_report(services, records, llm, out_dir)

@@ -1,9 +1,9 @@
 """The 摘要 page without Streamlit: the summary card as HTML, the app's on-disk summary cache and the zip of a
 batch.
 
-The cache is <QA_DATA_DIR>/summaries/<report>.json + .md, the same layout and the same reuse rules as
-`qa summarize` (qa/batch.py): a summary is reused while the report's bytes, the template (and prompts), the
-engine and the model are unchanged; the Markdown is written first and the JSON last, each atomically.
+The cache is <QA_DATA_DIR>/summaries/<engine>/<report>.json + .md (a folder per engine, so switching engines
+reuses each one's summaries), the same layout and reuse rules as `qa summarize` (qa/batch.py): a summary is
+reused while the report's bytes, the template (and prompts), the engine and the model are unchanged; the Markdown is written first and the JSON last, each atomically.
 Everything that puts report or model text into HTML escapes it.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -64,8 +65,17 @@ ol.qa-sources { font-size: 0.88rem; color: rgba(49, 51, 63, 0.8); }
 # ---- the cache ---------------------------------------------------------------------------------------
 
 
-def summary_dir(data_dir: Path) -> Path:
-    return data_dir / SUMMARY_DIR
+def summary_dir(data_dir: Path, llm: ChatLLM | None = None) -> Path:
+    """The cache folder of one engine (summaries/offline, summaries/llm-<model>): switching engines back and
+    forth reuses each engine's summaries instead of overwriting one with the other."""
+    engine = "offline" if llm is None else "llm-" + re.sub(r"[^\w.-]+", "_", llm.model)
+    return data_dir / SUMMARY_DIR / engine
+
+
+def cached_paths(data_dir: Path, report_id: str) -> list[Path]:
+    """A report's cached summary files under every engine's folder (what deleting the report removes)."""
+    root = data_dir / SUMMARY_DIR
+    return [path for folder in sorted(root.glob("*/")) for path in output_paths(folder, report_id)]
 
 
 def cached_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary | None:

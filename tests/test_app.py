@@ -408,9 +408,9 @@ def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> N
     assert summary.report_id == "zichuan_2024.txt" and summary.engine == "extractive"
     assert any(f.raw == "151件" and f.verified for f in summary.key_figures)
     assert "| 办理行政复议案件 | 151件 |" in downloads(at, "下载 Markdown").decode()
-    json_path = fail_closed / "summaries" / "zichuan_2024.txt.json"
+    json_path = fail_closed / "summaries" / "offline" / "zichuan_2024.txt.json"
     assert json_path.read_text(encoding="utf-8") == downloads(at, "下载 JSON").decode()
-    assert (fail_closed / "summaries" / "zichuan_2024.txt.md").is_file()
+    assert (fail_closed / "summaries" / "offline" / "zichuan_2024.txt.md").is_file()
     written = json_path.stat().st_mtime_ns
 
     again = start("summary")  # a second visit (a new session) reuses the file
@@ -451,7 +451,7 @@ def test_deleting_a_report_drops_its_cached_summary(fail_closed: Path) -> None:
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
     at = start("summary")
     at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
-    cached = [fail_closed / "summaries" / f"zichuan_2024.txt.{ext}" for ext in ("json", "md")]
+    cached = [fail_closed / "summaries" / "offline" / f"zichuan_2024.txt.{ext}" for ext in ("json", "md")]
     assert all(path.is_file() for path in cached)
     at.session_state["goto_page"] = "library"
     at.run()
@@ -459,7 +459,9 @@ def test_deleting_a_report_drops_its_cached_summary(fail_closed: Path) -> None:
     at.checkbox(key="confirm-zichuan_2024.txt").check().run()
     at.button(key="delete-report").click().run()
     assert not any(path.exists() for path in cached)
-    assert (fail_closed / "summaries" / "luojiang_2024.txt.json").is_file()  # the other report's stays
+    assert (
+        fail_closed / "summaries" / "offline" / "luojiang_2024.txt.json"
+    ).is_file()  # the other report's stays
     at.session_state["goto_page"] = "summary"
     at.run()
     assert at.selectbox(key="sum_report").value == "luojiang_2024.txt" and not at.exception
@@ -498,13 +500,19 @@ def test_llm_summary_is_made_on_request_and_labelled_with_the_model(
             "luojiang_2024.txt": "已生成", "zichuan_2024.txt": "沿用缓存"
         }  # fmt: skip
         assert len(server.chat_requests()) > sent
-        made = Summary.model_validate_json((fail_closed / "summaries" / "luojiang_2024.txt.json").read_text())
+        made = Summary.model_validate_json(
+            (fail_closed / "summaries" / "llm-gpt-4o-mini" / "luojiang_2024.txt.json").read_text()
+        )
         assert made.engine == "llm" and made.model == "gpt-4o-mini"
         sent = len(server.chat_requests())
 
         at.radio(key="sum_engine").set_value("offline").run()  # another engine: not the LLM's summary
         header = next(m.value for m in at.markdown if "qa-engine" in m.value)
         assert '<span class="qa-engine">抽取式（离线，逐字引用原文）</span>' in header
+        assert len(server.chat_requests()) == sent
+        at.radio(key="sum_engine").set_value("llm").run()  # and back: the LLM's summary is still cached
+        header = next(m.value for m in at.markdown if "qa-engine" in m.value)
+        assert '<span class="qa-engine">LLM：gpt-4o-mini</span>' in header
         assert len(server.chat_requests()) == sent
 
 
@@ -576,7 +584,7 @@ def test_batch_stops_on_a_rejected_key_and_says_so(
     assert len(server.chat_requests()) == 1
     [error] = [e for e in texts(at.error) if "批量生成已停止" in e]
     assert "rejected the API key (401)" in error and "已生成的摘要会保留" in error
-    assert not list((fail_closed / "summaries").glob("*.json"))
+    assert not list((fail_closed / "summaries").glob("**/*.json"))
 
 
 # ---- 对比 ------------------------------------------------------------------------------------------
