@@ -7,7 +7,15 @@ import uuid
 
 import streamlit as st
 
-from app_pages.common import get_services, go_to, llm_or_error, samples_button, show_flash
+from app_pages.common import (
+    get_services,
+    go_to,
+    keep_valid,
+    llm_or_error,
+    reports_multiselect,
+    samples_button,
+    show_flash,
+)
 from qa import ui
 from qa.answer import ask
 from qa.errors import InputError, QAError
@@ -25,20 +33,11 @@ def clear_chat() -> None:
 
 
 def chat_filters(records: list[ReportRecord]) -> tuple[list[str], list[int]]:
-    by_id = {r.report_id: r for r in records}
     years = sorted({r.meta.year for r in records if r.meta.year}, reverse=True)
-    for key, options in (("flt_reports", list(by_id)), ("flt_years", years)):
-        if key in st.session_state:  # a deleted report must not linger in the filter
-            st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    keep_valid("flt_years", years)
     with st.sidebar:
         st.subheader("检索范围")
-        report_ids = st.multiselect(
-            "报告",
-            list(by_id),
-            format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
-            key="flt_reports",
-            placeholder="全部报告",
-        )
+        report_ids = reports_multiselect(records, "报告", "flt_reports", "全部报告")
         chosen_years = st.multiselect("年度", years, key="flt_years", placeholder="全部年度")
         st.button("清空对话", on_click=clear_chat, icon=":material/delete_sweep:")
     return report_ids, chosen_years

@@ -90,6 +90,19 @@ def report_picker(records: list[ReportRecord], label: str, key: str) -> str:
     )
 
 
+def reports_multiselect(records: list[ReportRecord], label: str, key: str, placeholder: str) -> list[str]:
+    """A multiselect of the library's reports (choices of deleted reports dropped first)."""
+    by_id = {r.report_id: r for r in records}
+    keep_valid(key, list(by_id))
+    return st.multiselect(
+        label,
+        list(by_id),
+        format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
+        key=key,
+        placeholder=placeholder,
+    )
+
+
 # ---- messages and navigation -----------------------------------------------------------------------
 
 

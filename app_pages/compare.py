@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.common import empty_library, get_services, keep_valid, show_flash
+from app_pages.common import empty_library, get_services, reports_multiselect, show_flash
 from qa import ui, ui_compare
 from qa.compare import CompareTable, build_table, to_csv, to_markdown
 from qa.wiring import Services
@@ -25,15 +25,7 @@ def comparison_table(services: Services) -> CompareTable | None:
     if not records:
         empty_library(services, "没有可以对比的内容", "samples-compare")
         return None
-    by_id = {r.report_id: r for r in records}
-    keep_valid("cmp_reports", list(by_id))
-    chosen = st.multiselect(
-        "参与对比的报告",
-        list(by_id),
-        format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
-        key="cmp_reports",
-        placeholder="全部报告",
-    )
+    chosen = reports_multiselect(records, "参与对比的报告", "cmp_reports", "全部报告")
     table = library_table(services.store.location, services.store.signature(records))
     return ui_compare.subset(table, chosen)
 

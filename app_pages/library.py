@@ -8,7 +8,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import UPLOADS, flash, get_services, samples_button, save_and_ingest, show_flash
+from app_pages.common import (
+    UPLOADS,
+    flash,
+    get_services,
+    report_picker,
+    samples_button,
+    save_and_ingest,
+    show_flash,
+)
 from qa import ui
 from qa.chunking import sections
 from qa.errors import QAError
@@ -146,13 +154,5 @@ def page_library() -> None:
         return
     st.subheader(f"报告（{len(records)} 份）")
     st.dataframe(ui.report_rows(records), hide_index=True)
-    by_id = {r.report_id: r for r in records}
-    if st.session_state.get("lib_selected") not in by_id:
-        st.session_state["lib_selected"] = records[0].report_id
-    selected = st.selectbox(
-        "查看报告",
-        list(by_id),
-        format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
-        key="lib_selected",
-    )
-    report_details(services, by_id[selected])
+    selected = report_picker(records, "查看报告", "lib_selected")
+    report_details(services, next(r for r in records if r.report_id == selected))

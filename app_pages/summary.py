@@ -10,7 +10,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.common import empty_library, engine_choice, get_services, keep_valid, report_picker, show_flash
+from app_pages.common import (
+    empty_library,
+    engine_choice,
+    get_services,
+    report_picker,
+    reports_multiselect,
+    show_flash,
+)
 from qa import ui, ui_summary
 from qa.batch import BatchItem, Job, run_jobs, view_from_store
 from qa.errors import QAError
@@ -85,15 +92,7 @@ def render_summary(summary: Summary, view_sections: dict[str, str], status: str,
 
 
 def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, out_dir: Path) -> None:
-    by_id = {r.report_id: r for r in records}
-    keep_valid("sum_batch", list(by_id))
-    chosen = st.multiselect(
-        "选择报告",
-        list(by_id),
-        format_func=lambda report_id: ui.report_option(by_id.get(report_id), report_id),
-        key="sum_batch",
-        placeholder="选择要生成摘要的报告",
-    )
+    chosen = reports_multiselect(records, "选择报告", "sum_batch", "选择要生成摘要的报告")
     force = st.checkbox("忽略缓存，全部重新生成", key="sum_batch_force")
     st.caption("已缓存且报告、模板与引擎都未变化的摘要会直接沿用；单份报告失败不会中断其余报告。")
     if st.button(

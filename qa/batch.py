@@ -237,7 +237,12 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
         item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
         item.cost_usd, item.unverified = summary.cost_usd, summary.unverified
     except QAError as ex:
-        item.status, item.reason, item.fatal = "failed", str(ex), ex.stops_batch
+        if getattr(
+            ex, "not_sent", False
+        ):  # the batch's LLM handle already failed for good: nothing was tried
+            item.status, item.reason = "stopped", f"not run: {ex}"
+        else:
+            item.status, item.reason, item.fatal = "failed", str(ex), ex.stops_batch
     except Exception as ex:  # a bug must cost one report, not the batch
         item.status, item.reason = "failed", f"internal error {type(ex).__name__}: {ex} (please report it)"
     finally:

@@ -562,8 +562,10 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
             task = progress.add_task("summaries", total=len(planned.files))
 
             def on_done(item) -> None:
-                style = {"ok": "green", "skipped": "dim", "failed": "red"}[item.status]
-                detail = escape(item.reason) if item.status == "failed" else f"{item.seconds:.1f}s"
+                style = {"ok": "green", "skipped": "dim", "failed": "red", "stopped": "yellow"}[item.status]
+                detail = (
+                    escape(item.reason) if item.status in ("failed", "stopped") else f"{item.seconds:.1f}s"
+                )
                 if item.unverified:
                     detail += f" [yellow]{item.unverified} unverified[/]"
                 progress.console.print(f"[{style}]{item.status:>8}[/] {escape(item.path)}  {detail}")
@@ -592,7 +594,7 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
     fatal = next((i for i in items if i.fatal), None)
     if fatal is not None:
         err.print(
-            f"[red]error:[/] batch stopped: {escape(fatal.reason)}\n{len(stopped)} reports not run; fix the "
+            f"[red]error:[/] batch stopped: {escape(fatal.reason)}\n{len(stopped)} report(s) not run; fix the "
             "setting and run the same command again (finished summaries are kept and skipped)"
         )  # fmt: skip
         return 2

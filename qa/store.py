@@ -226,44 +226,34 @@ class Store:
             )
         ]
 
-    def iter_chunks(self, versions: Sequence[str], page: int = 5000) -> Iterable[Chunk]:
-        """All chunks of the given versions (for the BM25 index and whole-report work)."""
+    def _pages(self, versions: Sequence[str], include: list[str], page: int) -> Iterable[dict]:
+        """The chunk records of the given versions, `page` at a time (Chroma's get, paged by offset)."""
         if not versions:
             return
         offset = 0
         while True:
             got = self.chunks.get(
-                where=_versions_filter(versions),
-                include=["documents", "metadatas"],
-                limit=page,
-                offset=offset,
+                where=_versions_filter(versions), include=include, limit=page, offset=offset
             )
-            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
-                yield _chunk(cid, doc, meta)
+            yield got
             if len(got["ids"]) < page:
                 return
             offset += page
+
+    def iter_chunks(self, versions: Sequence[str], page: int = 5000) -> Iterable[Chunk]:
+        """All chunks of the given versions (for the BM25 index and whole-report work)."""
+        for got in self._pages(versions, ["documents", "metadatas"], page):
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                yield _chunk(cid, doc, meta)
 
     def iter_chunk_vectors(
         self, versions: Sequence[str], page: int = 5000
     ) -> Iterable[tuple[Chunk, np.ndarray]]:
         """All chunks of the given versions with their stored vectors (for the exact dense index)."""
-        if not versions:
-            return
-        offset = 0
-        while True:
-            got = self.chunks.get(
-                where=_versions_filter(versions),
-                include=["documents", "metadatas", "embeddings"],
-                limit=page,
-                offset=offset,
-            )
+        for got in self._pages(versions, ["documents", "metadatas", "embeddings"], page):
             for cid, doc, meta, vector in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"],
                                               strict=True):  # fmt: skip
                 yield _chunk(cid, doc, meta), np.asarray(vector, dtype=np.float32)
-            if len(got["ids"]) < page:
-                return
-            offset += page
 
     def report_chunks(self, report_id: str) -> list[Chunk]:
         record = self.get_report(report_id)

@@ -518,7 +518,9 @@ def summarize_report(
         except QAError as ex:
             if report.report_id in str(ex):
                 raise
-            raise type(ex)(f"{report.report_id}: {ex}") from ex
+            named = type(ex)(f"{report.report_id}: {ex}")
+            named.__dict__.update(ex.__dict__)  # keeps what the error carries (path, not_sent…)
+            raise named from ex
     content = content.model_copy(update={"overview": clip(content.overview.strip(), OVERVIEW_MAX)})
     checked, flags = verify(content, report)
     if strict and flags:

@@ -114,3 +114,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         cwd=cwd or ROOT,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="module")
+def running_server():
+    """A local OpenAI-compatible server shared by a module's tests (stopping one takes 0.5 s)."""
+    from openai_server import OpenAIServer
+
+    with OpenAIServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def server(running_server):
+    """The module's server, reset for each test."""
+    return running_server.reset()

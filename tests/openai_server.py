@@ -90,6 +90,16 @@ class OpenAIServer:
 
     # ---- scripting ---------------------------------------------------------------------------
 
+    def reset(self) -> OpenAIServer:
+        """Forget requests and unused scripted replies, answer with the default again (one server shared by
+        a module's tests, reset for each)."""
+        with self._lock:
+            self.requests.clear()
+            self._queue.clear()
+        self.responder = _default_responder
+        self.latency = 0.0
+        return self
+
     def enqueue(self, *replies: Reply | str) -> None:
         with self._lock:
             self._queue.extend(Reply(r) if isinstance(r, str) else r for r in replies)

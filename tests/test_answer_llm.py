@@ -8,7 +8,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,21 +58,6 @@ def answering(figures: dict[str, str]) -> Callable[[Request], Reply]:
         return quote_with(figure, request) if figure else Reply("文中未提及")
 
     return respond
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[OpenAIServer]:
-    with OpenAIServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(running_server: OpenAIServer) -> OpenAIServer:
-    """One server per module (stopping one takes its 0.5 s poll interval), reset for each test."""
-    running_server.requests.clear()
-    running_server._queue.clear()
-    running_server.responder = lambda request: Reply("文中未提及")
-    return running_server
 
 
 @pytest.fixture

@@ -47,6 +47,12 @@ def ingest(data_dir: Path, *names: str) -> None:
         assert result.status == "ingested", result
 
 
+def use_llm(monkeypatch: pytest.MonkeyPatch, server) -> None:
+    """Configure the app's LLM (gpt-4o-mini) at a local test server."""
+    monkeypatch.setenv("QA_LLM_MODEL", "gpt-4o-mini")
+    monkeypatch.setenv("QA_LLM_BASE_URL", server.url)
+
+
 def start(page: str | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=60)
     if page:
@@ -477,8 +483,7 @@ def test_llm_summary_is_made_on_request_and_labelled_with_the_model(
 
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
     with OpenAIServer(responder=summary_responder) as server:
-        monkeypatch.setenv("QA_LLM_MODEL", "gpt-4o-mini")
-        monkeypatch.setenv("QA_LLM_BASE_URL", server.url)
+        use_llm(monkeypatch, server)
         at = start("summary")
         at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
         assert at.radio(key="sum_engine").value == "llm"
@@ -533,8 +538,7 @@ def test_batch_summaries_zip_and_a_failing_report_stops_nothing(
 
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt", "rongjiang_2023.txt")
     with OpenAIServer(responder=responder) as server:
-        monkeypatch.setenv("QA_LLM_MODEL", "gpt-4o-mini")
-        monkeypatch.setenv("QA_LLM_BASE_URL", server.url)
+        use_llm(monkeypatch, server)
         at = start("summary")
         at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
         at.button(key="sum-generate").click().run()  # cached before the batch
@@ -571,8 +575,7 @@ def test_batch_stops_on_a_rejected_key_and_says_so(
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt", "rongjiang_2023.txt")
     monkeypatch.setattr(app_pages.summary, "LLM_CONCURRENCY", 1)  # one in flight: the others never start
     with OpenAIServer(responder=lambda r: Reply(status=401, error="Incorrect API key provided")) as server:
-        monkeypatch.setenv("QA_LLM_MODEL", "gpt-4o-mini")
-        monkeypatch.setenv("QA_LLM_BASE_URL", server.url)
+        use_llm(monkeypatch, server)
         at = start("summary")
         at.multiselect(key="sum_batch").set_value(
             ["luojiang_2024.txt", "rongjiang_2023.txt", "zichuan_2024.txt"]

@@ -261,7 +261,7 @@ def test_a_rejected_key_stops_the_batch_instead_of_failing_every_report(tmp_path
     assert 1 <= len(server.chat_requests()) <= 2
     [message] = [line for line in run.stderr.splitlines() if line.startswith("error: batch stopped")]
     assert "rejected the API key (401)" in message
-    assert f"{stopped} reports not run" in run.stderr and "run the same command again" in run.stderr
+    assert f"{stopped} report(s) not run" in run.stderr and "run the same command again" in run.stderr
     assert not out.exists()  # nothing written, not even an empty index
 
 
@@ -295,6 +295,24 @@ def test_incremental_rules(tmp_path: Path) -> None:
     assert (
         estimate(files, settings, "another-embedder", "gpt-4o-mini", out)["up_to_date"] == 0
     )  # other engine
+
+
+def test_a_report_after_the_key_was_rejected_is_not_run_rather_than_failed(tmp_path: Path) -> None:
+    from qa.batch import summarize_view
+    from qa.errors import ConfigError
+    from qa.llm import make_chat_llm
+
+    with OpenAIServer(responder=lambda r: Reply(status=401, error="Incorrect API key provided")) as server:
+        settings = make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="gpt-4o-mini",
+                                 llm_api_key="test")  # fmt: skip
+        llm = make_chat_llm(settings).limited(2)
+        with pytest.raises(ConfigError):
+            llm.complete([{"role": "user", "content": "hi"}], prompt_ref="x@1#0")
+        view = view_from_file(CORPUS / "zichuan_2024.txt", settings, EMBEDDER)
+        item = summarize_view(lambda: view, tmp_path / "out", llm, label="zichuan_2024.txt")
+    assert (item.status, item.fatal) == ("stopped", False)
+    assert item.reason.startswith("not run: zichuan_2024.txt: ") and "rejected the API key" in item.reason
+    assert len(server.chat_requests()) == 1
 
 
 def test_the_index_lists_each_report_as_it_finishes(tmp_path: Path) -> None:

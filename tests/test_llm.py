@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +28,6 @@ MESSAGES = [
     {"role": "system", "content": "只依据资料回答。"},
     {"role": "user", "content": "淄川区办理行政复议案件多少件？"},
 ]
-
-
-@pytest.fixture(scope="module")
-def running_server() -> Iterator[OpenAIServer]:
-    with OpenAIServer() as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(running_server: OpenAIServer) -> OpenAIServer:
-    """One server per module (stopping one takes its 0.5 s poll interval), reset for each test."""
-    running_server.requests.clear()
-    running_server._queue.clear()  # replies a test scripted but did not use
-    return running_server
 
 
 def chat(server: OpenAIServer, *, retries: int = 0, timeout: float = 5.0, **options) -> ChatLLM:
