@@ -1,30 +1,32 @@
-"""question → Answer: condense follow-ups, retrieve, build numbered sources within a budget, answer with
-the LLM or the offline extractive engine, keep only citations to given sources, check every number
-against the passages its sentence cites."""
+"""question → Answer, in four steps with one job each:
+
+plan     the question's scope (places, issuers, years; inherited by a follow-up that names none) and the
+         reports it may use (qa.scope.route) — or a refusal that says why;
+gather   numbered sources from those reports only: retrieved passages, a whole part (problems, plans),
+         or the page header (文号, 发文日期);
+answer   an `Answerer`: the offline extractive engine or an LLM;
+verify   keep citations to given sources only, drop sentences that cite a report outside the scope,
+         check every number against the passages its sentence cites (passages addressed to a model
+         support nothing).
+"""
 
 from __future__ import annotations
 
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
-from qa import extractive, parts
+from qa import extractive, parts, scope
 from qa.chunking import sections
 from qa.llm import ChatLLM
 from qa.numbers import find_numbers, ungrounded
-from qa.prompts import get_template
-from qa.retrieve import (
-    Retriever,
-    SearchResult,
-    asks_across_reports,
-    named_reports,
-    normalize,
-    region_aliases,
-    unknown_places,
-)
+from qa.prompts import PromptTemplate, get_template
+from qa.retrieve import Retriever
 from qa.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
+from qa.text import normalize
 
 REFUSAL = extractive.REFUSAL
 HEADER_SECTION = "报告信息（网页页眉）"
@@ -41,7 +43,9 @@ class Turn:
 # ---- context -----------------------------------------------------------------------------------
 
 
-def build_sources(hits: Sequence[Hit], budget_chars: int = 3500) -> list[Source]:
+def build_sources(
+    hits: Sequence[Hit], budget_chars: int = 3500, labels: dict[str, str] | None = None
+) -> list[Source]:
     """Numbered sources: hits taken in rank order within the budget, overlapping chunks of a report
     merged, then put in report + section order (so the model reads passages as the report runs)."""
     taken: list[tuple[int, Hit]] = []
@@ -73,6 +77,7 @@ def build_sources(hits: Sequence[Hit], budget_chars: int = 3500) -> list[Source]
                 "text": chunk.text,
                 "chunk_ids": [chunk.id],
                 "region": chunk.region,
+                "label": labels.get(chunk.report_id, "") if labels else "",
                 "rank": rank,
             }  # fmt: skip
         )
@@ -88,7 +93,8 @@ def prompt_sources(sources: Sequence[Source]) -> list[dict]:
         )
 
     return [
-        {"n": s.n, "title": safe(s.title), "section": safe(s.section), "text": safe(s.text)} for s in sources
+        {"n": s.n, "title": safe(s.title or s.label), "section": safe(s.section), "text": safe(s.text)}
+        for s in sources
     ]
 
 
@@ -146,17 +152,26 @@ def claims(text: str) -> list[tuple[str, list[int]]]:
 
 
 def check_numbers(text: str, sources: dict[int, Source]) -> list[UnverifiedNumber]:
-    """Every number in the answer must appear in a passage its sentence cites."""
+    """Every number in the answer must appear in a passage its sentence cites. A passage that addresses
+    a model (an injected instruction) supports nothing."""
     problems: list[UnverifiedNumber] = []
     for sentence, refs in claims(text):
         body = _MARKER.sub("", sentence)
         if not find_numbers(body):
             continue
         cited = [sources[n].text for n in refs if n in sources]
+        trusted = [t for t in cited if not extractive.addresses_a_model(t)]
         if not cited:
             problems.extend(UnverifiedNumber(n.raw, "no citation") for n in find_numbers(body))
             continue
-        problems.extend(UnverifiedNumber(n.raw, "not in the cited passages") for n in ungrounded(body, cited))
+        if not trusted:
+            problems.extend(
+                UnverifiedNumber(n.raw, "the cited passage addresses a model") for n in find_numbers(body)
+            )
+            continue
+        problems.extend(
+            UnverifiedNumber(n.raw, "not in the cited passages") for n in ungrounded(body, trusted)
+        )
     return problems
 
 
@@ -236,37 +251,89 @@ def is_refusal(text: str, cited: Sequence[int]) -> bool:
     return looks_like_refusal(text) and not cited
 
 
-# ---- follow-ups ----------------------------------------------------------------------------------
+# ---- plan: scope, follow-ups, routing ----------------------------------------------------------------
 
 
-def condense_offline(question: str, history: Sequence[Turn], records: Sequence[ReportRecord]) -> str:
-    """Make a follow-up standalone without an LLM: carry over or swap the region of the last question."""
-    previous = next((t.content for t in reversed(history) if t.role == "user"), None)
-    if not previous:
-        return question
-    before = named_reports(previous, records)
-    now = named_reports(question, records)
-    if not before:
-        return question
-    if not now:
-        region = before[0].meta.region or before[0].meta.issuer
-        return f"{region}{question}" if len(before) == 1 else question
-    core = re.sub(r"[那呢吗？?，,。\s]|那么|的情况|情况", "", question)
-    if len(core) <= 8 and all(normalize(core) in region_aliases(r) or r in now for r in now):
-        swapped = previous
-        for record in before:
-            for alias in sorted({record.meta.region, record.meta.issuer} - {""}, key=len, reverse=True):
-                swapped = swapped.replace(alias, now[0].meta.region)
-        return swapped
-    return question
+@dataclass(frozen=True)
+class Plan:
+    question: str
+    standalone: str  # the question as retrieval and the engine see it
+    scope: scope.Scope
+    route: scope.Route
 
 
-def condense(question: str, history: Sequence[Turn], records: Sequence[ReportRecord],
-             llm: ChatLLM | None, prompts_dir: Path | None = None) -> str:  # fmt: skip
-    if not history:
-        return question
-    if llm is None:
-        return condense_offline(question, history, records)
+_FILLER = re.compile(r"[那呢吗？?，,。！!\s]|那么|的情况|情况|怎么样|如何|又|同样")
+
+
+def _swap(question: str, own: scope.Scope, previous_text: str, previous: scope.Scope) -> str | None:
+    """那洛江区呢？ / 那2023年呢？: a turn that names only a new place or year asks the previous question
+    about it — the new place/year *replaces* the old one (never both)."""
+    core = normalize(question)
+    for place in own.places:
+        core = core.replace(place.text, "")
+    core = re.sub(r"(?:19|20)\d{2}年?", "", core)
+    if len(_FILLER.sub("", core)) > 2 or not previous_text:
+        return None
+    swapped = previous_text
+    if own.places:
+        old = [p.text for p in previous.places] or []
+        if not old:
+            return None
+        swapped = normalize(swapped)
+        for i, text in enumerate(sorted(old, key=len, reverse=True)):
+            swapped = swapped.replace(text, own.places[0].text if i == 0 else "")
+    if own.years:
+        swapped = (
+            re.sub(r"(?:19|20)\d{2}(?=\s*年)", str(own.years[0]), swapped)
+            if previous.years
+            else (f"{own.years[0]}年{swapped}")
+        )
+    return swapped
+
+
+def plan(
+    question: str,
+    records: Sequence[ReportRecord],
+    history: Sequence[Turn] = (),
+    *,
+    report_ids: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    years: Sequence[int] | None = None,
+    condensed: str | None = None,
+    texts: dict[str, str] | None = None,
+) -> Plan:
+    """The question's scope (inherited only by a turn that names none) and the reports it may use."""
+    previous: scope.Scope | None = None
+    previous_text = ""
+    for turn in history:
+        if turn.role == "user":
+            own = scope.parse(turn.content, records)
+            swapped = (
+                _swap(turn.content, own, previous_text, previous) if previous and not own.empty else None
+            )
+            previous_text = swapped or (turn.content if not own.empty or previous is None else previous_text)
+            previous = (
+                scope.parse(swapped, records) if swapped else scope.for_turn(turn.content, previous, records)
+            )
+    own = scope.parse(question, records)
+    swapped = _swap(question, own, previous_text, previous) if previous and not own.empty else None
+    if swapped:
+        asked, standalone = scope.parse(swapped, records), swapped
+    else:
+        asked = scope.for_turn(question, previous, records)
+        standalone = condensed or question
+        if asked.inherited and condensed is None:
+            # the engine reads the question; retrieval also gets the place it inherited
+            standalone = "".join(p.text for p in asked.places) + question
+    routed = scope.route(asked, standalone, records, report_ids=report_ids, regions=regions, years=years,
+                         texts=texts)  # fmt: skip
+    return Plan(question, standalone, asked, routed)
+
+
+def condense_llm(
+    question: str, history: Sequence[Turn], llm: ChatLLM, prompts_dir: Path | None = None
+) -> str:
+    """An LLM rewrite of a follow-up as a standalone question (the scope is decided by `plan`, not by it)."""
     template = get_template("condense", prompts_dir)
     messages = template.render(
         question=question, history=[{"role": t.role, "content": t.content} for t in history]
@@ -275,15 +342,14 @@ def condense(question: str, history: Sequence[Turn], records: Sequence[ReportRec
     return rewritten.splitlines()[0].strip() if rewritten else question
 
 
-# ---- whole parts (problems, plans) -------------------------------------------------------------
+# ---- gather: sources from the reports in scope ---------------------------------------------------------
 
 
-def part_reports(question: str, result: SearchResult) -> list[str]:
+def part_reports(question: str, report_ids: Sequence[str], hits: Sequence[Hit]) -> list[str]:
     """Whose part to read: the reports in scope when few or asked across, else the best hit's report."""
-    scoped = list(result.scope.reports)
-    if len(scoped) <= 3 or asks_across_reports(question):
-        return scoped
-    return [result.hits[0].chunk.report_id] if result.hits else []
+    if len(report_ids) <= 3 or scope.asks_across_reports(question):
+        return list(report_ids)
+    return [hits[0].chunk.report_id] if hits else []
 
 
 def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str) -> list[Source]:
@@ -304,7 +370,7 @@ def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str) -> 
         sources.append(Source(
             n=len(sources) + 1, report_id=report_id, title=record.meta.title, section=found.section,
             start=found.start, end=found.end, text=text[found.start : found.end], chunk_ids=chunk_ids,
-            region=record.meta.region, rank=len(sources),
+            region=record.meta.region, rank=len(sources), label=record.meta.label,
         ))  # fmt: skip
     return sources
 
@@ -324,12 +390,170 @@ def header_sources(
         source = Source(
             n=len(found) + 1, report_id=report_id, title=record.meta.title, section=HEADER_SECTION, start=0,
             end=len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found), part="header",
+            label=record.meta.label,
         )  # fmt: skip
         found.append((source, line))
     return found
 
 
-# ---- the chain -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Gathered:
+    sources: list[Source]
+    kind: str  # passages | part | header
+    header_spans: list[tuple[Source, parts.Span]] = field(default_factory=list)
+    hit_reports: tuple[str, ...] = ()  # reports in retrieval order (for "哪些地区…")
+
+
+def gather(
+    plan_: Plan, retriever: Retriever, records: Sequence[ReportRecord], k: int, context_chars: int
+) -> Gathered:
+    """Numbered sources from the reports in scope only."""
+    reports = plan_.route.reports
+    spread = len(reports) > 1 and (plan_.route.reason == "named" or plan_.scope.across)
+    hits = retriever.search_reports(plan_.standalone, reports, k, spread=spread, records=records)
+    if not hits:
+        return Gathered([], "passages")
+    labels = {r.report_id: r.meta.label for r in records}
+    whose = part_reports(plan_.standalone, reports, hits)
+    part = parts.asked_part(plan_.standalone)
+    field_ = parts.asked_field(plan_.standalone)
+    header = header_sources(retriever, whose, field_) if field_ else []
+    sources = part_sources(retriever, whose, part) if part else []
+    kind = "part" if sources else "passages"
+    sources = sources or build_sources(hits, context_chars, labels)
+    if header:  # 文号 / 发文日期…: the page header first, then the passages (renumbered after it)
+        sources = [s for s, _ in header] + [replace(s, n=len(header) + s.n) for s in sources]
+        kind = "header"
+    return Gathered(sources, kind, header, tuple(dict.fromkeys(h.chunk.report_id for h in hits)))
+
+
+# ---- answer: the engines -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What an engine wrote, before verification."""
+
+    text: str
+    quotes: list[extractive.Quote] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+
+
+class Answerer(Protocol):
+    engine: str
+    model: str | None
+    prompt_ref: str | None
+
+    def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+               vocabulary: frozenset[str], history: Sequence[Turn],
+               on_token: Callable[[str], None] | None) -> Draft: ...  # fmt: skip
+
+
+class ExtractiveAnswerer:
+    """The offline engine: quotes sentences of the sources verbatim (qa.extractive)."""
+
+    engine, model, prompt_ref = "extractive", None, None
+
+    def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+               vocabulary: frozenset[str], history: Sequence[Turn],
+               on_token: Callable[[str], None] | None) -> Draft:  # fmt: skip
+        if gathered.kind == "header":
+            raw, quotes = extractive.header_lines(gathered.header_spans)
+        elif gathered.kind == "part":
+            raw, quotes = extractive.list_points([s for s in gathered.sources if s.part == "body"])
+        else:
+            raw, quotes = self._passages(plan_, gathered, records, vocabulary)
+        if on_token:
+            on_token(raw)
+        return Draft(raw, quotes)
+
+    @staticmethod
+    def _passages(plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+                  vocabulary: frozenset[str]) -> tuple[str, list[extractive.Quote]]:  # fmt: skip
+        drop = [p.text for p in plan_.scope.places] + [
+            name for r in records for name in (r.meta.region, r.meta.issuer, *r.meta.region_path) if name
+        ]
+        several = len(plan_.route.reports) > 1
+        per_report: tuple[str, ...] = ()
+        if several and plan_.route.reason == "named":
+            per_report = plan_.route.reports
+        elif several and plan_.scope.across:  # "哪些地区…": only the reports that say so
+            per_report = gathered.hit_reports
+        asked = extractive.parse_question(plan_.standalone, drop, vocabulary)
+        return extractive.answer(asked, gathered.sources, per_report=per_report,
+                                 only_supported=plan_.route.reason != "named")  # fmt: skip
+
+
+class LLMAnswerer:
+    """An OpenAI-compatible chat model, prompted with the numbered sources (prompts/answer.yaml)."""
+
+    engine = "llm"
+
+    def __init__(self, llm: ChatLLM, template: PromptTemplate) -> None:
+        self.llm = llm
+        self.template = template
+        self.model = llm.model
+        self.prompt_ref = template.ref
+
+    def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+               vocabulary: frozenset[str], history: Sequence[Turn],
+               on_token: Callable[[str], None] | None) -> Draft:  # fmt: skip
+        messages = self.template.render(
+            question=plan_.standalone, sources=prompt_sources(gathered.sources),
+            history=[{"role": t.role, "content": t.content} for t in history],
+        )  # fmt: skip
+        completion = self.llm.complete(messages, prompt_ref=self.template.ref, on_token=on_token)
+        return Draft(completion.text, [], completion.prompt_tokens, completion.completion_tokens,
+                     completion.cost_usd)  # fmt: skip
+
+
+# ---- verify -------------------------------------------------------------------------------------------
+
+
+def drop_out_of_scope(text: str, by_n: dict[int, Source], allowed: Sequence[str]) -> tuple[str, list[str]]:
+    """Remove every sentence that cites a passage of a report outside the question's scope."""
+    allowed_set = set(allowed)
+    kept_lines: list[str] = []
+    dropped: list[str] = []
+    for line in text.split("\n"):
+        kept = []
+        for sentence, refs in claims(line):
+            if any(n in by_n and by_n[n].report_id not in allowed_set for n in refs):
+                dropped.append(_MARKER.sub("", sentence).strip())
+            else:
+                kept.append(sentence)
+        if kept or not line.strip():
+            kept_lines.append("".join(kept))
+    return "\n".join(kept_lines), dropped
+
+
+def verify(draft: Draft, plan_: Plan, gathered: Gathered) -> dict:
+    """Citations to given sources only; sentences citing another report's passage dropped; numbers
+    checked against what each sentence cites. Returns the Answer's verified fields."""
+    by_n = {s.n: s for s in gathered.sources}
+    text, cited, dropped = parse_citations(draft.text, list(by_n))
+    text, out_of_scope = drop_out_of_scope(text, by_n, plan_.route.reports)
+    if out_of_scope:
+        _, cited, _ = parse_citations(text, list(by_n))
+    refused = is_refusal(text, cited) or (bool(out_of_scope) and not _MARKER.sub("", text).strip())
+    note = ""
+    if refused and out_of_scope:
+        text = REFUSAL + "（找到的段落来自问题范围以外的报告）"
+        note = "out of scope"
+    return {
+        "text": text.strip(),
+        "citations": [] if refused else make_citations(text, cited, by_n, draft.quotes),
+        "unverified_numbers": [] if refused else check_numbers(text, by_n),
+        "refused": refused,
+        "dropped_citations": tuple(dropped),
+        "dropped_claims": tuple(out_of_scope),
+        "scope_note": note,
+    }
+
+
+# ---- the chain -----------------------------------------------------------------------------------------
 
 
 def ask(
@@ -345,85 +569,46 @@ def ask(
     on_token: Callable[[str], None] | None = None,
     context_chars: int = 3500,
     prompts_dir: Path | None = None,
+    answerer: Answerer | None = None,
 ) -> Answer:
-    """Answer a question with citations; offline extractive engine unless an LLM is given."""
+    """Answer a question with citations: plan → gather → answer → verify. The offline extractive engine
+    unless an LLM (or another Answerer) is given."""
     started = time.perf_counter()
-    engine = "llm" if llm is not None else "extractive"
+    if answerer is None:
+        answerer = LLMAnswerer(llm, get_template("answer", prompts_dir)) if llm else ExtractiveAnswerer()
     records = retriever.store.reports()
-    standalone = condense(question, history, records, llm, prompts_dir)
-    template = get_template("answer", prompts_dir) if llm is not None else None
+    if not records:
+        retriever.search(question)  # raises EmptyIndexError with the message users know
+    condensed = condense_llm(question, history, llm, prompts_dir) if llm is not None and history else None
+    texts = {r.report_id: retriever.store.report_text(r.report_id) for r in records if r.meta.year is None}
+    plan_ = plan(question, records, history, report_ids=report_ids, regions=regions, years=years,
+                 condensed=condensed, texts=texts)  # fmt: skip
     common = {
-        "question": question, "engine": engine, "model": llm.model if llm else None,
-        "prompt_ref": template.ref if template else None, "standalone_question": standalone,
+        "question": question, "engine": answerer.engine, "model": answerer.model,
+        "prompt_ref": answerer.prompt_ref, "standalone_question": plan_.standalone,
     }  # fmt: skip
 
-    def refuse(reason: str = "", scope: tuple[str, ...] = ()) -> Answer:
+    def refuse(reason: str) -> Answer:
         text = REFUSAL + (f"（{reason}）" if reason else "")
         if on_token:
             on_token(text)
-        return Answer(text=text, citations=[], unverified_numbers=[], refused=True, scope=scope,
-                      latency_ms=(time.perf_counter() - started) * 1000, **common)  # fmt: skip
+        return Answer(text=text, citations=[], unverified_numbers=[], refused=True, scope=plan_.route.reports,
+                      scope_note=reason, latency_ms=(time.perf_counter() - started) * 1000, **common)  # fmt: skip
 
-    if not report_ids:
-        missing = unknown_places(standalone, records)
-        if missing and not named_reports(standalone, records):
-            return refuse(f"资料库中没有{'、'.join(missing)}的报告")
-    result = retriever.search(standalone, k=k, report_ids=report_ids, regions=regions, years=years)
-    if not result.hits:
-        return refuse("没有找到相关段落", result.scope.reports)
-    part = parts.asked_part(standalone)
-    field = parts.asked_field(standalone)
-    header = header_sources(retriever, part_reports(standalone, result), field) if field else []
-    sources = part_sources(retriever, part_reports(standalone, result), part) if part else []
-    from_part = bool(sources)
-    sources = sources or build_sources(result.hits, context_chars)
-    if header:  # 文号 / 发文日期…: the page header first, then the passages (renumbered after it)
-        sources = [s for s, _ in header] + [replace(s, n=len(header) + s.n) for s in sources]
-    by_n = {s.n: s for s in sources}
-    quotes: list[extractive.Quote] = []
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
-    if llm is None and header:
-        raw, quotes = extractive.header_lines(header)
-        if on_token:
-            on_token(raw)
-    elif llm is None and from_part:
-        raw, quotes = extractive.list_points([s for s in sources if s.part == "body"])
-        if on_token:
-            on_token(raw)
-    elif llm is None:
-        drop = [a for r in records for a in (r.meta.region, r.meta.issuer, *region_aliases(r))]
-        several = len(result.scope.reports) > 1
-        per_report: tuple[str, ...] = ()
-        if several and result.scope.reason == "named":
-            per_report = result.scope.reports
-        elif several and asks_across_reports(standalone):  # "哪些地区…": only the reports that say so
-            per_report = tuple(dict.fromkeys(h.chunk.report_id for h in result.hits))
-        asked = extractive.parse_question(standalone, drop, retriever.vocabulary())
-        raw, quotes = extractive.answer(asked, sources, per_report=per_report,
-                                        only_supported=result.scope.reason != "named")  # fmt: skip
-        if on_token:
-            on_token(raw)
-    else:
-        messages = template.render(
-            question=standalone, sources=prompt_sources(sources),
-            history=[{"role": t.role, "content": t.content} for t in history],
-        )  # fmt: skip
-        completion = llm.complete(messages, prompt_ref=template.ref, on_token=on_token)
-        raw = completion.text
-        usage = {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                 "cost_usd": completion.cost_usd}  # fmt: skip
-    text, cited, dropped = parse_citations(raw, list(by_n))
-    refused = is_refusal(text, cited)
-    citations = [] if refused else make_citations(text, cited, by_n, quotes)
+    if plan_.route.refusal:
+        return refuse(plan_.route.refusal)
+    gathered = gather(plan_, retriever, records, k, context_chars)
+    if not gathered.sources:
+        return refuse("没有找到相关段落")
+    draft = answerer.answer(plan_, gathered, records, retriever.vocabulary(), history, on_token)
+    checked = verify(draft, plan_, gathered)
     return Answer(
-        text=text.strip(),
-        citations=citations,
-        unverified_numbers=[] if refused else check_numbers(text, by_n),
-        refused=refused,
-        scope=result.scope.reports,
-        dropped_citations=tuple(dropped),
-        sources=sources,
+        scope=plan_.route.reports,
+        sources=gathered.sources,
+        prompt_tokens=draft.prompt_tokens,
+        completion_tokens=draft.completion_tokens,
+        cost_usd=draft.cost_usd,
         latency_ms=(time.perf_counter() - started) * 1000,
-        **usage,
+        **checked,
         **common,
     )

@@ -95,7 +95,8 @@ def chunk_document(
         add_start_index=True,
         strip_whitespace=True,
     )
-    title = meta.title or report_id
+    # a report without a title line is named by its identity (铜梁区人民政府 2022年), never its file name
+    title = meta.title or " ".join(x for x in (meta.issuer or meta.region, f"{meta.year}年" if meta.year else "") if x)
     chunks: list[Chunk] = []
     for seg_start, seg_end, path in _segments(text, sections(text)):
         segment = text[seg_start:seg_end]

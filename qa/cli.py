@@ -118,13 +118,17 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     table = Table(box=None, header_style="bold")
     table.add_column("report", no_wrap=True)  # the id `qa rm` and --report take: never cut
-    table.add_column("title", overflow="fold")
-    for name in ("region", "year", "published", "chunks"):
+    table.add_column("title", overflow="fold", min_width=10)
+    table.add_column("region", overflow="fold", min_width=8)
+    table.add_column("issuer", overflow="fold", min_width=8)
+    for name in ("level", "year", "published", "chunks"):
         table.add_column(name, no_wrap=True)
+    unknown = "[dim]未识别[/]"
     for r in records:
         table.add_row(
-            r.report_id, r.meta.title, r.meta.region, str(r.meta.year or ""), r.meta.publish_date or "",
-            str(r.n_chunks),
+            escape(r.report_id), escape(r.meta.title) or unknown,
+            escape(" › ".join(r.meta.region_path) or r.meta.region) or unknown, escape(r.meta.issuer) or unknown,
+            r.meta.level or unknown, str(r.meta.year or "") or unknown, r.meta.publish_date or "", str(r.n_chunks),
         )  # fmt: skip
     out.print(table)
     out.print(f"{len(records)} reports, {sum(r.n_chunks for r in records)} chunks")
@@ -166,7 +170,11 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         out.print_json(
             data={
                 "question": args.question,
-                "scope": {"reports": list(result.scope.reports), "reason": result.scope.reason},
+                "scope": {
+                    "reports": list(result.selection.reports),
+                    "reason": result.selection.reason,
+                    "refusal": result.selection.refusal,
+                },  # fmt: skip
                 "ms": round(ms, 1),
                 "hits": [
                     {
@@ -187,8 +195,13 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             }
         )
         return 0
-    if result.scope.reason == "named":
-        out.print(f"[dim]narrowed to {', '.join(result.scope.reports)} (named in the question)[/]")
+    if result.selection.refusal:
+        out.print(f"[yellow]{escape(result.selection.refusal)}[/]")
+        return 0
+    if result.selection.reason == "named":
+        out.print(
+            f"[dim]narrowed to {escape(', '.join(result.selection.reports))} (named in the question)[/]"
+        )
     if not result.hits:
         out.print("no matching passages")
         return 0
@@ -209,9 +222,11 @@ def _engine_label(llm) -> str:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from qa import sessions
     from qa.answer import ask
     from qa.wiring import make_llm
 
+    history = sessions.load(settings.data_dir, args.session) if args.session else []
     services = _services(settings)
     llm = make_llm(settings, args.engine)
     report_ids = [_resolve_report(r, settings, services) for r in args.report] if args.report else None
@@ -225,7 +240,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:
         err.print(f"[dim]engine: {escape(_engine_label(llm))}[/]")
     answer = ask(args.question, services.retriever, llm=llm, k=args.k, report_ids=report_ids,
-                 regions=args.region, years=args.year, on_token=on_token)  # fmt: skip
+                 regions=args.region, years=args.year, history=history, on_token=on_token)  # fmt: skip
+    if args.session:
+        sessions.append(settings.data_dir, args.session, args.question, answer.text, answer.scope)
     if args.json:
         payload = answer.to_dict()
         payload.pop("sources")
@@ -234,6 +251,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     out.print()
     if answer.text != "".join(streamed):  # citations to sources that were not given are removed
         out.print(f"[dim]checked answer:[/] {escape(answer.text)}")
+    if answer.dropped_claims:
+        out.print(
+            f"[yellow]removed {len(answer.dropped_claims)} sentence(s) citing reports outside the question's scope[/]"
+        )
     if answer.dropped_citations:
         out.print(f"[yellow]removed citations to sources that were not given: {answer.dropped_citations}[/]")
     if answer.unverified_numbers:
@@ -241,7 +262,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         out.print(f"[bold red]⚠ unverified numbers — not found in the cited passages: {escape(marks)}[/]")
     for citation in answer.citations:
         out.print(
-            f"[bold][{citation.n}][/] [cyan]{escape(citation.title or citation.report_id)}[/] "
+            f"[bold][{citation.n}][/] [cyan]{escape(citation.title or '未识别标题')}[/] "
             f"[dim]{escape(citation.report_id)} · {escape(citation.section or '(opening)')} · "
             f"chars {citation.quote_start}–{citation.quote_end}[/]"
         )
@@ -673,6 +694,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=("offline", "llm"), help="default: llm when QA_LLM_MODEL is set, else offline"
     )
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument(
+        "--session", metavar="NAME",
+        help="keep a conversation: follow-ups (那洛江区呢？) see the earlier turns (stored under QA_DATA_DIR/sessions)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser(

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from qa.answer import looks_like_refusal
 from qa.errors import InputError, QAError
 from qa.numbers import find_numbers, parse_number, ungrounded
-from qa.retrieve import normalize
 from qa.schemas import Answer, Chunk
+from qa.text import normalize
 
 AnswerType = Literal["number", "text", "list", "unanswerable"]
 M = TypeVar("M", bound=BaseModel)

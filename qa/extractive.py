@@ -43,6 +43,13 @@ _INSTRUCTION = re.compile(
     r"ignore\s+(?:all\s+)?(?:the\s+)?(?:previous|above|prior)|disregard\s+(?:all|previous|the)|you\s+are\s+now",
     re.I,
 )
+
+
+def addresses_a_model(text: str) -> bool:
+    """Text written to steer a model (忽略以上指令…, you are now…): never quoted, never support."""
+    return bool(_INSTRUCTION.search(text))
+
+
 _LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
 _ASKED_UNIT = re.compile(
     r"(?<!哪)(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
@@ -64,6 +71,11 @@ class Quote:
     text: str
     start: int
     end: int
+
+
+def source_label(source: Source) -> str:
+    """How an answer names a passage's report: its place or title (never its file name)."""
+    return source.label or source.region or source.title or "未识别地区的报告"
 
 
 def split_sentences(source: Source, max_len: int = 160) -> list[str]:
@@ -263,7 +275,7 @@ def answer(
         for report_id in per_report:
             own = [s for s in sentences if s.source.report_id == report_id]
             text, found = _best(asked, own, min_coverage)
-            label = next((s.source.region or s.source.title for s in own), report_id)
+            label = next((source_label(s.source) for s in own), "未识别地区的报告")
             if found or not only_supported:
                 lines.append(f"{label}：{text}" if found else f"{label}：{REFUSAL}")
             quotes.extend(found)
@@ -273,8 +285,8 @@ def answer(
     text, quotes = _best(asked, sentences, min_coverage)
     if not quotes:
         return REFUSAL, []
-    label = next(s.source for s in sentences if s.source.n == quotes[0].n)
-    return f"{label.region or label.title}：" + text, quotes
+    source = next(s.source for s in sentences if s.source.n == quotes[0].n)
+    return f"{source_label(source)}：" + text, quotes
 
 
 def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[Quote]]:
@@ -284,7 +296,7 @@ def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[
         quote = Quote(
             source.n, source.text[span.start : span.end], source.start + span.start, source.start + span.end
         )
-        lines.append(f"{source.region or source.title or source.report_id}：{quote.text}[{quote.n}]")
+        lines.append(f"{source_label(source)}：{quote.text}[{quote.n}]")
         quotes.append(quote)
     return ("\n".join(lines), quotes) if quotes else (REFUSAL, [])
 
@@ -300,7 +312,7 @@ def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, l
                   for p in spans[:max_points]]  # fmt: skip
         if not picked:
             continue
-        label = source.region or source.title or source.report_id
+        label = source_label(source)
         section = re.sub(r"^[一二三四五六七八九十]+、", "", source.section)
         # the part's own title is quoted from the source too, so it carries the citation
         blocks.append(f"{label}（{section}）[{source.n}]：\n" + "\n".join(f"{q.text}[{q.n}]" for q in picked))

@@ -16,7 +16,7 @@ from qa.schemas import Document, IngestResult
 from qa.store import Store
 
 # Bump when loading, metadata or chunking logic changes: every report is then re-ingested once.
-PIPELINE_VERSION = "4"
+PIPELINE_VERSION = "5"  # 5: report identity from the gazetteer (region path, level, issuer kind)
 
 
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]]:

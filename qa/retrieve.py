@@ -2,7 +2,8 @@
 
 The BM25 index and the exact dense index are derived from the store (one source of truth) and rebuilt
 when the store's signature (report ids + active versions) changes. A question that names a region or
-report is narrowed to it; one asked across reports gives each report a turn.
+report is narrowed to it (qa.scope decides which reports may answer); one asked across reports gives each
+report a turn.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
+from qa import scope
 from qa.config import Settings
 from qa.embeddings import Embedder
 from qa.errors import EmptyIndexError
 from qa.schemas import Chunk, Hit, ReportRecord
+from qa.scope import asks_across_reports
 from qa.store import Store
 
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
@@ -31,11 +33,6 @@ _STOP = frozenset(
 )
 
 
-def normalize(text: str) -> str:
-    """For matching only (never for display): NFKC, lower case, no whitespace."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
-
-
 def tokenize(text: str) -> list[str]:
     """CJK unigrams + bigrams, ASCII words and numbers (decimals kept whole)."""
     text = unicodedata.normalize("NFKC", text).lower()
@@ -45,41 +42,6 @@ def tokenize(text: str) -> list[str]:
         tokens.extend(run[i : i + 2] for i in range(len(run) - 1) if run[i : i + 2] not in _STOP)
     tokens.extend(_WORD.findall(text))
     return tokens
-
-
-def region_aliases(record: ReportRecord) -> set[str]:
-    """Names a question may use for a report's region: 洛江区, 洛江, 泉州市洛江区…"""
-    return set(_aliases(record.meta.region, record.meta.issuer))
-
-
-@lru_cache(maxsize=8192)
-def _file_stem(report_id: str) -> str:
-    return normalize(report_id.rsplit(".", 1)[0])
-
-
-@lru_cache(maxsize=8192)
-def _aliases(region: str, issuer: str) -> frozenset[str]:  # every search checks every report: memoised
-    names = {region, issuer, re.sub(r"^.*?[省市](?=.+[区县])", "", issuer)}
-    core = re.sub(r"(新区|区|县|市|旗)$", "", region)
-    if len(core) >= 2:
-        names.add(core)
-    return frozenset(normalize(n) for n in names if n and len(n) >= 2)
-
-
-def named_reports(question: str, records: Sequence[ReportRecord]) -> list[ReportRecord]:
-    """Reports whose region/issuer (or file name) the question names, in the order the question names
-    them; narrowed by a named year if it fits."""
-    q = normalize(question)
-    where: dict[str, int] = {}
-    for record in records:
-        names = [*_aliases(record.meta.region, record.meta.issuer), _file_stem(record.report_id)]
-        found = [q.find(name) for name in names if name and name in q]
-        if found:
-            where[record.report_id] = min(found)
-    named = sorted((r for r in records if r.report_id in where), key=lambda r: where[r.report_id])
-    years = {int(y) for y in re.findall(r"((?:19|20)\d{2})\s*年", question)}
-    by_year = [r for r in named if r.meta.year in years]
-    return by_year or named
 
 
 @dataclass
@@ -108,17 +70,18 @@ class _Index:
 
 
 @dataclass(frozen=True)
-class Scope:
-    """Which reports a search ran over, and why (shown to users)."""
+class Selection:
+    """Which reports a search ran over, and why (shown to users); refusal: none may answer (qa.scope)."""
 
     reports: tuple[str, ...]
     reason: str  # all | filter | named
+    refusal: str = ""
 
 
 @dataclass(frozen=True)
 class SearchResult:
     hits: list[Hit]
-    scope: Scope
+    selection: Selection
     records: list[ReportRecord] = field(default_factory=list)
 
 
@@ -233,7 +196,7 @@ class Retriever:
 
     # ---- hybrid --------------------------------------------------------------------------------
 
-    def scope(
+    def select(
         self,
         question: str,
         records: Sequence[ReportRecord],
@@ -241,25 +204,15 @@ class Retriever:
         regions: Sequence[str] | None = None,
         years: Sequence[int] | None = None,
         auto_scope: bool = True,
-    ) -> tuple[list[ReportRecord], Scope]:
-        selected = list(records)
-        reason = "all"
-        if report_ids:
-            wanted = set(report_ids)
-            selected = [r for r in selected if r.report_id in wanted]
-            reason = "filter"
-        if regions:
-            wanted_regions = {normalize(x) for x in regions}
-            selected = [r for r in selected if region_aliases(r) & wanted_regions]
-            reason = "filter"
-        if years:
-            selected = [r for r in selected if r.meta.year in set(years)]
-            reason = "filter"
-        if auto_scope and not report_ids:
-            named = named_reports(question, selected)
-            if named:
-                selected, reason = named, "named"
-        return selected, Scope(tuple(r.report_id for r in selected), reason)
+    ) -> Selection:
+        """The user's filters, narrowed to the question's scope (places, issuers, years) when auto_scope."""
+        if not auto_scope:
+            plain = scope.Scope()
+            routed = scope.route(plain, question, records, report_ids=report_ids, regions=regions, years=years)
+        else:
+            asked = scope.parse(question, records)
+            routed = scope.route(asked, question, records, report_ids=report_ids, regions=regions, years=years)
+        return Selection(routed.reports, routed.reason, routed.refusal)
 
     def search(
         self,
@@ -275,10 +228,27 @@ class Retriever:
         records = self.store.reports()
         if not records:
             raise EmptyIndexError("the store has no reports yet; run `qa ingest PATH` first")
-        selected, scope = self.scope(question, records, report_ids, regions, years, auto_scope)
-        if not selected:
-            return SearchResult([], scope, records)
-        versions = [r.version for r in selected]
+        selection = self.select(question, records, report_ids, regions, years, auto_scope)
+        spread = len(selection.reports) > 1 and (selection.reason == "named" or asks_across_reports(question))
+        hits = self.search_reports(question, selection.reports, k, mode=mode, spread=spread, records=records)
+        return SearchResult(hits, selection, records)
+
+    def search_reports(
+        self,
+        question: str,
+        report_ids: Sequence[str],
+        k: int = 5,
+        *,
+        mode: str = "hybrid",
+        spread: bool = False,
+        records: Sequence[ReportRecord] | None = None,
+    ) -> list[Hit]:
+        """Top-k chunks of these reports; spread: each report gets a turn (round-robin)."""
+        records = list(records if records is not None else self.store.reports())
+        wanted = set(report_ids)
+        versions = [r.version for r in records if r.report_id in wanted]
+        if not versions:
+            return []
         pool = max(k * 4, 20)
         ranked: list[tuple[list[Chunk], float, str]] = []
         if mode in ("hybrid", "dense"):
@@ -288,20 +258,7 @@ class Retriever:
         if mode in ("hybrid", "bm25"):
             ranked.append((self.bm25(question, versions, records, pool), self.settings.bm25_weight, "bm25"))
         fused = fuse(ranked, pool, self.settings.rrf_k)
-        if len(selected) > 1 and (scope.reason == "named" or asks_across_reports(question)):
-            return SearchResult(diversify(fused, k), scope, records)
-        return SearchResult(fused[:k], scope, records)
-
-
-# "哪些地区…", "各区…", "A和B分别…": the answer is spread over reports, so each report gets a turn.
-_ACROSS = re.compile(
-    r"哪(?:些|几个|个|一个)(?:地区|区县|区|县|市|地方|单位)|哪(?:一|几)?份报告|各(?:个)?(?:地区|区县|区|县|报告)"
-    r"|(?:几|五|多)份报告|所有报告|分别|对比|比较|相比|异同"
-)
-
-
-def asks_across_reports(question: str) -> bool:
-    return bool(_ACROSS.search(unicodedata.normalize("NFKC", question)))
+        return diversify(fused, k) if spread else fused[:k]
 
 
 def diversify(hits: Sequence[Hit], k: int) -> list[Hit]:
@@ -330,25 +287,3 @@ def fuse(ranked: Sequence[tuple[list[Chunk], float, str]], k: int, rrf_k: int = 
             ranks.setdefault(chunk.id, {})[name] = rank
     order = sorted(scores, key=lambda cid: (-scores[cid], chunks[cid].report_id, chunks[cid].start))[:k]
     return [Hit(chunks[cid], scores[cid], ranks[cid].get("dense"), ranks[cid].get("bm25")) for cid in order]
-
-
-_GENERIC_PLACE = re.compile(
-    r"^(?:[全本我该各辖此其每这那两一几某个它哪何啥]|社|城|市|园|地|片|景|政|新|县|山)"
-)
-_PLACE = re.compile(r"([\u4e00-\u9fff]{2,3})(新区|区|县)(?![政委级域块分别间内外划县])")
-
-
-def unknown_places(question: str, records: Sequence[ReportRecord]) -> list[str]:
-    """Districts/counties named in a question that no stored report covers (海淀区 when we hold 淄川区…)."""
-    known = set().union(*(region_aliases(r) for r in records)) if records else set()
-    unknown = []
-    for match in _PLACE.finditer(unicodedata.normalize("NFKC", question)):
-        stem, suffix = match.group(1), match.group(2)
-        candidates = {stem + suffix, stem[-2:] + suffix, stem, stem[-2:]}
-        if {normalize(c) for c in candidates} & known or any(normalize(stem[-2:]) in k for k in known):
-            continue
-        name = stem[-2:] + suffix
-        if _GENERIC_PLACE.match(name) or re.search(r"[哪何啥么些几个各每]", stem):
-            continue
-        unknown.append(name)
-    return unknown

@@ -12,14 +12,26 @@ class ReportMeta:
     title: str = ""
     issuer: str = ""  # the government/body the report is by
     publisher: str = ""  # the body that published it on the web, when different
-    region: str = ""  # e.g. 淄川区
+    region: str = ""  # the most specific place the report is about, e.g. 淄川区, 蓉江新区; "" = 未识别
     year: int | None = None  # the year reported on (a 2024 report is published in 2025)
     publish_date: str | None = None  # YYYY-MM-DD
     doc_number: str = ""  # 文号
     index_no: str = ""  # 索引号
+    region_path: tuple[str, ...] = ()  # province first: (河南省, 漯河市, 舞阳县); may end in a zone (蓉江新区)
+    region_code: str = ""  # the gazetteer's code of the deepest division in the path, e.g. 411121
+    level: str = ""  # 省级 | 地市 | 区县, or 部门（省级/地市级/县级）for a department's report
+    issuer_kind: str = ""  # 人民政府 | 党委 | 党委和政府 | 部门 | 管委会
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def label(self) -> str:
+        """How answers and lists name the report: its place (and department), else its title; never the
+        file name. "" when neither is known (shown as 未识别)."""
+        if self.region and self.issuer_kind == "部门" and self.issuer:
+            return self.issuer
+        return self.region or self.title
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,7 @@ class Source:
     region: str = ""
     rank: int = 0  # best retrieval rank among its chunks (0 = top)
     part: str = "body"  # body: offsets into the clean text | header: into the page header (文号, 发文日期…)
+    label: str = ""  # how answers name the report: its place or title (ReportMeta.label), never a file name
 
 
 @dataclass(frozen=True)
@@ -148,7 +161,9 @@ class Answer:
     model: str | None
     prompt_ref: str | None
     standalone_question: str = ""
-    scope: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()  # the reports the answer was allowed to use (qa.scope.route)
+    scope_note: str = ""  # why it refused, or what the question's scope is, in words
+    dropped_claims: tuple[str, ...] = ()  # sentences removed because they cited a report outside the scope
     dropped_citations: tuple[int, ...] = ()  # [n] markers that pointed at no given source
     sources: list[Source] = field(default_factory=list)
     prompt_tokens: int = 0

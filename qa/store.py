@@ -30,7 +30,9 @@ import chromadb.errors  # noqa: E402
 CHUNKS_PREFIX = "qa-chunks-"
 REPORTS_PREFIX = "qa-reports-"
 STAMP_ID = "__registry__"  # a record in the reports collection whose stamp changes with every write
-_META_FIELDS = ("title", "issuer", "publisher", "region", "publish_date", "doc_number", "index_no")
+_META_FIELDS = ("title", "issuer", "publisher", "region", "publish_date", "doc_number", "index_no",
+                "region_code", "level", "issuer_kind")  # fmt: skip
+_PATH_SEP = " › "  # region_path is stored as one string (Chroma metadata values are scalars)
 
 
 def _client_settings() -> chromadb.Settings:
@@ -187,6 +189,8 @@ class Store:
         }
         if meta.year is not None:
             record["year"] = meta.year
+        if meta.region_path:
+            record["region_path"] = _PATH_SEP.join(meta.region_path)
         # The flip: the new active version and a new registry stamp in one write.
         self.reports_col.upsert(
             ids=[report_id, STAMP_ID], embeddings=[[1.0], [1.0]], documents=[text, ""],
@@ -318,6 +322,7 @@ def _record(report_id: str, meta: dict | None) -> ReportRecord:
             **{k: str(meta.get(k, "")) for k in _META_FIELDS if k != "publish_date"},
             year=int(meta["year"]) if meta.get("year") is not None else None,
             publish_date=str(meta["publish_date"]) if meta.get("publish_date") else None,
+            region_path=tuple(str(meta["region_path"]).split(_PATH_SEP)) if meta.get("region_path") else (),
         ),
         n_chunks=int(meta.get("n_chunks", 0)),
         source_path=str(meta.get("source_path", "")),

@@ -28,8 +28,8 @@ from qa.indicators import catalogue_rank
 from qa.llm import ChatLLM
 from qa.numbers import Number, find_numbers, parse_number
 from qa.prompts import PromptTemplate, all_templates, get_template
-from qa.retrieve import normalize
 from qa.schemas import Chunk, ReportMeta
+from qa.text import normalize
 
 RULE_OF_LAW = "summary_rule_of_law"
 GENERIC = "summary_generic"

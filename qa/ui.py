@@ -93,7 +93,7 @@ def scope_note(scope: Sequence[str], records: Sequence[ReportRecord]) -> str | N
     """Which reports a question was answered from, when that is not the whole library."""
     if not scope or len(scope) >= len(records):
         return None
-    names = {r.report_id: (r.meta.region or r.meta.title or r.report_id) for r in records}
+    names = {r.report_id: (r.meta.label or r.report_id) for r in records}
     return "检索范围：" + "、".join(names.get(report_id, report_id) for report_id in scope)
 
 

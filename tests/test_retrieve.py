@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, DATASET
 
+from qa import scope
 from qa.errors import EmptyIndexError
 from qa.evaluate import load_dataset, run_retrieval
 from qa.ingest import ingest_paths
-from qa.retrieve import fuse, named_reports, tokenize
+from qa.retrieve import fuse, tokenize
 
 
 def test_tokenize_cjk_unigrams_bigrams_and_numbers() -> None:
@@ -64,7 +65,7 @@ def test_hybrid_across_reports_when_the_question_names_the_region(corpus_service
 )
 def test_named_region_narrows_the_search(corpus_services, question: str, report: str) -> None:
     result = corpus_services.retriever.search(question, k=5)
-    assert result.scope.reason == "named"
+    assert result.selection.reason == "named"
     assert [h.chunk.report_id for h in result.hits] == [report] * 5
 
 
@@ -89,7 +90,7 @@ def test_filters_by_report_region_and_year(corpus_services) -> None:
 
 def test_unnamed_question_searches_every_report(corpus_services) -> None:
     result = corpus_services.retriever.search("行政复议案件", k=20)
-    assert result.scope.reason == "all"
+    assert result.selection.reason == "all"
     assert len({h.chunk.report_id for h in result.hits}) >= 3
 
 
@@ -99,14 +100,17 @@ def test_each_mode_finds_an_exact_figure(corpus_services, mode: str) -> None:
     assert any("综合纠错率达29.8%" in h.chunk.text for h in hits)
 
 
-def test_named_reports_matches_short_region_names(corpus_services) -> None:
+def _routed(question: str, records) -> scope.Route:
+    return scope.route(scope.parse(question, records), question, records)
+
+
+def test_short_region_names_of_the_library_route_to_their_reports(corpus_services) -> None:
     records = corpus_services.store.reports()
-    assert [r.report_id for r in named_reports("达坂城的欠薪", records)] == ["dabancheng_2024.txt"]
-    assert [r.report_id for r in named_reports("蓉江和洛江比较", records)] == [  # in the question's order
-        "rongjiang_2023.txt",
-        "luojiang_2024.txt",
-    ]
-    assert named_reports("全国情况", records) == []
+    assert _routed("达坂城的欠薪", records).reports == ("dabancheng_2024.txt",)
+    # in the question's order; 蓉江新区 is a zone, not a gazetteer division
+    assert _routed("蓉江和洛江比较", records).reports == ("rongjiang_2023.txt", "luojiang_2024.txt")
+    national = _routed("全国情况", records)
+    assert national.reports == () and "全国" in national.refusal
 
 
 def test_index_follows_the_store(services, tmp_path: Path) -> None:
@@ -125,7 +129,7 @@ def test_index_follows_the_store(services, tmp_path: Path) -> None:
     }
     services.store.remove_report("zichuan_2024.txt")
     for mode in ("bm25", "dense", "hybrid"):
-        hits = services.retriever.search("淄川区行政复议案件151件", k=20, mode=mode).hits
+        hits = services.retriever.search("淄川区行政复议案件151件", k=20, mode=mode, auto_scope=False).hits
         assert hits and {h.chunk.report_id for h in hits} == {"luojiang_2024.txt"}
 
 
