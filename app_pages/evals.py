@@ -135,7 +135,7 @@ def metric_row(metrics: dict[str, Any], comparison: Comparison | None, summary: 
             trend = ui_eval.metric_trend(runs, card.name, dataset_name)
             flat = card.delta == ui_eval.FLAT
             st.metric(card.label, card.value, delta=card.delta, help=card.help, border=True,
-                      chart_data=trend if len(trend) > 1 else None, delta_color="off" if flat else "normal",
+                      chart_data=trend if len(trend) > 1 else None, delta_color="off" if flat else ("inverse" if card.lower_is_better else "normal"),
                       delta_arrow="off" if flat else "auto")  # fmt: skip
 
 

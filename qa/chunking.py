@@ -96,7 +96,9 @@ def chunk_document(
         strip_whitespace=True,
     )
     # a report without a title line is named by its identity (铜梁区人民政府 2022年), never its file name
-    title = meta.title or " ".join(x for x in (meta.issuer or meta.region, f"{meta.year}年" if meta.year else "") if x)
+    title = meta.title or " ".join(
+        x for x in (meta.issuer or meta.region, f"{meta.year}年" if meta.year else "") if x
+    )
     chunks: list[Chunk] = []
     for seg_start, seg_end, path in _segments(text, sections(text)):
         segment = text[seg_start:seg_end]

@@ -429,10 +429,12 @@ def _previous_tolerances(path: Path) -> dict[str, float] | None:
 
 
 def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespace) -> None:
+    from qa import gate
+
     table = Table("metric", "value", "baseline", "Δ", box=None, header_style="bold")
     deltas = {d.name: d for d in comparison.deltas} if comparison else {}
     names = ["retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
-             "number_grounding", "judge_accuracy"]  # fmt: skip
+             "number_grounding", "confidently_wrong", "false_refusals", "judge_accuracy"]  # fmt: skip
     summary = metrics.get("summary") or {}
     values = {n: metrics.get(n) for n in names} | {f"summary.{n}": summary.get(n) for n in
               ("metadata_accuracy", "figure_recall", "number_grounding", "section_completeness")}  # fmt: skip
@@ -441,7 +443,8 @@ def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespa
             continue
         d = deltas.get(name)
         label = f"retrieval_recall_at_{args.k}" if name == "retrieval_recall_at_k" else name
-        style = "red" if d and d.regressed else ("green" if d and (d.delta or 0) > 0 else "")
+        better = d and (d.delta or 0) != 0 and ((d.delta or 0) < 0) == (name in gate.LOWER_IS_BETTER)
+        style = "red" if d and d.regressed else ("green" if better else "")
         table.add_row(label, f"[{style}]{value}[/]" if style else str(value),
                       "" if not d or d.baseline is None else str(d.baseline),
                       "" if not d or d.delta is None else f"{d.delta:+.4f}")  # fmt: skip

@@ -15,6 +15,7 @@ LABELS = {
     "retrieval_recall_at_k": "retrieval recall@k", "answer_accuracy": "answer accuracy",
     "refusal_accuracy": "refusal accuracy", "citation_precision": "citation precision",
     "number_grounding": "number grounding", "judge_accuracy": "judge accuracy (LLM)",
+    "confidently_wrong": "confidently wrong (lower is better)", "false_refusals": "false refusals (lower is better)",
     "summary.metadata_accuracy": "summary · metadata", "summary.figure_recall": "summary · figure recall",
     "summary.number_grounding": "summary · number grounding",
     "summary.section_completeness": "summary · sections", "p50_ms": "p50 ms", "p95_ms": "p95 ms",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qa.answer import ask
+from qa.answer import Turn, ask
 from qa.config import Settings
 from qa.embeddings import make_embedder
 from qa.evaluate import (
@@ -104,7 +104,16 @@ def run_eval(
         texts = {r.report_id: store.report_text(r.report_id) for r in store.reports()}
 
         def reports_for(case: EvalCase) -> list[str] | None:
+            if case.filters is not None:
+                return case.filters.report or None
             return None if case.doc == "*" or options.scope == "all" else [case.doc]
+
+        def answer(case: EvalCase, said: list[tuple[str, str]]) -> Any:
+            filters = case.filters
+            history = [Turn(role, text) for q, a in said for role, text in (("user", q), ("assistant", a))]
+            return ask(case.question, retriever, llm=llm, k=options.k, report_ids=reports_for(case),
+                       regions=(filters.region or None) if filters else None,
+                       years=(filters.year or None) if filters else None, history=history)  # fmt: skip
 
         started = time.perf_counter()
         done = 0
@@ -112,7 +121,7 @@ def run_eval(
         def tick() -> None:
             nonlocal done
             done += 1
-            report("questions", done, len(cases))
+            report("questions", done, sum(len(c.units()) for c in cases))
 
         if options.retrieval_only:
             metrics = run_retrieval(
@@ -124,7 +133,7 @@ def run_eval(
         else:
             metrics = run_qa(
                 cases,
-                lambda c: ask(c.question, retriever, llm=llm, k=options.k, report_ids=reports_for(c)),
+                answer,
                 texts, options.k, progress=tick,
             )  # fmt: skip
         qa_wall = time.perf_counter() - started

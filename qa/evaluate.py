@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qa.answer import looks_like_refusal
 from qa.errors import InputError, QAError
@@ -22,15 +22,40 @@ M = TypeVar("M", bound=BaseModel)
 REFUSAL = "文中未提及"
 
 
-class EvalCase(BaseModel):
+class EvalTurn(BaseModel):
+    """One turn of a conversation case, asked after the turns before it in the same session."""
+
     model_config = ConfigDict(extra="allow")
 
-    id: str
-    doc: str
     question: str = Field(min_length=1)
     answer: str
     answer_type: AnswerType
     evidence: list[str] = []
+
+
+class EvalFilters(BaseModel):
+    """Filters the question is asked under (as `qa ask --report/--region/--year` or the app's sidebar)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report: list[str] = []
+    region: list[str] = []
+    year: list[int] = []
+
+
+class EvalCase(BaseModel):
+    """A question (or, with `turns`, a conversation) and its gold. See DESIGN.md *Eval dataset*."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    doc: str
+    question: str = ""
+    answer: str = ""
+    answer_type: AnswerType | None = None
+    evidence: list[str] = []
+    turns: list[EvalTurn] = []
+    filters: EvalFilters | None = None
 
     @field_validator("doc")
     @classmethod
@@ -38,6 +63,22 @@ class EvalCase(BaseModel):
         if value != "*" and ("/" in value or "\\" in value or value in ("", ".", "..")):
             raise ValueError("doc must be a file name inside the docs folder, or '*'")
         return value
+
+    @model_validator(mode="after")
+    def _question_or_turns(self) -> EvalCase:
+        if not self.turns and (not self.question or self.answer_type is None):
+            raise ValueError("a case needs question, answer and answer_type — or turns")
+        return self
+
+    def units(self) -> list[EvalCase]:
+        """The scored questions: the case itself, or one per turn (ids `<id>#1`, `<id>#2`…)."""
+        if not self.turns:
+            return [self]
+        return [
+            EvalCase(id=f"{self.id}#{i}", doc=self.doc, question=t.question, answer=t.answer,
+                     answer_type=t.answer_type, evidence=t.evidence, filters=self.filters)
+            for i, t in enumerate(self.turns, start=1)
+        ]  # fmt: skip
 
 
 def read_jsonl(path: Path, model: type[M], what: str) -> list[tuple[int, M]]:
@@ -200,7 +241,7 @@ def run_retrieval(
 ) -> dict[str, Any]:
     """Retrieval-only eval: recall@k and latency per question."""
     rows: list[dict[str, Any]] = []
-    for case in cases:
+    for case in (unit for c in cases for unit in c.units()):
         started = time.perf_counter()
         chunks = search(case)[:k]
         ms = (time.perf_counter() - started) * 1000
@@ -239,7 +280,8 @@ def summarize_rows(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     }
 
 
-AnswerFn = Callable[[EvalCase], Answer]
+# (question, the turns before it in its conversation as (question, answer text) pairs) → Answer
+AnswerFn = Callable[[EvalCase, list[tuple[str, str]]], Answer]
 
 
 def run_qa(
@@ -249,48 +291,54 @@ def run_qa(
     k: int,
     progress: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Full QA eval: answers, refusals, citations and number grounding per question, then metrics."""
+    """Full QA eval: answers, refusals, citations and number grounding per question (each turn of a
+    conversation case in order, with the turns before it as history), then metrics."""
     rows: list[dict[str, Any]] = []
-    for case in cases:
-        started = time.perf_counter()
-        answer = answer_fn(case)
-        ms = (time.perf_counter() - started) * 1000
-        correct, refused = score_answer(case, answer.text, answer.refused)
-        precise = citation_hits(case.evidence, [c.passage for c in answer.citations]) if case.evidence else []
-        numbers = 0 if answer.refused else len(find_numbers(re.sub(r"\[\d+\]", "", answer.text)))
-        rows.append(
-            {
-                "id": case.id,
-                "question": case.question,
-                "doc": case.doc,
-                "answer_type": case.answer_type,
-                "gold": case.answer,
-                "answer": answer.text,
-                "correct": correct,
-                "refused": refused,
-                "retrieval_hit": evidence_found(case.evidence, answer.sources, texts)
-                if case.evidence
-                else None,
-                "citations": [
-                    {"n": c.n, "report": c.report_id, "chunk_ids": list(c.chunk_ids), "quote": c.quote}
-                    for c in answer.citations
-                ],
-                "citations_with_evidence": sum(precise),
-                "numbers": numbers,
-                "unverified_numbers": [u.raw for u in answer.unverified_numbers],
-                "retrieved": [cid for s in answer.sources for cid in s.chunk_ids],
-                "passages": [
-                    {"n": s.n, "report": s.report_id, "section": s.section, "text": s.text}
-                    for s in answer.sources
-                ],  # fmt: skip
-                "engine": answer.engine,
-                "model": answer.model,
-                "prompt_ref": answer.prompt_ref,
-                "ms": round(ms, 1),
-            }
-        )
-        if progress:
-            progress()
+    for parent in cases:
+        said: list[tuple[str, str]] = []  # the conversation so far: (question, answer text)
+        for case in parent.units():
+            started = time.perf_counter()
+            answer = answer_fn(case, list(said))
+            said.append((case.question, answer.text))
+            ms = (time.perf_counter() - started) * 1000
+            correct, refused = score_answer(case, answer.text, answer.refused)
+            precise = (
+                citation_hits(case.evidence, [c.passage for c in answer.citations]) if case.evidence else []
+            )
+            numbers = 0 if answer.refused else len(find_numbers(re.sub(r"\[\d+\]", "", answer.text)))
+            rows.append(
+                {
+                    "id": case.id,
+                    "question": case.question,
+                    "doc": case.doc,
+                    "answer_type": case.answer_type,
+                    "gold": case.answer,
+                    "answer": answer.text,
+                    "correct": correct,
+                    "refused": refused,
+                    "retrieval_hit": evidence_found(case.evidence, answer.sources, texts)
+                    if case.evidence
+                    else None,
+                    "citations": [
+                        {"n": c.n, "report": c.report_id, "chunk_ids": list(c.chunk_ids), "quote": c.quote}
+                        for c in answer.citations
+                    ],
+                    "citations_with_evidence": sum(precise),
+                    "numbers": numbers,
+                    "unverified_numbers": [u.raw for u in answer.unverified_numbers],
+                    "retrieved": [cid for s in answer.sources for cid in s.chunk_ids],
+                    "passages": [
+                        {"n": s.n, "report": s.report_id, "section": s.section, "text": s.text}
+                        for s in answer.sources
+                    ],  # fmt: skip
+                    "engine": answer.engine,
+                    "model": answer.model,
+                    "prompt_ref": answer.prompt_ref,
+                    "ms": round(ms, 1),
+                }
+            )
+            if progress:
+                progress()
     return summarize_qa(rows, k)
 
 
@@ -310,6 +358,9 @@ def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
                 mean([r["refused"] == (r["answer_type"] == "unanswerable") for r in rows]), 4
             ),
             "citation_precision": round(precise / cited, 4) if cited else 1.0,
+            # an answer was given (not a refusal) and it is wrong: the worst outcome, over all questions
+            "confidently_wrong": round(mean([not r["refused"] and not r["correct"] for r in rows]), 4),
+            "false_refusals": round(mean([bool(r["refused"]) for r in answerable]), 4) if answerable else 0.0,
             "number_grounding": round((numbers - unverified) / numbers, 4) if numbers else 1.0,
             "by_type": {
                 t: {"n": len(group), "correct": round(mean([bool(r["correct"]) for r in group]), 4)}
@@ -319,7 +370,8 @@ def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         }
     )
     keys = ["n", "k", "retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
-            "number_grounding", "p50_ms", "p95_ms", "by_type", "rows"]  # fmt: skip
+            "number_grounding", "confidently_wrong", "false_refusals", "p50_ms", "p95_ms", "by_type",
+            "rows"]  # fmt: skip
     return {key: metrics[key] for key in keys}
 
 

@@ -52,7 +52,7 @@ def addresses_a_model(text: str) -> bool:
 
 _LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
 _ASKED_UNIT = re.compile(
-    r"(?<!哪)(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
+    r"(?<![哪第])(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
 )
 
 
@@ -149,14 +149,14 @@ def expected_units(question: str) -> set[str] | None:
         units.add("元")
     if units:
         return units
-    if re.search(r"(?<!哪)(?:多少|几[个件次项名人场家所户])|数量|人数|次数", q):
+    if re.search(r"(?<![哪第])(?:多少|几[个件次项名人场家所户])|数量|人数|次数", q):
         return set()  # some number, any unit
     return None
 
 
 _RATE = re.compile(r"([\u4e00-\u9fff]{2})率")
 _COUNTED = re.compile(
-    r"(?<!哪)(?:多少|几)\s*(?:人次|场次|件次|户次|[件起宗人名次场期项条类个家所处户位座轮单])\s*[“\"「]?([\u4e00-\u9fff]{2,6})"
+    r"(?<![哪第])(?:多少|几)\s*(?:人次|场次|件次|户次|[件起宗人名次场期项条类个家所处户位座轮单])\s*[“\"「]?([\u4e00-\u9fff]{2,6})"
 )
 _QUOTES = '“”"「」『』 '
 
@@ -217,11 +217,19 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
             # counted thing right after the number (its first word, or its head: 3个片区 for 联合执法片区),
             # or named just before it (培养“法律明白人”105人)
             if sentence[n.end :].lstrip(_QUOTES).startswith((noun[:2], noun[-2:]))
-            or noun in sentence[max(0, n.start - 12) : n.start]
+            # or named in the clause leading up to it, whole or by its head (法治专题讲座2次 for 法治讲座)
+            or noun in _clause_before(sentence, n.start) or noun[-2:] in _clause_before(sentence, n.start)
         ]  # fmt: skip
         if counts and not attached:
             return False
     return True
+
+
+def _clause_before(sentence: str, at: int, limit: int = 40) -> str:
+    """The clause that leads up to a number (学习培训、宣传宣讲、政治轮训100余场次): from the last , ; 。."""
+    start = max(0, at - limit)
+    stops = [m.end() for m in re.finditer(r"[,，;；。:：]", sentence[start:at])]
+    return sentence[start + stops[-1] if stops else start : at]
 
 
 def score_sentences(

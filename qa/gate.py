@@ -14,7 +14,9 @@ from qa.errors import InputError
 KIND = "reportqa-eval-baseline"
 # Quality metrics gate a change; latency is shown, never gated (it depends on the machine).
 QA_METRICS = ("retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
-              "number_grounding")  # fmt: skip
+              "number_grounding", "confidently_wrong", "false_refusals")  # fmt: skip
+# For these a rise is the regression: a wrong number with a citation is the worst outcome.
+LOWER_IS_BETTER = frozenset({"confidently_wrong", "false_refusals"})
 SUMMARY_METRICS = ("metadata_accuracy", "figure_recall", "number_grounding", "section_completeness")
 INFO_METRICS = ("p50_ms", "p95_ms")
 # How far a metric may drop before it is a regression. 0.01 is less than one question in 90: any
@@ -22,6 +24,7 @@ INFO_METRICS = ("p50_ms", "p95_ms")
 DEFAULT_TOLERANCES = {
     "retrieval_recall_at_k": 0.0, "answer_accuracy": 0.0, "refusal_accuracy": 0.0,
     "citation_precision": 0.01, "number_grounding": 0.0, "judge_accuracy": 0.05,
+    "confidently_wrong": 0.0, "false_refusals": 0.0,
     "summary.metadata_accuracy": 0.0, "summary.figure_recall": 0.0, "summary.number_grounding": 0.0,
     "summary.section_completeness": 0.0,
 }  # fmt: skip
@@ -109,7 +112,11 @@ class MetricDelta:
 
     @property
     def regressed(self) -> bool:
-        return self.delta is not None and self.delta < -self.tolerance - 1e-9
+        if self.delta is None:
+            return False
+        if self.name in LOWER_IS_BETTER:
+            return self.delta > self.tolerance + 1e-9
+        return self.delta < -self.tolerance - 1e-9
 
 
 @dataclass(frozen=True)

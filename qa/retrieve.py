@@ -208,10 +208,14 @@ class Retriever:
         """The user's filters, narrowed to the question's scope (places, issuers, years) when auto_scope."""
         if not auto_scope:
             plain = scope.Scope()
-            routed = scope.route(plain, question, records, report_ids=report_ids, regions=regions, years=years)
+            routed = scope.route(
+                plain, question, records, report_ids=report_ids, regions=regions, years=years
+            )
         else:
             asked = scope.parse(question, records)
-            routed = scope.route(asked, question, records, report_ids=report_ids, regions=regions, years=years)
+            routed = scope.route(
+                asked, question, records, report_ids=report_ids, regions=regions, years=years
+            )
         return Selection(routed.reports, routed.reason, routed.refusal)
 
     def search(

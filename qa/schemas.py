@@ -17,7 +17,9 @@ class ReportMeta:
     publish_date: str | None = None  # YYYY-MM-DD
     doc_number: str = ""  # 文号
     index_no: str = ""  # 索引号
-    region_path: tuple[str, ...] = ()  # province first: (河南省, 漯河市, 舞阳县); may end in a zone (蓉江新区)
+    region_path: tuple[
+        str, ...
+    ] = ()  # province first: (河南省, 漯河市, 舞阳县); may end in a zone (蓉江新区)
     region_code: str = ""  # the gazetteer's code of the deepest division in the path, e.g. 411121
     level: str = ""  # 省级 | 地市 | 区县, or 部门（省级/地市级/县级）for a department's report
     issuer_kind: str = ""  # 人民政府 | 党委 | 党委和政府 | 部门 | 管委会

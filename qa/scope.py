@@ -21,7 +21,7 @@ from qa.text import normalize
 _NOT_ASKED_YEAR = re.compile(r"《[^》]{0,80}》|(?:19|20)\d{2}\s*[-—–~至到]\s*(?:19|20)?\d{2}\s*年?")
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 # A department named right after a place: 泾源县公安局, 福建省人社厅, 镇江市司法局.
-_DEPARTMENT = re.compile(r"^([\u4e00-\u9fff]{1,12}?(?:局|厅|委员会|办公室))")
+_DEPARTMENT = re.compile(r"^([^\W\d_的和与及、]{1,8}?(?:局|厅|委员会|办公室))")
 _NATIONAL = re.compile(r"^(?:请问)?\s*(?:全国|我国|中国)|(?:全国|我国)(?:范围|总|一共|合计|共|的|各地)")
 # "哪些地区…", "各区…", "A和B分别…": the answer is spread over reports, so each report gets a turn.
 _ACROSS = re.compile(

@@ -26,6 +26,8 @@ QA_LABELS = {
     "refusal_accuracy": "拒答准确率",
     "citation_precision": "引用精确率",
     "number_grounding": "数字可溯源率",
+    "confidently_wrong": "答错率（越低越好）",
+    "false_refusals": "误拒率（越低越好）",
     "judge_accuracy": "LLM 评判准确率",
 }
 SUMMARY_LABELS = {
@@ -40,6 +42,8 @@ HELP = {
     "refusal_accuracy": "恰好拒答了无法回答的问题的占比",
     "citation_precision": "引用的段落中含有证据的占比",
     "number_grounding": "答案中的数字能在所引原文中找到的占比",
+    "confidently_wrong": "给出了答案（未拒答）但答错的问题占全部问题的比例：带引用的错误数字是最坏的结果",
+    "false_refusals": "本可回答却拒答的问题占可回答问题的比例",
     "judge_accuracy": "LLM 评判为正确的文本/列表答案占比",
     "summary.metadata_accuracy": "摘要中标题、发布单位、地区、年度等与标准一致的占比",
     "summary.figure_recall": "标准要求的关键数据在摘要中出现的占比",
@@ -167,13 +171,14 @@ class MetricCard:
     delta: str | None  # '+2.5 个百分点' / '-1.0 个百分点' / FLAT; None without a baseline
     help: str
     regressed: bool = False
+    lower_is_better: bool = False  # 答错率: a rise is shown red
 
 
 def metric_cards(
     metrics: dict[str, Any], comparison: Comparison | None, summary: bool = False
 ) -> list[MetricCard]:
     """The QA metrics (summary=False) or the summary metrics, each with its delta against the baseline."""
-    from qa.gate import scalar_metrics
+    from qa.gate import LOWER_IS_BETTER, scalar_metrics
 
     labels = SUMMARY_LABELS if summary else QA_LABELS
     current = scalar_metrics(metrics)
@@ -190,7 +195,7 @@ def metric_cards(
             points = d.delta * 100
             delta = FLAT if abs(points) < 0.05 else f"{points:+.1f} 个百分点"
         cards.append(MetricCard(name, label, _percent(current[name]), delta, HELP.get(name, ""),
-                                bool(d and d.regressed)))  # fmt: skip
+                                bool(d and d.regressed), name in LOWER_IS_BETTER))  # fmt: skip
     return cards
 
 
