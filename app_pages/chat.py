@@ -88,7 +88,10 @@ def render_answer(message: dict, records: list[ReportRecord]) -> None:
         st.caption(ui.escape_markdown(note))
     if answer.refused:
         st.info(ui.escape_markdown(answer.text), icon=":material/search_off:")
-        st.caption("报告中没有找到能支持回答的内容，因此不作回答。")
+        if answer.scope_note:  # a place / year / filter the library cannot answer for: said, not guessed
+            st.caption("问题所问的地区、年度或筛选范围内没有可用的报告，因此不用其他报告的数字作答。")
+        else:
+            st.caption("报告中没有找到能支持回答的内容，因此不作回答。")
     else:
         st.markdown(
             ui.answer_markdown(
@@ -102,6 +105,8 @@ def render_answer(message: dict, records: list[ReportRecord]) -> None:
         dropped = ui.dropped_note(answer.dropped_citations)
         if dropped:
             st.caption(ui.escape_markdown(dropped))
+        if answer.dropped_claims:
+            st.caption(f"已删去 {len(answer.dropped_claims)} 句引用了问题范围以外报告的内容。")
         for citation in answer.citations:
             render_citation(citation, message["id"])
     meta = ui.answer_meta(answer)

@@ -279,7 +279,6 @@ def _swap(question: str, own: scope.Scope, previous_text: str, previous: scope.S
         old = [p.text for p in previous.places] or []
         if not old:
             return None
-        swapped = normalize(swapped)
         for i, text in enumerate(sorted(old, key=len, reverse=True)):
             swapped = swapped.replace(text, own.places[0].text if i == 0 else "")
     if own.years:
@@ -317,8 +316,8 @@ def plan(
             )
     own = scope.parse(question, records)
     swapped = _swap(question, own, previous_text, previous) if previous and not own.empty else None
-    if swapped:
-        asked, standalone = scope.parse(swapped, records), swapped
+    if swapped:  # the scope is the swapped one; an LLM's rewrite is only the wording
+        asked, standalone = scope.parse(swapped, records), condensed or swapped
     else:
         asked = scope.for_turn(question, previous, records)
         standalone = condensed or question

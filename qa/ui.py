@@ -268,10 +268,14 @@ def report_rows(records: Sequence[ReportRecord]) -> list[dict]:
 
 
 def report_option(record: ReportRecord | None, report_id: str) -> str:
-    """'《title》（file）' for select boxes."""
-    if record is None or not record.meta.title:
+    """'《title》（file）' for select boxes; a report without a title line by its place and year."""
+    if record is None:
         return report_id
-    return f"{record.meta.title}（{report_id}）"
+    if record.meta.title:
+        return f"{record.meta.title}（{report_id}）"
+    label = record.meta.label or "未识别地区"
+    year = f" {record.meta.year}年" if record.meta.year else ""
+    return f"{label}{year}（{report_id}）"
 
 
 def ingest_line(name: str, result: IngestResult) -> str:
