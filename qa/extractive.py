@@ -201,7 +201,8 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
     if asked.units is None:
         return True
     numbers = [n for n in find_numbers(sentence) if n.unit != "date"]
-    candidates = [n for n in numbers if not asked.units or n.unit in asked.units]
+    # "有多少" with no unit: any count or amount — but a percentage does not say how many
+    candidates = [n for n in numbers if (n.unit in asked.units if asked.units else n.unit != "%")]
     if not candidates:
         return False
     # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone
@@ -295,6 +296,37 @@ def answer(
         return REFUSAL, []
     source = next(s.source for s in sentences if s.source.n == quotes[0].n)
     return f"{source_label(source)}：" + text, quotes
+
+
+_ASKS = re.compile(r"多少|几|什么|哪|是否|如何|怎样|怎么|谁|何时")
+
+
+def sub_questions(question: str) -> list[str]:
+    """A question that asks several things (年末常住人口有多少？城镇化率是多少？): each part that asks."""
+    parts_ = [p.strip() for p in re.split(r"[？?]", question) if len(p.strip()) >= 3]
+    asking = [p for p in parts_ if _ASKS.search(p)]
+    return asking if len(asking) > 1 else [question]
+
+
+def answer_parts(asked_parts: Sequence[Asked], sources: Sequence[Source], min_coverage: float = 0.5
+                 ) -> tuple[str, list[Quote]]:  # fmt: skip
+    """The whole question first (asked_parts[0]), then each part of a several-part question answered on its own; the quotes merged in document order
+    under one label. A part nothing supports is left out (the answer is then partial, not invented)."""
+    sentences = sentences_of(sources)
+    chosen: dict[tuple[int, int], Quote] = {}
+    for asked in asked_parts:
+        # only a part asking for a kind of number no sentence chosen so far states gets its own sentence
+        if chosen and (asked.units is None or any(states_asked_number(q.text, asked) for q in chosen.values())):
+            continue
+        _, quotes = _best(asked, sentences, min_coverage)
+        for quote in quotes:
+            chosen.setdefault((quote.n, quote.start), quote)
+    if not chosen:
+        return REFUSAL, []
+    quotes = sorted(chosen.values(), key=lambda q: (q.n, q.start))
+    source = next(s for s in sources if s.n == quotes[0].n)
+    joiner = "\n" if len(quotes) > 2 else ""
+    return f"{source_label(source)}：" + joiner.join(f"{q.text}[{q.n}]" for q in quotes), quotes
 
 
 def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[Quote]]:

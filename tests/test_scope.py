@@ -1,0 +1,100 @@
+"""The question's scope and its routing: places from the gazetteer, years, national, filters, follow-ups.
+Pure functions over registry records (no store needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa import gazetteer, scope
+from qa.answer import Turn, plan
+from qa.schemas import ReportMeta, ReportRecord
+
+
+def record(
+    report_id: str, region_path: tuple[str, ...], year: int, issuer: str = "", code: str = ""
+) -> ReportRecord:
+    g = gazetteer.load()
+    code = code or g.lookup(region_path[-1])[0]
+    meta = ReportMeta(
+        title="",
+        issuer=issuer or f"{region_path[-1]}人民政府",
+        region=region_path[-1],
+        year=year,
+        region_path=region_path,
+        region_code=code,
+        issuer_kind="部门" if issuer else "人民政府",
+    )
+    return ReportRecord(report_id, "v-" + report_id, meta, n_chunks=3)
+
+
+LIBRARY = [
+    record("zichuan.txt", ("山东省", "淄博市", "淄川区"), 2024),
+    record("luojiang.txt", ("福建省", "泉州市", "洛江区"), 2024),
+    record("chaoyang_cc.txt", ("吉林省", "长春市", "朝阳区"), 2024, code="220104"),
+    record("jingyuan_gaj.txt", ("宁夏回族自治区", "固原市", "泾源县"), 2025, issuer="泾源县公安局"),
+]
+
+
+def routed(question: str, **filters) -> scope.Route:
+    return scope.route(scope.parse(question, LIBRARY), question, LIBRARY, **filters)
+
+
+@pytest.mark.parametrize(
+    ("question", "named"),
+    [
+        ("北京市朝阳区2024年办理行政复议案件多少件？", "北京市朝阳区"),  # the library's 朝阳区 is in 长春
+        ("青岛市城阳区办理行政复议案件多少件？", "青岛市城阳区"),
+        ("枣庄市山亭区行政复议纠错率是多少？", "枣庄市山亭区"),
+        ("东乌旗2021年一般公共预算收入", "东乌旗"),
+        ("海淀区呢", "海淀区"),
+    ],
+)
+def test_a_place_without_a_report_is_refused_and_named(question: str, named: str) -> None:
+    route = routed(question)
+    assert route.reports == () and f"没有{named}" in route.refusal
+
+
+def test_national_question_is_refused() -> None:
+    assert "全国" in routed("全国行政复议案件总数是多少？").refusal
+    # a national programme named next to a place is not a national question
+    assert routed("淄川区参加全国法治政府建设示范创建了吗").reports == ("zichuan.txt",)
+
+
+def test_a_year_the_report_does_not_cover_is_refused_with_the_year_it_covers() -> None:
+    route = routed("淄川区2019年办理行政复议案件多少件？")
+    assert route.reports == () and "2019年" in route.refusal and "2024年度" in route.refusal
+    assert routed("洛江区2025年有哪些工作安排？").reports == ("luojiang.txt",)  # next year's plans
+    assert routed("淄川区2025年办理行政复议案件多少件？").refusal
+
+
+def test_ambiguous_names_resolve_by_their_parent() -> None:
+    assert routed("长春市朝阳区2024年行政复议").reports == ("chaoyang_cc.txt",)
+    assert routed("朝阳区2024年行政复议").reports == ("chaoyang_cc.txt",)  # the only 朝阳区 we hold
+
+
+def test_departments_are_matched_as_abbreviations() -> None:
+    assert routed("泾源县公安局2025年组织了多少场培训？").reports == ("jingyuan_gaj.txt",)
+    assert "泾源县司法局" in routed("泾源县司法局2025年组织了多少场培训？").refusal
+
+
+def test_a_filter_that_excludes_the_named_place_is_said() -> None:
+    route = routed("淄川区败诉率是多少？", report_ids=["luojiang.txt"])
+    assert route.reports == () and "淄川区" in route.refusal and "洛江区" in route.refusal
+    assert routed("淄川区败诉率是多少？", report_ids=["zichuan.txt"]).reports == ("zichuan.txt",)
+
+
+def test_follow_ups_inherit_only_when_they_name_no_scope() -> None:
+    first = [Turn("user", "淄川区2024年办理行政复议案件多少件？"), Turn("assistant", "151件[1]")]
+    assert plan("审结了多少件？", LIBRARY, first).route.reports == ("zichuan.txt",)
+    swapped = plan("那洛江区呢？", LIBRARY, first)
+    assert swapped.route.reports == ("luojiang.txt",) and "淄川" not in swapped.standalone
+    own = plan("北京市朝阳区2024年办理行政复议案件多少件？", LIBRARY, first)
+    assert own.route.reports == () and "淄川" not in own.standalone and "北京市朝阳区" in own.route.refusal
+
+
+def test_gazetteer_short_names_and_generic_words() -> None:
+    g = gazetteer.load()
+    assert [g.get(c).name for c in g.lookup("东乌旗")] == ["东乌珠穆沁旗"]
+    assert [g.get(c).name for c in g.lookup("巍山县")] == ["巍山彝族回族自治县"]
+    assert g.mentions("老城区改造和城区建设") == []  # ordinary words, not 洛阳市老城区
+    assert [m.text for m in g.mentions("洛阳市老城区")] == ["洛阳市", "老城区"]
