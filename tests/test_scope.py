@@ -98,3 +98,39 @@ def test_gazetteer_short_names_and_generic_words() -> None:
     assert [g.get(c).name for c in g.lookup("巍山县")] == ["巍山彝族回族自治县"]
     assert g.mentions("老城区改造和城区建设") == []  # ordinary words, not 洛阳市老城区
     assert [m.text for m in g.mentions("洛阳市老城区")] == ["洛阳市", "老城区"]
+
+
+def test_llm_answers_are_checked_against_the_scope(corpus_services) -> None:
+    """Whatever the model writes, a sentence citing a passage of another report is dropped, and an answer
+    left with nothing is a refusal that says why; a place with no report never reaches the model."""
+    from fake_chat import FakeChatModel
+
+    from qa.answer import ask
+
+    fake = FakeChatModel()
+    answer = ask("北京市朝阳区2024年办理行政复议案件多少件？", corpus_services.retriever, llm=fake)
+    assert answer.refused and "北京市朝阳区" in answer.text and fake.history == []
+
+    def cite_every_source(messages: list[dict]) -> str:
+        # one sentence per source, as a model that ignores the scope might write
+        import re
+
+        numbers = re.findall(r"\[(\d+)\]", messages[-1]["content"])
+        return "".join(f"办理案件若干[{n}]。" for n in dict.fromkeys(numbers))
+
+    fake.enqueue(cite_every_source)
+    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=fake)
+    assert {c.report_id for c in answer.citations} <= {"zichuan_2024.txt"}
+    assert all(s.report_id == "zichuan_2024.txt" for s in answer.sources)
+
+
+def test_sentences_citing_reports_outside_the_scope_are_dropped() -> None:
+    from qa.answer import drop_out_of_scope
+    from qa.schemas import Source
+
+    def source(n: int, report_id: str) -> Source:
+        return Source(n, report_id, "", "", 0, 10, "办理案件151件", ())
+
+    by_n = {1: source(1, "zichuan.txt"), 2: source(2, "luojiang.txt")}
+    text, dropped = drop_out_of_scope("淄川区办理151件[1]。洛江区121件[2]。", by_n, ["zichuan.txt"])
+    assert text == "淄川区办理151件[1]。" and dropped == ["洛江区121件。"]
