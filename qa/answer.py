@@ -299,7 +299,7 @@ def plan(
     regions: Sequence[str] | None = None,
     years: Sequence[int] | None = None,
     condensed: str | None = None,
-    texts: dict[str, str] | None = None,
+    text_of: Callable[[str], str] | None = None,
 ) -> Plan:
     """The question's scope (inherited only by a turn that names none) and the reports it may use."""
     previous: scope.Scope | None = None
@@ -325,7 +325,7 @@ def plan(
             # the engine reads the question; retrieval also gets the place it inherited
             standalone = "".join(p.text for p in asked.places) + question
     routed = scope.route(asked, standalone, records, report_ids=report_ids, regions=regions, years=years,
-                         texts=texts)  # fmt: skip
+                         text_of=text_of)  # fmt: skip
     return Plan(question, standalone, asked, routed)
 
 
@@ -590,9 +590,8 @@ def ask(
     if not records:
         retriever.search(question)  # raises EmptyIndexError with the message users know
     condensed = condense_llm(question, history, llm, prompts_dir) if llm is not None and history else None
-    texts = {r.report_id: retriever.store.report_text(r.report_id) for r in records if r.meta.year is None}
     plan_ = plan(question, records, history, report_ids=report_ids, regions=regions, years=years,
-                 condensed=condensed, texts=texts)  # fmt: skip
+                 condensed=condensed, text_of=retriever.store.report_text)  # fmt: skip
     common = {
         "question": question, "engine": answerer.engine, "model": answerer.model,
         "prompt_ref": answerer.prompt_ref, "standalone_question": plan_.standalone,

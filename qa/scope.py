@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from qa import gazetteer
+from qa import gazetteer, parts
 from qa.gazetteer import Gazetteer
 from qa.schemas import ReportRecord
 from qa.text import normalize
@@ -28,7 +28,6 @@ _ACROSS = re.compile(
     r"哪(?:些|几个|个|一个)(?:地区|区县|区|县|市|地方|单位)|哪(?:一|几)?份报告|各(?:个)?(?:地区|区县|区|县|市|报告)"
     r"|(?:几|五|多)份报告|所有报告|分别|对比|比较|相比|异同"
 )
-_PLANS = re.compile(r"计划|安排|打算|下一步|明年|将要|要做|工作思路|重点工作|目标任务")
 
 
 def asks_across_reports(question: str) -> bool:
@@ -182,12 +181,12 @@ def _abbreviates(short: str, full: str) -> bool:
     return True
 
 
-def covers_year(record: ReportRecord, year: int, question: str, text: str | None = None) -> bool:
+def covers_year(record: ReportRecord, year: int, question: str, text_of: Callable[[str], str] | None = None) -> bool:
     """A report covers the year it reports on, and the next one when asked about its plans; a report
     whose year is unknown covers a year it mentions."""
     if record.meta.year is None:
-        return text is not None and f"{year}年" in text
-    return year == record.meta.year or (year == record.meta.year + 1 and bool(_PLANS.search(question)))
+        return text_of is not None and f"{year}年" in text_of(record.report_id)
+    return year == record.meta.year or (year == record.meta.year + 1 and bool(parts.PLANS.search(question)))
 
 
 def _label(record: ReportRecord) -> str:
@@ -202,7 +201,7 @@ def route(
     report_ids: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
     years: Sequence[int] | None = None,
-    texts: dict[str, str] | None = None,
+    text_of: Callable[[str], str] | None = None,  # a report's text, read only for an unknown year
 ) -> Route:
     """The reports inside the question's scope and the user's filters — or a refusal that says why."""
     g = gazetteer.load()
@@ -252,7 +251,7 @@ def route(
     pool = named if (scope.places or scope.reports) else selected
     if scope.years:
         covered = [r for r in pool
-                   if any(covers_year(r, y, question, (texts or {}).get(r.report_id)) for y in scope.years)]  # fmt: skip
+                   if any(covers_year(r, y, question, text_of) for y in scope.years)]  # fmt: skip
         if not covered:
             asked = "、".join(f"{y}年" for y in scope.years)
             if scope.places or scope.reports:
