@@ -410,6 +410,16 @@ class Gathered:
     hit_reports: tuple[str, ...] = ()  # reports in retrieval order (for "哪些地区…")
 
 
+def _interleave(rankings: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
+    """Round-robin over several rankings, each chunk once: every ranking's best hits make the top k."""
+    picked: dict[str, Hit] = {}
+    for depth in range(max(map(len, rankings), default=0)):
+        for ranking in rankings:
+            if depth < len(ranking) and len(picked) < k:
+                picked.setdefault(ranking[depth].chunk.id, ranking[depth])
+    return list(picked.values())
+
+
 def gather(
     plan_: Plan, retriever: Retriever, records: Sequence[ReportRecord], k: int, context_chars: int
 ) -> Gathered:
@@ -417,6 +427,10 @@ def gather(
     reports = plan_.route.reports
     spread = len(reports) > 1 and (plan_.route.reason == "named" or plan_.scope.across)
     hits = retriever.search_reports(plan_.standalone, reports, k, spread=spread, records=records)
+    subs = extractive.sub_questions(plan_.standalone)
+    if len(subs) > 1:  # 常住人口有多少？城镇化率是多少？: each part finds its own passages too
+        hits = _interleave([hits, *(retriever.search_reports(q, reports, k, spread=spread, records=records)
+                                    for q in subs)], k)  # fmt: skip
     if not hits:
         return Gathered([], "passages")
     labels = {r.report_id: r.meta.label for r in records}

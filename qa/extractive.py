@@ -122,7 +122,7 @@ def question_terms(
     for name in sorted(drop, key=len, reverse=True):
         if name:
             text = text.replace(_norm(name), " ")
-    text = re.sub(r"(?:19|20)\d{2}\s*年?", " ", text)
+    text = re.sub(r"(?:19|20)\d{2}\s*(?:年(?![末底初中]))?", " ", text)  # 2022年末: 年末 is content
     text = _INTERROGATIVES.sub(" ", text)
     terms: list[str] = []
     for run in _CJK_RUN.findall(text):

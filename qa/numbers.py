@@ -105,7 +105,7 @@ def _canonical_unit(mult: str | None, unit: str | None) -> tuple[Decimal, str]:
     if unit in ("万", "亿"):  # "2.3万" with no further unit
         factor *= _MULT[unit]
         unit = ""
-    return factor, "%" if unit in ("%", "百分点") else unit
+    return factor, "%" if unit in ("%", "百分点", "个百分点") else unit
 
 
 def find_numbers(text: str) -> list[Number]:

@@ -163,6 +163,8 @@ _FIELD_QUESTIONS = (
         ),
     ),
     ("publisher", re.compile(r"发布机构|发文机关|发布单位|哪个(?:部门|单位|机关|机构)(?:发布|印发|发的)")),
+    # a speech (政府工作报告, a report to the 人大): who delivered it, at which meeting
+    ("delivery", re.compile(r"(?:谁|哪位|什么人).{0,8}[作做]的|(?:哪次|哪个|什么|哪届)(?:会议|大会)")),
 )
 # Header labels that hold each field, best first.
 _FIELD_LABELS = {
@@ -182,6 +184,24 @@ def asked_field(question: str) -> str | None:
     return None
 
 
+# The byline under a speech's title: "——在××第十六届人民代表大会第一次会议上", then the speaker
+# ("××人民政府代旗长 周玉龙") and the date on short lines of their own.
+_BYLINE = re.compile(r"^[—\-－―]{1,2}\s*在.{2,60}(?:会议|大会|会)上")
+_BYLINE_MORE = re.compile(r"^[^，,。；;！？!?：:]{2,40}$")
+
+
+def _byline(lines: Sequence[tuple[int, str]]) -> Span | None:
+    for i, (start, line) in enumerate(lines):
+        if _BYLINE.match(line.strip()):
+            end = start + len(line)
+            for more_start, more in lines[i + 1 : i + 3]:
+                if not _BYLINE_MORE.match(more.strip()):
+                    break
+                end = more_start + len(more)
+            return Span(start, end)
+    return None
+
+
 def header_line(header: str, field: str) -> Span | None:
     """The header line that states a field with a value ("• 备注/文号:泉洛政文〔2025〕14号"), stripped of
     table pipes and bullets at its ends; None when no line has it (or the value is blank)."""
@@ -190,6 +210,8 @@ def header_line(header: str, field: str) -> Span | None:
     for line in header.split("\n"):
         lines.append((offset, line))
         offset += len(line) + 1
+    if field == "delivery":
+        return _byline(lines)
     for label in _FIELD_LABELS[field]:
         spaced = r"\s*".join(map(re.escape, label))
         value = re.compile(rf"(?<![\u4e00-\u9fff/]){spaced}\s*[:：]?\s*\|?\s*([^|\s][^|]*)")

@@ -213,9 +213,8 @@ class Retriever:
             )
         else:
             asked = scope.parse(question, records)
-            routed = scope.route(
-                asked, question, records, report_ids=report_ids, regions=regions, years=years
-            )
+            routed = scope.route(asked, question, records, report_ids=report_ids, regions=regions,
+                                 years=years, text_of=self.store.report_text)  # fmt: skip
         return Selection(routed.reports, routed.reason, routed.refusal)
 
     def search(

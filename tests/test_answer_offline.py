@@ -187,3 +187,24 @@ def test_header_lines() -> None:
     assert header[span.start : span.end] == "备注/文号:泉洛政文〔2025〕14号"
     assert header_line("| 文号: | |", "doc_number") is None  # a blank cell states nothing
     assert asked_field("文号是多少") == "doc_number" and asked_field("办理行政复议案件多少件") is None
+
+
+def test_a_speech_byline_says_who_delivered_it_and_where() -> None:
+    from qa.parts import asked_field, header_line
+
+    header = (
+        "政府工作报告\n——在东乌珠穆沁旗第十六届人民代表大会第一次会议上\n东乌旗人民政府代旗长 周玉龙\n"
+        "(2022年1月5日)\n各位代表:"
+    )
+    assert asked_field("政府工作报告是谁在哪次会议上作的？") == "delivery"
+    assert asked_field("行政复议案件是谁办理的？") is None
+    span = header_line(header, "delivery")
+    quoted = header[span.start : span.end]
+    assert quoted.startswith("——在东乌珠穆沁旗") and "周玉龙" in quoted and "各位代表" not in quoted
+    assert header_line("政府工作报告\n各位代表:", "delivery") is None
+
+
+def test_a_several_part_question_finds_each_parts_passage(corpus_services) -> None:
+    """Each part is searched on its own too, so a figure in another chunk than the first part's is found."""
+    answer = ask("淄川区公布免检免扰企业多少家？办理行政复议案件多少件？", corpus_services.retriever)
+    assert "297家" in answer.text and "151件" in answer.text and not answer.refused

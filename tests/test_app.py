@@ -147,6 +147,32 @@ def test_filters_limit_the_reports_and_refusals_say_so(fail_closed: Path) -> Non
     assert answer.expander.len == 0
 
 
+def test_the_scope_cases_refuse_with_their_reason_in_the_app(fail_closed: Path) -> None:
+    """The cases that once answered with another report's figure: each is refused, and says why."""
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
+    at = start()
+    at.multiselect(key="flt_reports").set_value(["luojiang_2024.txt"]).run()
+    ask_in(at, "淄川区败诉率是多少？")
+    info = plain(last_answer(at).info[0].value)
+    assert "问题问的是淄川区" in info and "当前筛选" in info and "11.11%" not in info
+    assert last_answer(at).expander.len == 0
+
+    at.multiselect(key="flt_reports").set_value([]).run()
+    ask_in(at, ZICHUAN_Q)
+    assert "151件" in last_answer(at).markdown[0].value
+    for question, reason in [
+        ("北京市朝阳区2024年办理行政复议案件多少件？", "没有北京市朝阳区"),  # a follow-up naming its own place
+        ("全国行政复议案件总数是多少？", "没有全国的报告"),
+        ("青岛市城阳区办理行政复议案件多少件？", "没有青岛市城阳区"),
+        ("淄川区2019年办理行政复议案件多少件？", "2024年度"),
+    ]:
+        ask_in(at, question)
+        answer = last_answer(at)
+        assert reason in plain(answer.info[0].value), question
+        assert "151件" not in plain(answer.info[0].value) and answer.expander.len == 0
+        assert any("因此不用其他报告的数字作答" in c for c in texts(answer.caption))
+
+
 def test_a_metadata_answer_cites_the_page_header(fail_closed: Path) -> None:
     ingest(fail_closed, "luojiang_2024.txt")
     at = start()

@@ -28,6 +28,7 @@ from qa.numbers import chinese_to_int, contains_number, find_numbers, parse_numb
         ("1,305个", "1305", "个", False),
         ("１５１件", "151", "件", False),
         ("2.8万余人次", "28000", "人次", True),
+        ("0.64个百分点", "0.64", "%", False),  # a percentage, not a count of 个
     ],
 )
 def test_parse(text: str, value: str, unit: str, approx: bool) -> None:

@@ -134,3 +134,18 @@ def test_sentences_citing_reports_outside_the_scope_are_dropped() -> None:
     by_n = {1: source(1, "zichuan.txt"), 2: source(2, "luojiang.txt")}
     text, dropped = drop_out_of_scope("淄川区办理151件[1]。洛江区121件[2]。", by_n, ["zichuan.txt"])
     assert text == "淄川区办理151件[1]。" and dropped == ["洛江区121件。"]
+
+
+def test_a_place_that_is_part_of_a_name_the_report_uses_is_not_a_scope() -> None:
+    """山东省行政执法人员培训云平台 in the 淄川区 report names a platform, not a question about 山东省."""
+    texts = {"zichuan.txt": "组织1027名行政执法人员完成山东省行政执法人员培训云平台30学时公共法律知识学习。"}
+
+    def text_of(report_id: str) -> str:
+        return texts.get(report_id, "")
+
+    question = "有多少名行政执法人员在山东省行政执法人员培训云平台完成了学习？"
+    route = scope.route(scope.parse(question, LIBRARY), question, LIBRARY, text_of=text_of)
+    assert not route.refusal and route.reports == ("zichuan.txt",)
+    # the same province asked about as a place is still refused
+    asked = "山东省行政复议案件多少件？"
+    assert "没有山东省" in scope.route(scope.parse(asked, LIBRARY), asked, LIBRARY, text_of=text_of).refusal
