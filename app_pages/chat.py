@@ -102,6 +102,8 @@ def render_answer(message: dict, records: list[ReportRecord]) -> None:
         warning = ui.unverified_warning(answer.unverified_numbers)
         if warning:
             st.warning(ui.escape_markdown(warning))
+        if answer.uncited:
+            st.warning("⚠ 这个回答没有引用任何原文段落，其中的内容无法追溯到报告，请勿直接采用。")
         dropped = ui.dropped_note(answer.dropped_citations)
         if dropped:
             st.caption(ui.escape_markdown(dropped))

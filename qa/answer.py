@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from qa import extractive, parts, scope
+from qa import extractive, parts, sanity, scope
 from qa.chunking import sections
 from qa.llm import ChatLLM
 from qa.numbers import find_numbers, ungrounded
@@ -161,6 +161,8 @@ def check_numbers(text: str, sources: dict[int, Source]) -> list[UnverifiedNumbe
             continue
         cited = [sources[n].text for n in refs if n in sources]
         trusted = [t for t in cited if not extractive.addresses_a_model(t)]
+        # the title shown with a passage is part of what the model read (淄川区…2024年度…报告)
+        trusted += [sources[n].title for n in refs if n in sources and sources[n].title and trusted]
         if not cited:
             problems.extend(UnverifiedNumber(n.raw, "no citation") for n in find_numbers(body))
             continue
@@ -529,7 +531,10 @@ class LLMAnswerer:
             history=[{"role": t.role, "content": t.content} for t in history],
         )  # fmt: skip
         completion = self.llm.complete(messages, prompt_ref=self.template.ref, on_token=on_token)
-        return Draft(completion.text, [], completion.prompt_tokens, completion.completion_tokens,
+        # "（如 [1]、[2]）" copied from the rules cites nothing: only markers the model wrote count
+        instructions = "\n".join(m["content"] for m in messages if m["role"] == "system")
+        text = sanity.drop_echoed_markers(completion.text, instructions)
+        return Draft(text, [], completion.prompt_tokens, completion.completion_tokens,
                      completion.cost_usd)  # fmt: skip
 
 

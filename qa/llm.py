@@ -17,9 +17,18 @@ from typing import Any, TypeVar
 
 import openai
 
+from qa import sanity
 from qa.calllog import CallLog
-from qa.config import Settings
-from qa.errors import ConfigError, EndpointUnreachable, ProviderError, QAError
+from qa.config import DEADLINES, MAX_TOKENS, Settings
+from qa.errors import (
+    ConfigError,
+    DeadlineExceeded,
+    DegenerateReply,
+    EndpointUnreachable,
+    ProviderError,
+    QAError,
+    TruncatedReply,
+)
 
 T = TypeVar("T")
 
@@ -40,7 +49,9 @@ def _where(client: Any) -> str:
 
 
 def call(client: Any, what: str, fn: Callable[[], T]) -> T:
-    """Run one SDK call, translating its errors into messages a user can act on."""
+    """Run one SDK call, translating its errors into messages a user can act on. An error a retry may fix
+    (429, 5xx, 408/409, a timeout, a dropped connection) carries `retry_after` (seconds, or 0.0 for no
+    hint); others carry None."""
     where = _where(client)
     try:
         return fn()
@@ -57,22 +68,24 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
             "ends with /v1"
         ) from ex
     except openai.RateLimitError as ex:
-        raise ProviderError(
-            f"{what}: {where} kept rate-limiting (429) after retries{_request_id(ex)}; wait and retry, "
-            "or lower --concurrency"
-        ) from ex
+        raise _retriable(ProviderError(
+            f"{what}: {where} is rate-limiting (429){_request_id(ex)}; wait and retry, or lower --concurrency"
+        ), ex) from ex  # fmt: skip
     except openai.APITimeoutError as ex:
-        raise ProviderError(f"{what}: {where} did not answer in time; raise QA_LLM_TIMEOUT or retry") from ex
+        raise _retriable(
+            ProviderError(f"{what}: {where} did not answer in time; raise QA_LLM_TIMEOUT or retry"), ex
+        ) from ex
     except openai.APIConnectionError as ex:
-        raise EndpointUnreachable(
+        raise _retriable(EndpointUnreachable(
             f"{what}: cannot connect to {where}; check QA_LLM_BASE_URL and that the server is running"
-        ) from ex
+        ), ex) from ex  # fmt: skip
     except openai.InternalServerError as ex:
-        raise ProviderError(
-            f"{what}: {where} failed with {ex.status_code} after retries{_request_id(ex)}; try again later"
-        ) from ex
+        raise _retriable(ProviderError(
+            f"{what}: {where} failed with {ex.status_code}{_request_id(ex)}; try again later"
+        ), ex) from ex  # fmt: skip
     except openai.APIStatusError as ex:
-        raise ProviderError(f"{what}: {where} answered {ex.status_code}: {_detail(ex)}") from ex
+        error = ProviderError(f"{what}: {where} answered {ex.status_code}: {_detail(ex)}")
+        raise (_retriable(error, ex) if ex.status_code in (408, 409) else error) from ex
     except openai.APIResponseValidationError as ex:
         raise ProviderError(f"{what}: {where} sent a response that is not valid OpenAI JSON") from ex
     except openai.OpenAIError as ex:
@@ -83,6 +96,18 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
             f"{what}: {where} sent a response that is not JSON ({ex.msg} at char {ex.pos}); check that "
             "the base URL points at an OpenAI-compatible API (it usually ends with /v1)"
         ) from ex
+
+
+def _retriable(error: QAError, ex: Any) -> QAError:
+    """Mark an error as worth another try, with the server's Retry-After when it sent one."""
+    hint: float | None = None
+    response = getattr(ex, "response", None)
+    raw = response.headers.get("retry-after") if response is not None else None
+    with contextlib.suppress(TypeError, ValueError):
+        hint = max(0.0, float(raw)) if raw is not None else 0.0
+    error.retriable = True  # type: ignore[attr-defined]
+    error.retry_after = hint if raw is not None else None  # type: ignore[attr-defined]
+    return error
 
 
 def _detail(ex: Any) -> str:
@@ -153,8 +178,40 @@ def cost_of(
     return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 6)
 
 
+def prompt_kind(prompt_ref: str) -> str:
+    """The kind of a prompt (its max_tokens budget and deadline): answer, condense, map, reduce, judge."""
+    name = prompt_ref.split("@")[0]
+    if name == "summary_map":
+        return "map"
+    if name.startswith("summary"):
+        return "reduce"
+    return name if name in ("condense", "judge") else "answer"
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+
+@dataclass
+class _Reply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None
+    tries: int = 1
+
+
 class ChatLLM:
-    """An OpenAI-compatible Chat Completions model, with call logging and an optional response cache."""
+    """An OpenAI-compatible Chat Completions model, with call logging and an optional response cache.
+
+    Every call is bounded: a max_tokens budget per prompt kind, and a total deadline covering the wait for
+    a slot, every retry (each logged with its wait) and the whole stream. A reply cut at the budget, and
+    a reply that is not a reply (qa.sanity), fail the call with a message instead of being used."""
 
     engine = "llm"
 
@@ -167,6 +224,10 @@ class ChatLLM:
         prices: Mapping[str, tuple[float, float]] | None = None,
         log: CallLog | None = None,
         cache: bool = False,
+        max_tokens: Mapping[str, int] | None = None,
+        deadlines: Mapping[str, float] | None = None,
+        retries: int = 0,
+        read_timeout: float | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -175,7 +236,13 @@ class ChatLLM:
         self.log = log
         self.cache = cache and log is not None
         self.endpoint = _where(client)
+        self.max_tokens = dict(max_tokens if max_tokens is not None else MAX_TOKENS)
+        self.deadlines = dict(deadlines if deadlines is not None else DEADLINES)
+        self.retries = max(0, retries)
+        timeout = getattr(client, "timeout", None)
+        self.read_timeout = read_timeout or (float(timeout) if isinstance(timeout, (int, float)) else 60.0)
         self._slots: threading.BoundedSemaphore | None = None
+        self._calls = 1
         self._broken: QAError | None = None
 
     def limited(self, calls: int) -> ChatLLM:
@@ -185,6 +252,7 @@ class ChatLLM:
         later call fails the same way without being sent."""
         clone = copy.copy(self)
         clone._slots = threading.BoundedSemaphore(max(1, calls))
+        clone._calls = max(1, calls)
         clone._broken = None
         return clone
 
@@ -198,6 +266,15 @@ class ChatLLM:
     def label(self) -> str:
         return f"{self.model} @ {self.endpoint}"
 
+    def _record(self, prompt_ref: str, started: float, *, prompt_tokens: int | None = None,
+                completion_tokens: int | None = None, cost: float | None = None, error: str | None = None,
+                cached: bool = False) -> None:  # fmt: skip
+        if self.log:
+            self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint,
+                            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                            latency_ms=(time.perf_counter() - started) * 1000, cost_usd=cost, cached=cached,
+                            error=error[:500] if error else None)  # fmt: skip
+
     def complete(
         self,
         messages: list[dict[str, str]],
@@ -206,10 +283,14 @@ class ChatLLM:
         on_token: Callable[[str], None] | None = None,
         json_schema: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        kind: str | None = None,
     ) -> Completion:
         """One chat completion (streamed when on_token is given). params: extra request fields (seed,
-        temperature…) that also key the cache, e.g. the judge's N runs of one prompt."""
-        params = {"temperature": self.temperature, **(params or {})}
+        temperature…) that also key the cache, e.g. the judge's N runs of one prompt. kind: the prompt's
+        kind (default: from prompt_ref), which sets its max_tokens budget and its deadline."""
+        kind = kind or prompt_kind(prompt_ref)
+        budget = self.max_tokens.get(kind)
+        params = {"temperature": self.temperature, **({"max_tokens": budget} if budget else {}), **(params or {})}
         if json_schema is not None:
             params["response_format"] = {
                 "type": "json_schema",
@@ -223,81 +304,171 @@ class ChatLLM:
                 text, usage = hit
                 if on_token:
                     on_token(text)
-                self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint,
-                                prompt_tokens=0, completion_tokens=0, latency_ms=0, cost_usd=0, cached=True)  # fmt: skip
+                self._record(prompt_ref, time.perf_counter(), prompt_tokens=0, completion_tokens=0, cost=0,
+                             cached=True)  # fmt: skip
                 return Completion(text, self.model, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0),
                                   0.0, 0.0, cached=True)  # fmt: skip
         started = time.perf_counter()
+        deadline = _Deadline(self.deadlines.get(kind, DEADLINES["answer"]))
+        reply: _Reply | None = None
         try:
-            with self._slots or contextlib.nullcontext():
+            if self._slots is not None and not self._slots.acquire(timeout=max(0.0, deadline.left())):
+                raise DeadlineExceeded(
+                    f"model {self.model}: no free slot within {deadline.seconds:.0f} s ({self._calls} call(s) "
+                    "at a time are busy); lower --concurrency, or raise QA_LLM_DEADLINE"
+                )
+            try:
                 self._check_broken()  # checked after waiting for a slot: another call may have just failed
-                if on_token is not None:
-                    text, prompt_tokens, completion_tokens = self._stream(messages, params, on_token)
-                else:
-                    text, prompt_tokens, completion_tokens = self._once(messages, params)
+                reply = self._attempts(messages, params, on_token, deadline, prompt_ref, started)
+            finally:
+                if self._slots is not None:
+                    self._slots.release()
+            self._check_reply(reply, messages, budget, free_text=json_schema is None)
         except QAError as ex:
             if getattr(ex, "not_sent", False):
                 raise
             if self._slots is not None and ex.stops_batch and self._broken is None:
                 self._broken = ex
-            if self.log:
-                self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint, prompt_tokens=None,
-                                completion_tokens=None, latency_ms=(time.perf_counter() - started) * 1000,
-                                cost_usd=None, error=str(ex)[:500])  # fmt: skip
+            spent = cost_of(self.model, reply.prompt_tokens, reply.completion_tokens, self.prices) if reply else None
+            self._record(prompt_ref, started, prompt_tokens=reply.prompt_tokens if reply else None,
+                         completion_tokens=reply.completion_tokens if reply else None, cost=spent, error=str(ex))  # fmt: skip
             raise
         latency = (time.perf_counter() - started) * 1000
-        cost = cost_of(self.model, prompt_tokens, completion_tokens, self.prices)
-        if self.log:
-            self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint,
-                            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency,
-                            cost_usd=cost)  # fmt: skip
-            if key:
-                self.log.store(key, self.model, text, {"prompt_tokens": prompt_tokens,
-                                                       "completion_tokens": completion_tokens})  # fmt: skip
-        return Completion(text, self.model, prompt_tokens, completion_tokens, cost, latency)
+        cost = cost_of(self.model, reply.prompt_tokens, reply.completion_tokens, self.prices)
+        self._record(prompt_ref, started, prompt_tokens=reply.prompt_tokens,
+                     completion_tokens=reply.completion_tokens, cost=cost)  # fmt: skip
+        if key and self.log:
+            self.log.store(key, self.model, reply.text, {"prompt_tokens": reply.prompt_tokens,
+                                                         "completion_tokens": reply.completion_tokens})  # fmt: skip
+        return Completion(reply.text, self.model, reply.prompt_tokens, reply.completion_tokens, cost, latency)
 
-    def _once(self, messages: list[dict[str, str]], params: dict[str, Any]) -> tuple[str, int, int]:
+    def _check_reply(self, reply: _Reply, messages: list[dict[str, str]], budget: int | None, *,
+                     free_text: bool) -> None:  # fmt: skip
+        """A cut reply, a reply that is not a reply, and a server that did not read the prompt all fail."""
+        looping = sanity.repeats_itself(reply.text)
+        if reply.finish_reason == "length":
+            raise TruncatedReply(
+                f"model {self.model} hit the {budget or '?'}-token limit"
+                + (" while repeating itself in a loop" if looping else "")
+                + "; the cut reply is not used. Raise QA_LLM_MAX_TOKENS"
+                + (f", or {sanity.WHAT_TO_TRY}" if looping else "")
+            )
+        chars = sum(len(m.get("content", "")) for m in messages)
+        if sanity.implausible_prompt_tokens(reply.prompt_tokens, chars):
+            raise DegenerateReply(
+                f"model {self.model}: {self.endpoint} counted {reply.prompt_tokens} prompt tokens for a "
+                f"{chars:,}-character prompt, so it did not read the prompt as sent; {sanity.WHAT_TO_TRY}"
+            )
+        problem = sanity.problem(reply.text, messages, free_text=free_text)
+        if problem:
+            raise DegenerateReply(f"model {self.model}: {problem}; {sanity.WHAT_TO_TRY}")
+
+    def _attempts(self, messages: list[dict[str, str]], params: dict[str, Any],
+                  on_token: Callable[[str], None] | None, deadline: _Deadline, prompt_ref: str,
+                  started: float) -> _Reply:  # fmt: skip
+        """Up to 1 + retries tries within the deadline; every failed try that is retried is logged with
+        its wait. A stream that already showed text is not retried (the text would appear twice)."""
+        shown: list[str] = []
+
+        def emit(token: str) -> None:
+            shown.append(token)
+            if on_token is not None:
+                on_token(token)
+
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                if on_token is not None:
+                    reply = self._stream(messages, params, emit, deadline)
+                else:
+                    reply = self._once(messages, params, deadline)
+                reply.tries = tries
+                return reply
+            except QAError as ex:
+                hint = getattr(ex, "retry_after", None)
+                wait = hint if hint is not None else min(8.0, 0.5 * 2 ** (tries - 1))
+                last = (not getattr(ex, "retriable", False) or tries > self.retries or bool(shown)
+                        or wait >= deadline.left())  # fmt: skip
+                if last:
+                    if tries > 1:
+                        elapsed = time.perf_counter() - started
+                        raise type(ex)(f"{ex} (after {tries} tries in {elapsed:.0f} s)") from ex
+                    raise
+                self._record(prompt_ref, started, error=f"{ex} (try {tries}/{self.retries + 1}; retrying in {wait:.1f} s)")
+                time.sleep(wait)
+
+    def _timeout(self, deadline: _Deadline) -> float:
+        left = deadline.left()
+        if left <= 0:
+            raise DeadlineExceeded(
+                f"model {self.model}: no reply within {deadline.seconds:.0f} s; raise QA_LLM_DEADLINE or retry"
+            )
+        return min(self.read_timeout, left)
+
+    def _once(self, messages: list[dict[str, str]], params: dict[str, Any], deadline: _Deadline) -> _Reply:
+        timeout = self._timeout(deadline)
         response = call(
             self.client,
             f"model {self.model}",
-            lambda: self.client.chat.completions.create(model=self.model, messages=messages, **params),
+            lambda: self.client.chat.completions.create(
+                model=self.model, messages=messages, timeout=timeout, **params
+            ),
         )
         if not getattr(response, "choices", None):
             raise ProviderError(
                 f"model {self.model}: {self.endpoint} returned no choices; try again or another model"
             )
-        text = response.choices[0].message.content or ""
+        choice = response.choices[0]
         usage = getattr(response, "usage", None)
-        return text, _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")
+        return _Reply(_clean(choice.message.content or ""), _tokens(usage, "prompt_tokens"),
+                      _tokens(usage, "completion_tokens"), getattr(choice, "finish_reason", None))  # fmt: skip
 
-    def _stream(
-        self, messages: list[dict[str, str]], params: dict[str, Any], on_token: Callable[[str], None]
-    ) -> tuple[str, int, int]:
-        def run() -> tuple[str, int, int]:
+    def _stream(self, messages: list[dict[str, str]], params: dict[str, Any], on_token: Callable[[str], None],
+                deadline: _Deadline) -> _Reply:  # fmt: skip
+        timeout = self._timeout(deadline)
+
+        def run() -> _Reply:
             stream = self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
+                timeout=timeout,
                 **params,
             )
             parts: list[str] = []
             usage = None
+            finish: str | None = None
             saw_choice = False
-            for event in stream:
-                if getattr(event, "usage", None):
-                    usage = event.usage
-                for choice in event.choices or []:
-                    saw_choice = True
-                    delta = getattr(choice.delta, "content", None)
-                    if delta:
-                        parts.append(delta)
-                        on_token(delta)
+            with contextlib.closing(stream):
+                for event in stream:
+                    if deadline.left() <= 0:
+                        raise DeadlineExceeded(
+                            f"model {self.model} was still writing after {deadline.seconds:.0f} s "
+                            f"({len(''.join(parts))} characters); the unfinished answer is not used. "
+                            "Raise QA_LLM_DEADLINE, or use a faster model"
+                        )
+                    if getattr(event, "usage", None):
+                        usage = event.usage
+                    for choice in event.choices or []:
+                        saw_choice = True
+                        finish = getattr(choice, "finish_reason", None) or finish
+                        delta = getattr(choice.delta, "content", None)
+                        if delta:
+                            parts.append(delta)
+                            on_token(delta)
             if not saw_choice:
                 raise ProviderError(f"model {self.model}: {self.endpoint} streamed no choices; try again")
-            return "".join(parts), _tokens(usage, "prompt_tokens"), _tokens(usage, "completion_tokens")
+            return _Reply(_clean("".join(parts)), _tokens(usage, "prompt_tokens"),
+                          _tokens(usage, "completion_tokens"), finish)  # fmt: skip
 
         return call(self.client, f"model {self.model}", run)
+
+
+def _clean(text: str) -> str:
+    """A reply cut inside a multi-byte character ends in U+FFFD: drop it rather than show 2024�."""
+    return text.rstrip("\ufffd")
 
 
 def _tokens(usage: Any, name: str) -> int:
@@ -316,8 +487,9 @@ def make_chat_llm(settings: Settings, log: CallLog | None = None) -> ChatLLM:
             f"QA_LLM_MODEL={settings.llm_model} is set but there is no endpoint: set QA_LLM_BASE_URL "
             "(any OpenAI-compatible server) or QA_LLM_API_KEY / OPENAI_API_KEY for api.openai.com"
         )
-    client = make_client(
-        settings.llm_base_url, settings.llm_api_key, settings.llm_timeout, settings.llm_retries
-    )
+    # retries are ChatLLM's own (logged, inside the call's deadline), not the SDK's
+    client = make_client(settings.llm_base_url, settings.llm_api_key, settings.llm_timeout, retries=0)
     return ChatLLM(client, settings.llm_model, temperature=settings.llm_temperature, prices=settings.prices,
-                   log=log, cache=settings.llm_cache)  # fmt: skip
+                   log=log, cache=settings.llm_cache, max_tokens=settings.llm_max_tokens,
+                   deadlines=settings.llm_deadline, retries=settings.llm_retries,
+                   read_timeout=settings.llm_timeout)  # fmt: skip

@@ -148,7 +148,12 @@ def find_numbers(text: str) -> list[Number]:
             unit = "%"
             approx = False
         else:
-            value = chinese_to_int(match.group("cn"))
+            numeral = match.group("cn")
+            if (numeral == "一" or not re.search(r"[零〇一二两三四五六七八九十]", numeral)) and not match.group("cnapprox"):
+                # a bare 一 is an article in set phrases (高效办成一件事, 一站式, 一批), and 万元 / 百 alone
+                # name no quantity: neither is a figure to check
+                continue
+            value = chinese_to_int(numeral)
             factor, unit = _canonical_unit(None, match.group("cnunit"))
             value = value * factor if value is not None else None
             approx = bool(match.group("cnapprox"))

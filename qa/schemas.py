@@ -173,5 +173,10 @@ class Answer:
     cost_usd: float | None = None
     latency_ms: float = 0.0
 
+    @property
+    def uncited(self) -> bool:
+        """An answer (not a refusal) that cites no passage: nothing in it is traceable."""
+        return not self.refused and not self.citations
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "uncited": self.uncited}

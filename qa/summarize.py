@@ -7,6 +7,7 @@ mapped to notes and the notes reduced into the template's JSON schema (validated
 
 from __future__ import annotations
 
+import copy
 import json
 import queue
 import re
@@ -20,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qa import parts
+from qa import parts, sanity
 from qa.chunking import sections
-from qa.errors import ConfigError, OutputError, QAError
+from qa.errors import ConfigError, DegenerateReply, OutputError, QAError, TruncatedReply
 from qa.figures import extract_figures
 from qa.indicators import catalogue_rank
 from qa.llm import ChatLLM
@@ -429,17 +430,42 @@ def _add_usage(total: dict[str, Any], more: dict[str, Any]) -> None:
         total["cost_usd"] = (total.get("cost_usd") or 0) + more["cost_usd"]
 
 
+def writer_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema sent to the model: only what it writes. Fields the code fills in after checking
+    (a figure's `verified`, its parsed `value` and `unit`) are left out, so no model fills them in."""
+    schema = copy.deepcopy(model.model_json_schema())
+    for part in [schema, *schema.get("$defs", {}).values()]:
+        properties = part.get("properties", {})
+        for name in CHECKED_FIELDS & set(properties):
+            del properties[name]
+        if "required" in part:
+            part["required"] = [r for r in part["required"] if r not in CHECKED_FIELDS]
+    return schema
+
+
+CHECKED_FIELDS = {"verified", "value", "unit"}
+
+
+def _empty(reply: BaseModel) -> bool:
+    """A reply whose every field is empty: a section (or a report) that silently drops out."""
+    return not any(v for v in reply.model_dump().values() if not isinstance(v, bool))
+
+
 def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTemplate, model: type[BaseModel],
                 usage: dict[str, Any], what: str) -> BaseModel:  # fmt: skip
     """Ask for JSON, validate it; on failure send the error back once for a repair, then give up with an
-    error that names the report and the step (`what`)."""
-    schema = template.json_schema or model.model_json_schema()
+    error that names the report and the step (`what`). A reply cut at the token limit, or one that is not
+    a reply (an echo, a loop, an empty map), fails at once: a repair request cannot fix those."""
+    schema = template.json_schema or writer_schema(model)
     for attempt in (1, 2):
-        completion = llm.complete(messages, prompt_ref=template.ref, json_schema=schema)
+        try:
+            completion = llm.complete(messages, prompt_ref=template.ref, json_schema=schema)
+        except (TruncatedReply, DegenerateReply) as ex:
+            raise type(ex)(f"{what}: {ex}") from ex
         _add_usage(usage, {"prompt_tokens": completion.prompt_tokens, "llm_calls": 1,
                            "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd})  # fmt: skip
         try:
-            return model.model_validate_json(_json_text(completion.text))
+            reply = model.model_validate_json(_json_text(completion.text))
         except ValidationError as ex:
             problem = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in ex.errors()[:3]
@@ -451,6 +477,13 @@ def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTe
                 ) from ex
             messages = [*messages, {"role": "assistant", "content": completion.text},
                         {"role": "user", "content": f"上面的输出不是符合要求的 JSON（{problem}）。请只输出修正后的 JSON。"}]  # fmt: skip
+            continue
+        if _empty(reply):
+            raise DegenerateReply(
+                f"{what}: model {llm.model} returned an empty JSON reply (every field empty) for passages "
+                f"that have content; {sanity.WHAT_TO_TRY}, or use --engine offline"
+            )
+        return reply
     raise AssertionError("unreachable")
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,6 +39,14 @@ class Reply:
     prompt_tokens: int | None = None  # default: a rough count of the request
     completion_tokens: int | None = None
     chunk_size: int = 3  # characters per SSE delta when streaming
+    finish_reason: str = "stop"  # "length": the reply was cut at max_tokens
+    echo: bool = False  # reply with the prompt itself (a base model, a wrong chat template)
+    # a model that never stops: `text` repeated, one character a token, until the request's max_tokens
+    # (then finish_reason "length"); with no max_tokens, until `endless_cap` characters (a stand-in for a
+    # full 32k context) at `endless_delay` seconds a delta when streaming
+    endless: bool = False
+    endless_cap: int = 20_000
+    endless_delay: float = 0.0
 
 
 @dataclass
@@ -79,9 +87,13 @@ def _default_responder(request: Request) -> Reply:
 
 
 class OpenAIServer:
-    def __init__(self, responder: Callable[[Request], Reply] | None = None, latency: float = 0.0) -> None:
+    def __init__(
+        self, responder: Callable[[Request], Reply] | None = None, latency: float = 0.0, slots: int = 0
+    ) -> None:
         self.responder = responder or _default_responder
         self.latency = latency  # added to every response (benchmarks)
+        # slots > 0: like a llama-server with that many slots, requests beyond them queue, one at a time
+        self._slots = threading.Semaphore(slots) if slots else None
         self.requests: list[Request] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -172,10 +184,17 @@ class OpenAIServer:
                 handler, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]}
             )
         reply = self._next(request)
+        if self._slots is not None:
+            with self._slots:
+                return self._reply(handler, request, body, reply)
+        return self._reply(handler, request, body, reply)
+
+    def _reply(self, handler: BaseHTTPRequestHandler, request: Request, body: dict[str, Any], reply: Reply) -> None:
         if self.latency:
             time.sleep(self.latency)
         if reply.hang:
             time.sleep(reply.hang)
+        reply = _shaped(reply, request, body)
         if reply.status >= 400:
             error = {
                 "error": {"message": reply.error or f"error {reply.status}", "type": "test", "code": None}
@@ -192,6 +211,19 @@ class OpenAIServer:
         _send_json(handler, 404, {"error": {"message": f"no route {handler.path}"}})
 
 
+def _shaped(reply: Reply, request: Request, body: dict[str, Any]) -> Reply:
+    """An echo becomes the prompt; a never-ending reply becomes its text up to the token limit."""
+    if reply.echo:
+        return replace(reply, text=request.prompt, echo=False)
+    if reply.endless:
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        size = int(limit) if limit else reply.endless_cap
+        text = (reply.text * (size // max(1, len(reply.text)) + 1))[:size]
+        return replace(reply, text=text, completion_tokens=size, finish_reason="length", endless=False,
+                       chunk_size=reply.chunk_size)  # fmt: skip
+    return reply
+
+
 def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
     prompt = reply.prompt_tokens
     if prompt is None:
@@ -204,7 +236,8 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     choices = (
         []
         if reply.empty_choices
-        else [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply.text}}]
+        else [{"index": 0, "finish_reason": reply.finish_reason,
+               "message": {"role": "assistant", "content": reply.text}}]  # fmt: skip
     )
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
@@ -230,7 +263,9 @@ def _stream(handler: BaseHTTPRequestHandler, body: dict[str, Any], reply: Reply)
         for i in range(0, len(reply.text), max(1, reply.chunk_size)):
             piece = reply.text[i : i + reply.chunk_size]
             event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            if reply.endless_delay:
+                time.sleep(reply.endless_delay)
+        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         event({**base, "choices": [], "usage": _usage(body, reply)})
     handler.wfile.write(b"data: [DONE]\n\n")

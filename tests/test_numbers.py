@@ -44,7 +44,9 @@ def test_offsets_and_order() -> None:
     assert all(text[n.start : n.end] == n.raw for n in found)
 
 
-@pytest.mark.parametrize("text", ["第一议题", "一是坚持", "[1][2]", "“十四五”规划", "一站式服务"])
+@pytest.mark.parametrize(
+    "text", ["第一议题", "一是坚持", "[1][2]", "“十四五”规划", "一站式服务", "高效办成一件事", "一批典型案例", "资金万元"]
+)
 def test_not_numbers(text: str) -> None:
     assert find_numbers(text) == []
 
