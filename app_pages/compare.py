@@ -1,5 +1,6 @@
 """对比: the catalogue's indicators across the library's reports, every value with the sentence it is quoted
-from; an indicator a report does not state stays empty. CSV / Markdown downloads and a bar chart."""
+from; an indicator a report does not state stays empty. CSV / Excel / Markdown downloads (the bytes
+`qa compare --out` writes) and a bar chart."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import streamlit as st
 
 from app_pages.common import empty_library, get_services, reports_multiselect, show_flash
 from qa import ui, ui_compare
-from qa.compare import CompareTable, build_table, to_csv, to_markdown
+from qa.compare import CompareTable, build_table, to_csv, to_markdown, to_xlsx
+from qa.exports import CSV_MIME, XLSX_MIME
 from qa.wiring import Services
 
 
@@ -79,10 +81,12 @@ def page_compare() -> None:
         "每个数值都摘自报告原文，出处（引文、报告、章节）见下方各指标；空白表示该报告没有提到这个指标（不推测）；"
         "“另有”表示同一报告对该指标还写了别的数值（口径不同），对比前请看出处。"
     )
-    rows = ui_compare.wide_rows(table)
-    st.dataframe(rows, hide_index=True, height=(len(rows) + 1) * 35 + 3)  # every indicator, no inner scroll
+    # a static table: every indicator shown, and a long cell (9件（另有 83件）) wraps instead of being cut
+    st.table(ui.markdown_rows(ui_compare.wide_rows(table)), hide_index=True)
     with st.container(horizontal=True):
-        st.download_button("下载 CSV", to_csv(table), file_name="compare.csv", mime="text/csv",
+        st.download_button("下载 Excel", to_xlsx(table), file_name="compare.xlsx", mime=XLSX_MIME,
+                           icon=":material/table_view:", on_click="ignore", key="cmp-dl-xlsx")  # fmt: skip
+        st.download_button("下载 CSV", to_csv(table), file_name="compare.csv", mime=CSV_MIME,
                            icon=":material/table:", on_click="ignore", key="cmp-dl-csv")  # fmt: skip
         st.download_button("下载 Markdown", to_markdown(table), file_name="compare.md", mime="text/markdown",
                            icon=":material/description:", on_click="ignore", key="cmp-dl-md")  # fmt: skip

@@ -1,10 +1,9 @@
-"""Batch summaries: reports → DIR/<report>.json + .md, resumable, concurrency-limited, atomic writes,
-plus an index (index.jsonl, index.csv). Also where a ReportView is built from a file or the store."""
+"""Batch summaries: reports → DIR/<report>.json + .md + .docx, resumable, concurrency-limited, atomic writes
+(with the user's umask), plus an index (index.jsonl, index.csv, index.xlsx). Also where a ReportView is built
+from a file or the store."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import queue
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from qa.chunking import chunk_document
 from qa.config import Settings
 from qa.errors import QAError
+from qa.exports import csv_bytes, summary_docx, xlsx_bytes
 from qa.ingest import collect_files, ingest_version, load_document
 from qa.llm import ChatLLM, cost_of
 from qa.prompts import get_template
@@ -35,9 +35,14 @@ from qa.summarize import (
     summary_refs,
 )
 
-INDEX_FIELDS = ["report_id", "title", "region", "year", "publish_date", "engine", "model", "template",
-                "key_figures", "unverified", "prompt_tokens", "completion_tokens", "cost_usd", "created_at",
-                "json", "markdown"]  # fmt: skip
+# index.jsonl key → index.csv / index.xlsx heading (the JSONL is for machines, the tables for people)
+INDEX_COLUMNS = {
+    "report_id": "报告文件", "title": "标题", "region": "地区", "year": "年度", "publish_date": "发布日期",
+    "engine": "生成方式", "model": "模型", "template": "模板", "key_figures": "关键指标（项）",
+    "unverified": "未核实（处）", "prompt_tokens": "输入 tokens", "completion_tokens": "输出 tokens",
+    "cost_usd": "费用（美元）", "created_at": "生成时间", "json": "JSON 文件", "markdown": "Markdown 文件",
+    "docx": "Word 文件",
+}  # fmt: skip
 
 
 def view_from_file(path: Path, settings: Settings, embedder_name: str) -> ReportView:
@@ -59,19 +64,42 @@ def view_from_store(store: Store, report_id: str) -> ReportView:
                       record.content_hash)  # fmt: skip
 
 
-def output_paths(out_dir: Path, report_id: str) -> tuple[Path, Path]:
-    return out_dir / f"{report_id}.json", out_dir / f"{report_id}.md"
+def output_paths(out_dir: Path, report_id: str) -> tuple[Path, Path, Path]:
+    """A report's summary files: JSON (the record; written last, it marks the report done), Markdown, Word."""
+    return out_dir / f"{report_id}.json", out_dir / f"{report_id}.md", out_dir / f"{report_id}.docx"
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: a reader never sees half a file."""
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask. Linux shows it in /proc (read without changing it, so no other thread ever runs
+    under umask 0); elsewhere set-and-restore it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        old = os.umask(0)
+        os.umask(old)
+    return old
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file in the same folder and rename: a reader never sees half a file. Text is
+    written as UTF-8. The file gets the mode a plain open() would give it (0o666 less the umask), not the
+    temporary file's 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -208,11 +236,22 @@ def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, mode
 
 
 def write_summary(summary: Summary, view: ReportView, out_dir: Path) -> None:
-    """Markdown first, then the JSON, each atomically: the JSON marks a report done, so a run killed
-    between the two writes redoes the report instead of skipping it with a stale Markdown."""
-    json_path, md_path = output_paths(out_dir, view.report_id)
+    """Markdown and Word first, then the JSON, each atomically: the JSON marks a report done, so a run killed
+    between the writes redoes the report instead of skipping it with a stale Markdown or Word file."""
+    json_path, md_path, docx_path = output_paths(out_dir, view.report_id)
     atomic_write(md_path, summary_markdown(summary, {c.id: c.section for c in view.chunks}))
+    atomic_write(docx_path, summary_docx(summary, view.meta, view.chunks))
     atomic_write(json_path, summary.model_dump_json(indent=2))
+
+
+def complete_outputs(view: ReportView, out_dir: Path) -> Summary | None:
+    """The up-to-date summary on disk, with its Word file written from it when missing (e.g. made before
+    summaries had one): an up-to-date summary is never paid for twice just to get the .docx."""
+    json_path, _, docx_path = output_paths(out_dir, view.report_id)
+    summary = read_summary(json_path)
+    if summary is not None and not docx_path.exists():
+        atomic_write(docx_path, summary_docx(summary, view.meta, view.chunks))
+    return summary
 
 
 def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: ChatLLM | None, *,
@@ -228,7 +267,7 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
         item.report_id = view.report_id
         if not force and up_to_date(view, out_dir, template, llm.model if llm else None):
             item.status = "skipped"
-            cached = read_summary(output_paths(out_dir, view.report_id)[0])
+            cached = complete_outputs(view, out_dir)
             item.unverified = cached.unverified if cached else 0
             return item
         summary = summarize_report(view, llm, template=template, strict=strict, map_workers=map_workers)
@@ -360,9 +399,9 @@ def run_batch(files: Sequence[Path], out_dir: Path, settings: Settings, embedder
 
 
 class SummaryIndex:
-    """index.jsonl + index.csv of every summary in a folder (derived: safe to rebuild any time), kept in
-    memory so a batch can rewrite it as reports finish: a run that is killed leaves an index that lists
-    what it finished, up to the last write."""
+    """index.jsonl + index.csv + index.xlsx of every summary in a folder (derived: safe to rebuild any
+    time), kept in memory so a batch can rewrite it as reports finish: a run that is killed leaves an index
+    that lists what it finished, up to the last write."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
@@ -382,6 +421,7 @@ class SummaryIndex:
             "unverified": summary.unverified, "prompt_tokens": summary.prompt_tokens,
             "completion_tokens": summary.completion_tokens, "cost_usd": summary.cost_usd,
             "created_at": summary.created_at, "json": json_path.name, "markdown": json_path.with_suffix(".md").name,
+            "docx": json_path.with_suffix(".docx").name,
         }  # fmt: skip
 
     def add(self, report_id: str) -> None:
@@ -395,14 +435,19 @@ class SummaryIndex:
         atomic_write(
             self.out_dir / "index.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         )
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=INDEX_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write(self.out_dir / "index.csv", buffer.getvalue())
+        csv_data, xlsx_data = index_tables(rows)
+        atomic_write(self.out_dir / "index.csv", csv_data)
+        atomic_write(self.out_dir / "index.xlsx", xlsx_data)
         return len(rows)
 
 
+def index_tables(rows: Sequence[dict]) -> tuple[bytes, bytes]:
+    """index.csv and index.xlsx of index rows: the same rows, Chinese headings (INDEX_COLUMNS)."""
+    table = [[row.get(key) for key in INDEX_COLUMNS] for row in rows]
+    headers = list(INDEX_COLUMNS.values())
+    return csv_bytes(headers, table), xlsx_bytes(headers, table, sheet="摘要索引")
+
+
 def write_index(out_dir: Path) -> int:
-    """Rebuild index.jsonl + index.csv from the summaries in the folder; the number of rows."""
+    """Rebuild index.jsonl, index.csv and index.xlsx from the summaries in the folder; the number of rows."""
     return SummaryIndex(out_dir).write()

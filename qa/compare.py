@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from qa.exports import csv_bytes, xlsx_bytes
 from qa.figures import Figure, extract_figures
 from qa.indicators import CATALOGUE, Indicator, candidates
 from qa.schemas import Chunk
@@ -101,26 +100,32 @@ def build_table(reports: Sequence[tuple[ReportColumn, Sequence[Chunk]]],
     return CompareTable(tuple(indicators), tuple(c for c, _ in reports), cells)
 
 
-def to_csv(table: CompareTable) -> str:
-    buffer = io.StringIO()
-    fields = [
-        "indicator",
-        "group",
-        "report",
-        "region",
-        "year",
-        "raw",
-        "value",
-        "unit",
-        "quote",
-        "chunk_id",
-        "section",
-        "other_values",
-    ]
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(table.rows())
-    return buffer.getvalue()
+# rows() key → the column heading of the CSV / Excel export (Chinese: they are read by people in Excel)
+EXPORT_COLUMNS = {
+    "indicator": "指标", "group": "分组", "report": "报告文件", "region": "地区", "year": "年度",
+    "raw": "原文数值", "value": "数值", "unit": "单位", "quote": "原文引用", "chunk_id": "段落编号",
+    "section": "章节", "other_values": "另有数值",
+}  # fmt: skip
+
+
+def export_rows(table: CompareTable) -> tuple[list[str], list[list]]:
+    """Headings and rows of the export: rows() in EXPORT_COLUMNS order, whole numbers without '.0'."""
+    rows = []
+    for row in table.rows():
+        value = row["value"]
+        row["value"] = int(value) if float(value).is_integer() else value
+        rows.append([row[key] for key in EXPORT_COLUMNS])
+    return list(EXPORT_COLUMNS.values()), rows
+
+
+def to_csv(table: CompareTable) -> bytes:
+    """The long table as CSV, UTF-8 with BOM and Chinese headings (what `qa compare --out` writes)."""
+    return csv_bytes(*export_rows(table))
+
+
+def to_xlsx(table: CompareTable) -> bytes:
+    """The same rows and headings as to_csv, as an Excel workbook."""
+    return xlsx_bytes(*export_rows(table), sheet="指标对比")
 
 
 def to_markdown(table: CompareTable) -> str:

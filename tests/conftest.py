@@ -129,3 +129,12 @@ def running_server():
 def server(running_server):
     """The module's server, reset for each test."""
     return running_server.reset()
+
+
+@pytest.fixture
+def umask_022():
+    """The process umask set to 022 for the test (new files should be 0644), restored afterwards; a CLI
+    subprocess inherits it."""
+    old = os.umask(0o022)
+    yield 0o022
+    os.umask(old)

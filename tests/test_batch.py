@@ -4,12 +4,15 @@ incremental rules in-process."""
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -17,6 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import docx
+import openpyxl
 import pytest
 from conftest import CORPUS, CORPUS_FILES, ROOT, make_settings, run_cli
 from openai_server import OpenAIServer, Reply, Request
@@ -54,11 +59,33 @@ def _summaries(out: Path) -> dict[str, Summary]:
             for p in sorted(out.glob("*.json"))}  # fmt: skip
 
 
+INDEX_HEADERS = ["报告文件", "标题", "地区", "年度", "发布日期", "生成方式", "模型", "模板", "关键指标（项）",
+                 "未核实（处）", "输入 tokens", "输出 tokens", "费用（美元）", "生成时间", "JSON 文件",
+                 "Markdown 文件", "Word 文件"]  # fmt: skip
+
+
 def _index(out: Path) -> tuple[list[dict], list[dict]]:
+    """index.jsonl (machine keys) and index.csv (UTF-8 with BOM, Chinese headings) of an output folder."""
     jsonl = [json.loads(line) for line in (out / "index.jsonl").read_text("utf-8").splitlines()]
-    with open(out / "index.csv", encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    data = (out / "index.csv").read_bytes()
+    assert data.startswith(codecs.BOM_UTF8)
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+    rows = list(reader)
+    assert reader.fieldnames == INDEX_HEADERS
     return jsonl, rows
+
+
+def _sheet(path: Path) -> list[list[str]]:
+    """An Excel file's first sheet as text cells ("" for empty), as a CSV reader gives them."""
+    sheet = openpyxl.load_workbook(path).worksheets[0]
+    return [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+
+
+def _docx_text(source: Path | bytes) -> tuple[list[str], list[list[str]]]:
+    """A Word file's paragraphs and the rows of its first table."""
+    document = docx.Document(io.BytesIO(source) if isinstance(source, bytes) else str(source))
+    rows = [[cell.text for cell in row.cells] for row in document.tables[0].rows] if document.tables else []
+    return [p.text for p in document.paragraphs], rows
 
 
 def _report_of(request: Request) -> str:
@@ -85,7 +112,7 @@ def _troubled(request: Request) -> Reply:
 
 
 def test_offline_batch_writes_summaries_and_index_then_skips(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], umask_022: int
 ) -> None:
     out = tmp_path / "summaries"
     first = run_cli("summarize", str(CORPUS), "--out", str(out))
@@ -96,10 +123,16 @@ def test_offline_batch_writes_summaries_and_index_then_skips(
     assert sorted(summaries) == CORPUS_FILES
     assert all((out / f"{name}.md").read_text("utf-8").startswith("# ") for name in CORPUS_FILES)
     jsonl, rows = _index(out)
-    assert [r["report_id"] for r in jsonl] == [r["report_id"] for r in rows] == CORPUS_FILES
-    assert {r["engine"] for r in rows} == {"extractive"} and all(int(r["key_figures"]) > 0 for r in rows)
-    assert [r["unverified"] for r in rows] == ["0"] * 5
+    assert [r["report_id"] for r in jsonl] == [r["报告文件"] for r in rows] == CORPUS_FILES
+    assert {r["生成方式"] for r in rows} == {"extractive"} and all(int(r["关键指标（项）"]) > 0 for r in rows)
+    assert [r["未核实（处）"] for r in rows] == ["0"] * 5
+    assert [r["Word 文件"] for r in rows] == [r["docx"] for r in jsonl] == [f"{n}.docx" for n in CORPUS_FILES]
+    assert _sheet(out / "index.xlsx") == [INDEX_HEADERS, *(list(r.values()) for r in rows)]
     assert not list(out.glob(".*.tmp"))
+    # every file written with the user's umask (022 → 0644), not the temporary file's 0600
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {
+        p.name: 0o644 for p in out.iterdir()
+    } and len(list(out.iterdir())) == 3 + 3 * len(CORPUS_FILES)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     assert main(["summarize", str(CORPUS), "--out", str(out)]) == 0  # in-process: a subprocess costs ~3 s
@@ -142,7 +175,7 @@ def test_llm_batch_one_failing_report_never_stops_the_others(
     assert invented.unverified == 2 and [f.raw for f in invented.key_figures if not f.verified] == ["9999件"]
     assert all(s.engine == "llm" and s.model == "gpt-4o-mini" and s.cost_usd for s in summaries.values())
     jsonl, rows = _index(out)
-    assert [r["report_id"] for r in rows] == sorted(summaries)
+    assert [r["报告文件"] for r in rows] == sorted(summaries)
     assert int(counts["tokens"].split("/")[0].replace(",", "")) == sum(
         s.prompt_tokens for s in summaries.values()
     )
@@ -217,7 +250,7 @@ def test_resume_after_a_kill_mid_batch(tmp_path: Path) -> None:
     assert all((out / f"{name}.json").read_bytes() == data for name, data in before.items())
     jsonl, rows = _index(out)
     assert (
-        sorted(r["report_id"] for r in rows)
+        sorted(r["报告文件"] for r in rows)
         == sorted(r["report_id"] for r in jsonl)
         == [f.name for f in files]
     )
@@ -311,7 +344,7 @@ def test_a_report_after_the_key_was_rejected_is_not_run_rather_than_failed(tmp_p
         view = view_from_file(CORPUS / "zichuan_2024.txt", settings, EMBEDDER)
         item = summarize_view(lambda: view, tmp_path / "out", llm, label="zichuan_2024.txt")
     assert (item.status, item.fatal) == ("stopped", False)
-    assert item.reason.startswith("not run: zichuan_2024.txt: ") and "rejected the API key" in item.reason
+    assert item.reason.startswith("not run: zichuan_2024.txt (map, part 1/") and "rejected the API key" in item.reason
     assert len(server.chat_requests()) == 1
 
 
@@ -336,11 +369,69 @@ def test_stale_temp_files_are_removed_and_writes_are_atomic(tmp_path: Path) -> N
     (out / ".zichuan_2024.txt.json.abc123.tmp").write_text('{"half": ', encoding="utf-8")
     run_batch([CORPUS / "zichuan_2024.txt"], out, make_settings(tmp_path / "data"), EMBEDDER)
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.csv", "index.jsonl", "zichuan_2024.txt.json", "zichuan_2024.txt.md",
+        "index.csv", "index.jsonl", "index.xlsx", "zichuan_2024.txt.docx", "zichuan_2024.txt.json",
+        "zichuan_2024.txt.md",
     ]  # fmt: skip
     with pytest.raises(TypeError):
         atomic_write(out / "x.json", None)  # type: ignore[arg-type]
     assert not (out / "x.json").exists() and not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002], ids=["022", "027", "002"])
+def test_files_are_written_with_the_users_umask(tmp_path: Path, mask: int) -> None:
+    (tmp_path / "old.csv").write_text("old")
+    (tmp_path / "old.csv").chmod(0o600)  # replaced, not kept: the new file gets the umask's mode too
+    old = os.umask(mask)
+    try:
+        atomic_write(tmp_path / "new.md", "# 摘要")
+        atomic_write(tmp_path / "old.csv", b"\xef\xbb\xbf\xe6\x8c\x87\xe6\xa0\x87")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.md").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((tmp_path / "old.csv").stat().st_mode) == 0o666 & ~mask
+    assert (tmp_path / "old.csv").read_text("utf-8-sig") == "指标"
+
+
+def test_word_summary_has_identity_sections_figures_and_sources(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    [item] = run_batch([CORPUS / "zichuan_2024.txt"], out, make_settings(tmp_path / "data"), EMBEDDER)
+    assert item.status == "ok", item.reason
+    summary = _summaries(out)["zichuan_2024.txt"]
+    paragraphs, table = _docx_text(out / "zichuan_2024.txt.docx")
+    assert paragraphs[0] == "淄川区人民政府2024年度法治政府建设情况报告" == summary.title
+    assert paragraphs[1] == "地区：山东省 › 淄博市 › 淄川区 · 发布单位：淄川区人民政府 · 年度：2024年"
+    headings = ["概况", "主要举措", "关键指标", "存在的不足", "下一步计划", "附录：来源"]
+    assert [p for p in paragraphs if p in headings] == headings
+    # the figure table: every key figure, each with its quote and the number of its source
+    assert table[0] == ["指标", "数值", "原文", "核实"] and len(table) == len(summary.key_figures) + 1
+    row = next(r for r in table if r[1] == "151件")
+    assert row[0] == "行政复议 收案" and row[3] == "✓"
+    quote, n = re.fullmatch(r"(.+)\[(\d+)\]", row[2]).groups()
+    assert "办理行政复议案件151件" in quote and quote in (CORPUS / "zichuan_2024.txt").read_text("utf-8")
+    # the appendix: source n says where in the report it is and quotes the sentence
+    appendix = paragraphs[paragraphs.index("附录：来源") :]
+    at = next(i for i, p in enumerate(appendix) if p.startswith(f"[{n}] "))
+    assert "一、推进法治政府建设的主要举措和成效" in appendix[at]
+    assert quote in appendix[at + 1 : at + 1 + len(summary.key_figures)]
+    cited = {
+        int(m) for p in paragraphs[: paragraphs.index("附录：来源")] for m in re.findall(r"\[(\d+)\]", p)
+    }
+    cited |= {int(m) for r in table for m in re.findall(r"\[(\d+)\]", r[2])}
+    listed = {int(m) for p in appendix for m in re.findall(r"^\[(\d+)\] ", p)}
+    assert cited == listed == set(range(1, len(listed) + 1))  # every [n] in the text has its source
+
+
+def test_a_missing_word_file_is_written_without_redoing_the_summary(tmp_path: Path) -> None:
+    out, settings = tmp_path / "out", make_settings(tmp_path / "data")
+    run_batch([CORPUS / "zichuan_2024.txt"], out, settings, EMBEDDER)
+    docx_path, json_path = out / "zichuan_2024.txt.docx", out / "zichuan_2024.txt.json"
+    written = docx_path.read_bytes()
+    summary = json_path.read_bytes()
+    docx_path.unlink()  # e.g. a folder summarized before summaries had a Word file
+    [item] = run_batch([CORPUS / "zichuan_2024.txt"], out, settings, EMBEDDER)
+    assert item.status == "skipped" and json_path.read_bytes() == summary
+    assert docx_path.is_file() and _docx_text(docx_path) == _docx_text(written)
+    assert estimate([CORPUS / "zichuan_2024.txt"], settings, EMBEDDER, None, out)["up_to_date"] == 1
 
 
 def test_same_file_name_twice_fails_the_second(tmp_path: Path) -> None:
@@ -420,6 +511,9 @@ def test_summaries_inside_the_input_folder_are_not_reports(tmp_path: Path) -> No
     shutil.copyfile(CORPUS / "zichuan_2024.txt", reports / "zichuan_2024.txt")
     out = reports / "summaries"
     run_batch(plan([reports], out).files, out, make_settings(tmp_path / "data"), EMBEDDER)
-    assert (out / "zichuan_2024.txt.md").exists()
+    assert (out / "zichuan_2024.txt.md").exists() and (out / "zichuan_2024.txt.docx").exists()
     assert plan([reports], out).files == [reports / "zichuan_2024.txt"]
-    assert len(plan([reports]).files) == 2  # without the exclusion the .md summary would be summarized
+    # without the exclusion the .md and .docx summaries would be summarized
+    assert sorted(p.name for p in plan([reports]).files) == [
+        "zichuan_2024.txt", "zichuan_2024.txt.docx", "zichuan_2024.txt.md"
+    ]  # fmt: skip

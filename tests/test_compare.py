@@ -1,18 +1,23 @@
 """The indicator table across reports: each cell quoted from its report and cited; an indicator a report
-does not state is an empty cell, never a guess; Markdown and CSV (also through `qa compare` on a store)."""
+does not state is an empty cell, never a guess; Markdown, CSV (UTF-8 with BOM, Chinese headings) and Excel,
+also through `qa compare` on a store."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import stat
 from pathlib import Path
 
+import openpyxl
 import pytest
 from conftest import CORPUS, CORPUS_FILES, make_settings, run_cli
+from openpyxl.worksheet.worksheet import Worksheet
 
 from qa.batch import view_from_file
-from qa.compare import CompareTable, ReportColumn, build_table, to_csv, to_markdown
+from qa.compare import CompareTable, ReportColumn, build_table, to_csv, to_markdown, to_xlsx
 from qa.figures import extract_figures
 from qa.indicators import CATALOGUE, find
 
@@ -150,28 +155,70 @@ def test_markdown_and_csv(table: CompareTable, views) -> None:
     assert len(notes) == len(table.cells) == len(re.findall(r"\[\d+\]", "\n".join(rows)))
     assert "空白 = 报告未提及该指标" in markdown
 
-    parsed = list(csv.DictReader(io.StringIO(to_csv(table))))
+    data = to_csv(table)
+    assert data.startswith(codecs.BOM_UTF8)  # Excel on Chinese Windows reads a BOM-less file as GBK
+    parsed = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
     assert len(parsed) == len(table.cells)
+    assert list(parsed[0]) == CSV_HEADERS
     for row in parsed:
-        view = next(v for v in views.values() if v.report_id == row["report"])
-        assert row["quote"] in view.text and row["raw"] in row["quote"] and float(row["value"]) > 0
-    assert {"indicator", "group", "report", "region", "year", "raw", "value", "unit", "quote", "chunk_id",
-            "section", "other_values"} == set(parsed[0])  # fmt: skip
+        view = next(v for v in views.values() if v.report_id == row["报告文件"])
+        assert row["原文引用"] in view.text and row["原文数值"] in row["原文引用"] and float(row["数值"]) > 0
     litigation = next(
-        r for r in parsed if r["report"] == "zichuan_2024.txt" and r["indicator"] == "行政诉讼 案件数"
+        r for r in parsed if r["报告文件"] == "zichuan_2024.txt" and r["指标"] == "行政诉讼 案件数"
     )
-    assert (litigation["raw"], litigation["other_values"]) == ("9件", "83件")
+    assert (litigation["原文数值"], litigation["另有数值"]) == ("9件", "83件")
+    zichuan = next(r for r in parsed if r["报告文件"] == "zichuan_2024.txt" and r["指标"] == "行政复议 收案")
+    assert (zichuan["地区"], zichuan["年度"], zichuan["原文数值"], zichuan["数值"], zichuan["单位"]) == (
+        "淄川区", "2024", "151件", "151", "件"
+    )  # fmt: skip
+    assert "办理行政复议案件151件" in zichuan["原文引用"]
 
 
-def test_cli_compare_on_the_stored_corpus(corpus_services, tmp_path: Path, table: CompareTable) -> None:
+CSV_HEADERS = ["指标", "分组", "报告文件", "地区", "年度", "原文数值", "数值", "单位", "原文引用", "段落编号", "章节",
+               "另有数值"]  # fmt: skip
+
+
+def sheet_rows(data: bytes) -> tuple[Worksheet, list[list[str]]]:
+    """The first sheet of a workbook and its cells as the text a CSV holds ("" for empty)."""
+    sheet = openpyxl.load_workbook(io.BytesIO(data)).worksheets[0]
+    rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    return sheet, rows
+
+
+def test_excel_has_the_csv_rows_with_a_bold_frozen_header(table: CompareTable) -> None:
+    sheet, rows = sheet_rows(to_xlsx(table))
+    assert rows == list(csv.reader(io.StringIO(to_csv(table).decode("utf-8-sig"))))
+    assert rows[0] == CSV_HEADERS and len(rows) == len(table.cells) + 1
+    assert all(cell.font.b for cell in sheet[1]) and not any(cell.font.b for cell in sheet[2])
+    assert sheet.freeze_panes == "A2" and sheet.title == "指标对比"
+    column = {header: cell.column_letter for header, cell in zip(CSV_HEADERS, sheet[1], strict=True)}
+    width = {header: sheet.column_dimensions[letter].width for header, letter in column.items()}
+    assert width["原文引用"] > width["指标"] > width["年度"] and width["原文引用"] <= 62
+    zichuan = next(r for r in sheet.iter_rows(min_row=2) if r[2].value == "zichuan_2024.txt"
+                   and r[0].value == "行政复议 收案")  # fmt: skip
+    raw, value, quote = zichuan[5], zichuan[6], zichuan[8]
+    assert (raw.value, raw.data_type) == ("151件", "s")  # the value as the report writes it, as text
+    assert value.value == 151 and "办理行政复议案件151件" in quote.value
+    assert quote.alignment.wrap_text  # long quotes wrap inside their column
+
+
+def test_cli_compare_on_the_stored_corpus(
+    corpus_services, tmp_path: Path, table: CompareTable, umask_022: int
+) -> None:
     out = tmp_path / "compare"
     run = run_cli("--data-dir", str(corpus_services.settings.data_dir), "compare", "--out", str(out))
     assert run.returncode == 0, run.stderr
-    with open(out / "compare.csv", encoding="utf-8", newline="") as handle:
+    assert (out / "compare.csv").read_bytes().startswith(codecs.BOM_UTF8)
+    with open(out / "compare.csv", encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.DictReader(handle))
     # the store's chunks are the file's chunks: the same cells as the table built from the files
-    assert sorted((r["report"], r["indicator"], r["raw"]) for r in rows) == sorted(
+    assert sorted((r["报告文件"], r["指标"], r["原文数值"]) for r in rows) == sorted(
         (r["report"], r["indicator"], r["raw"]) for r in table.rows()
     )
+    _, sheet = sheet_rows((out / "compare.xlsx").read_bytes())
+    assert sheet[0] == CSV_HEADERS and sheet[1:] == [list(r.values()) for r in rows]
     markdown = (out / "compare.md").read_text(encoding="utf-8")
     assert markdown.startswith("# 指标对比") and "151件" in markdown
+    # written with the user's umask (022 → 0644), not a temporary file's 0600
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes == {"compare.md": 0o644, "compare.csv": 0o644, "compare.xlsx": 0o644}
