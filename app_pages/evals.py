@@ -167,6 +167,9 @@ def show_result(result: dict[str, Any], runs: list[dict]) -> None:
         for column, label, ids in ((left, "新增失败", comparison.newly_failing),
                                    (right, "新增通过", comparison.newly_passing)):  # fmt: skip
             column.markdown(f"**{label}（{len(ids)}）**：" + ui.escape_markdown("、".join(ids) or "无"))
+    errors = ui_eval.error_rows(metrics)
+    if errors:
+        st.error(ui.escape_markdown(ui_eval.errors_text(errors)))
     failing = ui_eval.failing_questions(metrics)
     st.subheader(f"答错的问题（{len(failing)}）", anchor=False)
     if not failing:
@@ -177,13 +180,7 @@ def show_result(result: dict[str, Any], runs: list[dict]) -> None:
             st.markdown(
                 "  \n".join(
                     f"**{label}**：{ui.escape_markdown(str(value))}"
-                    for label, value in (
-                        ("问题", row["question"]),
-                        ("给出的答案", row.get("answer") or "（无）"),
-                        ("标准答案", row["gold"]),
-                        ("报告", row["doc"]),
-                        ("证据已检索到", {True: "是", False: "否", None: "—"}[row.get("retrieval_hit")]),
-                    )
+                    for label, value in ui_eval.failing_details(row)
                 )
             )
             for passage in row.get("passages", []):

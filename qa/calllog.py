@@ -136,6 +136,15 @@ class CallLog:
             "cached": cached or 0,
         }
 
+    def unpriced(self) -> int:
+        """Calls the model answered (not from the cache; a failed call only if it reported tokens) whose cost is
+        unknown: no price for the model. While there is one, a total cost is unknown, not the priced part."""
+        rows = self._run(
+            "SELECT COUNT(*) FROM calls WHERE cost_usd IS NULL AND NOT cached AND (error IS NULL"
+            " OR COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0) > 0)"
+        )
+        return int(rows[0][0]) if rows else 0
+
     # ---- response cache (opt-in: QA_LLM_CACHE=1) ----------------------------------------------
 
     @staticmethod

@@ -1,6 +1,7 @@
 """Eval reports in Markdown and HTML: metrics (with deltas against the baseline), what newly fails and
 passes, each failing question with the answer given, the gold and the passages retrieved, and the
-summary checks. Pure: metrics dict (+ comparison) in, text out."""
+summary checks, and the questions that failed with an error (with its message). Pure: metrics dict
+(+ comparison) in, text out."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def failing_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         for r in rows
         if r.get("correct") is False or (r.get("correct") is None and r.get("retrieval_hit") is False)
     ]
+
+
+def error_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """Questions whose answer failed with a provider or output error (row `error`); they count as wrong."""
+    return [r for r in metrics.get("rows", []) if r.get("error")]
 
 
 def _metric_rows(metrics: dict[str, Any], comparison: Comparison | None) -> list[dict[str, Any]]:
@@ -81,6 +87,7 @@ def _context(metrics: dict[str, Any], comparison: Comparison | None, meta: dict[
             for r in failing
         ],  # fmt: skip
         "summary_rows": summary.get("rows", []),
+        "errors": error_rows(metrics),
         "fmt": _fmt,
         "delta": _delta,
     }
@@ -92,7 +99,8 @@ _MARKDOWN = """\
 - dataset: `{{ meta.dataset }}` ({{ m.n }} questions{% if meta.dataset_sha %}, sha {{ meta.dataset_sha }}{% endif %}), k={{ m.k }}, mode {{ m.get('mode', 'hybrid') }}, scope {{ m.get('scope', 'doc') }}
 - git commit: {{ meta.git_commit or "unknown" }} · config {{ m.get('config_hash') or "—" }} · prompts: {{ (m.get('prompt_refs') or ['none (extractive)'])|join(', ') }}
 - wall time: {{ m.get('wall_s', '—') }} s · p50 {{ m.p50_ms }} ms · p95 {{ m.p95_ms }} ms
-{% if comparison %}- baseline: `{{ meta.baseline }}` → **{{ "REGRESSED" if comparison.regressed else "no regression" }}**
+{% if errors %}- **errors: {{ errors|length }} questions failed with an error** (each counted wrong; see *Errors*)
+{% endif %}{% if comparison %}- baseline: `{{ meta.baseline }}` → **{{ "REGRESSED" if comparison.regressed else "no regression" }}**
 {% for w in comparison.warnings %}- ⚠ {{ w }}
 {% endfor %}{% endif %}
 ## Metrics
@@ -108,15 +116,20 @@ _MARKDOWN = """\
 - newly passing ({{ comparison.newly_passing|length }}): {{ comparison.newly_passing|join(', ') or 'none' }}
 {% if comparison.new_ids %}- not in the baseline: {{ comparison.new_ids|join(', ') }}
 {% endif %}{% if comparison.removed_ids %}- in the baseline, not in this run: {{ comparison.removed_ids|join(', ') }}
-{% endif %}{% endif %}
+{% endif %}{% endif %}{% if errors %}
+## Errors ({{ errors|length }})
+
+{% for r in errors %}- {{ r.id }} — {{ r.question }}: {{ r.error|replace('\n', ' ') }}
+{% endfor %}{% endif %}
 ## Failing questions ({{ failing|length }})
 {% for r in failing %}
 ### {{ r.id }}{% if r.newly %} (newly failing){% endif %} — {{ r.question }}
 
 - doc: `{{ r.doc }}` · type {{ r.answer_type }} · retrieval hit: {{ r.retrieval_hit }}
 - gold: {{ r.gold }}
-- answer: {{ (r.answer or '(none)')|replace('\n', ' ') }}
-{% if r.get('judge') %}- judge: {{ r.judge.verdict }} ({{ r.judge.votes|join(', ') }})
+{% if r.get('error') %}- error: {{ r.error|replace('\n', ' ') }}
+{% else %}- answer: {{ (r.answer or '(none)')|replace('\n', ' ') }}{% if r.get('echo') %} — an echo of the prompt, not credited{% endif %}
+{% endif %}{% if r.get('judge') %}- judge: {{ r.judge.verdict }} ({{ r.judge.votes|join(', ') }})
 {% endif %}{% for p in r.passages_short %}  - [{{ p.n }}] {{ p.report }} · {{ p.section or '(opening)' }}: {{ p.text|replace('\n', ' ') }}
 {% endfor %}{% endfor %}
 {% if summary_rows %}
@@ -144,6 +157,7 @@ summary { cursor: pointer; } .passage { color: #555; font-size: 0.92em; margin: 
 <p>dataset <code>{{ meta.dataset }}</code> ({{ m.n }} questions{% if meta.dataset_sha %}, sha {{ meta.dataset_sha }}{% endif %}),
 k={{ m.k }} · git {{ meta.git_commit or "unknown" }} · config {{ m.get('config_hash') or "—" }} ·
 prompts {{ (m.get('prompt_refs') or ['none (extractive)'])|join(', ') }} · wall {{ m.get('wall_s', '—') }} s</p>
+{% if errors %}<p class="REGRESSED">errors: {{ errors|length }} questions failed with an error (each counted wrong; see Errors)</p>{% endif %}
 {% if comparison %}<p>baseline <code>{{ meta.baseline }}</code>:
 <strong class="{{ 'REGRESSED' if comparison.regressed else 'better' }}">{{ "REGRESSED" if comparison.regressed else "no regression" }}</strong></p>
 {% for w in comparison.warnings %}<p class="muted">⚠ {{ w }}</p>{% endfor %}{% endif %}
@@ -155,11 +169,16 @@ prompts {{ (m.get('prompt_refs') or ['none (extractive)'])|join(', ') }} · wall
 {% if comparison %}<h2>Changes against the baseline</h2>
 <p>newly failing ({{ comparison.newly_failing|length }}): <span class="newly">{{ comparison.newly_failing|join(', ') or 'none' }}</span></p>
 <p>newly passing ({{ comparison.newly_passing|length }}): {{ comparison.newly_passing|join(', ') or 'none' }}</p>{% endif %}
+{% if errors %}<h2>Errors ({{ errors|length }})</h2>
+<table><tr><th>question</th><th>error</th></tr>
+{% for r in errors %}<tr><td><strong>{{ r.id }}</strong> {{ r.question }}</td><td>{{ r.error }}</td></tr>
+{% endfor %}</table>{% endif %}
 <h2>Failing questions ({{ failing|length }})</h2>
 {% for r in failing %}<details><summary><strong>{{ r.id }}</strong>{% if r.newly %} <span class="newly">newly failing</span>{% endif %}
 — {{ r.question }}</summary>
 <p>doc <code>{{ r.doc }}</code> · {{ r.answer_type }} · retrieval hit {{ r.retrieval_hit }}</p>
-<p><strong>gold</strong> {{ r.gold }}</p><p><strong>answer</strong> {{ r.answer or '(none)' }}</p>
+<p><strong>gold</strong> {{ r.gold }}</p>{% if r.get('error') %}<p><strong>error</strong> {{ r.error }}</p>{% else %}
+<p><strong>answer</strong> {{ r.answer or '(none)' }}{% if r.get('echo') %} <em>(an echo of the prompt: not credited)</em>{% endif %}</p>{% endif %}
 {% if r.get('judge') %}<p><strong>judge</strong> {{ r.judge.verdict }} ({{ r.judge.votes|join(', ') }})</p>{% endif %}
 {% for p in r.passages_short %}<p class="passage">[{{ p.n }}] {{ p.report }} · {{ p.section or '(opening)' }}<br>{{ p.text }}</p>{% endfor %}
 </details>{% endfor %}

@@ -131,10 +131,12 @@ def run_eval(
                 texts, options.k, progress=tick,
             )  # fmt: skip
         else:
+            template = get_template("answer") if llm is not None else None
             metrics = run_qa(
                 cases,
                 answer,
                 texts, options.k, progress=tick,
+                instructions=(template.system, template.user) if template else (),
             )  # fmt: skip
         qa_wall = time.perf_counter() - started
         summary_metrics = None

@@ -47,6 +47,7 @@ def run_record(metrics: dict[str, Any], *, dataset: str, dataset_sha: str, git_c
         "p95_ms": metrics.get("p95_ms"),
         "wall_s": metrics.get("wall_s"),
         "judge_cost_usd": (metrics.get("judge") or {}).get("cost_usd"),
+        "errors": metrics.get("errors"),  # questions that failed with an error (None: retrieval only)
         "regressed": regressed,
         "failing": failing,
     }

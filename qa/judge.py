@@ -53,7 +53,9 @@ def _one(llm: ChatLLM, messages: list[dict[str, str]], ref: str, schema: dict, r
     usage["prompt_tokens"] += completion.prompt_tokens
     usage["completion_tokens"] += completion.completion_tokens
     if completion.cost_usd is not None:
-        usage["cost_usd"] = (usage["cost_usd"] or 0.0) + completion.cost_usd
+        usage["known_cost_usd"] += completion.cost_usd
+    elif not completion.cached:
+        usage["unpriced"] += 1  # no price for the model: the total is unknown, not the priced part
     text = re.sub(r"^```(?:json)?\s*|\s*```$", "", completion.text.strip())
     try:
         return Verdict.model_validate_json(text).verdict
@@ -68,7 +70,7 @@ def judge(
     template = get_template("judge")
     schema = template.json_schema or Verdict.model_json_schema()
     usage: dict[str, Any] = {"calls": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                             "cost_usd": None, "errors": 0}  # fmt: skip
+                             "known_cost_usd": 0.0, "unpriced": 0, "errors": 0}  # fmt: skip
     started = time.perf_counter()
     targets = judged_rows(rows)
     for row in targets:
@@ -99,4 +101,5 @@ def judge(
         "judge_accuracy": round(sum(correct) / len(correct), 4) if correct else None,
         "wall_s": round(time.perf_counter() - started, 2),
         **usage,
+        "cost_usd": None if usage["unpriced"] else round(usage["known_cost_usd"], 6),  # None: unknown
     }

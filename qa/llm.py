@@ -102,9 +102,10 @@ def _retriable(error: QAError, ex: Any) -> QAError:
     """Mark an error as worth another try, with the server's Retry-After when it sent one."""
     hint: float | None = None
     response = getattr(ex, "response", None)
-    raw = response.headers.get("retry-after") if response is not None else None
+    headers = response.headers if response is not None else {}
+    raw = headers.get("retry-after-ms") or headers.get("retry-after")
     with contextlib.suppress(TypeError, ValueError):
-        hint = max(0.0, float(raw)) if raw is not None else 0.0
+        hint = max(0.0, float(raw)) / (1000 if headers.get("retry-after-ms") else 1) if raw is not None else None
     error.retriable = True  # type: ignore[attr-defined]
     error.retry_after = hint if raw is not None else None  # type: ignore[attr-defined]
     return error

