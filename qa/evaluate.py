@@ -12,9 +12,10 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qa.answer import looks_like_refusal
-from qa.errors import InputError, QAError
+from qa.errors import InputError, OutputError, ProviderError, QAError
 from qa.numbers import find_numbers, parse_number, ungrounded
 from qa.schemas import Answer, Chunk
+from qa.summarize import summary_length
 from qa.text import normalize
 
 AnswerType = Literal["number", "text", "list", "unanswerable"]
@@ -221,6 +222,65 @@ def score_answer(case: EvalCase, answer: str, refused: bool | None = None) -> tu
     return all(item_covered(answer, item) for item in gold_items(case.answer)), False
 
 
+# An echo: a reply that repeats what the model was given instead of answering (a weak model, a wrong chat
+# template). It can "contain" the gold number, so scoring must not credit it.
+ECHO_WINDOW = 10  # characters: a shared 10-character window is copying, not a shared phrase
+ECHO_SHARE = 0.6  # copied windows over all of the answer's windows
+ECHO_RUN_SENTENCES = 3  # sentence ends inside one copied run with no [n] in it: more than a quote or two
+ECHO_RUN_CHARS = 100
+ECHO_MAX_CHARS = 20_000  # a runaway reply is judged on its start (bounded time)
+_MARKER = re.compile(r"\[\d+\]")
+_SENTENCE_END = re.compile(r"[。！？!?]")
+_BREAK = "\x00"  # where a citation marker stood: a copied run never crosses it
+
+
+def _copied_share(text: str, given_windows: set[str]) -> float | None:
+    """Share of the text's windows (those not crossing a citation) found in what the model was given;
+    None when the text has no whole window."""
+    windows = [text[i : i + ECHO_WINDOW] for i in range(len(text) - ECHO_WINDOW + 1)]
+    windows = [w for w in windows if _BREAK not in w]
+    return sum(w in given_windows for w in windows) / len(windows) if windows else None
+
+
+def _copied_runs(text: str, given: str) -> list[str]:
+    """The text cut greedily into the longest pieces found verbatim in `given` (pieces never cross a citation)."""
+    runs, start = [], 0
+    while start < len(text):
+        end = start
+        while end < len(text) and text[end] != _BREAK and text[start : end + 1] in given:
+            end += 1
+        if end > start:
+            runs.append(text[start:end])
+        start = max(end, start + 1)
+    return runs
+
+
+def is_echo(answer: str, question: str, passages: Sequence[str], instructions: Sequence[str] = ()) -> bool:
+    """True when an answer only repeats its prompt instead of answering: it restates the question verbatim
+    and the rest is mostly (≥ 60 % of its 10-character windows) copied from the passages or instructions it
+    was given (or there is no rest); or it is mostly copied and holds one verbatim run, uncited, spanning at
+    least three sentences of the passages — far more than the one or two sentences an extractive answer
+    quotes, each followed by its [n]. Compared after normalize(); citation markers break a run."""
+    text = normalize(_MARKER.sub(_BREAK, answer[:ECHO_MAX_CHARS]))
+    given = "\x01".join(normalize(t) for t in (*passages, *instructions, question) if t)
+    given_windows = {given[i : i + ECHO_WINDOW] for i in range(len(given) - ECHO_WINDOW + 1)}
+    asked = normalize(question).rstrip("?")  # NFKC turns ？ into ?
+    if len(asked) >= 8 and asked in text:
+        rest = text.replace(asked, _BREAK)
+        if not re.sub(r"[\W_]", "", rest):  # nothing but the question (and punctuation)
+            return True
+        share = _copied_share(rest, given_windows)
+        if share is not None and share >= ECHO_SHARE:
+            return True
+    share = _copied_share(text, given_windows)
+    if share is None or share < ECHO_SHARE:
+        return False
+    return any(
+        len(run) >= ECHO_RUN_CHARS and len(_SENTENCE_END.findall(run)) >= ECHO_RUN_SENTENCES
+        for run in _copied_runs(text, given)
+    )
+
+
 def citation_hits(evidence: Sequence[str], passages: Sequence[str]) -> list[bool]:
     """For each cited passage: does it contain any of the evidence?"""
     normed = [normalize(e) for e in evidence]
@@ -284,24 +344,53 @@ def summarize_rows(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
 AnswerFn = Callable[[EvalCase, list[tuple[str, str]]], Answer]
 
 
+def error_row(case: EvalCase, error: QAError, ms: float) -> dict[str, Any]:
+    """The row of a question whose answer failed (a provider or output error): wrong, not a refusal, and the
+    message kept so the report can say what happened."""
+    return {
+        "id": case.id, "question": case.question, "doc": case.doc, "answer_type": case.answer_type,
+        "gold": case.answer, "answer": "", "correct": False, "refused": False, "retrieval_hit": None,
+        "citations": [], "citations_with_evidence": 0, "numbers": 0, "unverified_numbers": [], "retrieved": [],
+        "passages": [], "engine": None, "model": None, "prompt_ref": None, "ms": round(ms, 1), "echo": False,
+        "error": str(error),
+    }  # fmt: skip
+
+
 def run_qa(
     cases: Sequence[EvalCase],
     answer_fn: AnswerFn,
     texts: dict[str, str],
     k: int,
     progress: Callable[[], None] | None = None,
+    instructions: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Full QA eval: answers, refusals, citations and number grounding per question (each turn of a
-    conversation case in order, with the turns before it as history), then metrics."""
+    conversation case in order, with the turns before it as history), then metrics.
+
+    A provider or output error fails that question only (its row carries `error`) and the run goes on; a
+    configuration error or an unreachable endpoint (stops_batch) would fail every question, so it is raised.
+    An answer that only echoes its prompt (is_echo; `instructions` are the prompt's own texts) scores wrong."""
     rows: list[dict[str, Any]] = []
     for parent in cases:
         said: list[tuple[str, str]] = []  # the conversation so far: (question, answer text)
         for case in parent.units():
             started = time.perf_counter()
-            answer = answer_fn(case, list(said))
+            try:
+                answer = answer_fn(case, list(said))
+            except (ProviderError, OutputError) as ex:
+                if ex.stops_batch:
+                    raise
+                said.append((case.question, ""))
+                rows.append(error_row(case, ex, (time.perf_counter() - started) * 1000))
+                if progress:
+                    progress()
+                continue
             said.append((case.question, answer.text))
             ms = (time.perf_counter() - started) * 1000
-            correct, refused = score_answer(case, answer.text, answer.refused)
+            # an echo is never credited, also when it reads as a refusal (an echoed rule says “文中未提及”)
+            given = [t for s in answer.sources for t in (s.title, s.section, s.text)]
+            echo = is_echo(answer.text, case.question, given, instructions)
+            correct, refused = (False, False) if echo else score_answer(case, answer.text, answer.refused)
             precise = (
                 citation_hits(case.evidence, [c.passage for c in answer.citations]) if case.evidence else []
             )
@@ -335,6 +424,8 @@ def run_qa(
                     "model": answer.model,
                     "prompt_ref": answer.prompt_ref,
                     "ms": round(ms, 1),
+                    "echo": echo,
+                    "error": None,
                 }
             )
             if progress:
@@ -351,15 +442,19 @@ def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     )
     numbers = sum(r["numbers"] for r in rows)
     unverified = sum(len(r["unverified_numbers"]) for r in rows)
+    # an errored question was neither refused nor answered: wrong either way
+    refused_right = [r["refused"] == (r["answer_type"] == "unanswerable") and not r["error"] for r in rows]
     metrics.update(
         {
             "answer_accuracy": round(mean([bool(r["correct"]) for r in answerable]), 4),
-            "refusal_accuracy": round(
-                mean([r["refused"] == (r["answer_type"] == "unanswerable") for r in rows]), 4
-            ),
+            "refusal_accuracy": round(mean(refused_right), 4),
             "citation_precision": round(precise / cited, 4) if cited else 1.0,
-            # an answer was given (not a refusal) and it is wrong: the worst outcome, over all questions
-            "confidently_wrong": round(mean([not r["refused"] and not r["correct"] for r in rows]), 4),
+            # an answer was given (not a refusal, not an error) and it is wrong: the worst outcome, over all
+            # questions
+            "confidently_wrong": round(
+                mean([not r["refused"] and not r["correct"] and not r.get("error") for r in rows]), 4
+            ),
+            "errors": sum(bool(r.get("error")) for r in rows),  # questions that failed (each counted wrong)
             "false_refusals": round(mean([bool(r["refused"]) for r in answerable]), 4) if answerable else 0.0,
             "number_grounding": round((numbers - unverified) / numbers, 4) if numbers else 1.0,
             "by_type": {
@@ -370,7 +465,7 @@ def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
         }
     )
     keys = ["n", "k", "retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
-            "number_grounding", "confidently_wrong", "false_refusals", "p50_ms", "p95_ms", "by_type",
+            "number_grounding", "confidently_wrong", "false_refusals", "errors", "p50_ms", "p95_ms", "by_type",
             "rows"]  # fmt: skip
     return {key: metrics[key] for key in keys}
 
@@ -379,6 +474,16 @@ def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
 
 SUMMARY_META = ("title", "issuer", "region", "year", "publish_date", "doc_number")
 SUMMARY_SECTIONS = ("problems", "plans")
+
+
+class KeyFact(BaseModel):
+    """A fact a reader must find in a report's summary: the figure, and what it counts (the label a
+    reader would give it: 行政复议收案, 调解成功率)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    value: str
 
 
 class SummaryGold(BaseModel):
@@ -399,6 +504,7 @@ class SummaryGold(BaseModel):
     must_sections: list[Literal["problems", "plans"]] = []
     problems_min: int = Field(default=1, ge=0)
     plans_min: int = Field(default=1, ge=0)
+    key_facts: list[KeyFact] = []
 
     @field_validator("doc")
     @classmethod
@@ -435,6 +541,29 @@ def figure_present(figure: str, summary: Any) -> bool:
     return any(n.same_as(wanted) and n.unit == wanted.unit for text in stated for n in find_numbers(text))
 
 
+def label_matches(gold: str, label: str, share: float = 0.75) -> bool:
+    """A figure's label names what the gold label names: most of the gold's character pairs are in it
+    (行政复议收案 ≈ 行政复议 收案; 调解成功率 ≈ 人民调解 成功率), never a sentence fragment (协议等)."""
+    wanted, got = _bigrams(normalize(gold)), _bigrams(normalize(label))
+    return sum(b in got for b in wanted) / len(wanted) >= share
+
+
+def key_fact_rows(gold: SummaryGold, summary: Any) -> tuple[list[str], int, list[str]]:
+    """(facts missing from the summary, facts shown as a key-figure row, of those the ones whose label does
+    not name the fact), each fact as 'label value'."""
+    missing, shown, mislabelled = [], 0, []
+    for fact in gold.key_facts:
+        if not figure_present(fact.value, summary):
+            missing.append(f"{fact.label} {fact.value}")
+        wanted = parse_number(fact.value)
+        rows = [f for f in summary.key_figures if wanted and any(n.same_as(wanted) for n in find_numbers(f.raw))]
+        if rows:
+            shown += 1
+            if not any(label_matches(fact.label, f.indicator) for f in rows):
+                mislabelled.append(f"{fact.label} {fact.value}（标为 {rows[0].indicator}）")
+    return missing, shown, mislabelled
+
+
 def summary_grounding(summary: Any, report_text: str) -> tuple[int, list[str]]:
     """(numbers stated, those not traceable to the report): key figures must sit verbatim in their quote
     and the quote in the report; numbers in the texts must occur in the report. Checked independently of
@@ -462,6 +591,7 @@ def score_summary(gold: SummaryGold, summary: Any, report_text: str) -> dict[str
         metadata[name] = normalize(str(expected)) == normalize(str(got if got is not None else ""))
     missing = [f for f in gold.must_figures if not figure_present(f, summary)]
     numbers, unfounded = summary_grounding(summary, report_text)
+    facts_missing, facts_shown, mislabelled = key_fact_rows(gold, summary)
     counts = {"problems": len(summary.problems), "plans": len(summary.plans)}
     minimum = {"problems": max(1, gold.problems_min), "plans": max(1, gold.plans_min)}
     sections = {part: counts[part] >= minimum[part] for part in gold.must_sections}
@@ -475,7 +605,14 @@ def score_summary(gold: SummaryGold, summary: Any, report_text: str) -> dict[str
         "numbers_ungrounded": unfounded,
         "sections": sections,
         "section_counts": counts,
-        "ok": all(metadata.values()) and not missing and not unfounded and all(sections.values()),
+        "length": summary_length(summary),
+        "report_length": len(report_text),
+        "key_facts": len(gold.key_facts),
+        "key_facts_missing": facts_missing,
+        "key_facts_shown": facts_shown,
+        "labels_wrong": mislabelled,
+        "ok": all(metadata.values()) and not missing and not unfounded and all(sections.values())
+        and not facts_missing and not mislabelled,
     }
 
 
@@ -487,12 +624,20 @@ def summarize_summary_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     numbers = sum(r["numbers"] for r in rows)
     unfounded = sum(len(r["numbers_ungrounded"]) for r in rows)
     section_checks = [ok for r in rows for ok in r["sections"].values()]
+    facts = sum(r.get("key_facts", 0) for r in rows)
+    facts_missing = sum(len(r.get("key_facts_missing", [])) for r in rows)
+    shown = sum(r.get("key_facts_shown", 0) for r in rows)
+    labels_wrong = sum(len(r.get("labels_wrong", [])) for r in rows)
     return {
         "n": len(rows),
         "metadata_accuracy": round(mean(meta_checks), 4) if meta_checks else 1.0,
         "figure_recall": round(found / must, 4) if must else 1.0,
         "number_grounding": round((numbers - unfounded) / numbers, 4) if numbers else 1.0,
         "section_completeness": round(mean(section_checks), 4) if section_checks else 1.0,
+        # the summary's reading length over its report's, mean over reports (lower is shorter)
+        "compression": round(mean([r["length"] / r["report_length"] for r in rows if r.get("report_length")]), 4),
+        "key_fact_coverage": round(1 - facts_missing / facts, 4) if facts else 1.0,
+        "label_quality": round(1 - labels_wrong / shown, 4) if shown else 1.0,
         "rows": rows,
     }
 
@@ -519,6 +664,8 @@ def run_summaries(
                 "doc": gold.doc, "metadata": {n: False for n in SUMMARY_META if getattr(gold, n) is not None},
                 "metadata_wrong": {}, "must_figures": len(gold.must_figures),
                 "figures_missing": list(gold.must_figures), "numbers": 0, "numbers_ungrounded": [],
+                "key_facts": len(gold.key_facts), "key_facts_shown": 0, "labels_wrong": [],
+                "key_facts_missing": [f"{f.label} {f.value}" for f in gold.key_facts],
                 "sections": {p: False for p in gold.must_sections}, "section_counts": {}, "ok": False,
                 "error": str(ex), "prompt_refs": [],
             }  # fmt: skip

@@ -1,4 +1,4 @@
-"""Summaries as Markdown (概述 / 主要举措 / 关键数据 / 存在问题 / 下一步计划 / 来源). Pure."""
+"""Summaries as Markdown (概况 / 主要举措 / 关键指标 / 存在的不足 / 下一步计划 / 来源). Pure."""
 
 from __future__ import annotations
 
@@ -37,25 +37,28 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
     if summary.unverified:
         lines += [f"> ⚠ {summary.unverified} 处内容未能在原文中核实，已标注“未核实”。", ""]
     overview = _one_line(summary.overview) or "（无）"
-    lines += ["## 概述", "", overview + _cite(summary.overview_citations, refs), ""]
+    lines += ["## 概况", "", overview + _cite(summary.overview_citations, refs), ""]
     lines += ["## 主要举措", ""]
     for area in summary.measures:
         lines += [f"### {_one_line(area.area)}", "", *(_point_line(p, refs) for p in area.points), ""]
     if not summary.measures:
         lines += ["（无）", ""]
-    lines += ["## 关键数据", ""]
+    lines += ["## 关键指标", ""]
+    quotes: dict[str, list[str]] = {}  # chunk id → the sentences figures are quoted from (shown under 来源)
     if summary.key_figures:
-        lines += ["| 指标 | 数值 | 原文 | 核实 |", "| --- | --- | --- | --- |"]
+        lines += ["| 指标 | 数值 | 核实 |", "| --- | --- | --- |"]
         for figure in summary.key_figures:
             mark = "✓" if figure.verified else "⚠ 未核实"
+            quotes.setdefault(figure.chunk_id, [])
+            if figure.quote not in quotes[figure.chunk_id]:
+                quotes[figure.chunk_id].append(figure.quote)
             lines.append(
-                f"| {_one_line(figure.indicator)} | {_one_line(figure.raw)} | {_one_line(figure.quote)}"
-                f"{_cite([figure.chunk_id], refs)} | {mark} |"
+                f"| {_one_line(figure.indicator)} | {_one_line(figure.raw)}{_cite([figure.chunk_id], refs)} | {mark} |"
             )
         lines.append("")
     else:
         lines += ["（报告中没有可提取的数据）", ""]
-    for heading, points in (("存在问题", summary.problems), ("下一步计划", summary.plans)):
+    for heading, points in (("存在的不足", summary.problems), ("下一步计划", summary.plans)):
         lines += (
             [f"## {heading}", "", *(_point_line(p, refs) for p in points)]
             if points
@@ -65,7 +68,9 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
     lines += ["## 来源", ""]
     for chunk_id, n in refs.items():
         where = (passages or {}).get(chunk_id, "")
-        lines.append(f"[^{n}]: {summary.report_id} · `{chunk_id}`" + (f" · {where}" if where else ""))
+        quoted = "".join(f"“{_one_line(q)}”" for q in quotes.get(chunk_id, []))
+        lines.append(f"[^{n}]: {summary.report_id} · `{chunk_id}`" + (f" · {where}" if where else "")
+                     + (f" · 原文：{quoted}" if quoted else ""))  # fmt: skip
     lines += ["", f"<!-- template {summary.template}; prompts {', '.join(summary.prompt_refs)}; "
               f"source {summary.source_hash[:12]}; created {summary.created_at} -->", ""]  # fmt: skip
     return "\n".join(lines)

@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qa import parts, sanity
+from qa import digest, parts, sanity
 from qa.chunking import sections
-from qa.errors import ConfigError, DegenerateReply, OutputError, QAError, TruncatedReply
+from qa.compare import report_figures
+from qa.errors import ConfigError, DegenerateReply, OutputError, QAError
 from qa.figures import extract_figures
-from qa.indicators import catalogue_rank
 from qa.llm import ChatLLM
 from qa.numbers import Number, find_numbers, parse_number
 from qa.prompts import PromptTemplate, all_templates, get_template
@@ -73,11 +73,11 @@ class MeasureArea(_Strict):
 class SummaryContent(_Strict):
     """What an engine writes (also the JSON schema sent to the LLM)."""
 
-    overview: str = Field(description="概述，不超过200字")
+    overview: str = Field(description="概况：谁、哪一年、主要数据，不超过200字")
     overview_citations: list[str] = Field(default_factory=list)
     measures: list[MeasureArea] = Field(default_factory=list, description="主要举措，按领域分组")
-    key_figures: list[KeyFigure] = Field(default_factory=list, description="关键数据")
-    problems: list[Point] = Field(default_factory=list, description="存在的问题和不足")
+    key_figures: list[KeyFigure] = Field(default_factory=list, description="关键指标（最多12项）")
+    problems: list[Point] = Field(default_factory=list, description="存在的不足")
     plans: list[Point] = Field(default_factory=list, description="下一步计划")
 
 
@@ -163,10 +163,6 @@ def clip(text: str, limit: int = OVERVIEW_MAX) -> str:
     return text[:cut] + "…"
 
 
-def _sentences(chunk: Chunk) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[。！？])|\n", chunk.text) if s and s.strip()]
-
-
 def _unique_chunks(chunks: Sequence[Chunk]) -> list[tuple[Chunk, str]]:
     """Each chunk with only the text it adds beyond the previous one (chunks overlap)."""
     out: list[tuple[Chunk, str]] = []
@@ -178,101 +174,174 @@ def _unique_chunks(chunks: Sequence[Chunk]) -> list[tuple[Chunk, str]]:
     return out
 
 
-def _strip_marker(title: str) -> str:
-    return _HEADING.sub("", title).strip(" 。")
+def _figures_in(text: str) -> list[str]:
+    return [f.raw for f in extract_figures(text)]
 
 
-def _point(sentence: str, chunk: Chunk) -> Point:
-    return Point(text=sentence, figures=[f.raw for f in extract_figures(sentence)], citations=[chunk.id])
-
-
-def part_points(report: ReportView, part: str, limit: int = 8) -> list[Point]:
+def part_points(report: ReportView, part: str, limit: int = 8, cap: int | None = None,
+                seen: set[str] | None = None) -> list[Point]:  # fmt: skip
     """A report's problems or plans as the items that part lists (qa.parts: the same items a chat answer
-    lists), each quoted verbatim and citing the chunk it sits in."""
+    lists), each citing the chunk it sits in. cap: compress each item to about that many characters; an
+    item that is only a heading (（一）学习质效有待提高) takes the sentence after it, so it says something."""
     tops = [(s.title, s.start) for s in sections(report.text) if s.level == 1]
     found = parts.locate(report.report_id, report.text, tops, part)
     if found is None:
         return []
     body = report.text[found.start : found.end]
+    spans = parts.items(body)[:limit]
     points = []
-    for span in parts.items(body)[:limit]:
+    for n, span in enumerate(spans):
         start, end = found.start + span.start, found.start + span.end
         text = report.text[start:end].strip().rstrip("；;，,")
+        if cap is not None and text.rstrip("。；;！？").count("。") == 0 and len(text) <= 30:
+            stop = found.start + spans[n + 1].start if n + 1 < len(spans) else found.end
+            following = report.text[end:stop].strip()
+            content = re.match(r"[^。！？]*[。！？]?", following)
+            if content and len(content.group()) >= 4:
+                text = f"{text.rstrip('。；;！？')}。{content.group()}"
+                end = end + following.find(content.group()) + len(content.group()) if following else end
         holding = [c for c in report.chunks if c.start <= start and c.end >= end]
         touching = [c for c in report.chunks if c.start < end and c.end > start]
         cited = (holding or touching)[:1]
-        points.append(
-            Point(text=text, figures=[f.raw for f in extract_figures(text)], citations=[c.id for c in cited])
-        )
+        if cap is not None:
+            text = digest.compress(text, cap, seen, filler=1.0)
+        points.append(Point(text=text, figures=_figures_in(text), citations=[c.id for c in cited]))
     return points
 
 
-def offline_content(report: ReportView) -> SummaryContent:
-    """Fill the schema from the section tree and figure extraction, quoting the report verbatim."""
-    by_part: dict[str, list[tuple[str, Chunk]]] = {"opening": [], "measures": []}
-    areas: dict[str, list[tuple[str, Chunk]]] = {}
+@dataclass(frozen=True)
+class _Candidate:
+    sentence: str
+    chunk: Chunk
+    score: float
+
+
+def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
+    """The sentences of the report's measures part by area (its second-level section, else its first), in
+    reading order, each with its salience (qa.digest.salience)."""
+    figures = report_figures(report.chunks)
+    areas: dict[str, list[_Candidate]] = {}
     for chunk, fresh in _unique_chunks(report.chunks):
-        part = parts.classify(parts.top_section(chunk.section))
-        if part not in by_part:
-            continue  # problems and plans are read as whole parts below
-        for sentence in [s.strip() for s in re.split(r"(?<=[。！？])|\n", fresh) if s.strip()]:
-            by_part[part].append((sentence, chunk))
-            if part == "measures":
-                path = chunk.section.split(" > ")
-                areas.setdefault(_strip_marker(path[1] if len(path) > 1 else path[0]), []).append(
-                    (sentence, chunk)
-                )
-    # Overview: the opening paragraph, without the "现将…报告如下" formula.
-    overview_parts: list[tuple[str, Chunk]] = []
-    for sentence, chunk in by_part["opening"]:
-        if re.search(r"报告如下|现将|特此报告|^.{0,12}[:：]$", sentence):
+        if parts.classify(parts.top_section(chunk.section)) != "measures":
             continue
-        if sum(len(s) for s, _ in overview_parts) + len(sentence) > OVERVIEW_MAX:
-            if not overview_parts:  # one long opening sentence: its first clauses
-                overview_parts.append((clip(sentence, OVERVIEW_MAX), chunk))
-            break
-        overview_parts.append((sentence, chunk))
-    if not overview_parts and by_part["measures"]:
-        sentence, chunk = by_part["measures"][0]
-        overview_parts = [(clip(sentence, OVERVIEW_MAX), chunk)]
-    measures: list[MeasureArea] = []
-    for area, items in areas.items():
-        body = [(s, c) for s, c in items if not _HEADING.match(s) or len(s) > 40]
-        with_figures = [(s, c) for s, c in body if extract_figures(s)]
-        picked = sorted(with_figures, key=lambda sc: -len(extract_figures(sc[0])))[:3] or body[:1]
-        picked.sort(key=lambda sc: body.index(sc))  # back to reading order
-        measures.append(MeasureArea(area=area, points=[_point(s, c) for s, c in picked]))
-    figures: list[KeyFigure] = []
-    seen: set[tuple[str, str]] = set()
-    found = [(f, c) for s, c in by_part["measures"] for f in extract_figures(s)]
-    # Catalogued indicators (行政复议, 行政诉讼, 法律援助, 调解…) first in catalogue order, then the rest in
-    # reading order.
-    found.sort(key=lambda fc: catalogue_rank(fc[0]))
-    for figure, chunk in found:
-        # The phrase stops at quotes and 、; "培养“法律明白人”105人" is named by its whole clause.
-        name = figure.indicator if len(figure.indicator) >= 2 else figure.clause.strip('“”"「」 ')[-24:]
-        key = (name, figure.raw)
-        if len(name) < 2 or key in seen or not re.search(r"\d", figure.raw):
-            continue  # 一次/三个… in set phrases are not data
-        seen.add(key)
-        figures.append(
-            KeyFigure(
-                indicator=name,
-                value=float(figure.number.value),
-                unit=figure.number.unit,
-                raw=figure.raw,
-                quote=figure.quote,
-                chunk_id=chunk.id,
-            )  # fmt: skip
-        )
-    return SummaryContent(
-        overview="".join(s for s, _ in overview_parts),
-        overview_citations=list(dict.fromkeys(c.id for _, c in overview_parts)),
-        measures=measures,
-        key_figures=figures[:40],
-        problems=part_points(report, "problems"),
-        plans=part_points(report, "plans"),
+        path = chunk.section.split(" > ")
+        area = path[1] if len(path) > 1 else path[0]
+        mine = [f for f, c in figures if c.id == chunk.id]
+        for sentence in [x.strip() for x in re.split(r"(?<=[。！？])|\n", fresh) if x.strip()]:
+            if _HEADING.match(sentence) and len(sentence) <= 40 and not re.search(r"[。，,]", sentence):
+                continue  # a heading line: its words are the area's name
+            lead = area not in areas
+            areas.setdefault(area, []).append(
+                _Candidate(sentence, chunk, digest.salience(sentence, mine, lead))
+            )
+    return areas
+
+
+def _measures(areas: dict[str, list[_Candidate]], count: int, cap: int, seen: set[str]) -> list[MeasureArea]:
+    """The most salient sentence of the most salient areas (in reading order), compressed; with fewer
+    areas than MIN_MEASURES, an area gives its next best sentences too."""
+    ranked = sorted(areas, key=lambda a: -max(c.score for c in areas[a]))[:count]
+    per_area = {a: 1 for a in ranked}
+    spare = digest.MIN_MEASURES - len(ranked)
+    for area in ranked:
+        while spare > 0 and per_area[area] < len(areas[area]):
+            per_area[area] += 1
+            spare -= 1
+    out = []
+    for area in [a for a in areas if a in per_area]:
+        best = sorted(areas[area], key=lambda c: -c.score)[: per_area[area]]
+        best.sort(key=lambda c: areas[area].index(c))
+        points = []
+        for candidate in best:
+            text = digest.compress(candidate.sentence, cap, seen)
+            points.append(Point(text=text, figures=_figures_in(text), citations=[candidate.chunk.id]))
+        out.append(MeasureArea(area=digest.short_title(area), points=points))
+    return out
+
+
+def _who(meta: ReportMeta) -> str:
+    """The issuer with the places above it that its name leaves out: 山东省淄博市淄川区人民政府."""
+    name = meta.issuer or meta.region or meta.title
+    # a place above is left out when the name already says it, in full or short (赣州 in 赣州蓉江新区)
+    above = [p for p in meta.region_path[:-1] if p and p not in name and p[:2] not in name]
+    return "".join(above) + name if name else "本报告"
+
+
+# Budget levels, loosest first: (measure item chars, measures, part item chars, part items, figures)
+_LEVELS = ((70, 6, 50, 5, 12), (55, 5, 40, 4, 10), (45, 4, 32, 4, 8), (36, 3, 26, 3, 6), (28, 3, 20, 3, 5))
+
+
+def summary_length(content: SummaryContent) -> int:
+    """The characters a reader reads: 概况, each area and item, each figure's label and value, shortcomings
+    and plans. Quotes are shown on demand (the 来源 list, the figure's quote) and are not counted."""
+    return (
+        len(content.overview)
+        + sum(len(a.area) + sum(len(p.text) for p in a.points) for a in content.measures)
+        + sum(len(f.indicator) + len(f.raw) for f in content.key_figures)
+        + sum(len(p.text) for p in [*content.problems, *content.plans])
     )
+
+
+def budget(report: ReportView) -> int:
+    return max(300, int(len(report.text) * digest.SHARE))
+
+
+def offline_content(report: ReportView) -> SummaryContent:
+    """A short summary from the report's own words (qa.digest): 概况 composed from the report's identity
+    and headline indicators; the catalogue indicators it states; the most salient sentence of its main
+    areas, compressed; its shortcomings and plans as items with content — at the loosest budget level
+    that keeps the summary within `budget(report)` characters."""
+    stated = digest.key_figures([(f, c.id) for f, c in report_figures(report.chunks)])
+    areas = _measure_candidates(report)
+    meta = report.meta
+    topic = digest.topic_of(meta.title, [meta.issuer, meta.region, *meta.region_path])
+    content = SummaryContent(overview="")
+    for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS:
+        rows = stated[:n_figures]
+        headline = [r for r in rows if r.catalogued][:3] or rows[:3]
+        seen: set[str] = set()
+        content = SummaryContent(
+            overview=digest.composed_overview(_who(meta), meta.year, topic, headline),
+            overview_citations=list(dict.fromkeys(r.where for r in headline)),
+            measures=_measures(areas, n_measures, item_cap, seen),
+            key_figures=[_key_figure(r) for r in rows],
+            problems=part_points(report, "problems", n_items, part_cap, seen),
+            plans=part_points(report, "plans", n_items, part_cap, seen),
+        )
+        if summary_length(content) <= budget(report):
+            break
+    return content
+
+
+def _key_figure(row: digest.Stated) -> KeyFigure:
+    number = parse_number(row.raw)
+    return KeyFigure(indicator=row.label, value=float(number.value) if number else None,
+                     unit=number.unit if number else "", raw=row.raw, quote=row.quote, chunk_id=row.where)  # fmt: skip
+
+
+def fit(content: SummaryContent, limit: int) -> SummaryContent:
+    """The same budget for a model's summary: at most MAX_FIGURES figures and MAX_MEASURES areas, then
+    items compressed at clause boundaries (qa.digest.compress) level by level until it fits."""
+    for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS:
+        seen: set[str] = set()
+
+        def squeeze(points: list[Point], cap: int, keep: int, seen: set[str] = seen) -> list[Point]:
+            out = []
+            for point in points[:keep]:
+                text = digest.compress(point.text, cap, seen)
+                out.append(point.model_copy(update={"text": text, "figures": [f for f in point.figures if f in text]}))
+            return out
+
+        fitted = content.model_copy(update={
+            "measures": [a.model_copy(update={"area": digest.short_title(a.area), "points": squeeze(a.points, item_cap, 2)})
+                         for a in content.measures[:n_measures]],
+            "key_figures": content.key_figures[:n_figures],
+            "problems": squeeze(content.problems, part_cap, n_items),
+            "plans": squeeze(content.plans, part_cap, n_items),
+        })  # fmt: skip
+        if summary_length(fitted) <= limit:
+            return fitted
+    return fitted
 
 
 # ---- verification -------------------------------------------------------------------------------
@@ -304,7 +373,9 @@ def verify(content: SummaryContent, report: ReportView) -> tuple[SummaryContent,
     number in a text field that the report does not contain. Returns the checked copy and the flags."""
     chunks = {c.id: c for c in report.chunks}
     report_norm = normalize(report.text)
-    not_in_report = _grounding(report.text)
+    # the report's identity (its title, the year it reports on) is part of what a summary may state
+    identity = "\n".join([report.meta.title, f"{report.meta.year}年" if report.meta.year else ""])
+    not_in_report = _grounding(identity + "\n" + report.text)
     flags: list[str] = []
     figures = []
     for figure in content.key_figures:
@@ -460,8 +531,10 @@ def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTe
     for attempt in (1, 2):
         try:
             completion = llm.complete(messages, prompt_ref=template.ref, json_schema=schema)
-        except (TruncatedReply, DegenerateReply) as ex:
-            raise type(ex)(f"{what}: {ex}") from ex
+        except QAError as ex:  # say which report and which part: "zichuan.txt (map, part 2/5): …"
+            named = type(ex)(f"{what}: {ex}")
+            named.__dict__.update(ex.__dict__)  # keeps what the error carries (not_sent…)
+            raise named from ex
         _add_usage(usage, {"prompt_tokens": completion.prompt_tokens, "llm_calls": 1,
                            "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd})  # fmt: skip
         try:
@@ -517,6 +590,7 @@ def llm_content(report: ReportView, llm: ChatLLM, template: PromptTemplate, usag
         meta=report.meta.to_dict(),
         notes=json.dumps(notes, ensure_ascii=False),
         overview_max=OVERVIEW_MAX,
+        budget=budget(report),
     )
     content = _json_reply(llm, messages, template, SummaryContent, usage, f"{report.report_id} (reduce)")
     return content, [mapper.ref, template.ref]  # type: ignore[return-value]
@@ -555,6 +629,8 @@ def summarize_report(
             named.__dict__.update(ex.__dict__)  # keeps what the error carries (path, not_sent…)
             raise named from ex
     content = content.model_copy(update={"overview": clip(content.overview.strip(), OVERVIEW_MAX)})
+    if llm is not None:  # a model's summary keeps the same budget as the offline one
+        content = fit(content, budget(report))
     checked, flags = verify(content, report)
     if strict and flags:
         raise OutputError(f"{report.report_id}: {len(flags)} unverified item(s) (--strict): {flags[0]}")

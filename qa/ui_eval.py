@@ -35,6 +35,9 @@ SUMMARY_LABELS = {
     "summary.figure_recall": "摘要 · 关键数据召回率",
     "summary.number_grounding": "摘要 · 数字可溯源率",
     "summary.section_completeness": "摘要 · 章节完整率",
+    "summary.compression": "摘要 · 篇幅占原文比（越低越短）",
+    "summary.key_fact_coverage": "摘要 · 要点覆盖率",
+    "summary.label_quality": "摘要 · 指标名称准确率",
 }
 HELP = {
     "retrieval_recall_at_k": "全部证据都在前 k 个检索段落中的问题占比",
@@ -48,10 +51,13 @@ HELP = {
     "summary.metadata_accuracy": "摘要中标题、发布单位、地区、年度等与标准一致的占比",
     "summary.figure_recall": "标准要求的关键数据在摘要中出现的占比",
     "summary.number_grounding": "摘要中的数字能在报告原文中找到的占比",
-    "summary.section_completeness": "报告有的“存在问题”“下一步计划”在摘要中出现的占比",
+    "summary.section_completeness": "报告有的“存在的不足”“下一步计划”在摘要中出现的占比",
+    "summary.compression": "摘要正文（不含按需显示的原文引用）字数占报告字数的比例，各报告取平均；目标不超过 25%",
+    "summary.key_fact_coverage": "标准中每份报告读者必须看到的 5–8 个要点（数字）在摘要中出现的占比",
+    "summary.label_quality": "摘要关键指标表中，要点数字的指标名称与标准名称一致的占比（不是句子碎片）",
 }
 ENGINES = {"extractive": "抽取式", "retrieval-only": "仅检索"}
-SECTION_LABELS = {"problems": "存在问题", "plans": "下一步计划"}
+SECTION_LABELS = {"problems": "存在的不足", "plans": "下一步计划"}
 HISTORY_METRICS = ("answer_accuracy", "refusal_accuracy", "retrieval_recall_at_k", "number_grounding")
 STAGES = {"ingest": "正在导入文档", "questions": "正在回答问题", "summaries": "正在生成并检查摘要"}
 
@@ -214,7 +220,30 @@ def failing_questions(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def failing_label(row: dict[str, Any], newly: bool) -> str:
-    return f"{row['id']}{'（新增失败）' if newly else ''} · {row['question']}"
+    marks = "（新增失败）" if newly else ""
+    marks += "（出错）" if row.get("error") else ("（复述提示，不计分）" if row.get("echo") else "")
+    return f"{row['id']}{marks} · {row['question']}"
+
+
+def error_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The questions whose answer failed with an error (a provider or output error), as in the report."""
+    return evalreport.error_rows(metrics)
+
+
+def errors_text(rows: Sequence[dict[str, Any]]) -> str:
+    """One notice for the errored questions: how many, each id with its message."""
+    listed = "；".join(f"{r['id']}：{r['error']}" for r in rows)
+    return f"{len(rows)} 个问题回答时出错（计为答错，其余问题照常评分）：{listed}"
+
+
+def failing_details(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) lines shown for a failing question: the error instead of an answer when it failed."""
+    given = ("出错", row["error"]) if row.get("error") else ("给出的答案", row.get("answer") or "（无）")
+    lines = [("问题", row["question"]), given, ("标准答案", row["gold"]), ("报告", row["doc"]),
+             ("证据已检索到", {True: "是", False: "否", None: "—"}[row.get("retrieval_hit")])]  # fmt: skip
+    if row.get("echo"):
+        lines.append(("判定", "答案只是复述了问题或资料原文，不计为答对"))
+    return lines
 
 
 def summary_rows(metrics: dict[str, Any]) -> list[dict]:

@@ -1,15 +1,15 @@
 """The 摘要 page without Streamlit: the summary card as HTML, the app's on-disk summary cache and the zip of a
 batch.
 
-The cache is <QA_DATA_DIR>/summaries/<engine>/<report>.json + .md (a folder per engine, so switching engines
+The cache is <QA_DATA_DIR>/summaries/<engine>/<report>.json + .md + .docx (a folder per engine, so switching engines
 reuses each one's summaries), the same layout and reuse rules as `qa summarize` (qa/batch.py): a summary is
-reused while the report's bytes, the template (and prompts), the engine and the model are unchanged; the Markdown is written first and the JSON last, each atomically.
+reused while the report's bytes, the template (and prompts), the engine and the model are unchanged; the Markdown
+and Word files are written first and the JSON last, each atomically.
 Everything that puts report or model text into HTML escapes it.
 """
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import re
@@ -19,15 +19,16 @@ from pathlib import Path
 
 from qa.batch import (
     BatchItem,
+    SummaryIndex,
+    complete_outputs,
+    index_tables,
     output_paths,
-    read_summary,
     up_to_date,
-    write_index,
     write_summary,
 )
 from qa.llm import ChatLLM
 from qa.summarize import Point, ReportView, Summary, summarize_report
-from qa.ui import OFFLINE_ENGINE_LABEL
+from qa.ui import OFFLINE_ENGINE_LABEL, local_time, text_message
 
 SUMMARY_DIR = "summaries"
 STATUS_LABELS = {
@@ -79,10 +80,11 @@ def cached_paths(data_dir: Path, report_id: str) -> list[Path]:
 
 
 def cached_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary | None:
-    """The summary on disk when it is still current for this report and engine (qa.batch's rule)."""
+    """The summary on disk when it is still current for this report and engine (qa.batch's rule); its Word
+    file is written from it if missing."""
     if not up_to_date(view, out_dir, None, llm.model if llm else None):
         return None
-    return read_summary(output_paths(out_dir, view.report_id)[0])
+    return complete_outputs(view, out_dir)
 
 
 def make_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary:
@@ -92,10 +94,11 @@ def make_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summar
     return summary
 
 
-def summary_files(out_dir: Path, report_id: str) -> tuple[str, str]:
-    """The cached JSON and Markdown texts of one report (what the download buttons hand out)."""
-    json_path, md_path = output_paths(out_dir, report_id)
-    return json_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8")
+def summary_files(out_dir: Path, report_id: str) -> tuple[str, str, bytes]:
+    """The cached JSON and Markdown texts and the Word file of one report (what the download buttons hand
+    out: the very files `qa summarize` writes)."""
+    json_path, md_path, docx_path = output_paths(out_dir, report_id)
+    return json_path.read_text(encoding="utf-8"), md_path.read_text(encoding="utf-8"), docx_path.read_bytes()
 
 
 def preloaded(load_view: Callable[[], ReportView]) -> Callable[[], ReportView]:
@@ -123,7 +126,7 @@ def batch_rows(items: Sequence[BatchItem]) -> list[dict]:
                 "结果": STATUS_LABELS.get(item.status, item.status),
                 "未核实": item.unverified if item.status != "failed" else None,
                 "用时（秒）": round(item.seconds, 2),
-                "原因": item.reason,
+                "原因": text_message(item.reason).text if item.reason else "",
             }
         )
     return rows
@@ -138,28 +141,20 @@ def batch_counts(items: Sequence[BatchItem]) -> str:
 
 
 def summaries_zip(out_dir: Path, report_ids: Iterable[str]) -> bytes:
-    """A zip of the reports' cached JSON and Markdown plus index.csv of just those reports.
-
-    The folder's index (index.jsonl / index.csv) is rewritten first, as `qa summarize` does."""
+    """A zip of the reports' cached JSON, Markdown and Word files plus index.csv and index.xlsx of just
+    those reports. The folder's own index is rewritten first, as `qa summarize` does."""
     wanted = [r for r in dict.fromkeys(report_ids) if output_paths(out_dir, r)[0].is_file()]
-    write_index(out_dir)
+    index = SummaryIndex(out_dir)
+    index.write()
+    csv_data, xlsx_data = index_tables([row for row in index.rows.values() if row["report_id"] in wanted])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for report_id in wanted:
             for path in output_paths(out_dir, report_id):
                 if path.is_file():
                     archive.writestr(path.name, path.read_bytes())
-        archive.writestr("index.csv", _index_of(out_dir, set(wanted)))
-    return buffer.getvalue()
-
-
-def _index_of(out_dir: Path, report_ids: set[str]) -> str:
-    index = out_dir / "index.csv"
-    reader = csv.DictReader(io.StringIO(index.read_text(encoding="utf-8") if index.is_file() else ""))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=reader.fieldnames or ["report_id"])
-    writer.writeheader()
-    writer.writerows(row for row in reader if row.get("report_id") in report_ids)
+        archive.writestr("index.csv", csv_data)
+        archive.writestr("index.xlsx", xlsx_data)
     return buffer.getvalue()
 
 
@@ -184,11 +179,9 @@ def meta_items(summary: Summary) -> list[tuple[str, str]]:
 
 
 def made_text(summary: Summary) -> str:
-    """How the summary was made: template, time and, for an LLM, tokens and cost."""
-    parts = [
-        f"模板 {summary.template}",
-        f"生成于 {summary.created_at.replace('T', ' ').replace('+00:00', ' UTC')}",
-    ]
+    """When the summary was made (local time) and, for an LLM, tokens and cost; the template ref is an
+    internal id, shown under 详细信息."""
+    parts = [f"生成于 {local_time(summary.created_at)}"]
     if summary.engine == "llm":
         parts.append(f"tokens {summary.prompt_tokens} 输入 / {summary.completion_tokens} 输出")
         parts.append("费用未知" if summary.cost_usd is None else f"费用 ${summary.cost_usd:.4f}")
@@ -250,20 +243,20 @@ def _quote_html(quote: str, raw: str) -> str:
 
 
 def summary_card_html(summary: Summary, sections: dict[str, str] | None = None) -> str:
-    """The summary as one HTML block: 概述 / 主要举措 / 关键数据 (quote + ✓ or ⚠) / 存在问题 / 下一步计划 / 来源.
+    """The summary as one HTML block: 概况 / 主要举措 / 关键指标 (quote + ✓ or ⚠) / 存在的不足 / 下一步计划 / 来源.
 
     sections: chunk id → section path, for the 来源 list and the [n] tooltips. One line, so Markdown leaves
     it alone."""
     refs = _Refs(sections or {})
     out = ['<div class="qa-summary">']
     overview = _e(summary.overview) if summary.overview else "（无）"
-    out.append(f"<h4>概述</h4><p>{overview}{refs.cite(summary.overview_citations)}</p>")
+    out.append(f"<h4>概况</h4><p>{overview}{refs.cite(summary.overview_citations)}</p>")
     out.append("<h4>主要举措</h4>")
     if not summary.measures:
         out.append("<p>（无）</p>")
     for area in summary.measures:
         out.append(f"<p><strong>{_e(area.area)}</strong></p>{_points(area.points, refs, '（无）')}")
-    out.append(f"<h4>关键数据（{len(summary.key_figures)} 项）</h4>")
+    out.append(f"<h4>关键指标（{len(summary.key_figures)} 项）</h4>")
     if summary.key_figures:
         rows = []
         for figure in summary.key_figures:
@@ -275,21 +268,22 @@ def summary_card_html(summary: Summary, sections: dict[str, str] | None = None) 
             css = "" if figure.verified else ' class="qa-unverified-row"'
             rows.append(
                 f'<tr{css}><td>{_e(figure.indicator)}</td><td class="qa-num">{_e(figure.raw)}</td>'
-                f"<td>{_quote_html(figure.quote, figure.raw)}{refs.cite([figure.chunk_id])}</td>{mark}</tr>"
+                f'<td><details class="qa-figure-quote"><summary>原文{refs.cite([figure.chunk_id])}</summary>'
+                f"{_quote_html(figure.quote, figure.raw)}</details></td>{mark}</tr>"
             )
         out.append(
-            '<table class="qa-figures"><tr><th>指标</th><th>数值</th><th>原文引用</th><th>核实</th></tr>'
+            '<table class="qa-figures"><tr><th>指标</th><th>数值</th><th>原文（点开查看）</th><th>核实</th></tr>'
             + "".join(rows)
             + "</table>"
         )
     else:
         out.append("<p>（报告中没有可提取的数据）</p>")
-    out.append(f"<h4>存在问题</h4>{_points(summary.problems, refs, '（报告未单列）')}")
+    out.append(f"<h4>存在的不足</h4>{_points(summary.problems, refs, '（报告未单列）')}")
     out.append(f"<h4>下一步计划</h4>{_points(summary.plans, refs, '（报告未单列）')}")
     out.append("<h4>来源</h4>")
     if refs.numbers:
         items = "".join(
-            f"<li>{_e(refs.sections.get(chunk_id) or '（正文开头）')} · <code>{_e(chunk_id)}</code></li>"
+            f'<li title="段落 {_e(chunk_id)}">{_e(refs.sections.get(chunk_id) or "（正文开头）")}</li>'
             for chunk_id in refs.numbers
         )
         out.append(f'<ol class="qa-sources">{items}</ol>')

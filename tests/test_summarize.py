@@ -4,11 +4,13 @@ Markdown, and the LLM path (map → reduce, repair, errors) against the local Op
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from datetime import datetime
 from pathlib import Path
 
+import docx
 import pytest
 from conftest import CORPUS, CORPUS_FILES, make_settings
 from openai_server import OpenAIServer, Reply, Request
@@ -16,6 +18,8 @@ from summary_llm import reduce_summary, schema_name, summary_responder
 
 from qa.batch import view_from_file
 from qa.errors import ConfigError, OutputError, ProviderError
+from qa.exports import summary_docx
+from qa.indicators import CATALOGUE
 from qa.llm import make_chat_llm
 from qa.prompts import PROMPTS_DIR
 from qa.render import summary_markdown
@@ -30,6 +34,7 @@ from qa.summarize import (
     clip,
     section_batches,
     summarize_report,
+    summary_length,
     verify,
 )
 
@@ -42,14 +47,15 @@ META = {  # title, issuer, region, year, publish date, 文号 — exactly
     "rongjiang_2023.txt": ("赣州蓉江新区2023年度法治政府建设工作情况报告", "赣州蓉江新区", "蓉江新区", 2023, "2024-01-31", ""),
     "zhenjiang_sfj_2024.txt": ("韶关市浈江区司法局2024年法治政府建设年度报告", "韶关市浈江区司法局", "浈江区", 2024, None, ""),
 }  # fmt: skip
-# (first problem, number of problems, first plan, number of plans) as the reports state them; inline
-# lists ("主要表现在:一是…;二是…;三是…", "主要是A;B") count item by item
+# (first problem, number of problems, first plan, number of plans) as the reports state them, list markers
+# (一是, (一)) removed; inline lists ("主要表现在:一是…;二是…;三是…", "主要是A;B") count item by item; an item
+# that is only a heading carries the sentence after it
 SECTIONS = {
-    "zichuan_2024.txt": ("一是推进法治政府建设创新举措不多", 3, "(一)聚焦主责,在推进法治建设上全面提速", 3),
-    "dabancheng_2024.txt": ("一是落实行政执法“三项制度”不够规范", 3, "一是聚焦强化法治思维", 4),
-    "luojiang_2024.txt": ("一是部分单位对依法行政认识不足", 3, "(一)推进行政执法规范化", 4),
-    "rongjiang_2023.txt": ("法治人才短缺,部分单位法治业务人员配备不到位", 2, "一是强化组织保障", 4),
-    "zhenjiang_sfj_2024.txt": ("(一)学习质效有待提高", 3, "(一)进一步加强队伍建设", 3),
+    "zichuan_2024.txt": ("推进法治政府建设创新举措不多", 3, "在推进法治建设上全面提速。扎实推进", 3),
+    "dabancheng_2024.txt": ("落实行政执法“三项制度”不够规范", 3, "推进学习贯彻习近平法治思想", 4),
+    "luojiang_2024.txt": ("部分单位对依法行政认识不足", 3, "推进行政执法规范化。加强", 4),
+    "rongjiang_2023.txt": ("法治人才短缺,部分单位法治业务人员配备不到位", 2, "强化组织保障。紧扣", 4),
+    "zhenjiang_sfj_2024.txt": ("学习质效有待提高。学习效果", 3, "进一步加强队伍建设,持续提升", 3),
 }
 
 
@@ -134,26 +140,61 @@ def test_problems_and_plans_come_from_their_sections(
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
-def test_offline_summary_is_verbatim_and_fully_verified(
+def test_offline_summary_is_short_and_every_figure_verified(
     name: str, offline: dict[str, Summary], views: dict[str, ReportView]
 ) -> None:
     summary, view = offline[name], views[name]
     chunks = {c.id: c for c in view.chunks}
     assert summary.unverified == 0 and summary.checks == []
-    assert len(summary.key_figures) >= 10
+    # short: a quarter of the report at most (quotes shown on demand are not counted)
+    assert summary_length(summary) <= 0.25 * len(view.text)
+    # 关键指标: at most 12, each verified, its quote verbatim, its label the counted thing
+    assert 5 <= len(summary.key_figures) <= 12
+    labels = {indicator.label for indicator in CATALOGUE}
     for figure in summary.key_figures:
         assert figure.verified, figure
         assert figure.quote in view.text, figure.quote  # verbatim, not merely after normalisation
         assert figure.raw in figure.quote and figure.quote in chunks[figure.chunk_id].text
-    points = [p for area in summary.measures for p in area.points] + summary.problems + summary.plans
-    assert points and all(p.verified and p.text in view.text for p in points)
-    assert all(c in chunks for p in points for c in p.citations)
-    assert 0 < len(summary.overview) <= OVERVIEW_MAX and summary.overview in view.text
-    assert "报告如下" not in summary.overview
+        assert figure.indicator in labels or not re.search(r"[等和与及的了]$|^(?:开展|组织|完成|办理)", figure.indicator)
+    # 主要举措: 3–6 items, each the report's own clauses, list markers removed
+    points = [p for area in summary.measures for p in area.points]
+    assert 3 <= len(points) <= 6
+    for point in points + summary.problems + summary.plans:
+        assert point.verified and all(c in chunks for c in point.citations)
+        assert not re.match(r"[一二三四五六七八九十]是|[（(][一二三四五六七八九十]+[)）]|\d+[.、]", point.text)
+        for clause in re.split(r"(?<=[，,；;。])", point.text.rstrip("。…")):
+            assert clause.rstrip("，,；;。") in view.text, clause
+    # 概况: composed from identity and headline figures, not the boilerplate opening
+    meta = view.meta
+    assert 0 < len(summary.overview) <= OVERVIEW_MAX and str(meta.year) in summary.overview
+    assert meta.region in summary.overview and "主要数据" in summary.overview
+    assert "习近平" not in summary.overview and "报告如下" not in summary.overview
     assert [c for c in summary.overview_citations if c not in chunks] == []
-    # measures are grouped by the report's own areas, each with cited points
-    areas = {a.area for a in summary.measures}
-    assert len(areas) >= 5 and all(a.points for a in summary.measures)
+
+
+def test_a_figure_keeps_its_qualifier(offline: dict[str, Summary]) -> None:
+    """约1.1亿元 is not 1.1亿元; 300余场次 keeps its 余."""
+    shown = {f.raw for f in offline["zichuan_2024.txt"].key_figures}
+    assert "300余场次" in shown
+    from qa.digest import qualified
+    from qa.figures import extract_figures
+
+    [figure] = [f for f in extract_figures("2024年，我区累计兑现惠企资金约1.1亿元。") if f.raw == "1.1亿元"]
+    assert qualified(figure) == "约1.1亿元"
+
+
+def test_compression_removes_markers_framing_and_repeats() -> None:
+    from qa.digest import compress
+
+    seen: set[str] = set()
+    first = compress("一是坚持以习近平法治思想为指导,办理行政复议案件151件,审结67件。", 40, seen)
+    assert first == "办理行政复议案件151件,审结67件。"
+    again = compress("（二）办理行政复议案件151件,综合纠错率达29.8%。", 40, seen)
+    assert again == "综合纠错率达29.8%。"  # the clause already said is not said twice
+    # clauses that do not fit are left out; one clause too long is cut at a 、, never inside a number
+    assert compress("开展法治宣传活动300余场次,发放资料12000余份,覆盖群众5万余人次。", 20) == "开展法治宣传活动300余场次。"
+    cut = compress("开展宪法宣传、民法典宣传、法治文艺演出、法律咨询等活动300余场次。", 20)
+    assert cut == "开展宪法宣传、民法典宣传、法治文艺演出…"
 
 
 def test_measures_carry_their_figures(offline: dict[str, Summary]) -> None:
@@ -248,12 +289,53 @@ def test_markdown_has_every_part_and_resolves_citations(
     view = views["zichuan_2024.txt"]
     markdown = summary_markdown(offline["zichuan_2024.txt"], {c.id: c.section for c in view.chunks})
     headings = re.findall(r"(?m)^## (.+)$", markdown)
-    assert headings == ["概述", "主要举措", "关键数据", "存在问题", "下一步计划", "来源"]
+    assert headings == ["概况", "主要举措", "关键指标", "存在的不足", "下一步计划", "来源"]
     assert markdown.startswith("# 淄川区人民政府2024年度法治政府建设情况报告")
     used = set(re.findall(r"\[\^(\d+)\](?!:)", markdown))
     defined = set(re.findall(r"(?m)^\[\^(\d+)\]:", markdown))
     assert used and used == defined
-    assert "| 办理行政复议案件 | 151件 |" in markdown and "未核实" not in markdown
+    assert re.search(r"\| 行政复议 收案 \| 151件\[\^\d+\] \| ✓ \|", markdown) and "未核实" not in markdown
+    assert "原文：“办理行政复议案件151件" in markdown  # the quote is under 来源, on demand
+
+
+def test_word_has_what_the_markdown_has_and_quotes_each_source(
+    offline: dict[str, Summary], views: dict[str, ReportView]
+) -> None:
+    view = views["zichuan_2024.txt"]
+    summary = offline["zichuan_2024.txt"]
+    document = docx.Document(io.BytesIO(summary_docx(summary, view.meta, view.chunks)))
+    paragraphs = [p.text for p in document.paragraphs]
+    body = "\n".join(paragraphs)
+    points = [p for area in summary.measures for p in area.points] + summary.problems + summary.plans
+    assert all(area.area in paragraphs for area in summary.measures)
+    assert all(any(p.startswith(point.text) for p in paragraphs) for point in points)
+    figures = [[c.text for c in row.cells] for row in document.tables[0].rows][1:]
+    assert [(f[0], f[1]) for f in figures] == [(f.indicator, f.raw) for f in summary.key_figures]
+    # as many sources as the Markdown lists, each with the report's own words
+    markdown = summary_markdown(summary, {c.id: c.section for c in view.chunks})
+    appendix = paragraphs[paragraphs.index("附录：来源") + 2 :]
+    sources = [p for p in appendix if re.match(r"\[\d+\] ", p)]
+    assert len(sources) == len(re.findall(r"(?m)^\[\^\d+\]:", markdown))
+    quotes = [p for p in appendix[:-1] if p not in sources]
+    assert quotes and all(q in view.text for q in quotes), [q for q in quotes if q not in view.text]
+    assert "⚠" not in body
+
+    # an LLM's paraphrase is not in the passage: the source quotes the passage; flags and 未识别 show
+    chunk = view.chunks[3]
+    changed = summary.model_copy(update={
+        "region": "", "year": None, "unverified": 1, "overview": "", "overview_citations": [], "measures": [],
+        "key_figures": [], "plans": [],
+        "problems": [Point(text="执法规范化水平仍待提升", citations=[chunk.id], verified=False)],
+    })  # fmt: skip
+    document = docx.Document(io.BytesIO(summary_docx(changed, None, view.chunks)))
+    paragraphs = [p.text for p in document.paragraphs]
+    assert paragraphs[1] == "地区：未识别 · 发布单位：淄川区人民政府 · 年度：未识别"
+    assert any(p.startswith("⚠ 1 处内容未能在原文中核实") for p in paragraphs)
+    line = next(p for p in paragraphs if p.startswith("执法规范化水平仍待提升"))
+    n = re.search(r"\[(\d+)\]", line).group(1)
+    assert line.endswith("⚠ 未核实")
+    at = next(i for i, p in enumerate(paragraphs) if p.startswith(f"[{n}] "))
+    assert chunk.id in paragraphs[at] and paragraphs[at + 1] == " ".join(chunk.text.split())
 
 
 # ---- LLM path (local OpenAI-compatible server) ------------------------------------------------------
@@ -283,6 +365,9 @@ def test_llm_maps_every_section_then_reduces(tmp_path: Path, views: dict[str, Re
     assert summary.title == META["zichuan_2024.txt"][0]  # metadata comes from the report, not the model
     assert summary.unverified == 0 and summary.key_figures and all(f.verified for f in summary.key_figures)
     assert summary.problems and summary.plans
+    # the same budget as the offline summary: a quarter of the report, at most 12 figures
+    assert summary_length(summary) <= 0.25 * len(view.text) and len(summary.key_figures) <= 12
+    assert "{{" not in requests[-1].prompt and "字" in requests[-1].messages[0]["content"]
 
 
 def test_invalid_json_is_repaired_once(tmp_path: Path, views: dict[str, ReportView]) -> None:
@@ -316,8 +401,8 @@ def _inventing(request: Request) -> Reply:
         return summary_responder(request)
     summary = reduce_summary(request)
     real = summary["key_figures"][0]
-    summary["key_figures"].append(
-        {**real, "raw": "9999件", "quote": real["quote"].replace(real["raw"], "9999件")}
+    summary["key_figures"].insert(  # first: a summary keeps at most 12 figures, in the model's order
+        1, {**real, "raw": "9999件", "quote": real["quote"].replace(real["raw"], "9999件")}
     )
     summary["overview"] = "全年共办理各类案件8888件。" + summary["overview"]
     return Reply(json.dumps(summary, ensure_ascii=False))
@@ -334,14 +419,14 @@ def test_invented_figure_is_flagged_and_fails_strict(tmp_path: Path, views: dict
     assert [f.raw for f in invented] == ["9999件"]
     assert summary.unverified == 2 and any("8888件" in c for c in summary.checks)
     markdown = summary_markdown(summary)
-    assert "| 9999件 |" in markdown and "⚠ 未核实" in markdown and "2 处内容未能在原文中核实" in markdown
+    assert "| 9999件[^" in markdown and "⚠ 未核实" in markdown and "2 处内容未能在原文中核实" in markdown
 
 
 def test_rate_limit_storm_is_retried_then_a_provider_error(
     tmp_path: Path, views: dict[str, ReportView]
 ) -> None:
     storm = OpenAIServer(responder=lambda r: Reply(status=429, headers={"retry-after-ms": "10"}))
-    with storm as server, pytest.raises(ProviderError, match=r"zichuan_2024.txt: .*429.*lower --concurrency"):
+    with storm as server, pytest.raises(ProviderError, match=r"zichuan_2024.txt \(map, part 1/\d+\): .*429.*lower --concurrency.*after 3 tries"):
         summarize_report(views["zichuan_2024.txt"], _llm(tmp_path, server, retries=2))
     assert len(server.chat_requests()) == 3  # the first call and its two retries, then no further steps
 
@@ -359,10 +444,7 @@ def test_plans_after_problems_in_one_section_span_several_chunks(tmp_path: Path)
     view = view_from_file(path, make_settings(tmp_path / "data"), EMBEDDER)
     assert len([c for c in view.chunks if c.section.startswith("二、")]) >= 3
     summary = summarize_report(view)
-    assert [p.text for p in summary.problems] == ["一是法治队伍力量不足。", "二是执法规范化水平有待提升。"]
-    assert [p.text[:7] for p in summary.plans] == [
-        "一是第1项工作",
-        "二是第2项工作",
-        "三是第3项工作",
-        "四是第4项工作",
-    ]
+    assert [p.text for p in summary.problems] == ["法治队伍力量不足。", "执法规范化水平有待提升。"]
+    assert [p.text[:5] for p in summary.plans] == ["第1项工作", "第2项工作", "第3项工作", "第4项工作"]
+    # a heading-only item takes the sentence after it; wording already said is not said again
+    assert "加强统筹协调" in summary.plans[0].text and not any("加强统筹协调" in p.text for p in summary.plans[1:])
