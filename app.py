@@ -1,8 +1,10 @@
 """reportqa in the browser: 问答, 文档库, 摘要, 对比 and 评测 (the pages live in app_pages/).
 
 Settings are read from the environment once; the embedder, the store and the LLM client are built once
-per process (st.cache_resource, app_pages/common.py). A QAError raised while a page runs becomes st.error
-here and nowhere else; everything that can be pure (labels, HTML, table rows, chart data) lives in qa/ui*.py.
+per process (st.cache_resource, app_pages/common.py). A QAError raised while a page runs becomes an error
+message here (common.show_error: in Chinese, the original in a 详细信息 expander); everything that can be pure
+(labels, HTML, table rows, chart data, the Chinese messages) lives in qa/ui*.py. Streamlit's own widget text
+(the uploader's "Upload", the dropdowns' "Select all") is put into Chinese in the browser by ui.WIDGET_SCRIPT.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages.chat import page_chat
-from app_pages.common import GOTO, get_services, keep_widget_state, llm_or_error
+from app_pages.common import GOTO, get_services, keep_widget_state, llm_or_error, show_error
 from app_pages.compare import page_compare
 from app_pages.evals import page_eval
 from app_pages.library import page_library
@@ -21,11 +23,11 @@ from qa.llm import ChatLLM
 from qa.wiring import Services
 
 
-def sidebar_status(services: Services, llm: ChatLLM | None, llm_error: str | None) -> None:
+def sidebar_status(services: Services, llm: ChatLLM | None, llm_error: ui.UserMessage | None) -> None:
     """Engine in use and library size; drawn after the page so an upload or delete shows at once."""
     st.subheader("回答引擎")
     if llm_error:
-        st.error(llm_error)
+        show_error(llm_error)
     else:
         # an HTML block, so the endpoint URL is not turned into a link
         st.markdown(ui.text_html(ui.engine_label(llm.label if llm else None)), unsafe_allow_html=True)
@@ -48,17 +50,18 @@ def main() -> None:
     if goto in pages and pages[goto].url_path != current.url_path:
         st.switch_page(pages[goto])
     st.html(ui.CSS)
+    st.html(ui.WIDGET_SCRIPT, unsafe_allow_javascript=True)
     try:
         services = get_services()
     except QAError as ex:
-        st.error(str(ex))
+        show_error(ex)
         st.stop()
     llm, llm_error = llm_or_error()
     status = st.sidebar.container()  # above the page's own sidebar widgets, filled after the page ran
     try:
         current.run()
     except QAError as ex:
-        st.error(str(ex))
+        show_error(ex)
     with status:
         sidebar_status(services, llm, llm_error)
 

@@ -1,5 +1,7 @@
 """问答: ask about one report or all of them; every claim cites its passage (click [n] → the passage, the
-supporting span highlighted; 查看原文 → the passage inside the report)."""
+supporting span highlighted; 查看原文 → the passage inside the report). Citations are numbered 1..n in the
+order the answer uses them; prompt refs and chunk ids are in each answer's 详细信息. An empty conversation
+starts with the loaded reports and three example questions built from them."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from app_pages.common import (
     llm_or_error,
     reports_multiselect,
     samples_button,
+    show_error,
     show_flash,
 )
 from qa import ui
@@ -22,6 +25,8 @@ from qa.errors import InputError, QAError
 from qa.llm import ChatLLM
 from qa.schemas import Citation, ReportRecord
 from qa.wiring import Services
+
+ASK = "chat_ask"  # an example question to ask on this run (set by its button)
 
 
 def new_id() -> str:
@@ -62,8 +67,9 @@ def show_context(citation: Citation) -> None:
         st.markdown(html, unsafe_allow_html=True)
 
 
-def render_citation(citation: Citation, message_id: str) -> None:
-    with st.expander(ui.citation_label(citation), key=f"src-{message_id}-{citation.n}"):
+def render_citation(citation: Citation, message_id: str, number: int) -> None:
+    """A source under an answer, under the number the answer shows for it (ui.citation_numbers)."""
+    with st.expander(ui.citation_label(citation, number), key=f"src-{message_id}-{citation.n}"):
         st.caption(
             ui.escape_markdown(
                 f"报告：{citation.report_id} · 章节：{citation.section or '（正文开头）'} · "
@@ -74,7 +80,7 @@ def render_citation(citation: Citation, message_id: str) -> None:
                 )
             )
         )
-        st.markdown(ui.passage_html(citation, ui.anchor_id(message_id, citation.n)), unsafe_allow_html=True)
+        st.markdown(ui.passage_html(citation, ui.anchor_id(message_id, number)), unsafe_allow_html=True)
         if st.button(
             "查看原文", key=f"ctx-{message_id}-{citation.n}", icon=":material/article:", type="tertiary"
         ):
@@ -83,6 +89,7 @@ def render_citation(citation: Citation, message_id: str) -> None:
 
 def render_answer(message: dict, records: list[ReportRecord]) -> None:
     answer = message["answer"]
+    numbers = ui.citation_numbers(answer.text, [c.n for c in answer.citations])
     note = ui.standalone_note(message["question"], answer.standalone_question)
     if note:
         st.caption(ui.escape_markdown(note))
@@ -109,11 +116,13 @@ def render_answer(message: dict, records: list[ReportRecord]) -> None:
             st.caption(ui.escape_markdown(dropped))
         if answer.dropped_claims:
             st.caption(f"已删去 {len(answer.dropped_claims)} 句引用了问题范围以外报告的内容。")
-        for citation in answer.citations:
-            render_citation(citation, message["id"])
+        for citation in sorted(answer.citations, key=lambda c: numbers[c.n]):
+            render_citation(citation, message["id"], numbers[citation.n])
     meta = ui.answer_meta(answer)
     scope = ui.scope_note(answer.scope, records)
     st.caption(ui.escape_markdown(meta + (f" · {scope}" if scope else "")))
+    with st.expander(ui.DETAILS_LABEL, key=f"details-{message['id']}"):
+        st.caption("  \n".join(ui.escape_markdown(line) for line in ui.answer_details(answer, numbers)))
 
 
 def render_message(message: dict, records: list[ReportRecord]) -> None:
@@ -121,7 +130,7 @@ def render_message(message: dict, records: list[ReportRecord]) -> None:
         if message["role"] == "user":
             st.markdown(ui.escape_markdown(message["content"]))
         elif message.get("error"):
-            st.error(message["error"])
+            show_error(ui.UserMessage(message["error"], message.get("error_detail", "")))
         else:
             render_answer(message, records)
 
@@ -160,8 +169,17 @@ def answer_question(
                 )
         except QAError as ex:
             placeholder.empty()
-            st.error(str(ex))
-            messages.append({"id": new_id(), "role": "assistant", "content": "", "error": str(ex)})
+            error = ui.error_message(ex)
+            show_error(error)
+            messages.append(
+                {
+                    "id": new_id(),
+                    "role": "assistant",
+                    "content": "",
+                    "error": error.text,
+                    "error_detail": error.detail,
+                }
+            )
             return
         placeholder.empty()
         message = {
@@ -173,6 +191,21 @@ def answer_question(
         }
         messages.append(message)
         render_answer(message, records)
+
+
+def ask_example(question: str) -> None:
+    st.session_state[ASK] = question
+
+
+def start_screen(records: list[ReportRecord], disabled: bool) -> None:
+    """What an empty conversation shows: the loaded reports and three questions to ask about them."""
+    st.markdown(ui.escape_markdown(ui.library_overview(records)))
+    st.caption("可以试试这些问题（点击即提问）：")
+    with st.container(horizontal=True):
+        for n, question in enumerate(ui.example_questions(records)):
+            st.button(question, key=f"example-{n}", on_click=ask_example, args=(question,), disabled=disabled,
+                      icon=":material/help:")  # fmt: skip
+    st.caption("答案中的 [n] 可点击查看出处原文；可在侧栏限定报告或年度，追问会结合上文。")
 
 
 def page_chat() -> None:
@@ -190,15 +223,14 @@ def page_chat() -> None:
         return
     report_ids, years = chat_filters(records)
     if llm_error:
-        st.error(llm_error)
+        show_error(llm_error)
     messages = st.session_state.setdefault("messages", [])
-    if not messages:
-        st.caption(
-            f"文档库共 {len(records)} 份报告。提问后，答案中的 [n] 可点击查看出处原文；"
-            "可在侧栏限定报告或年度，追问会结合上文。"
-        )
+    example = st.session_state.pop(ASK, None)
+    if not messages and not example:
+        start_screen(records, disabled=llm_error is not None)
     for message in messages:
         render_message(message, records)
     question = st.chat_input("请输入问题，例如：某区办理行政复议案件多少件？", disabled=llm_error is not None)
+    question = question or example
     if question and question.strip():
         answer_question(question.strip(), services, llm, records, report_ids, years)

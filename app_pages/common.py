@@ -1,5 +1,6 @@
 """What every page shares: settings, services and the LLM built once per process (st.cache_resource), the
-engine choice, one-shot messages, page switching, and ingesting files (samples and uploads)."""
+engine choice, one-shot messages, errors shown in Chinese (show_error: the one place a QAError becomes what
+the user reads), page switching, and ingesting files (samples and uploads)."""
 
 from __future__ import annotations
 
@@ -45,11 +46,11 @@ def get_llm() -> ChatLLM | None:
     return make_llm(get_settings())
 
 
-def llm_or_error() -> tuple[ChatLLM | None, str | None]:
+def llm_or_error() -> tuple[ChatLLM | None, ui.UserMessage | None]:
     try:
         return get_llm(), None
     except QAError as ex:
-        return None, str(ex)
+        return None, ui.error_message(ex)
 
 
 def engine_choice(key: str, label: str) -> ChatLLM | None:
@@ -111,14 +112,31 @@ def go_to(page: str) -> None:
     st.session_state[GOTO] = page
 
 
-def flash(kind: str, text: str) -> None:
-    """A message shown once at the top of the next run (after a callback or st.rerun)."""
-    st.session_state.setdefault("flash", []).append((kind, text))
+def flash(kind: str, text: str, detail: str = "") -> None:
+    """A message shown once at the top of the next run (after a callback or st.rerun); detail: the original
+    of a translated error, shown in a 详细信息 expander."""
+    st.session_state.setdefault("flash", []).append((kind, text, detail))
 
 
 def show_flash() -> None:
-    for kind, text in st.session_state.pop("flash", []):
+    for kind, text, detail in st.session_state.pop("flash", []):
         {"success": st.success, "error": st.error, "warning": st.warning}.get(kind, st.info)(text)
+        if detail:
+            error_detail(detail)
+
+
+def show_error(error: QAError | ui.UserMessage) -> None:
+    """An error in Chinese (ui.error_message: what happened, to which file, what to do), with the original
+    message in a 详细信息 expander when the text is a translation."""
+    message = ui.error_message(error) if isinstance(error, QAError) else error
+    st.error(ui.escape_markdown(message.text))
+    if message.detail:
+        error_detail(message.detail)
+
+
+def error_detail(detail: str) -> None:
+    with st.expander(ui.ERROR_DETAIL_LABEL):
+        st.caption(ui.escape_markdown(detail))
 
 
 # ---- ingesting -------------------------------------------------------------------------------------
@@ -176,19 +194,38 @@ def import_samples(services: Services) -> list[IngestResult]:
     for i, path in enumerate(files):
         bar.progress(i / len(files), text=f"正在导入 {path.name}（{i + 1}/{len(files)}）")
         results.append(ingest_one(path, services))
-    bar.progress(1.0, text="导入完成")
+    bar.empty()
     return results
+
+
+def show_import_result(results: list[IngestResult], names: list[str], on_next_run: bool = False) -> None:
+    """What an import did: 导入完成 (success) only when a report was added or updated, else that nothing
+    was; the files' lines under it; each failure as its own error, its original reason in 详细信息."""
+    kind, headline = ui.ingest_outcome(results)
+    lines = [ui.escape_markdown(ui.ingest_line(n, r)) for n, r in zip(names, results, strict=True)
+             if r.status != "failed"]  # fmt: skip
+    text = "  \n".join([ui.escape_markdown(headline), *lines])
+    failures = [
+        (ui.escape_markdown(ui.ingest_line(n, r)), ui.reason_message(r.reason).detail)
+        for n, r in zip(names, results, strict=True)
+        if r.status == "failed"
+    ]
+    if on_next_run:
+        flash(kind, text)
+        for line, detail in failures:
+            flash("error", line, detail)
+        return
+    {"success": st.success, "error": st.error}.get(kind, st.info)(text)
+    for line, detail in failures:
+        st.error(line)
+        if detail:
+            error_detail(detail)
 
 
 def samples_button(services: Services, key: str) -> None:
     if st.button("导入示例报告", type="primary", key=key, icon=":material/download:"):
         results = import_samples(services)
-        done = [ui.ingest_line(Path(r.path).name, r) for r in results if r.status != "failed"]
-        if done:
-            flash("success", "  \n".join(ui.escape_markdown(line) for line in done))
-        for result in results:
-            if result.status == "failed":
-                flash("error", ui.escape_markdown(ui.ingest_line(Path(result.path).name, result)))
+        show_import_result(results, [Path(r.path).name for r in results], on_next_run=True)
         st.rerun()
 
 

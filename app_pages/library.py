@@ -1,5 +1,5 @@
 """文档库: upload reports (saved under a safe name, then ingested), browse one (metadata, section tree,
-cleaned text), delete one."""
+cleaned text; versions, hashes and paths in 详细信息), delete one."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from app_pages.common import (
     report_picker,
     samples_button,
     save_and_ingest,
+    show_error,
     show_flash,
+    show_import_result,
 )
 from qa import ui
 from qa.chunking import sections
@@ -31,7 +33,8 @@ def delete_report(report_id: str) -> None:
         record = services.store.get_report(report_id)
         removed = services.store.remove_report(report_id)
     except QAError as ex:
-        flash("error", str(ex))
+        error = ui.error_message(ex)
+        flash("error", ui.escape_markdown(error.text), error.detail)
         return
     if not removed:
         flash("warning", f"报告 {report_id} 已不在文档库中。")
@@ -66,7 +69,7 @@ def upload_section(services: Services) -> None:
         st.warning("请先选择要上传的文件。")
         return
     bar = st.progress(0.0, text="正在导入…")
-    done: list[str] = []
+    results = []
     for i, upload in enumerate(files):
         bar.progress(i / len(files), text=f"正在导入 {upload.name}（{i + 1}/{len(files)}）")
         embedded = [0]
@@ -78,15 +81,11 @@ def upload_section(services: Services) -> None:
             bar.progress(at, text=f"正在导入 {name}：已向量化 {done[0]} 个分块")
 
         result = save_and_ingest(upload.name, upload.getvalue(), services, progress)
-        line = ui.escape_markdown(ui.ingest_line(upload.name, result))
-        if result.status == "failed":
-            st.error(line)
-        else:
-            done.append(line)
+        results.append(result)
+        if result.status != "failed":
             st.session_state["lib_selected"] = result.report_id
-    bar.progress(1.0, text="导入完成")
-    if done:
-        st.success("  \n".join(done))
+    bar.empty()
+    show_import_result(results, [upload.name for upload in files])
 
 
 def report_details(services: Services, record: ReportRecord) -> None:
@@ -102,14 +101,13 @@ def report_details(services: Services, record: ReportRecord) -> None:
             ("发布日期", meta.publish_date),
             ("文号", meta.doc_number),
             ("索引号", meta.index_no),
-            ("分块数", record.n_chunks),
-            ("格式 / 编码", " / ".join(x for x in (record.format, record.encoding or "") if x)),
-            ("来源文件", record.source_path),
-            ("导入时间", ui.report_rows([record])[0]["导入时间"]),
+            ("导入时间", ui.local_time(record.ingested_at)),
         ]
         st.markdown(
             "  \n".join(f"**{k}**：{ui.escape_markdown(str(v))}" for k, v in facts if v not in (None, ""))
         )
+        with st.expander(ui.DETAILS_LABEL, key="lib-details"):
+            st.caption("  \n".join(ui.escape_markdown(line) for line in ui.report_details(record)))
         with st.container(border=True):
             st.markdown("**删除报告**")
             confirm = st.checkbox(
@@ -128,7 +126,7 @@ def report_details(services: Services, record: ReportRecord) -> None:
         try:
             text = services.store.report_text(record.report_id)
         except QAError as ex:
-            st.error(str(ex))
+            show_error(ex)
             return
         tree = sections(text)
         outline_tab, text_tab = st.tabs([f"章节结构（{len(tree)}）", f"清洗后正文（{len(text)} 字）"])
@@ -153,6 +151,7 @@ def page_library() -> None:
         samples_button(services, "samples-library")
         return
     st.subheader(f"报告（{len(records)} 份）")
-    st.dataframe(ui.report_rows(records), hide_index=True)
+    # a static table: long titles wrap instead of being cut (a data grid clips them at a column width)
+    st.table(ui.markdown_rows(ui.report_rows(records)), hide_index=True)
     selected = report_picker(records, "查看报告", "lib_selected")
     report_details(services, next(r for r in records if r.report_id == selected))

@@ -13,14 +13,17 @@ import streamlit as st
 from app_pages.common import (
     empty_library,
     engine_choice,
+    error_detail,
     get_services,
     report_picker,
     reports_multiselect,
+    show_error,
     show_flash,
 )
 from qa import ui, ui_summary
 from qa.batch import BatchItem, Job, run_jobs, view_from_store
 from qa.errors import QAError
+from qa.exports import DOCX_MIME
 from qa.llm import ChatLLM
 from qa.schemas import ReportRecord
 from qa.summarize import Summary
@@ -29,6 +32,7 @@ from qa.wiring import Services
 FORCE = "sum_force"  # report id to summarize again on this run (set by the 重新生成 button)
 BATCH_RESULT = "sum_batch_result"
 LLM_CONCURRENCY = 4  # reports (so LLM calls) in flight in a batch, as `qa summarize` defaults to
+ZIP_LABEL = "下载全部（zip：Word、JSON、Markdown 及索引 CSV / Excel）"
 
 
 def regenerate(report_id: str) -> None:
@@ -61,7 +65,7 @@ def single_report(
             ):
                 summary = ui_summary.make_summary(view, out_dir, llm)
         except QAError as ex:  # shown in this tab, like a failed answer in 问答: the batch tab stays usable
-            st.error(str(ex))
+            show_error(ex)
             return
         status = f"刚刚生成，用时 {time.perf_counter() - started:.1f} 秒，已缓存"
     render_summary(
@@ -70,10 +74,12 @@ def single_report(
 
 
 def render_summary(summary: Summary, view_sections: dict[str, str], status: str, out_dir: Path) -> None:
-    json_text, md_text = ui_summary.summary_files(out_dir, summary.report_id)
+    json_text, md_text, docx_data = ui_summary.summary_files(out_dir, summary.report_id)
     stem = Path(summary.report_id).stem
     with st.container(horizontal=True, vertical_alignment="center"):
         st.caption(ui.escape_markdown(status))
+        st.download_button("下载 Word", docx_data, file_name=f"{stem}.docx", mime=DOCX_MIME,
+                           icon=":material/article:", on_click="ignore", key="sum-dl-docx")  # fmt: skip
         st.download_button("下载 JSON", json_text, file_name=f"{stem}.json", mime="application/json",
                            icon=":material/data_object:", on_click="ignore", key="sum-dl-json")  # fmt: skip
         st.download_button("下载 Markdown", md_text, file_name=f"{stem}.md", mime="text/markdown",
@@ -89,6 +95,8 @@ def render_summary(summary: Summary, view_sections: dict[str, str], status: str,
             with st.expander("未核实的内容"):
                 st.markdown("  \n".join(ui.escape_markdown(line) for line in ui_summary.check_lines(summary)))
         st.markdown(ui_summary.summary_card_html(summary, view_sections), unsafe_allow_html=True)
+        with st.expander(ui.DETAILS_LABEL, key="sum-details"):  # template / prompt refs, hashes: not on view
+            st.caption("  \n".join(ui.escape_markdown(line) for line in ui.summary_details(summary)))
 
 
 def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, out_dir: Path) -> None:
@@ -111,13 +119,16 @@ def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, 
     counts = ui_summary.batch_counts(items)
     fatal = next((i for i in items if i.fatal), None)
     if fatal is not None:
+        reason = ui.text_message(fatal.reason)
         st.error(
-            f"批量生成已停止：{ui.escape_markdown(fatal.reason)}。请检查模型设置后重试（已生成的摘要会保留）。"
+            f"批量生成已停止：{ui.escape_markdown(reason.text)} 请检查模型设置后重试（已生成的摘要会保留）。"
         )
+        if reason.detail:
+            error_detail(reason.detail)
     (st.warning if any(i.status == "failed" for i in items) else st.success)(f"批量生成完成：{counts}")
     st.dataframe(ui_summary.batch_rows(items), hide_index=True)
     if result["zip"]:
-        st.download_button("下载全部（zip：JSON、Markdown、index.csv）", result["zip"], file_name="summaries.zip",
+        st.download_button(ZIP_LABEL, result["zip"], file_name="summaries.zip",
                            mime="application/zip", icon=":material/folder_zip:", on_click="ignore",
                            key="sum-dl-zip")  # fmt: skip
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -249,8 +250,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         out.print_json(data=payload)
         return 0
     out.print()
-    if answer.text != "".join(streamed):  # citations to sources that were not given are removed
+    if answer.text.strip() != "".join(streamed).strip():  # e.g. citations to sources not given were removed
         out.print(f"[dim]checked answer:[/] {escape(answer.text)}")
+    if answer.uncited:
+        out.print("[bold yellow]⚠ this answer cites no passage: nothing in it is traced to a report[/]")
     if answer.dropped_claims:
         out.print(
             f"[yellow]removed {len(answer.dropped_claims)} sentence(s) citing reports outside the question's scope[/]"
@@ -258,7 +261,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if answer.dropped_citations:
         out.print(f"[yellow]removed citations to sources that were not given: {answer.dropped_citations}[/]")
     if answer.unverified_numbers:
-        marks = ", ".join(f"{u.raw} ({u.reason})" for u in answer.unverified_numbers)
+        counted = Counter((u.raw, u.reason) for u in answer.unverified_numbers)
+        marks = ", ".join(f"{raw} ({reason})" + (f" ×{n}" if n > 1 else "") for (raw, reason), n in counted.items())
         out.print(f"[bold red]⚠ unverified numbers — not found in the cited passages: {escape(marks)}[/]")
     for citation in answer.citations:
         out.print(
@@ -277,6 +281,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cost_total(known: float | None, unpriced: int) -> str:
+    """A total cost in words: unknown while any call in it had no price, never $0.0000 for calls nobody priced."""
+    if not unpriced:
+        return f"${known or 0:.4f}"
+    priced = f"; ${known:.4f} for the priced ones" if known else ""
+    return f"cost unknown ({unpriced} call(s) without a price: set QA_LLM_PRICES{priced})"
+
+
 def _shorten(quote: str, limit: int = 160) -> str:
     """A long supporting span (a whole listed part) as its opening and its end."""
     flat = " ".join(quote.split())
@@ -291,14 +303,17 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     path = settings.data_dir / CallLog.FILE_NAME
     if not path.is_file():  # do not create a data dir just to say it is empty
         if args.json:
-            out.print_json(data={"recent": [], "totals": CallLog.EMPTY_TOTALS})
+            out.print_json(data={"recent": [], "totals": {**CallLog.EMPTY_TOTALS, "unpriced": 0}})
         else:
             out.print(f"no LLM calls logged yet in {escape(str(path))} (the offline engine makes none)")
         return 0
     log = CallLog(path)
     rows = log.recent(args.limit)
     totals = log.totals()
-    if args.json:
+    unpriced = log.unpriced()
+    if args.json:  # cost_usd: null while some call had no price; known_cost_usd: what the priced calls cost
+        known = totals["cost_usd"]
+        totals |= {"cost_usd": None if unpriced else known, "known_cost_usd": known, "unpriced": unpriced}
         out.print_json(data={"recent": rows, "totals": totals})
         return 0
     if not rows:
@@ -318,7 +333,7 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     out.print(table)
     out.print(
         f"{totals['calls']} calls, {totals['prompt_tokens']}+{totals['completion_tokens']} tokens, "
-        f"${totals['cost_usd']:.4f} (known prices), {totals['errors']} errors, {totals['cached']} from cache"
+        f"{_cost_total(totals['cost_usd'], unpriced)}, {totals['errors']} errors, {totals['cached']} from cache"
     )
     return 0
 
@@ -408,12 +423,18 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         history.append_run(history_path, history.run_record(
             metrics, dataset=str(dataset), dataset_sha=sha, git_commit=commit,
             regressed=comparison.regressed if comparison else None))  # fmt: skip
-    if args.update_baseline:
+    errored = metrics.get("errors") or 0
+    if args.update_baseline and errored:
+        err.print(f"[red]baseline not written:[/] {errored} question(s) failed with an error; fix and rerun")
+    elif args.update_baseline:
         gate.save_baseline(Path(args.baseline), gate.make_baseline(
             metrics, dataset=str(dataset), dataset_sha=sha, git_commit=commit,
             tolerances=_previous_tolerances(Path(args.baseline))))  # fmt: skip
         out.print(f"baseline written: {escape(args.baseline)} — review and commit it")
-    if run.failed_docs:
+    if errored:
+        err.print(f"[red]error:[/] {errored} of {metrics['n']} questions failed with an error (listed above; "
+                  "each counted wrong); the other questions were scored")  # fmt: skip
+    if run.failed_docs or errored:
         return 1
     return 1 if comparison is not None and comparison.regressed else 0
 
@@ -448,17 +469,16 @@ def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespa
         table.add_row(label, f"[{style}]{value}[/]" if style else str(value),
                       "" if not d or d.baseline is None else str(d.baseline),
                       "" if not d or d.delta is None else f"{d.delta:+.4f}")  # fmt: skip
-    for name in ("n", "p50_ms", "p95_ms", "wall_s"):
-        table.add_row(name, str(metrics.get(name)), "", "")
+    for name in ("n", "errors", "p50_ms", "p95_ms", "wall_s"):
+        value = str(metrics.get(name))
+        if name == "errors" and name not in metrics:  # a retrieval-only run answers nothing
+            continue
+        table.add_row(name, f"[red]{value}[/]" if name == "errors" and metrics[name] else value, "", "")
     out.print(f"[bold]{metrics['engine']}[/] on {escape(str(args.dataset))} ({metrics['n']} questions)")
     out.print(table)
     judged = metrics.get("judge")
     if judged:
-        cost = (
-            "unknown cost"
-            if judged["cost_usd"] is None and judged["calls"] > judged["cached"]
-            else f"${judged['cost_usd'] or 0:.4f}"
-        )
+        cost = _cost_total(judged["known_cost_usd"], judged["unpriced"])
         out.print(
             f"judge ({escape(judged['model'])}): {judged['n']} answers × {judged['runs']} runs, {judged['calls']} calls "
             f"({judged['cached']} cached, {judged['errors']} failed), {judged['prompt_tokens']:,}+"
@@ -468,12 +488,18 @@ def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespa
     if misses:
         out.print(f"[yellow]{len(misses)} questions without all their evidence in the top {args.k}:[/] "
                   + ", ".join(r["id"] for r in misses))  # fmt: skip
-    wrong = [r for r in metrics["rows"] if r["correct"] is False]
+    wrong = [r for r in metrics["rows"] if r["correct"] is False and not r.get("error")]
     if wrong:
         out.print(f"[yellow]{len(wrong)} questions answered wrongly:[/]")
         for r in wrong:
             got = (r["answer"] or "").replace("\n", " ")[:80]
-            out.print(f"  {r['id']} {escape(r['question'])}  gold {escape(r['gold'])} | got {escape(got)}")
+            line = f"  {r['id']} {escape(r['question'])}  gold {escape(r['gold'])} | got {escape(got)}"
+            out.print(line + (" [yellow](an echo of the prompt: not credited)[/]" if r.get("echo") else ""))
+    errored = [r for r in metrics["rows"] if r.get("error")]
+    if errored:
+        out.print(f"[red]{len(errored)} questions failed with an error (counted wrong):[/]")
+        for r in errored:
+            out.print(f"  {r['id']} {escape(r['question'])}: {escape(r['error'])}")
     for row in summary.get("rows", []):
         if not row["ok"]:
             problems = [f"{k}={v}" for k, v in row["metadata_wrong"].items()]
@@ -606,15 +632,19 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
     table = Table("ok", "skipped", "failed", "stopped", "unverified", "tokens in/out", "cost $", "time", box=None,
                   header_style="bold")  # fmt: skip
     costs = [i.cost_usd for i in items if i.cost_usd is not None]
+    # a report that spent tokens at no known price makes the total unknown, not the sum of the others
+    unpriced = sum(i.cost_usd is None and bool(i.prompt_tokens or i.completion_tokens) for i in items)
     table.add_row(
         str(sum(i.status == "ok" for i in items)), str(sum(i.status == "skipped" for i in items)),
         str(sum(i.status == "failed" for i in items)), str(len(stopped)), str(sum(i.unverified for i in items)),
         f"{sum(i.prompt_tokens for i in items):,}/{sum(i.completion_tokens for i in items):,}",
-        f"{sum(costs):.4f}" if costs else ("0" if llm is None else "unknown"),
+        "0" if llm is None else ("unknown" if unpriced else f"{sum(costs):.4f}"),
         f"{time.perf_counter() - started:.1f}s",
     )  # fmt: skip
     out.print(table)
-    out.print(f"[dim]index: {escape(str(out_dir / 'index.csv'))}[/]")
+    index = [out_dir / name for name in ("index.csv", "index.xlsx") if (out_dir / name).is_file()]
+    if index:  # only what was written: nothing is when no report got as far as its folder
+        out.print(f"[dim]index: {' + '.join(escape(str(path)) for path in index)}[/]")
     fatal = next((i for i in items if i.fatal), None)
     if fatal is not None:
         err.print(
@@ -626,7 +656,7 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.compare import ReportColumn, build_table, to_csv, to_markdown
+    from qa.compare import ReportColumn, build_table, to_csv, to_markdown, to_xlsx
 
     services = _services(settings)
     records = services.store.reports()
@@ -646,7 +676,10 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
         out_dir = Path(args.out)
         atomic_write(out_dir / "compare.md", markdown)
         atomic_write(out_dir / "compare.csv", to_csv(table))
-        out.print(f"wrote {escape(str(out_dir / 'compare.md'))} and compare.csv ({len(table.cells)} cells)")
+        atomic_write(out_dir / "compare.xlsx", to_xlsx(table))
+        out.print(
+            f"wrote {escape(str(out_dir / 'compare.md'))}, compare.csv and compare.xlsx ({len(table.cells)} cells)"
+        )
     else:
         out.print(markdown, markup=False)
     return 0
@@ -704,10 +737,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser(
-        "summarize", help="structured summaries (JSON + Markdown) of report files into a folder"
+        "summarize", help="structured summaries (JSON + Markdown + Word) of report files into a folder"
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="report files or folders")
-    p.add_argument("--out", required=True, help="output folder (summaries, index.jsonl, index.csv)")
+    p.add_argument(
+        "--out", required=True, help="output folder (summaries, index.jsonl, index.csv, index.xlsx)"
+    )
     p.add_argument(
         "--template", help="summary template (rule_of_law, generic, …); default: chosen per report"
     )
@@ -725,9 +760,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="count reports, tokens and cost; send nothing")
     p.set_defaults(func=cmd_summarize)
 
-    p = sub.add_parser("compare", help="indicator table across stored reports (Markdown; --out adds CSV)")
+    p = sub.add_parser(
+        "compare", help="indicator table across stored reports (Markdown; --out adds CSV and Excel)"
+    )
     p.add_argument("--report", action="append", help="only these reports (repeatable)")
-    p.add_argument("--out", help="folder for compare.md and compare.csv (default: print Markdown)")
+    p.add_argument(
+        "--out", help="folder for compare.md, compare.csv and compare.xlsx (default: print Markdown)"
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("log", help="recent LLM calls and totals (tokens, cost, errors)")

@@ -9,19 +9,21 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import streamlit as st
-from conftest import CORPUS, ROOT, make_settings
+from conftest import CORPUS, CORPUS_FILES, ROOT, make_settings
 from streamlit.testing.v1 import AppTest
 
 if str(ROOT) not in sys.path:  # app_pages/ sits next to app.py, outside the installed package
     sys.path.insert(0, str(ROOT))
 
 from qa import ui
-from qa.errors import InputError
+from qa.errors import ConfigError, EmptyIndexError, EndpointUnreachable, InputError, ProviderError
+from qa.exports import DOCX_MIME, XLSX_MIME
 from qa.schemas import Answer, Citation, IngestResult, UnverifiedNumber
 
 APP = ROOT / "app.py"
@@ -74,6 +76,22 @@ def last_answer(at: AppTest):
     return message
 
 
+def sources_of(answer) -> list:
+    """The source expanders under an answer ([n] 《title》…), not its 详细信息."""
+    return [e for e in answer.expander if plain(e.label) != ui.DETAILS_LABEL]
+
+
+def main_captions(element) -> list[str]:
+    """The captions shown directly in an element (a chat message), not those inside its expanders."""
+    return [plain(child.value) for child in element.children.values() if child.type == "caption"]
+
+
+def details_of(element) -> str:
+    """The text of the 详细信息 expander under an answer or on a page."""
+    [details] = [e for e in element.expander if plain(e.label) == ui.DETAILS_LABEL]
+    return "\n".join(texts(details.caption))
+
+
 def plain(markdown: str) -> str:
     """What a Markdown string escaped by ui.escape_markdown (or an HTML block of ui.text_html) reads as."""
     return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"\\(.)", r"\1", markdown)))
@@ -103,7 +121,7 @@ def test_question_gets_an_answer_with_clickable_citations(fail_closed: Path) -> 
     links = re.findall(r'<a class="qa-cite" href="#(qa-src-[0-9a-f]+-(\d+))"', body)
     assert links, body
     anchor, n = links[0]
-    [expander] = answer.expander
+    [expander] = sources_of(answer)
     assert plain(expander.label).startswith(f"[{n}] 《淄川区人民政府2024年度法治政府建设情况报告》")
     passage = expander.markdown[0].value
     assert f'id="{anchor}"' in passage
@@ -112,9 +130,15 @@ def test_question_gets_an_answer_with_clickable_citations(fail_closed: Path) -> 
     assert "报告：zichuan_2024.txt · 章节：一、推进法治政府建设的主要举措和成效 > (三)" in plain(
         expander.caption[0].value
     )
-    meta = texts(answer.caption)
+    meta = main_captions(answer)
     assert any(line.startswith("抽取式 · 用时") and "淄川区" in line for line in meta), meta
     assert at.warning.len == 0  # every number is grounded
+    # internal ids (chunk ids, the report's version) only in 详细信息, never in the main view
+    chunk_ids = list(at.session_state["messages"][-1]["answer"].citations[0].chunk_ids)
+    details = details_of(answer)
+    assert chunk_ids and all(chunk_id in details for chunk_id in chunk_ids), details
+    main_view = body + "".join(meta) + plain(expander.label)
+    assert not any(chunk_id in main_view for chunk_id in chunk_ids), main_view
 
 
 def test_follow_up_uses_the_history(fail_closed: Path) -> None:
@@ -125,7 +149,7 @@ def test_follow_up_uses_the_history(fail_closed: Path) -> None:
     answer = last_answer(at)
     assert "已理解为：洛江区办理行政复议案件多少件？" in texts(answer.caption)
     assert "121件" in answer.markdown[0].value
-    assert "luojiang_2024.txt" in plain(answer.expander[0].caption[0].value)
+    assert "luojiang_2024.txt" in plain(sources_of(answer)[0].caption[0].value)
     assert len(at.chat_message) == 4
 
 
@@ -135,8 +159,8 @@ def test_filters_limit_the_reports_and_refusals_say_so(fail_closed: Path) -> Non
     at.multiselect(key="flt_reports").set_value(["luojiang_2024.txt"]).run()
     ask_in(at, "办理行政复议案件多少件？")
     answer = last_answer(at)
-    assert answer.expander.len >= 1
-    assert all("luojiang_2024.txt" in plain(e.caption[0].value) for e in answer.expander)
+    assert len(sources_of(answer)) >= 1
+    assert all("luojiang_2024.txt" in plain(e.caption[0].value) for e in sources_of(answer))
 
     next(b for b in at.sidebar.button if b.label == "清空对话").click().run()
     assert at.chat_message.len == 0
@@ -144,7 +168,7 @@ def test_filters_limit_the_reports_and_refusals_say_so(fail_closed: Path) -> Non
     ask_in(at, "海淀区2024年办理行政复议案件多少件？")
     answer = last_answer(at)
     assert answer.info[0].value.startswith("文中未提及")
-    assert answer.expander.len == 0
+    assert sources_of(answer) == []
 
 
 def test_the_scope_cases_refuse_with_their_reason_in_the_app(fail_closed: Path) -> None:
@@ -155,7 +179,7 @@ def test_the_scope_cases_refuse_with_their_reason_in_the_app(fail_closed: Path) 
     ask_in(at, "淄川区败诉率是多少？")
     info = plain(last_answer(at).info[0].value)
     assert "问题问的是淄川区" in info and "当前筛选" in info and "11.11%" not in info
-    assert last_answer(at).expander.len == 0
+    assert sources_of(last_answer(at)) == []
 
     at.multiselect(key="flt_reports").set_value([]).run()
     ask_in(at, ZICHUAN_Q)
@@ -169,8 +193,21 @@ def test_the_scope_cases_refuse_with_their_reason_in_the_app(fail_closed: Path) 
         ask_in(at, question)
         answer = last_answer(at)
         assert reason in plain(answer.info[0].value), question
-        assert "151件" not in plain(answer.info[0].value) and answer.expander.len == 0
+        assert "151件" not in plain(answer.info[0].value) and sources_of(answer) == []
         assert any("因此不用其他报告的数字作答" in c for c in texts(answer.caption))
+
+
+def test_an_llm_answer_that_cites_nothing_carries_a_notice(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openai_server import OpenAIServer, Reply
+
+    ingest(fail_closed, "zichuan_2024.txt")
+    with OpenAIServer(responder=lambda r: Reply("淄川区的法治政府建设成效显著。")) as server:
+        use_llm(monkeypatch, server)
+        at = start()
+        ask_in(at, "淄川区法治政府建设怎么样？")
+    answer = last_answer(at)
+    assert "成效显著" in answer.markdown[0].value
+    assert any("没有引用任何原文段落" in w for w in texts(answer.warning))
 
 
 def test_a_metadata_answer_cites_the_page_header(fail_closed: Path) -> None:
@@ -179,7 +216,7 @@ def test_a_metadata_answer_cites_the_page_header(fail_closed: Path) -> None:
     ask_in(at, "洛江区这份报告的文号是什么？")
     answer = last_answer(at)
     assert "泉洛政文〔2025〕14号" in answer.markdown[0].value
-    [expander] = answer.expander
+    [expander] = sources_of(answer)
     assert "位置：网页页眉" in plain(expander.caption[0].value)
     key = next(b.key for b in answer.button if b.key.startswith("ctx-"))
     at.button(key=key).click().run()
@@ -230,7 +267,12 @@ def test_filters_survive_a_visit_to_another_page(fail_closed: Path) -> None:
 def test_invalid_settings_are_an_error_message(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QA_MAX_FILE_MB", "lots")
     at = start()
-    assert texts(at.error) == ["QA_MAX_FILE_MB='lots' is not a valid float"]
+    assert texts(at.error) == [
+        "设置项 QA_MAX_FILE_MB 的值 'lots' 无效，应为数字。请修改这个环境变量后重启应用。"
+    ]
+    [original] = at.expander  # the English original, for whoever fixes the setting
+    assert plain(original.label) == ui.ERROR_DETAIL_LABEL
+    assert texts(original.caption) == ["QA_MAX_FILE_MB='lots' is not a valid float"]
 
 
 def test_llm_engine_streams_and_reports_tokens_cost_and_unverified_numbers(
@@ -251,9 +293,10 @@ def test_llm_engine_streams_and_reports_tokens_cost_and_unverified_numbers(
         warning.icon == "⚠"
         and plain(warning.value) == "以下数字未能在引用原文中核实：999件（引用原文中没有）"
     )
-    meta = " ".join(texts(answer.caption))
-    assert "LLM：gpt-4o-mini" in meta and "tokens 120 输入 / 30 输出" in meta
-    assert "费用 $0.000036" in meta and "提示词 answer@" in meta
+    meta = " ".join(main_captions(answer))
+    assert "LLM：gpt-4o-mini" in meta and "tokens 900 输入 / 30 输出" in meta
+    assert "费用 $0.000153" in meta and "answer@" not in meta  # the prompt ref is an internal id
+    assert re.search(r"提示词：answer@\d+#[0-9a-f]{8}", details_of(answer))
 
 
 def test_misconfigured_llm_is_an_error_message_not_a_traceback(
@@ -262,8 +305,10 @@ def test_misconfigured_llm_is_an_error_message_not_a_traceback(
     ingest(fail_closed, "zichuan_2024.txt")
     monkeypatch.setenv("QA_LLM_MODEL", "some-model")  # no endpoint, no key
     at = start()
-    assert any("QA_LLM_MODEL=some-model" in e for e in texts(at.error))
+    assert any(e.startswith("已设置 QA_LLM_MODEL=some-model，但没有模型服务地址") for e in texts(at.error))
     assert at.chat_input[0].disabled
+    examples = [b for b in at.button if b.key and b.key.startswith("example-")]
+    assert len(examples) == 3 and all(b.disabled for b in examples)
 
 
 # ---- empty library ----------------------------------------------------------------------------------
@@ -280,11 +325,67 @@ def test_empty_library_offers_the_samples(fail_closed: Path) -> None:
     at.button(key="samples-chat").click().run()
     assert not at.exception
     [imported] = texts(at.success)
-    lines = imported.split("  \n")
+    headline, *lines = imported.split("  \n")
+    assert headline == "导入完成：新增 5 份"
     assert len(lines) == 5 and all(line.startswith("新增：") for line in lines), lines
     assert "5 份报告" in sidebar_text(at)
     ask_in(at, ZICHUAN_Q)
     assert "151件" in last_answer(at).markdown[0].value
+
+
+def test_chat_starts_with_the_reports_and_example_questions_built_from_them(fail_closed: Path) -> None:
+    ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
+    at = start()
+    assert "文档库共 2 份报告：洛江区（2024）、淄川区（2024）" in texts(at.markdown)
+    examples = [b for b in at.button if b.key and b.key.startswith("example-")]
+    assert [b.label for b in examples] == [
+        "洛江区行政复议案件多少件？",
+        "淄川区2025年有哪些工作安排？",  # the year after the one the report is on
+        "各地区行政复议纠错率分别是多少？",
+    ]
+    examples[1].click().run()
+    assert not at.exception
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert plain(at.chat_message[0].markdown[0].value) == "淄川区2025年有哪些工作安排？"
+    assert "聚焦主责" in plain(last_answer(at).markdown[0].value)
+    assert not any(b.key and b.key.startswith("example-") for b in at.button)  # the start screen is gone
+    assert not any(t.startswith("文档库共") for t in texts(at.markdown))
+
+
+@pytest.mark.parametrize("page", ["chat", "library", "summary", "compare", "eval"])
+def test_every_page_puts_streamlits_widget_text_into_chinese(fail_closed: Path, page: str) -> None:
+    """Streamlit has no UI language: each page carries the script that rewrites its widgets' English
+    (the browser test checks the result)."""
+    ingest(fail_closed, "zichuan_2024.txt")
+    at = start(page)
+    scripts = [h.proto for h in at.get("html") if "__qaWidgetZh" in h.proto.body]
+    assert len(scripts) == 1 and scripts[0].unsafe_allow_javascript
+    assert scripts[0].body == ui.WIDGET_SCRIPT.strip()
+
+
+def test_citations_are_numbered_in_the_order_the_answer_uses_them(fail_closed: Path) -> None:
+    """The engine numbers sources by report; an answer across reports may cite [5] first. Shown: [1], [2]…
+    with each marker still linked to its own passage."""
+    ingest(fail_closed, *CORPUS_FILES)
+    at = start()
+    ask_in(at, "各地区行政复议纠错率分别是多少？")
+    answer = last_answer(at)
+    engine = at.session_state["messages"][-1]["answer"]
+    used = [int(n) for n in re.findall(r"\[(\d+)\]", engine.text)]
+    assert used != sorted(used), "the case needs an answer citing out of order"
+    body = answer.markdown[0].value
+    links = re.findall(r'<a class="qa-cite" href="#(qa-src-[0-9a-f]+-(\d+))"[^>]*>\[(\d+)\]</a>', body)
+    assert [int(shown) for _, _, shown in links] == sorted(int(shown) for _, _, shown in links)
+    assert [int(shown) for _, _, shown in links][0] == 1
+    sources = sources_of(answer)
+    assert [plain(e.label).split("]")[0] for e in sources] == [f"[{n}" for n in range(1, len(sources) + 1)]
+    by_source = {c.n: c for c in engine.citations}
+    assert len(links) == len(used)
+    # each link leads to the passage of the source cited at that place
+    for (anchor, _, _), original in zip(links, used, strict=True):
+        expander = next(e for e in sources if f'id="{anchor}"' in e.markdown[0].value)
+        assert by_source[original].title in plain(expander.label)
+        assert by_source[original].quote[:20] in plain(expander.markdown[0].value)
 
 
 # ---- 文档库 ----------------------------------------------------------------------------------------
@@ -303,17 +404,29 @@ def test_upload_is_saved_under_a_safe_name_and_listed(fail_closed: Path) -> None
     assert at.title[0].value == "文档库"
     data = (CORPUS / "rongjiang_2023.txt").read_bytes()
     upload(at, ("上传/蓉江新区 报告.txt", data))
-    assert texts(at.success) == ["新增：上传/蓉江新区 报告.txt（15 个分块）"]
+    assert texts(at.success) == ["导入完成：新增 1 份  \n新增：上传/蓉江新区 报告.txt（15 个分块）"]
     saved = fail_closed / "uploads" / "蓉江新区 报告.txt"
     assert saved.read_bytes() == data
-    table = at.dataframe[0].value
-    assert list(table["报告"]) == ["zichuan_2024.txt", "蓉江新区 报告.txt"]
+    table = at.table[0].value
+    assert [plain(v) for v in table["报告"]] == ["zichuan_2024.txt", "蓉江新区 报告.txt"]
     assert "赣州蓉江新区2023年度法治政府建设工作情况报告" in list(table["标题"])
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", t) for t in table["导入时间"])  # local, no UTC/T
     assert at.selectbox(key="lib_selected").value == "蓉江新区 报告.txt"  # the new report is shown
     assert any("一、" in m.value and 'class="qa-outline"' in m.value for m in at.markdown)
+    # the stored version, hash and server path only in 详细信息
+    details = details_of(at)
+    version = re.search(r"入库版本：([0-9a-f]{16,})", details).group(1)
+    sha = re.search(r"原文 SHA-256：([0-9a-f]{64})", details).group(1)
+    assert f"来源文件：{saved}" in details
+    main_view = " ".join(texts(at.markdown)) + table.to_string()
+    assert version[:12] not in main_view and sha[:12] not in main_view and str(saved) not in main_view
 
-    upload(at, ("蓉江新区 报告.txt", data))  # same bytes again
-    assert texts(at.success) == ["未变化：蓉江新区 报告.txt（15 个分块）"]
+    upload(at, ("蓉江新区 报告.txt", data))  # same bytes again: nothing imported, and it says so
+    assert texts(at.success) == []
+    assert texts(at.info) == [
+        "没有导入新内容：1 个文件与文档库中的报告相同（未变化）。  \n未变化：蓉江新区 报告.txt（15 个分块）"
+    ]
+    assert not any("导入完成" in t for t in texts(at.info) + texts(at.markdown) + texts(at.caption))
 
 
 def test_bad_uploads_are_errors_and_lose_nothing(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,14 +439,27 @@ def test_bad_uploads_are_errors_and_lose_nothing(fail_closed: Path, monkeypatch:
         ("binary.txt", b"\x00\x01\x02\xff" * 64),
         ("../../etc/passwd.txt", "淄川区".encode()),
         ("big.txt", "淄".encode() * 6000),
+        ("改名的.pdf", "淄川区".encode()),
+        ("旧版.docx", b"\xd0\xcf\x11\xe0 a .doc renamed"),
     )
-    errors = texts(at.error)
-    assert len(errors) == 4, errors
+    headline, *errors = texts(at.error)
+    assert headline == "没有导入任何报告：6 个文件失败（原因见下）。"
+    assert not texts(at.success) and not texts(at.info)  # no 导入完成
+    assert len(errors) == 6, errors
     assert errors[0].startswith("失败：empty.txt — 文件为空")
-    assert errors[1].startswith("失败：binary.txt — ") and "binary" in errors[1]
+    assert errors[1] == "失败：binary.txt — 看起来是二进制文件，不是文本。请上传报告的 TXT、PDF 或 Word 文件。"  # fmt: skip
     assert errors[2].startswith("失败：../../etc/passwd.txt — ") and "“..”" in errors[2]
     assert errors[3].startswith("失败：big.txt — 文件大小") and "QA_MAX_FILE_MB" in errors[3]
-    assert list(at.dataframe[0].value["报告"]) == ["zichuan_2024.txt"]
+    assert errors[4].startswith("失败：改名的.pdf — 不是有效的 PDF 文件") and "请上传原始 PDF" in errors[4]
+    assert errors[5].startswith("失败：旧版.docx — 不是有效的 Word（.docx）文件")
+    assert "另存为 .docx" in errors[5]
+    originals = [texts(e.caption)[0] for e in at.expander if plain(e.label) == ui.ERROR_DETAIL_LABEL]
+    assert originals == [  # the English originals, one per translated failure
+        "looks like a binary file (NUL bytes), not text",
+        "not a PDF file (no %PDF header)",
+        "not a .docx file (not a zip package)",
+    ]
+    assert [plain(v) for v in at.table[0].value["报告"]] == ["zichuan_2024.txt"]
     assert not (fail_closed / "uploads").exists() or not any((fail_closed / "uploads").glob("*.txt"))
 
 
@@ -351,14 +477,14 @@ def test_delete_removes_the_report_from_answers(fail_closed: Path) -> None:
     at.button(key="delete-report").click().run()
     assert not at.exception
     assert any("已删除报告 zichuan_2024.txt" in s.value for s in at.success)
-    assert list(at.dataframe[0].value["报告"]) == ["luojiang_2024.txt"]
+    assert [plain(v) for v in at.table[0].value["报告"]] == ["luojiang_2024.txt"]
 
     at.session_state["goto_page"] = "chat"
     at.run()
     ask_in(at, ZICHUAN_Q)
     answer = last_answer(at)
     assert answer.info[0].value.startswith("文中未提及")
-    assert all("zichuan" not in e.label for e in answer.expander)
+    assert all("zichuan" not in e.label for e in sources_of(answer))
 
 
 def test_deleting_an_uploaded_report_removes_its_file(fail_closed: Path) -> None:
@@ -391,9 +517,12 @@ def downloads(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Kept)
 
-    def read(at: AppTest, label: str) -> bytes:
+    def read(at: AppTest, label: str, mime: str | None = None) -> bytes:
+        """The button's file; with mime, also check the type it is served as."""
         button = next(b for b in at.get("download_button") if b.label == label)
-        return stores[-1].get_file(button.proto.url.rsplit("/", 1)[-1]).content
+        file = stores[-1].get_file(button.proto.url.rsplit("/", 1)[-1])
+        assert mime is None or file.mimetype == mime, file.mimetype
+        return file.content
 
     return read
 
@@ -419,6 +548,10 @@ def figure_row(card: str, indicator: str, raw: str) -> tuple[str, str] | None:
 
 
 def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> None:
+    import io
+
+    import docx
+
     from qa.summarize import Summary
 
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
@@ -426,23 +559,30 @@ def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> N
     assert at.title[0].value == "摘要"
     at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
     assert not at.exception and at.error.len == 0
-    quote, mark = figure_row(card_of(at), "办理行政复议案件", "151件")
+    quote, mark = figure_row(card_of(at), "行政复议 收案", "151件")
     assert '<mark class="qa-quote">151件</mark>' in quote and ">✓</td>" in mark
     header = next(m.value for m in at.markdown if "qa-engine" in m.value)
     assert (
         '<span class="qa-engine">抽取式（离线，逐字引用原文）</span>' in header and "地区：淄川区" in header
     )
     assert any(c.startswith("刚刚生成") for c in texts(at.caption))
-    for heading in ("概述", "主要举措", "关键数据", "存在问题", "下一步计划", "来源"):
+    for heading in ("概况", "主要举措", "关键指标", "存在的不足", "下一步计划", "来源"):
         assert f"<h4>{heading}" in card_of(at)
 
     summary = Summary.model_validate_json(downloads(at, "下载 JSON"))
     assert summary.report_id == "zichuan_2024.txt" and summary.engine == "extractive"
     assert any(f.raw == "151件" and f.verified for f in summary.key_figures)
-    assert "| 办理行政复议案件 | 151件 |" in downloads(at, "下载 Markdown").decode()
+    assert re.search(r"\| 行政复议 收案 \| 151件\[\^\d+\] \| ✓ \|", downloads(at, "下载 Markdown").decode())
     json_path = fail_closed / "summaries" / "offline" / "zichuan_2024.txt.json"
     assert json_path.read_text(encoding="utf-8") == downloads(at, "下载 JSON").decode()
     assert (fail_closed / "summaries" / "offline" / "zichuan_2024.txt.md").is_file()
+    word = downloads(at, "下载 Word", DOCX_MIME)
+    assert word == (fail_closed / "summaries" / "offline" / "zichuan_2024.txt.docx").read_bytes()
+    document = docx.Document(io.BytesIO(word))
+    assert document.paragraphs[0].text == summary.title
+    assert "地区：山东省 › 淄博市 › 淄川区" in document.paragraphs[1].text
+    row = next(r for r in document.tables[0].rows if r.cells[1].text == "151件")
+    assert row.cells[0].text == "行政复议 收案" and "办理行政复议案件151件" in row.cells[2].text
     written = json_path.stat().st_mtime_ns
 
     again = start("summary")  # a second visit (a new session) reuses the file
@@ -450,11 +590,35 @@ def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> N
     assert any(c.startswith("已从缓存读取") for c in texts(again.caption))
     assert json_path.stat().st_mtime_ns == written
     assert Summary.model_validate_json(downloads(again, "下载 JSON")).created_at == summary.created_at
-    assert figure_row(card_of(again), "办理行政复议案件", "151件")
+    assert figure_row(card_of(again), "行政复议 收案", "151件")
 
     again.button(key="sum-regenerate").click().run()  # 重新生成 writes it again
     assert any(c.startswith("刚刚生成") for c in texts(again.caption))
     assert json_path.stat().st_mtime_ns != written
+
+
+def test_summary_page_keeps_internal_ids_in_details_and_shows_local_times(
+    fail_closed: Path, downloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from qa.summarize import Summary
+
+    ingest(fail_closed, "zichuan_2024.txt")
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        at = start("summary")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    summary = Summary.model_validate_json(downloads(at, "下载 JSON"))
+    details = details_of(at)
+    assert f"模板：{summary.template}" in details and f"原文 SHA-256：{summary.source_hash}" in details
+    created = datetime.fromisoformat(summary.created_at) + timedelta(hours=8)  # UTC+8, as the server is set
+    assert f"生成时间：{created:%Y-%m-%d %H:%M}（UTC {summary.created_at}）" in details
+    card = card_of(at)
+    assert summary.template not in card and summary.source_hash[:12] not in card
 
 
 def test_unverified_items_are_flagged_on_the_card(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -475,7 +639,7 @@ def test_unverified_items_are_flagged_on_the_card(fail_closed: Path, monkeypatch
     assert "1 处内容未能在原文中核实" in warning.value
     assert "999件: not in the quoted passage" in plain(at.expander[0].markdown[0].value)
     card = card_of(at)
-    assert '<tr class="qa-unverified-row"><td>办理行政复议案件</td><td class="qa-num">999件</td>' in card
+    assert '<tr class="qa-unverified-row"><td>行政复议 收案</td><td class="qa-num">999件</td>' in card
     assert "⚠ 未核实</td>" in card
 
 
@@ -483,7 +647,8 @@ def test_deleting_a_report_drops_its_cached_summary(fail_closed: Path) -> None:
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
     at = start("summary")
     at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
-    cached = [fail_closed / "summaries" / "offline" / f"zichuan_2024.txt.{ext}" for ext in ("json", "md")]
+    folder = fail_closed / "summaries" / "offline"
+    cached = [folder / f"zichuan_2024.txt.{ext}" for ext in ("json", "md", "docx")]
     assert all(path.is_file() for path in cached)
     at.session_state["goto_page"] = "library"
     at.run()
@@ -550,10 +715,13 @@ def test_llm_summary_is_made_on_request_and_labelled_with_the_model(
 def test_batch_summaries_zip_and_a_failing_report_stops_nothing(
     fail_closed: Path, downloads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import codecs
     import csv
     import io
     import zipfile
 
+    import docx
+    import openpyxl
     from openai_server import OpenAIServer, Reply
     from summary_llm import summary_responder
 
@@ -580,15 +748,24 @@ def test_batch_summaries_zip_and_a_failing_report_stops_nothing(
     assert "invalid JSON" in rows["原因"][0] and "luojiang_2024.txt" in rows["原因"][0]
     assert any("已生成 1 份 · 沿用缓存 1 份 · 失败 1 份" in w for w in texts(at.warning))
 
-    archive = zipfile.ZipFile(io.BytesIO(downloads(at, "下载全部（zip：JSON、Markdown、index.csv）")))
+    zipped = downloads(at, "下载全部（zip：Word、JSON、Markdown 及索引 CSV / Excel）", "application/zip")
+    archive = zipfile.ZipFile(io.BytesIO(zipped))
     assert sorted(archive.namelist()) == [
-        "index.csv", "rongjiang_2023.txt.json", "rongjiang_2023.txt.md", "zichuan_2024.txt.json",
-        "zichuan_2024.txt.md",
+        "index.csv", "index.xlsx", "rongjiang_2023.txt.docx", "rongjiang_2023.txt.json", "rongjiang_2023.txt.md",
+        "zichuan_2024.txt.docx", "zichuan_2024.txt.json", "zichuan_2024.txt.md",
     ]  # fmt: skip
     for name in ("rongjiang_2023.txt.json", "zichuan_2024.txt.json"):
-        assert Summary.model_validate_json(archive.read(name)).report_id == name.removesuffix(".json")
-    index = list(csv.DictReader(io.StringIO(archive.read("index.csv").decode())))
-    assert sorted(r["report_id"] for r in index) == ["rongjiang_2023.txt", "zichuan_2024.txt"]
+        summary = Summary.model_validate_json(archive.read(name))
+        assert summary.report_id == name.removesuffix(".json")
+        document = docx.Document(io.BytesIO(archive.read(name.replace(".json", ".docx"))))
+        assert document.paragraphs[0].text == summary.title
+    data = archive.read("index.csv")
+    assert data.startswith(codecs.BOM_UTF8)
+    index = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert index[0][:3] == ["报告文件", "标题", "地区"]
+    assert sorted(r[0] for r in index[1:]) == ["rongjiang_2023.txt", "zichuan_2024.txt"]
+    sheet = openpyxl.load_workbook(io.BytesIO(archive.read("index.xlsx"))).worksheets[0]
+    assert [["" if v is None else str(v) for v in r] for r in sheet.iter_rows(values_only=True)] == index
 
 
 def test_batch_stops_on_a_rejected_key_and_says_so(
@@ -612,7 +789,9 @@ def test_batch_stops_on_a_rejected_key_and_says_so(
     assert sorted(rows["结果"]) == ["失败", "未运行", "未运行"]
     assert len(server.chat_requests()) == 1
     [error] = [e for e in texts(at.error) if "批量生成已停止" in e]
-    assert "rejected the API key (401)" in error and "已生成的摘要会保留" in error
+    assert "模型服务拒绝了 API 密钥（401）" in error and "已生成的摘要会保留" in error
+    [original] = [e for e in at.expander if plain(e.label) == ui.ERROR_DETAIL_LABEL]
+    assert "rejected the API key (401)" in texts(original.caption)[0]
     assert not list((fail_closed / "summaries").glob("**/*.json"))
 
 
@@ -620,13 +799,18 @@ def test_batch_stops_on_a_rejected_key_and_says_so(
 
 
 def test_compare_table_cites_every_value_and_leaves_missing_ones_empty(fail_closed: Path, downloads) -> None:
+    import codecs
     import csv
     import io
+
+    import openpyxl
 
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
     at = start("compare")
     assert at.title[0].value == "对比" and not at.error
-    table = at.dataframe[0].value.set_index("指标")
+    # a static table: long cells wrap where a data grid would cut them (test_browser checks it)
+    assert at.dataframe.len == 0
+    table = at.table[0].value.set_index("指标")
     assert table.loc["行政复议 收案", "淄川区（2024）"] == "151件"
     assert table.loc["行政复议 收案", "洛江区（2024）"] == "121件"
     assert table.loc["行政复议 纠错率", "淄川区（2024）"] == "29.8%"
@@ -645,10 +829,16 @@ def test_compare_table_cites_every_value_and_leaves_missing_ones_empty(fail_clos
         and '区法院受理行政诉讼案件<mark class="qa-quote">83件</mark>' in other
     )
 
-    rows = list(csv.DictReader(io.StringIO(downloads(at, "下载 CSV").decode())))
-    zichuan = next(r for r in rows if r["indicator"] == "行政复议 收案" and r["report"] == "zichuan_2024.txt")
-    assert zichuan["raw"] == "151件" and "151件" in zichuan["quote"] and zichuan["chunk_id"]
-    assert not any(r["indicator"] == "行政复议 纠错率" and r["report"] == "luojiang_2024.txt" for r in rows)
+    data = downloads(at, "下载 CSV", "text/csv")
+    assert data.startswith(codecs.BOM_UTF8)  # the bytes `qa compare --out` writes
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    zichuan = next(r for r in rows if r["指标"] == "行政复议 收案" and r["报告文件"] == "zichuan_2024.txt")
+    assert zichuan["原文数值"] == "151件" and "151件" in zichuan["原文引用"] and zichuan["段落编号"]
+    assert not any(r["指标"] == "行政复议 纠错率" and r["报告文件"] == "luojiang_2024.txt" for r in rows)
+    sheet = openpyxl.load_workbook(io.BytesIO(downloads(at, "下载 Excel", XLSX_MIME))).worksheets[0]
+    cells = [["" if v is None else str(v) for v in r] for r in sheet.iter_rows(values_only=True)]
+    assert cells == [list(rows[0]), *(list(r.values()) for r in rows)]
+    assert sheet.freeze_panes == "A2" and sheet["A1"].font.b
     assert "# 指标对比" in downloads(at, "下载 Markdown").decode()
 
     at.selectbox(key="cmp_indicator").set_value("admin_review_correction").run()
@@ -657,7 +847,7 @@ def test_compare_table_cites_every_value_and_leaves_missing_ones_empty(fail_clos
     assert "没有数值（报告未提及，不作图）：洛江区（2024）" in captions
 
     at.multiselect(key="cmp_reports").set_value(["luojiang_2024.txt"]).run()
-    assert list(at.dataframe[0].value.columns) == ["指标", "分组", "洛江区（2024）"]
+    assert list(at.table[0].value.columns) == ["指标", "分组", "洛江区（2024）"]
 
 
 # ---- 评测 ------------------------------------------------------------------------------------------
@@ -713,6 +903,38 @@ def test_eval_run_shows_metrics_failures_history_and_reports(
     report = json.loads(downloads(at, "下载结果（JSON）"))
     assert report["n"] == 2 and report["baseline"]["regressed"] is True
     assert "共 1 次评测记录" in " ".join(texts(at.caption))
+
+
+def test_eval_lists_the_questions_that_failed_with_an_error(
+    fail_closed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai_server import OpenAIServer, Reply
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
+    data = "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in MINI_DATASET).encode()
+
+    def responder(request) -> Reply:  # the model fails on t-1 and answers t-2
+        if "办理行政复议案件多少件" in request.prompt:
+            return Reply(status=500, error="model crashed")
+        return Reply("全年受理法律援助案件235件[1]。")
+
+    with OpenAIServer(responder=responder) as server:
+        use_llm(monkeypatch, server)
+        monkeypatch.setenv("QA_LLM_RETRIES", "0")
+        at = eval_form(start("eval"), "mini.jsonl", data, docs)
+        at.selectbox(key="eval_gold:mini.jsonl").set_value("__none__")
+        at.button(key="eval-run").click().run()
+    assert not at.exception, at.exception
+    [notice] = texts(at.error)  # the run went on: one notice names the question and what happened
+    assert "1 个问题回答时出错" in notice and "t-1：" in notice and "500" in notice
+    assert {m.label: m.value for m in at.metric}["答案准确率"] == "0.0%"  # t-1 counts as wrong
+    [errored] = [e for e in at.expander if "t-1" in plain(e.label)]
+    assert plain(errored.label) == "t-1（出错） · 淄川区办理行政复议案件多少件？"
+    assert "**出错**：" in plain(errored.markdown[0].value) and "500" in plain(errored.markdown[0].value)
+    [record] = (fail_closed / "eval_history.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(record)["errors"] == 1
 
 
 @pytest.mark.parametrize(
@@ -869,13 +1091,129 @@ def test_labels() -> None:
         == "更新：a.txt（3 个分块）"
     )
     assert ui.ingest_line("b.txt", IngestResult("b.txt", None, "failed", "file is empty")) == (
-        "失败：b.txt — file is empty"
+        "失败：b.txt — 文件为空（0 字节）。请检查文件后重新上传。"
     )
     llm_answer = Answer("q", "a", [], [], False, "llm", "m", "answer@1#abc", prompt_tokens=10,
                         completion_tokens=2, cost_usd=None, latency_ms=1234)  # fmt: skip
-    assert ui.answer_meta(llm_answer) == (
-        "LLM：m · 用时 1.23 秒 · tokens 10 输入 / 2 输出 · 费用未知 · 提示词 answer@1#abc"
-    )
+    assert ui.answer_meta(llm_answer) == "LLM：m · 用时 1.23 秒 · tokens 10 输入 / 2 输出 · 费用未知"
+    assert "提示词：answer@1#abc" in ui.answer_details(llm_answer)
+
+
+def test_citations_are_renumbered_in_reading_order_and_keep_their_links() -> None:
+    assert ui.citation_numbers("甲[3]乙[1]丙[3]丁[2]", [1, 2, 3]) == {3: 1, 1: 2, 2: 3}
+    assert ui.citation_numbers("甲[2]", [1, 2]) == {2: 1, 1: 2}  # a source the text never marks comes last
+    out = ui.answer_markdown("淄川区29.8%[5]。浈江区12.63%[4]。又[5]", "m1", cited=[4, 5])
+    links = re.findall(r'href="#qa-src-m1-(\d+)" title="查看来源 \[(\d+)\]">\[(\d+)\]</a>', out)
+    assert links == [("1", "1", "1"), ("2", "2", "2"), ("1", "1", "1")]
+    cited_5 = Citation(**{**_citation().__dict__, "n": 5})
+    assert ui.citation_label(cited_5, 1).startswith("\\[1\\] 《标题》")
+    details = ui.answer_details(Answer("q", "a", [cited_5], [], False, "extractive", None, None), {5: 1})
+    assert "[1] r.txt · 第 100–115 字 · 段落 c1" in details
+
+
+def test_local_time_uses_the_servers_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from datetime import timedelta, timezone
+
+    assert ui.local_time("2026-11-29T12:15:40+00:00", timezone(timedelta(hours=8))) == "2026-11-29 20:15"
+    naive = "2026-11-29T12:15:40"  # read as UTC
+    assert ui.local_time(naive, timezone(timedelta(hours=-5))) == "2026-11-29 07:15"
+    assert ui.local_time("") == "" and ui.local_time("昨天") == "昨天"
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        assert ui.local_time("2026-11-29T12:15:40+00:00") == "2026-11-29 20:15"
+        monkeypatch.setenv("TZ", "America/New_York")
+        time.tzset()
+        assert ui.local_time("2026-11-29T12:15:40+00:00") == "2026-11-29 07:15"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("error", "text", "detail"),
+    [
+        (InputError("not a PDF file (no %PDF header)", "/data/uploads/报告.pdf"),
+         "报告.pdf：不是有效的 PDF 文件（文件开头没有 %PDF 标记，可能是改了扩展名的其他文件）。请上传原始 PDF，或另存为 Word / TXT 后再上传。",
+         "/data/uploads/报告.pdf: not a PDF file (no %PDF header)"),
+        (InputError("unsupported file type '.xls'; supported: .docx, .pdf", "a.xls"),
+         "a.xls：不支持的文件类型（.xls）。请另存为 DOCX、HTML、MD、PDF、TXT 之一后再上传。", "*"),
+        (InputError("no report text found after removing page furniture (a scanned PDF? run OCR first)", "扫描.pdf"),
+         "扫描.pdf：没有可提取的文字，可能是扫描件（图片）PDF。请先做文字识别（OCR），或上传文字版 PDF / Word。", "*"),
+        (InputError("no readable text in the file (binary or garbled?)", "x.txt"),
+         "x.txt：文件中没有可读的文字（可能是二进制文件或乱码）。请另存为 UTF-8 编码的文本后再上传。", "*"),
+        (InputError("file is 25.0 MB, over the 20 MB limit (raise QA_MAX_FILE_MB to allow it)", "C:\\报告\\大.docx"),
+         "大.docx：文件大小 25.0 MB，超过 20 MB 的上限。请压缩或拆分后再上传，或请管理员调高 QA_MAX_FILE_MB。", "*"),
+        (InputError("not a .docx file (not a zip package)", "旧.docx"),
+         "旧.docx：不是有效的 Word（.docx）文件。如果是旧版 .doc 或 WPS 文件，请在 Word / WPS 中另存为 .docx 后再上传。", "*"),
+        (InputError("文件为空（0 字节）"), "文件为空（0 字节）", ""),  # Chinese already: as it is
+        (InputError("line 2: not valid JSON (Expecting value)", "/x/mini.jsonl"),  # unknown: kept whole
+         "输入有误：/x/mini.jsonl: line 2: not valid JSON (Expecting value)", ""),
+        (ConfigError("QA_RRF_K='x' is not a valid int"),
+         "设置项 QA_RRF_K 的值 'x' 无效，应为整数。请修改这个环境变量后重启应用。", "*"),
+        (EndpointUnreachable("model m: cannot connect to http://127.0.0.1:9/v1; check QA_LLM_BASE_URL"),
+         "无法连接到模型服务 http://127.0.0.1:9/v1。请检查 QA_LLM_BASE_URL，以及模型服务是否已启动。", "*"),
+        (ProviderError("model m: http://x/v1 failed with 503 (request id r1); try again later"),
+         "模型服务出错（503）。请稍后重试。", "*"),
+        (EmptyIndexError("the store has no reports yet; run `qa ingest PATH` first"),
+         "文档库中还没有报告。请先到「文档库」页面上传报告，或导入示例报告。", "*"),
+        (ConfigError("prompt file /p/x.yaml: bad"), "设置有误：prompt file /p/x.yaml: bad", ""),
+    ],
+)  # fmt: skip
+def test_errors_are_shown_in_chinese_with_the_original_kept(error, text: str, detail: str) -> None:
+    message = ui.error_message(error)
+    assert message.text == text
+    assert message.detail == (str(error) if detail == "*" else detail)
+
+
+def test_streamlit_widget_text_rules() -> None:
+    assert ui.widget_text_zh("Upload") == "选择文件"
+    assert ui.widget_text_zh(" 20MB per file") == " 单个文件不超过 20MB"
+    assert ui.widget_text_zh("Drag and drop files here") == "将文件拖放到这里"
+    assert ui.widget_text_zh("xls files are not allowed.") == "不支持 xls 类型的文件。"
+    assert ui.widget_text_zh("Select all") == "全选" and ui.widget_text_zh("No results") == "没有匹配项"
+    assert ui.widget_text_zh("Select 3 matches") == "选择 3 个匹配项"
+    assert ui.widget_text_zh("Uploading a report") is None and ui.widget_text_zh("淄川区") is None
+    assert json.dumps(ui.WIDGET_TEXT_RULES) in ui.WIDGET_SCRIPT  # the browser runs the same rules
+
+
+def test_import_outcome_says_imported_only_when_something_was() -> None:
+    def results(*statuses: str) -> list[IngestResult]:
+        return [IngestResult(f"{i}.txt", f"{i}.txt", s, "file is empty" if s == "failed" else "") for i, s in enumerate(statuses)]  # fmt: skip
+
+    assert ui.ingest_outcome(results("ingested", "updated", "unchanged")) == (
+        "success", "导入完成：新增 1 份、更新 1 份；1 个文件未变化"
+    )  # fmt: skip
+    assert ui.ingest_outcome(results("unchanged", "unchanged")) == (
+        "info", "没有导入新内容：2 个文件与文档库中的报告相同（未变化）。"
+    )  # fmt: skip
+    assert ui.ingest_outcome(results("failed", "unchanged")) == (
+        "error", "没有导入任何报告：1 个文件未变化，1 个文件失败（原因见下）。"
+    )  # fmt: skip
+    assert all("导入完成" not in ui.ingest_outcome(results(*s))[1] for s in [("failed",), ("unchanged",), ()])
+
+
+def test_start_screen_lists_the_reports_and_builds_examples_from_them() -> None:
+    from qa.schemas import ReportMeta, ReportRecord
+
+    def record(report_id: str, **meta) -> ReportRecord:
+        return ReportRecord(report_id, "v", ReportMeta(**meta), 1)
+
+    a = record("a.txt", region="淄川区", year=2024, title="淄川区报告")
+    b = record("b.txt", region="浈江区", issuer="韶关市浈江区司法局", issuer_kind="部门", year=2023)
+    untitled = record("c.txt")
+    overview = ui.library_overview([a, b, untitled])
+    assert overview == "文档库共 3 份报告：淄川区（2024）、韶关市浈江区司法局（2023）、未识别地区"
+    assert ui.example_questions([b, a]) == [
+        "淄川区行政复议案件多少件？", "韶关市浈江区司法局2024年有哪些工作安排？", "各地区行政复议纠错率分别是多少？"
+    ]  # fmt: skip
+    assert ui.example_questions([a]) == [
+        "淄川区行政复议案件多少件？", "淄川区2025年有哪些工作安排？", "淄川区法治政府建设存在哪些问题？"
+    ]  # fmt: skip
+    assert ui.example_questions([]) == []
+    overview = ui.library_overview([a] * 10, limit=2)
+    assert overview == "文档库共 10 份报告：淄川区（2024）、淄川区（2024） 等 10 份"
 
 
 def test_history_turns_skip_failed_turns_and_keep_the_last_ones() -> None:
@@ -912,7 +1250,8 @@ def fake_llm() -> Iterator[str]:
                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                 }
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            usage = {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}
+            # a count a tokenizer can give for the ~2,600-character prompt (qa.sanity refuses 120)
+            usage = {"prompt_tokens": 900, "completion_tokens": 30, "total_tokens": 930}
             self.wfile.write(f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
 
@@ -948,16 +1287,18 @@ def test_summary_card_html_marks_verification_escapes_and_numbers_sources() -> N
 
     card = ui_summary.summary_card_html(_summary(), {"c1": "（开篇）", "c2": "一、举措 > (一)复议"})
     assert "\n" not in card and "<script>" not in card and "概述&lt;script&gt;" in card
-    assert (
-        '<tr><td>复议案件</td><td class="qa-num">151件</td><td>办理复议案件<mark class="qa-quote">151件</mark>'
-        in card
+    # the quote is on demand: folded under 原文 with its [n]
+    assert re.search(
+        r'<tr><td>复议案件</td><td class="qa-num">151件</td><td><details class="qa-figure-quote"><summary>原文'
+        r'<sup[^>]*>\[2\]</sup></summary>办理复议案件<mark class="qa-quote">151件</mark>', card
     )
     assert '<td class="qa-ok" title="数值见于引文，引文见于原文">✓</td>' in card
-    assert '<tr class="qa-unverified-row"><td>诉讼</td><td class="qa-num">9件</td><td>诉讼案件10件' in card
+    assert '<tr class="qa-unverified-row"><td>诉讼</td><td class="qa-num">9件</td><td><details' in card
+    assert "诉讼案件10件" in card
     assert "另有999件" in card and card.count("⚠ 未核实") == 2  # the point and the figure
     assert '<sup class="qa-ref" title="一、举措 &gt; (一)复议">[2]</sup>' in card
-    assert "<li>一、举措 &gt; (一)复议 · <code>c2</code></li>" in card
-    assert "<h4>存在问题</h4><p>（报告未单列）</p>" in card
+    assert '<li title="段落 c2">一、举措 &gt; (一)复议</li>' in card and "<code>" not in card  # no ids on view
+    assert "<h4>存在的不足</h4><p>（报告未单列）</p>" in card
     header = ui_summary.summary_header_html(_summary(engine="llm", model="m1", cost_usd=None))
     assert '<span class="qa-engine">LLM：m1</span>' in header and "费用未知" in header
     assert "地区：淄川区 · 年度：2024" in header
