@@ -14,7 +14,9 @@ from app_pages.common import (
     go_to,
     keep_valid,
     llm_or_error,
+    message_for,
     reports_multiselect,
+    retry_store,
     samples_button,
     show_error,
     show_flash,
@@ -24,6 +26,7 @@ from qa.answer import ask
 from qa.errors import InputError, QAError
 from qa.llm import ChatLLM
 from qa.schemas import Citation, ReportRecord
+from qa.store import StoreError
 from qa.wiring import Services
 
 ASK = "chat_ask"  # an example question to ask on this run (set by its button)
@@ -125,12 +128,29 @@ def render_answer(message: dict, records: list[ReportRecord]) -> None:
         st.caption("  \n".join(ui.escape_markdown(line) for line in ui.answer_details(answer, numbers)))
 
 
-def render_message(message: dict, records: list[ReportRecord]) -> None:
+def retry_question(message_id: str) -> None:
+    """重试 after a store error: drop the failed turn (the question and its error) and ask it again on this
+    run; the rest of the conversation stays as it was."""
+    messages = st.session_state.get("messages", [])
+    at = next((i for i, m in enumerate(messages) if m.get("id") == message_id), None)
+    if at is None:
+        return
+    question = messages[at].get("retry", "")
+    drop_from = at - 1 if at and messages[at - 1].get("role") == "user" else at
+    del messages[drop_from : at + 1]
+    retry_store()
+    st.session_state[ASK] = question
+
+
+def render_message(message: dict, records: list[ReportRecord], last: bool = False) -> None:
     with st.chat_message(message["role"]):
         if message["role"] == "user":
             st.markdown(ui.escape_markdown(message["content"]))
         elif message.get("error"):
             show_error(ui.UserMessage(message["error"], message.get("error_detail", "")))
+            if last and message.get("retry"):  # a store error: the question can be asked again as it was
+                st.button("重试", key=f"retry-{message['id']}", on_click=retry_question, args=(message["id"],),
+                          icon=":material/refresh:")  # fmt: skip
         else:
             render_answer(message, records)
 
@@ -169,17 +189,21 @@ def answer_question(
                 )
         except QAError as ex:
             placeholder.empty()
-            error = ui.error_message(ex)
+            error = message_for(ex)
+            message = {
+                "id": new_id(),
+                "role": "assistant",
+                "content": "",
+                "error": error.text,
+                "error_detail": error.detail,
+            }
+            if isinstance(ex, StoreError) and ex.retryable:  # the store changed under us: worth a retry
+                message["retry"] = question
+            messages.append(message)
             show_error(error)
-            messages.append(
-                {
-                    "id": new_id(),
-                    "role": "assistant",
-                    "content": "",
-                    "error": error.text,
-                    "error_detail": error.detail,
-                }
-            )
+            if message.get("retry"):
+                st.button("重试", key=f"retry-{message['id']}", on_click=retry_question, args=(message["id"],),
+                          icon=":material/refresh:")  # fmt: skip
             return
         placeholder.empty()
         message = {
@@ -228,8 +252,8 @@ def page_chat() -> None:
     example = st.session_state.pop(ASK, None)
     if not messages and not example:
         start_screen(records, disabled=llm_error is not None)
-    for message in messages:
-        render_message(message, records)
+    for n, message in enumerate(messages, start=1):
+        render_message(message, records, last=n == len(messages))
     question = st.chat_input("请输入问题，例如：某区办理行政复议案件多少件？", disabled=llm_error is not None)
     question = question or example
     if question and question.strip():

@@ -1,9 +1,11 @@
 """What every page shares: settings, services and the LLM built once per process (st.cache_resource), the
 engine choice, one-shot messages, errors shown in Chinese (show_error: the one place a QAError becomes what
-the user reads), page switching, and ingesting files (samples and uploads)."""
+the user reads; a store error comes with a 重试 button), page switching, and ingesting files (samples and
+uploads)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from qa.errors import InputError, QAError
 from qa.ingest import collect_files, ingest_file
 from qa.llm import ChatLLM
 from qa.schemas import IngestResult, ReportRecord
+from qa.store import ReportDamaged, StoreBusy, StoreError
 from qa.wiring import Services, make_llm, open_services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,19 +34,38 @@ KEPT_PREFIXES = ("eval_baseline:", "eval_gold:")
 # ---- wiring ----------------------------------------------------------------------------------------
 
 
+WORKSPACE = "workspace"  # the session's workspace ("" the default one; chosen in the sidebar)
+
+
 @st.cache_resource(show_spinner=False)
+def base_settings() -> Settings:
+    """The installation's settings, before a workspace is chosen (QA_WORKSPACE is the sessions' default)."""
+    return Settings.from_env({k: v for k, v in os.environ.items() if k != "QA_WORKSPACE"})
+
+
+def current_workspace() -> str:
+    return st.session_state.get(WORKSPACE, os.environ.get("QA_WORKSPACE", "")) or ""
+
+
 def get_settings() -> Settings:
-    return Settings.from_env(os.environ)
+    return base_settings().in_workspace(current_workspace())
 
 
 @st.cache_resource(show_spinner="正在打开文档库与向量模型…")
+def _services_of(workspace: str) -> Services:
+    # One Store per workspace for every session of this process: it notices writes by other processes
+    # (qa ingest / qa rm in a shell) through the registry stamp and reconnects; "reportqa app" names it to
+    # waiting writers.
+    return open_services(base_settings().in_workspace(workspace), owner="reportqa app")
+
+
 def get_services() -> Services:
-    return open_services(get_settings())
+    return _services_of(current_workspace())
 
 
 @st.cache_resource(show_spinner=False)
 def get_llm() -> ChatLLM | None:
-    return make_llm(get_settings())
+    return make_llm(base_settings())
 
 
 def llm_or_error() -> tuple[ChatLLM | None, ui.UserMessage | None]:
@@ -125,13 +147,43 @@ def show_flash() -> None:
             error_detail(detail)
 
 
-def show_error(error: QAError | ui.UserMessage) -> None:
+def store_message(error: StoreError) -> ui.UserMessage:
+    """A store error in Chinese: what happened and what to do; the original in 详细信息."""
+    original = str(error)
+    if isinstance(error, StoreBusy):
+        text = ("文档库正在被其他程序写入（例如命令行中的 qa ingest / qa rm 或其他用户的上传），等待超时，本次操作没有执行。"
+                "请稍后点「重试」。")  # fmt: skip
+    elif isinstance(error, ReportDamaged):
+        text = (f"报告「{error.report_id}」在文档库中的数据不完整（部分分块缺失），无法据此作答。请重新导入这份报告："
+                "在「文档库」页面重新上传，或在命令行运行 qa ingest。")  # fmt: skip
+    else:
+        text = (
+            "读取文档库时出错：文档库可能刚被其他程序修改（导入或删除了报告）。对话记录已保留，请点「重试」。"
+        )
+    return ui.UserMessage(text, original)
+
+
+def message_for(error: QAError) -> ui.UserMessage:
+    """Any QAError as the app shows it (store errors here, the rest by ui.error_message)."""
+    return store_message(error) if isinstance(error, StoreError) else ui.error_message(error)
+
+
+def retry_store() -> None:
+    """The 重试 button's callback: reconnect to the store (a reconnect that fails shows on the next run)."""
+    with contextlib.suppress(QAError):
+        get_services().store.reload()
+
+
+def show_error(error: QAError | ui.UserMessage, retry_key: str = "store-retry") -> None:
     """An error in Chinese (ui.error_message: what happened, to which file, what to do), with the original
-    message in a 详细信息 expander when the text is a translation."""
-    message = ui.error_message(error) if isinstance(error, QAError) else error
+    message in a 详细信息 expander when the text is a translation. A store error gets a 重试 button: the page
+    runs again (session state, the chat history included, is kept)."""
+    message = message_for(error) if isinstance(error, QAError) else error
     st.error(ui.escape_markdown(message.text))
     if message.detail:
         error_detail(message.detail)
+    if isinstance(error, StoreError) and not isinstance(error, ReportDamaged):
+        st.button("重试", key=retry_key, on_click=retry_store, icon=":material/refresh:")
 
 
 def error_detail(detail: str) -> None:
@@ -146,6 +198,8 @@ def ingest_one(path: Path, services: Services, progress: Callable[[int], None] |
     """Ingest one file; a QAError becomes a failed result carrying its reason."""
     try:
         return ingest_file(path, services.store, services.embedder, services.settings, progress)
+    except StoreError as ex:  # busy (another writer) or unreadable: said in Chinese, kept as the reason
+        return IngestResult(str(path), path.name, "failed", store_message(ex).text)
     except QAError as ex:
         reason = ex.reason if isinstance(ex, InputError) else str(ex)
         return IngestResult(str(path), path.name, "failed", reason)

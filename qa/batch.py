@@ -48,7 +48,7 @@ INDEX_COLUMNS = {
 def view_from_file(path: Path, settings: Settings, embedder_name: str) -> ReportView:
     """Load and chunk a file; chunk ids equal those `qa ingest` gives it (same version), no embedding."""
     document = load_document(path, settings)
-    version = ingest_version(document.content_hash, settings, embedder_name)
+    version = ingest_version(document.content_hash, settings, embedder_name, report_id=document.report_id)
     chunks = chunk_document(document.report_id, document.text, document.meta, version, settings.chunk_size,
                             settings.chunk_overlap)  # fmt: skip
     return ReportView(document.report_id, document.meta, document.text, chunks, document.content_hash)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from qa.schemas import Document, IngestResult
 from qa.store import Store
 
 # Bump when loading, metadata or chunking logic changes: every report is then re-ingested once.
-PIPELINE_VERSION = "5"  # 5: report identity from the gazetteer (region path, level, issuer kind)
+# 6: versions (and so chunk ids) are keyed by report id as well as content: two reports never share chunks
+PIPELINE_VERSION = "6"
 
 
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]]:
@@ -25,7 +27,7 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]
     failed: list[IngestResult] = []
     for path in paths:
         if not path.exists():
-            failed.append(IngestResult(str(path), None, "failed", "no such file or folder"))
+            failed.append(IngestResult(_shown(path), None, "failed", "no such file or folder"))
         elif path.is_dir():
             found = sorted(
                 p
@@ -37,7 +39,7 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]
             if not found:
                 failed.append(
                     IngestResult(
-                        str(path),
+                        _shown(path),
                         None,
                         "failed",
                         f"folder has no reports ({', '.join(sorted(loaders.SUPPORTED))})",
@@ -46,7 +48,24 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]
             files.extend(found)
         else:
             files.append(path)
-    return files, failed
+    unnamed = [path for path in files if not _utf8_name(path)]
+    failed += [IngestResult(_shown(path), None, "failed", "file name is not valid UTF-8: rename the file "
+                            "(reports are identified by name), then ingest it again") for path in unnamed]  # fmt: skip
+    return [path for path in files if _utf8_name(path)], failed
+
+
+def _utf8_name(path: Path) -> bool:
+    """A name that is not UTF-8 (bytes from another system's encoding) cannot be a report id."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: Path) -> str:
+    """The path as it can be printed: bytes that are not UTF-8 written as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def load_document(path: Path, settings: Settings) -> Document:
@@ -55,12 +74,37 @@ def load_document(path: Path, settings: Settings) -> Document:
     return dataclasses.replace(document, meta=metadata.extract(document))
 
 
-def ingest_version(content_hash: str, settings: Settings, embedder_name: str) -> str:
-    """Same bytes + same pipeline settings → same version → nothing to do."""
-    key = "\0".join(
-        [content_hash, PIPELINE_VERSION, str(settings.chunk_size), str(settings.chunk_overlap), embedder_name]
-    )
+def ingest_version(content_hash: str, settings: Settings, embedder_name: str, *, report_id: str) -> str:
+    """Same report + same bytes + same pipeline settings → same version → nothing to do. The report id is
+    part of it: a version (and every chunk id, every derived index entry) belongs to one report, so the same
+    text stored under two names never shares chunks and removing one never touches the other."""
+    key = "\0".join([report_id, content_hash, PIPELINE_VERSION, str(settings.chunk_size),
+                     str(settings.chunk_overlap), embedder_name])  # fmt: skip
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _settled(
+    store: Store, path: Path, report_id: str, version: str, content_hash: str, check_twin: bool = True
+) -> tuple[IngestResult | None, str]:
+    """(the result when there is nothing to write, why the stored copy must be rewritten). Nothing to write:
+    the report is stored at this version with all its chunks. Refused: another report has the same bytes."""
+    existing = store.get_report(report_id)
+    if existing is not None and existing.version == version:
+        problem = store.report_problem(existing)  # listed with chunks it does not hold, or old ones left
+        if not problem:
+            return IngestResult(str(path), report_id, "unchanged", n_chunks=existing.n_chunks), ""
+        return None, problem
+    twin = next((r.report_id for r in store.reports()
+                 if r.content_hash == content_hash and r.report_id != report_id), None) if check_twin else None  # fmt: skip
+    if twin is not None:
+        # One copy per content: two names for the same bytes would answer every question twice, and a
+        # renamed file would linger under its old name. The user keeps the name they choose.
+        raise InputError(
+            f"same content as {twin}, already in the store (identical bytes); a report is stored once: "
+            f"remove {twin} first (`qa rm {twin}`) to store it under this name",
+            str(path),
+        )
+    return None, ""
 
 
 def ingest_file(
@@ -71,14 +115,20 @@ def ingest_file(
     progress: Callable[[int], None] | None = None,
     report_id: str | None = None,
 ) -> IngestResult:
-    """Ingest one file. Raises QAError (InputError/ProviderError…) for the caller to report."""
+    """Ingest one file. Raises QAError (InputError/ProviderError/StoreError…) for the caller to report.
+
+    The slow part (load, chunk, embed) runs without the store's writer lock; whether to write at all
+    (unchanged? same content as another report?) is decided again under the lock, just before writing."""
     report_id = report_id or path.name
     data = loaders.read_bytes(path, settings.max_file_bytes)
-    version = ingest_version(hashlib.sha256(data).hexdigest(), settings, embedder.name)
-    existing = store.get_report(report_id)
-    if existing is not None and existing.version == version:
-        return IngestResult(str(path), report_id, "unchanged", n_chunks=existing.n_chunks)
+    content_hash = hashlib.sha256(data).hexdigest()
+    version = ingest_version(content_hash, settings, embedder.name, report_id=report_id)
+    # unchanged? (fast: no parsing); a twin is refused only once the file is known to be a readable report
+    settled, _ = _settled(store, path, report_id, version, content_hash, check_twin=False)
+    if settled is not None:
+        return settled
     document = dataclasses.replace(load_document(path, settings), report_id=report_id)
+    _settled(store, path, report_id, version, content_hash)  # a twin is refused before anything is embedded
     chunks = chunk_document(
         report_id, document.text, document.meta, version, settings.chunk_size, settings.chunk_overlap
     )
@@ -86,25 +136,32 @@ def ingest_file(
         raise InputError("no text to index after cleaning", str(path))
     misses_before = getattr(embedder, "misses", 0)
     vectors = embedder.embed_passages([c.embed_text for c in chunks], progress)
-    store.replace_report(
-        report_id,
-        version,
-        document.meta,
-        document.text,
-        chunks,
-        vectors,
-        source={
-            "source_path": str(path),
-            "content_hash": document.content_hash,
-            "header": document.header[:2000],  # the page header, verbatim: 文号, 发文日期… are quoted from it
-            "format": document.format,
-            "encoding": document.encoding,
-        },
-    )
+    with store.writing():  # one writer at a time; another may have stored this file while we embedded
+        settled, problem = _settled(store, path, report_id, version, content_hash)
+        if settled is not None:
+            return settled
+        existing = store.get_report(report_id)
+        store.replace_report(
+            report_id,
+            version,
+            document.meta,
+            document.text,
+            chunks,
+            vectors,
+            source={
+                "source_path": str(path),
+                "content_hash": document.content_hash,
+                # the page header, verbatim: 文号, 发文日期… are quoted from it
+                "header": document.header[:2000],
+                "format": document.format,
+                "encoding": document.encoding,
+            },
+        )
     return IngestResult(
         str(path),
         report_id,
         "updated" if existing else "ingested",
+        reason=f"repaired: {problem}" if problem else "",
         n_chunks=len(chunks),
         embedded=getattr(embedder, "misses", 0) - misses_before,
     )
@@ -118,8 +175,11 @@ def ingest_paths(
     on_result: Callable[[IngestResult], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[IngestResult]:
-    """Ingest files and folders; every file gets a result, failures carry the reason."""
+    """Ingest files and folders; every file gets a result, failures carry the reason. First the store is
+    cleared of what a killed writer left behind (qa.store.Store.repair)."""
     files, results = collect_files(paths)
+    if files:
+        store.repair()
     for result in results:
         if on_result:
             on_result(result)

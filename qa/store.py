@@ -2,30 +2,62 @@
 chromadb. We always pass embeddings ourselves: Chroma's default embedding function downloads a model.
 
 Two collections per embedder: `qa-chunks-<embedder>` (one record per chunk) and `qa-reports-<embedder>`
-(one record per report: metadata, clean text and the *active version*). Replacing a report writes the
-new chunks first, then flips the active version in one upsert, then deletes the old chunks; searches
-only see chunks of active versions, so a crash leaves the old or the new version, never a mix.
+(one record per report: metadata, clean text and the *active version*). A version belongs to one report
+(qa.ingest derives it from the report id and the content), so two reports never share a chunk. Replacing a
+report writes the new chunks first, then flips the active version in one upsert, then deletes the old
+chunks; searches only see chunks of active versions, so a crash leaves the old or the new version, never a
+mix, and `repair` removes what a crash left behind.
+
+One writer at a time, any number of readers. Writers (replace, remove, repair) hold the store's writer
+lock: an OS file lock in the store folder for the embedded store (the kernel frees it when its process
+dies), a lock collection on a Chroma server (created atomically; renewed by its holder; broken when its
+renewal stops for LOCK_STALE_AFTER seconds). A waiting writer is told who holds it. Readers take no lock:
+every flip or removal writes a new registry stamp, and a Store that sees a stamp it did not write
+reconnects, because embedded Chroma keeps each process's vector index in memory and would otherwise fail
+on the other process's chunks ("Error finding id"). A read that fails anyway is retried once after a
+reconnect, then raised as a StoreError that says what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
+import json
+import logging
 import os
+import re
+import socket
+import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
+import filelock
+import httpx
 import numpy as np
 
 from qa.config import Settings
-from qa.errors import ConfigError, InputError
+from qa.errors import ConfigError, InputError, QAError
 from qa.schemas import Chunk, ReportMeta, ReportRecord
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import chromadb  # noqa: E402  (telemetry must be off before import)
 import chromadb.errors  # noqa: E402
+from chromadb.api import ServerAPI  # noqa: E402
+from chromadb.api.client import Client as _ChromaClient  # noqa: E402
+from chromadb.config import System  # noqa: E402
+from chromadb.telemetry.product import ProductTelemetryClient  # noqa: E402
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHUNKS_PREFIX = "qa-chunks-"
 REPORTS_PREFIX = "qa-reports-"
@@ -34,9 +66,74 @@ _META_FIELDS = ("title", "issuer", "publisher", "region", "publish_date", "doc_n
                 "region_code", "level", "issuer_kind")  # fmt: skip
 _PATH_SEP = " › "  # region_path is stored as one string (Chroma metadata values are scalars)
 
+LOCK_TIMEOUT = 120.0  # seconds a writer waits for another before giving up with StoreBusy
+LOCK_STALE_AFTER = 60.0  # server lock: a holder that has not renewed it for this long is gone
+LOCK_FILE = "qa-writer.lock"  # embedded store: in the store folder, next to chroma.sqlite3
+HOLDER_FILE = "qa-writer.json"  # who holds the file lock (the lock file itself is truncated by waiters)
+LOCK_COLLECTION = "qa-writer-lock"  # Chroma server: one per database, whatever the embedder
+# What a failing Chroma call raises: its own errors (InternalError "Error finding id"…) and, for a server,
+# the HTTP client's (connection refused, timeouts).
+_CHROMA_ERRORS = (chromadb.errors.ChromaError, httpx.HTTPError)
+
+
+# ---- errors ------------------------------------------------------------------------------------------
+
+
+class StoreError(QAError):
+    """The store could not be read or written, is busy, or holds a damaged report; the message says what
+    to do. `retryable`: a reconnect and a second try may succeed (another process changed the store)."""
+
+    retryable = False
+
+
+class StoreReadError(StoreError):
+    """A read failed twice (the second time after reconnecting)."""
+
+    retryable = True
+
+
+class StoreChanged(StoreError):
+    """Another process changed the store while this one read it; reading again sees the new state."""
+
+    retryable = True
+
+
+class StoreBusy(StoreError):
+    """Another writer held the store's writer lock for longer than this one would wait."""
+
+
+class ReportDamaged(StoreError):
+    """A listed report's chunks are missing or belong to another report: it must be ingested again."""
+
+    def __init__(self, message: str, report_id: str):
+        super().__init__(message)
+        self.report_id = report_id
+
+
+# ---- connecting ------------------------------------------------------------------------------------
+
 
 def _client_settings() -> chromadb.Settings:
     return chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+def _workspace_database(workspace: str, host: str, port: int, ssl: bool) -> str:
+    """A workspace on a Chroma server is a database of its own (created on first use): its collections,
+    registry and writer lock are apart from every other workspace's. The default workspace is Chroma's
+    default database."""
+    if not workspace:
+        return chromadb.DEFAULT_DATABASE
+    plain = re.fullmatch(r"[A-Za-z0-9_-]{1,40}", workspace)
+    name = f"qa-{workspace}" if plain else "qa-" + hashlib.sha256(workspace.encode()).hexdigest()[:20]
+    admin = chromadb.AdminClient(chromadb.Settings(
+        chroma_api_impl="chromadb.api.fastapi.FastAPI", chroma_server_host=host, chroma_server_http_port=port,
+        chroma_server_ssl_enabled=ssl, anonymized_telemetry=False))  # fmt: skip
+    try:
+        admin.get_database(name)
+    except Exception:  # NotFoundError (its type varies across chromadb versions): create it
+        with contextlib.suppress(chromadb.errors.UniqueConstraintError):  # another process just did
+            admin.create_database(name)
+    return name
 
 
 def open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str]:
@@ -52,7 +149,9 @@ def open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str]:
         ssl = url.scheme == "https"
         port = url.port or (443 if ssl else 8000)
         try:
-            client = chromadb.HttpClient(host=url.hostname, port=port, ssl=ssl, settings=_client_settings())
+            database = _workspace_database(settings.workspace, url.hostname, port, ssl)
+            client = chromadb.HttpClient(host=url.hostname, port=port, ssl=ssl, settings=_client_settings(),
+                                         database=database)  # fmt: skip
             client.heartbeat()
         except Exception as ex:  # chromadb raises assorted httpx/ValueError types for a dead server
             raise ConfigError(
@@ -64,59 +163,371 @@ def open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str]:
     path = settings.data_dir / "chroma"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path)
-    except OSError as ex:
+        if (path / "chroma.sqlite3").exists():
+            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path)
+        # A new store: two processes creating it at once would both run Chroma's migrations.
+        with filelock.FileLock(str(path / LOCK_FILE), timeout=LOCK_TIMEOUT, thread_local=False):
+            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path)
+    except (OSError, filelock.Timeout) as ex:
         raise ConfigError(
             f"cannot use {path} for the store ({ex}); set QA_DATA_DIR to a writable folder"
         ) from ex
+    except chromadb.errors.ChromaError as ex:  # e.g. chroma.sqlite3 is not a database
+        raise ConfigError(
+            f"cannot open the store at {path}: {_reason(ex)}. If it is damaged, move the folder aside and "
+            "ingest the reports again (`qa ingest PATH`), or set QA_DATA_DIR to another folder"
+        ) from ex
+
+
+def _fresh_embedded_client(path: str) -> chromadb.ClientAPI:
+    """A client on its own Chroma System. PersistentClient would hand back this process's cached System for
+    the path, whose in-memory vector index is the stale one being replaced."""
+    settings = _client_settings()
+    settings.is_persistent = True
+    settings.persist_directory = path
+    system = System(settings)
+    system.instance(ProductTelemetryClient)
+    system.instance(ServerAPI)
+    system.start()
+    return _ChromaClient.from_system(system)
+
+
+def process_name(argv: Sequence[str] | None = None) -> str:
+    """What this process is, for the lock holder's description: `qa ingest`, `streamlit`, `pytest`…"""
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]).name if argv and argv[0] else "python"
+    if program not in ("qa", "cli.py", "__main__.py"):
+        return program
+    words = argv[1:]
+    for i, word in enumerate(words):  # the sub-command: the first word that is not an option's value
+        if not word.startswith("-") and not (i and words[i - 1].startswith("--") and "=" not in words[i - 1]):
+            return f"qa {word}"
+    return "qa"
+
+
+# ---- the writer lock -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LockHolder:
+    """Who holds a store's writer lock."""
+
+    owner: str  # qa ingest, the app…
+    pid: int
+    host: str
+    since: str  # ISO 8601, UTC
+    token: str = ""
+
+    @classmethod
+    def me(cls, owner: str) -> LockHolder:
+        return cls(owner, os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds"),
+                   uuid.uuid4().hex)  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> LockHolder | None:
+        try:
+            return cls(str(data["owner"]), int(data["pid"]), str(data["host"]), str(data["since"]),
+                       str(data.get("token", "")))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_dict(self) -> dict[str, str | int]:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        """`qa ingest (pid 1234 on host x) since 12:03:05` (local time; the date too when not today)."""
+        return f"{self.owner} (pid {self.pid} on host {self.host}) since {_local_time(self.since)}"
+
+
+def _local_time(iso: str) -> str:
+    try:
+        when = datetime.fromisoformat(iso).astimezone()
+    except ValueError:
+        return iso
+    today = datetime.now().astimezone().date()
+    return when.strftime("%H:%M:%S" if when.date() == today else "%Y-%m-%d %H:%M:%S")
+
+
+class _FileLock:
+    """Embedded store: an OS file lock (filelock) in the store folder, freed by the kernel when its process
+    dies, so it is never stale. Who holds it is written beside it."""
+
+    def __init__(self, folder: Path) -> None:
+        self._lock = filelock.FileLock(str(folder / LOCK_FILE), thread_local=False)
+        self._info = folder / HOLDER_FILE
+        self.lost = False  # a file lock cannot be taken away
+
+    def acquire(self, me: LockHolder, wait: float) -> bool:
+        try:
+            self._lock.acquire(timeout=wait, poll_interval=0.02)
+        except filelock.Timeout:
+            return False
+        try:  # who holds it: a nicety for waiting writers, never a reason to fail
+            temporary = self._info.with_name(f".{HOLDER_FILE}.{os.getpid()}")
+            temporary.write_text(json.dumps(me.to_dict()), encoding="utf-8")
+            os.replace(temporary, self._info)
+        except OSError as ex:
+            log.warning("could not record the store lock's holder in %s: %s", self._info, ex)
+        return True
+
+    def holder(self) -> LockHolder | None:
+        try:
+            return LockHolder.from_dict(json.loads(self._info.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self._info.unlink()
+        self._lock.release()
+
+
+class _CollectionLock:
+    """Chroma server: creating a collection is atomic (a second create of the name fails), so the lock is a
+    collection whose metadata names its holder. The holder renews it (a counter, not a time: machines'
+    clocks differ); a waiter breaks a lock whose renewal has not moved for `stale_after` seconds of its own
+    clock (its holder crashed or lost the network)."""
+
+    def __init__(self, client_of: Callable[[], chromadb.ClientAPI], stale_after: float = LOCK_STALE_AFTER):
+        self._client_of = client_of
+        self.stale_after = stale_after
+        self._seen: tuple[tuple, float] | None = None  # (holder token + renewal, when first seen so)
+        self._me: LockHolder | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        self.lost = False
+
+    def _current(self) -> dict | None:
+        try:
+            collection = self._client_of().get_collection(LOCK_COLLECTION, embedding_function=None)
+        except chromadb.errors.NotFoundError:
+            return None
+        return dict(collection.metadata or {})
+
+    def acquire(self, me: LockHolder, wait: float) -> bool:
+        try:
+            self._client_of().create_collection(
+                LOCK_COLLECTION, metadata={**me.to_dict(), "renewed": 0}, embedding_function=None
+            )
+        except chromadb.errors.ChromaError:  # it exists: somebody holds the lock
+            self._break_if_stale()
+            time.sleep(wait)
+            return False
+        self._me, self.lost, self._seen = me, False, None
+        self._stop.clear()
+        self._renewer = threading.Thread(target=self._renew, name="qa-store-lock", daemon=True)
+        self._renewer.start()
+        return True
+
+    def _break_if_stale(self) -> None:
+        meta = self._current()
+        if meta is None:
+            self._seen = None
+            return
+        key, now = (meta.get("token"), meta.get("renewed")), time.monotonic()
+        if self._seen is None or self._seen[0] != key:
+            self._seen = (key, now)
+        elif now - self._seen[1] >= self.stale_after:
+            holder = LockHolder.from_dict(meta)
+            log.warning("breaking the store lock of %s: not renewed for %.0fs",
+                        holder.describe() if holder else "an unknown holder", now - self._seen[1])  # fmt: skip
+            with contextlib.suppress(*_CHROMA_ERRORS):
+                self._client_of().delete_collection(LOCK_COLLECTION)
+            self._seen = None
+
+    def _renew(self) -> None:
+        renewed = 0
+        while not self._stop.wait(self.stale_after / 4):
+            try:
+                collection = self._client_of().get_collection(LOCK_COLLECTION, embedding_function=None)
+                if (collection.metadata or {}).get("token") != self._me.token:
+                    self.lost = True  # broken as stale by another writer: our flip must not happen
+                    return
+                renewed += 1
+                collection.modify(metadata={**self._me.to_dict(), "renewed": renewed})
+            except _CHROMA_ERRORS as ex:  # the server is away for a moment: try again at the next beat
+                log.warning("could not renew the store lock: %s", ex)
+
+    def holder(self) -> LockHolder | None:
+        try:
+            return LockHolder.from_dict(self._current())
+        except _CHROMA_ERRORS:
+            return None
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=5)
+        try:
+            meta = self._current()
+            if meta is not None and self._me is not None and meta.get("token") == self._me.token:
+                self._client_of().delete_collection(LOCK_COLLECTION)
+        except _CHROMA_ERRORS as ex:  # left behind: the next writer breaks it once it is stale
+            log.warning("could not release the store lock: %s", ex)
+
+
+# ---- the store -------------------------------------------------------------------------------------
 
 
 class Store:
-    def __init__(self, client: chromadb.ClientAPI, embedder_name: str, dim: int, location: str = "") -> None:
-        self.client = client
+    def __init__(
+        self,
+        client: chromadb.ClientAPI,
+        embedder_name: str,
+        dim: int,
+        location: str = "",
+        *,
+        connect: Callable[[], chromadb.ClientAPI] | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
+        owner: str | None = None,
+    ) -> None:
         self.embedder_name = embedder_name
         self.dim = dim
         self.location = location
-        self.chunks = client.get_or_create_collection(
-            CHUNKS_PREFIX + embedder_name,
-            embedding_function=None,
-            metadata={"embedder": embedder_name, "dim": dim},
-            configuration={"hnsw": {"space": "cosine"}},
+        self.lock_timeout = lock_timeout
+        self.owner = owner or process_name()  # named to writers waiting for our lock
+        # Told (once per holder) while this Store waits for another writer's lock; the CLI prints it.
+        self.on_lock_wait: Callable[[str], None] | None = None
+        self.reconnects = 0  # times this Store reconnected after another process wrote (for benches/tests)
+        self.lock_waits: deque[float] = deque(maxlen=1000)  # seconds each lock acquisition waited
+        self._connect = connect
+        chroma_settings = client.get_settings()
+        self._embedded = bool(chroma_settings.is_persistent and chroma_settings.persist_directory)
+        self._writer = (
+            _FileLock(Path(chroma_settings.persist_directory))
+            if self._embedded
+            else _CollectionLock(lambda: self.client)
         )
-        stored_dim = (self.chunks.metadata or {}).get("dim")
-        if stored_dim is not None and int(stored_dim) != dim:
-            raise ConfigError(
-                f"collection {self.chunks.name} holds {stored_dim}-dimensional vectors but embedder "
-                f"{embedder_name} makes {dim}-dimensional ones; use the embedder the store was built with "
-                "or a fresh QA_DATA_DIR"
-            )
-        self.reports_col = client.get_or_create_collection(
-            REPORTS_PREFIX + embedder_name, embedding_function=None, metadata={"embedder": embedder_name}
-        )
-        self._batch = max(1, min(client.get_max_batch_size(), 2000))
+        self._thread_lock = threading.RLock()  # one writer thread of this process at a time (re-entrant)
+        self._depth = 0  # nesting of writing() in the thread holding _thread_lock
+        self._state = threading.Lock()  # guards the swap of client + collections and the stamps below
+        self._known_stamp: str | None = None  # the stamp as this Store last saw or wrote it
         self._registry: tuple[str, list[ReportRecord]] | None = None  # (stamp, records)
+        self.client = client
+        try:
+            try:
+                self._attach(client, create=False)
+            except chromadb.errors.NotFoundError:  # a new store: created by one writer at a time
+                with self._writer_lock():
+                    self._attach(client, create=True)
+        except _CHROMA_ERRORS as ex:
+            raise StoreError(f"cannot open the store at {location or 'Chroma'}: {_reason(ex)}") from ex
         if not self.registry_stamp():  # a new store, or one written before stamps existed
-            self.reports_col.upsert(ids=[STAMP_ID], embeddings=[[1.0]], documents=[""], metadatas=[_stamp()])
+            with self._writer_lock():
+                if not self.registry_stamp():
+                    self._write_stamp()
 
     @classmethod
-    def open(cls, settings: Settings, embedder_name: str, dim: int) -> Store:
+    def open(
+        cls,
+        settings: Settings,
+        embedder_name: str,
+        dim: int,
+        *,
+        lock_timeout: float | None = None,
+        owner: str | None = None,
+    ) -> Store:
         client, location = open_client(settings)
-        return cls(client, embedder_name, dim, location)
+        connect = (lambda: open_client(settings)[0]) if settings.chroma_url else None
+        return cls(client, embedder_name, dim, location, connect=connect, owner=owner,
+                   lock_timeout=LOCK_TIMEOUT if lock_timeout is None else lock_timeout)  # fmt: skip
+
+    def _attach(self, client: chromadb.ClientAPI, create: bool) -> None:
+        """Point this Store at `client`'s collections (create them when `create`)."""
+        get = client.get_or_create_collection if create else client.get_collection
+        chunks = get(
+            CHUNKS_PREFIX + self.embedder_name,
+            embedding_function=None,
+            **({"metadata": {"embedder": self.embedder_name, "dim": self.dim},
+                "configuration": {"hnsw": {"space": "cosine"}}} if create else {}),
+        )  # fmt: skip
+        stored_dim = (chunks.metadata or {}).get("dim")
+        if stored_dim is not None and int(stored_dim) != self.dim:
+            raise ConfigError(
+                f"collection {chunks.name} holds {stored_dim}-dimensional vectors but embedder "
+                f"{self.embedder_name} makes {self.dim}-dimensional ones; use the embedder the store was built "
+                "with or a fresh QA_DATA_DIR"
+            )
+        reports = get(
+            REPORTS_PREFIX + self.embedder_name,
+            embedding_function=None,
+            **({"metadata": {"embedder": self.embedder_name}} if create else {}),
+        )
+        batch = max(1, min(client.get_max_batch_size(), 2000))
+        with self._state:
+            self.client, self.chunks, self.reports_col, self._batch = client, chunks, reports, batch
+
+    def reload(self) -> None:
+        """Reconnect and forget what is cached: after another process wrote, this process's Chroma holds a
+        stale vector index in memory (its reads of the new chunks fail with 'Error finding id')."""
+        try:
+            if self._connect is not None:
+                client = self._connect()
+            elif self._embedded:
+                client = _fresh_embedded_client(self.client.get_settings().persist_directory)
+            else:
+                client = self.client
+            self._attach(client, create=False)
+        except (*_CHROMA_ERRORS, ConfigError) as ex:  # ConfigError: open_client cannot reach the server
+            raise StoreReadError(
+                f"cannot reconnect to the store at {self.location}: {_reason(ex)}; try again in a moment"
+            ) from ex
+        with self._state:
+            self._registry = None
+            self.reconnects += 1
+
+    # ---- reads with one retry ------------------------------------------------------------------
+
+    def _read(self, what: str, read: Callable[[], T]) -> T:
+        """A Chroma read; a failure reconnects and tries once more, then says what happened."""
+        try:
+            return read()
+        except _CHROMA_ERRORS as ex:
+            log.info("reading %s failed (%s); reconnecting to the store", what, _reason(ex))
+        self.reload()
+        try:
+            return read()
+        except _CHROMA_ERRORS as ex:
+            raise StoreReadError(
+                f"cannot read {what} from the store at {self.location}: {_reason(ex)}. Another process may be "
+                "changing it: try again in a moment; if it keeps failing, check the store with `qa ls`"
+            ) from ex
+
+    def _write(self, what: str, write: Callable[[], T]) -> T:
+        try:
+            return write()
+        except _CHROMA_ERRORS as ex:
+            raise StoreError(
+                f"writing {what} to the store at {self.location} failed: {_reason(ex)}. What was active before "
+                "is still served; run the command again"
+            ) from ex
 
     # ---- registry ------------------------------------------------------------------------------
 
     def registry_stamp(self) -> str:
         """Changes in the same write as every report flip or removal, by any process (0.5 ms to read)."""
-        got = self.reports_col.get(ids=[STAMP_ID], include=["metadatas"])
+        got = self._read(
+            "the registry stamp", lambda: self.reports_col.get(ids=[STAMP_ID], include=["metadatas"])
+        )
         return str((got["metadatas"][0] or {}).get("stamp", "")) if got["ids"] else ""
+
+    def _sync(self) -> str:
+        """The stamp now; one this Store neither saw nor wrote means another process wrote: reconnect."""
+        stamp = self.registry_stamp()
+        with self._state:
+            known, self._known_stamp = self._known_stamp, stamp
+        if known is not None and stamp != known and self._embedded:  # a server's index is never stale
+            self.reload()
+        return stamp
 
     def reports(self) -> list[ReportRecord]:
         """Every stored report, sorted by id. Reused until the registry stamp changes: reading the whole
         registry costs ~40 ms at 600 reports, and every search needs it."""
-        stamp = self.registry_stamp()
-        if stamp and self._registry is not None and self._registry[0] == stamp:
-            return list(self._registry[1])
-        got = self.reports_col.get(include=["metadatas"])
+        stamp = self._sync()
+        cached = self._registry
+        if stamp and cached is not None and cached[0] == stamp:
+            return list(cached[1])
+        got = self._read("the report registry", lambda: self.reports_col.get(include=["metadatas"]))
         records = sorted(
             (_record(rid, meta) for rid, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
              if rid != STAMP_ID and not (meta or {}).get("deleted")),
@@ -128,20 +539,24 @@ class Store:
     def get_report(self, report_id: str) -> ReportRecord | None:
         if report_id == STAMP_ID:
             return None
-        got = self.reports_col.get(ids=[report_id], include=["metadatas"])
+        got = self._read(
+            f"report {report_id!r}", lambda: self.reports_col.get(ids=[report_id], include=["metadatas"])
+        )
         if not got["ids"] or (got["metadatas"][0] or {}).get("deleted"):
             return None
         return _record(got["ids"][0], got["metadatas"][0])
 
     def report_text(self, report_id: str) -> str:
-        got = self.reports_col.get(ids=[report_id], include=["documents", "metadatas"])
+        got = self._read(f"the text of {report_id!r}",
+                         lambda: self.reports_col.get(ids=[report_id], include=["documents", "metadatas"]))  # fmt: skip
         if not got["ids"] or report_id == STAMP_ID or (got["metadatas"][0] or {}).get("deleted"):
             raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
         return got["documents"][0] or ""
 
     def report_header(self, report_id: str) -> str:
         """The page header stripped from a report (header table, title line…), verbatim; "" if none."""
-        got = self.reports_col.get(ids=[report_id], include=["metadatas"])
+        got = self._read(f"the header of {report_id!r}",
+                         lambda: self.reports_col.get(ids=[report_id], include=["metadatas"]))  # fmt: skip
         return str((got["metadatas"][0] or {}).get("header", "")) if got["ids"] else ""
 
     def signature(self, records: Sequence[ReportRecord] | None = None) -> str:
@@ -152,10 +567,105 @@ class Store:
 
     def other_embedders(self) -> list[str]:
         """Embedders that have collections here besides ours (for 'wrong embedder?' hints)."""
-        names = [getattr(c, "name", c) for c in self.client.list_collections()]
+        names = [
+            getattr(c, "name", c)
+            for c in self._read("the collections", lambda: self.client.list_collections())
+        ]
         return sorted(
             n[len(CHUNKS_PREFIX) :] for n in names if n.startswith(CHUNKS_PREFIX) and n != self.chunks.name
         )
+
+    # ---- the writer lock -----------------------------------------------------------------------
+
+    def lock_holder(self) -> LockHolder | None:
+        """Who holds the writer lock now (None: nobody, or not known)."""
+        return self._writer.holder()
+
+    @contextlib.contextmanager
+    def _writer_lock(self) -> Iterator[bool]:
+        """Hold the writer lock (re-entrant in one thread); yields True on the entry that acquired it."""
+        if not self._thread_lock.acquire(timeout=self.lock_timeout):
+            raise StoreBusy(
+                f"another writer in this process held the store at {self.location} for over "
+                f"{self.lock_timeout:.0f}s; try again when it has finished"
+            )
+        try:
+            first = self._depth == 0
+            if first:
+                self._acquire_writer_lock()
+            self._depth += 1
+            try:
+                yield first
+            finally:
+                self._depth -= 1
+                if first:
+                    self._writer.release()
+        finally:
+            self._thread_lock.release()
+
+    def _acquire_writer_lock(self) -> None:
+        me = LockHolder.me(self.owner)
+        started = time.monotonic()
+        told: LockHolder | None = None
+        wait = 0.0  # the first try does not wait: a free lock is taken at once
+        while True:
+            try:
+                if self._writer.acquire(me, wait):
+                    self.lock_waits.append(time.monotonic() - started)
+                    if told is not None:
+                        log.info("got the store lock after %.1fs", self.lock_waits[-1])
+                    return
+            except _CHROMA_ERRORS as ex:
+                raise StoreError(f"cannot take the store lock at {self.location}: {_reason(ex)}") from ex
+            waited = time.monotonic() - started
+            holder = self._writer.holder()
+            who = holder.describe() if holder else "another process"
+            if waited >= self.lock_timeout:
+                raise StoreBusy(
+                    f"the store at {self.location} is locked by {who}, a writer, for over "
+                    f"{self.lock_timeout:.0f}s; try again when it has finished"
+                )
+            if told is None or (holder is not None and holder != told):
+                told = holder or LockHolder("another process", 0, "?", "")
+                self._tell(f"waiting for the store lock held by {who} (giving up after "
+                           f"{self.lock_timeout:.0f}s)…")  # fmt: skip
+            wait = min(0.05, max(0.0, self.lock_timeout - waited))  # a short poll: writes hold it ~50 ms
+
+    def _tell(self, message: str) -> None:
+        if self.on_lock_wait is None:
+            log.warning("%s", message)
+            return
+        try:
+            self.on_lock_wait(message)
+        except Exception as ex:  # a notice must never break the write it announces
+            log.warning("lock notice failed: %s", ex)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the writer lock for a write (or a check-then-write: ingest re-checks a report under it).
+        On taking it, catch up with what other processes wrote before us."""
+        with self._writer_lock() as first:
+            if first:
+                self._sync()
+            yield
+
+    def _check_still_locked(self, what: str) -> None:
+        if self._writer.lost:
+            raise StoreBusy(
+                f"{what}: this writer's lock on {self.location} was broken as stale by another writer (it was "
+                "not renewed for a while: the network or the Chroma server stalled); run the command again"
+            )
+
+    def _write_stamp(self, record_id: str | None = None, record: dict | None = None, text: str = "") -> None:
+        """Write a new registry stamp, with a report record in the same upsert when given (the flip)."""
+        stamp = _stamp()
+        ids, metas, docs = [STAMP_ID], [stamp], [""]
+        if record_id is not None:
+            ids, metas, docs = [record_id, STAMP_ID], [record or {}, stamp], [text, ""]
+        self._write("the registry", lambda: self.reports_col.upsert(
+            ids=ids, embeddings=[[1.0]] * len(ids), documents=docs, metadatas=metas))  # fmt: skip
+        with self._state:
+            self._known_stamp = stamp["stamp"]  # our own write: no reason to reconnect
 
     # ---- writes --------------------------------------------------------------------------------
 
@@ -172,14 +682,8 @@ class Store:
         """Store a report's new version: new chunks, then flip the active version, then drop old chunks."""
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
-        for i in range(0, len(chunks), self._batch):
-            part = chunks[i : i + self._batch]
-            self.chunks.upsert(
-                ids=[c.id for c in part],
-                embeddings=np.asarray(vectors[i : i + self._batch], dtype=np.float32),
-                documents=[c.text for c in part],
-                metadatas=[_chunk_meta(c) for c in part],
-            )
+        if any(c.report_id != report_id or c.version != version for c in chunks):
+            raise ValueError("every chunk must belong to the report and version stored")
         record = {
             "version": version,
             "n_chunks": len(chunks),
@@ -191,38 +695,89 @@ class Store:
             record["year"] = meta.year
         if meta.region_path:
             record["region_path"] = _PATH_SEP.join(meta.region_path)
-        # The flip: the new active version and a new registry stamp in one write.
-        self.reports_col.upsert(
-            ids=[report_id, STAMP_ID], embeddings=[[1.0], [1.0]], documents=[text, ""],
-            metadatas=[record, _stamp()],
-        )  # fmt: skip
-        self.chunks.delete(where={"$and": [{"report_id": report_id}, {"version": {"$ne": version}}]})
+        with self.writing():
+            for i in range(0, len(chunks), self._batch):
+                part = chunks[i : i + self._batch]
+                self._write(f"the chunks of {report_id!r}", lambda part=part, i=i: self.chunks.upsert(
+                    ids=[c.id for c in part],
+                    embeddings=np.asarray(vectors[i : i + self._batch], dtype=np.float32),
+                    documents=[c.text for c in part],
+                    metadatas=[_chunk_meta(c) for c in part],
+                ))  # fmt: skip
+            self._check_still_locked(f"storing {report_id!r}")
+            # The flip: the new active version and a new registry stamp in one write.
+            self._write_stamp(report_id, record, text)
+            self._write(f"old chunks of {report_id!r}", lambda: self.chunks.delete(
+                where={"$and": [{"report_id": report_id}, {"version": {"$ne": version}}]}))  # fmt: skip
 
     def remove_report(self, report_id: str) -> bool:
         """Remove a report and all its chunks. A tombstone and a new stamp go first, in one write: the
         report is gone from search at once (in every process); its chunks and record follow."""
-        if self.get_report(report_id) is None:
-            return False
-        self.reports_col.upsert(
-            ids=[report_id, STAMP_ID], embeddings=[[1.0], [1.0]], documents=["", ""],
-            metadatas=[{"deleted": True}, _stamp()],
-        )  # fmt: skip
-        self.chunks.delete(where={"report_id": report_id})
-        self.reports_col.delete(ids=[report_id])
+        with self.writing():
+            if self.get_report(report_id) is None:
+                return False
+            self._check_still_locked(f"removing {report_id!r}")
+            self._write_stamp(report_id, {"deleted": True})
+            self._write(
+                f"the chunks of {report_id!r}", lambda: self.chunks.delete(where={"report_id": report_id})
+            )
+            self._write(f"the record of {report_id!r}", lambda: self.reports_col.delete(ids=[report_id]))
         return True
+
+    def repair(self) -> int:
+        """Remove what no registry record points at — chunks of versions no report has active (a writer
+        killed between its flip and its delete), tombstones and chunks of removals cut short — and return
+        how many chunks went."""
+        with self.writing():
+            got = self._read("the report registry", lambda: self.reports_col.get(include=["metadatas"]))
+            active, tombstones = set(), []
+            for rid, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+                if rid == STAMP_ID:
+                    continue
+                if (meta or {}).get("deleted") or not (meta or {}).get("version"):
+                    tombstones.append(rid)
+                else:
+                    active.add(str(meta["version"]))
+            where = {"version": {"$nin": sorted(active)}} if active else None
+            orphans = self._read("the chunk list", lambda: self.chunks.get(where=where, include=[]))["ids"]
+            for i in range(0, len(orphans), self._batch):
+                self._write("orphan chunks", lambda i=i: self.chunks.delete(ids=orphans[i : i + self._batch]))
+            if tombstones:
+                self._write("removed reports", lambda: self.reports_col.delete(ids=tombstones))
+            if orphans or tombstones:
+                self._write_stamp()  # readers reconnect: their in-memory index still holds the deleted chunks
+                log.info("store repair: removed %d orphan chunks, %d unfinished removals", len(orphans),
+                         len(tombstones))  # fmt: skip
+            return len(orphans)
+
+    def report_problem(self, record: ReportRecord) -> str:
+        """Why a listed report is not stored as listed ("" when it is): chunks missing (another report's
+        removal took them in a store written before chunks were keyed by report), or left from older
+        versions. Re-ingest must then rewrite it, never call it unchanged."""
+        got = self._read(f"the chunks of {record.report_id!r}", lambda: self.chunks.get(
+            where={"report_id": record.report_id}, include=["metadatas"]))  # fmt: skip
+        versions = Counter(str((m or {}).get("version", "")) for m in got["metadatas"] or [])
+        held = versions.pop(record.version, 0)
+        if held != record.n_chunks:
+            return f"listed with {record.n_chunks} chunks, holding {held}"
+        if versions:
+            return f"{sum(versions.values())} chunks of older versions left behind"
+        return ""
 
     # ---- reads ---------------------------------------------------------------------------------
 
-    def query(self, vector: np.ndarray, k: int, versions: Sequence[str]) -> list[tuple[Chunk, float]]:
+    def query(
+        self, vector: np.ndarray, k: int, versions: Sequence[str], report_ids: Sequence[str] | None = None
+    ) -> list[tuple[Chunk, float]]:
         """Nearest chunks among the given report versions: (chunk, cosine distance), best first."""
         if not versions or k <= 0:
             return []
-        got = self.chunks.query(
+        got = self._read("the nearest chunks", lambda: self.chunks.query(
             query_embeddings=[np.asarray(vector, dtype=np.float32)],
             n_results=k,
-            where=_versions_filter(versions),
+            where=_chunk_filter(versions, report_ids),
             include=["documents", "metadatas", "distances"],
-        )
+        ))  # fmt: skip
         return [
             (_chunk(cid, doc, meta), float(dist))
             for cid, doc, meta, dist in zip(
@@ -230,51 +785,81 @@ class Store:
             )
         ]
 
-    def _pages(self, versions: Sequence[str], include: list[str], page: int) -> Iterable[dict]:
+    def _pages(
+        self, versions: Sequence[str], include: list[str], page: int, report_ids: Sequence[str] | None = None
+    ) -> Iterable[dict]:
         """The chunk records of the given versions, `page` at a time (Chroma's get, paged by offset)."""
         if not versions:
             return
         offset = 0
         while True:
-            got = self.chunks.get(
-                where=_versions_filter(versions), include=include, limit=page, offset=offset
-            )
+            got = self._read("chunks", lambda offset=offset: self.chunks.get(
+                where=_chunk_filter(versions, report_ids), include=include, limit=page, offset=offset))  # fmt: skip
             yield got
             if len(got["ids"]) < page:
                 return
             offset += page
 
-    def iter_chunks(self, versions: Sequence[str], page: int = 5000) -> Iterable[Chunk]:
+    def iter_chunks(
+        self, versions: Sequence[str], page: int = 5000, report_ids: Sequence[str] | None = None
+    ) -> Iterable[Chunk]:
         """All chunks of the given versions (for the BM25 index and whole-report work)."""
-        for got in self._pages(versions, ["documents", "metadatas"], page):
+        for got in self._pages(versions, ["documents", "metadatas"], page, report_ids):
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
                 yield _chunk(cid, doc, meta)
 
     def iter_chunk_vectors(
-        self, versions: Sequence[str], page: int = 5000
+        self, versions: Sequence[str], page: int = 5000, report_ids: Sequence[str] | None = None
     ) -> Iterable[tuple[Chunk, np.ndarray]]:
         """All chunks of the given versions with their stored vectors (for the exact dense index)."""
-        for got in self._pages(versions, ["documents", "metadatas", "embeddings"], page):
+        for got in self._pages(versions, ["documents", "metadatas", "embeddings"], page, report_ids):
             for cid, doc, meta, vector in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"],
                                               strict=True):  # fmt: skip
                 yield _chunk(cid, doc, meta), np.asarray(vector, dtype=np.float32)
 
     def report_chunks(self, report_id: str) -> list[Chunk]:
-        record = self.get_report(report_id)
-        if record is None:
-            raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
-        return sorted(self.iter_chunks([record.version]), key=lambda c: c.ordinal)
+        """A report's chunks in order. A report listed with chunks it does not hold is an error that says to
+        re-ingest it, never a silently empty report."""
+        record = None
+        for _ in range(2):  # a second look when another process replaced the report while we read it
+            record = self.get_report(report_id)
+            if record is None:
+                raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
+            chunks = sorted(
+                self.iter_chunks([record.version], report_ids=[report_id]), key=lambda c: c.ordinal
+            )
+            if len(chunks) == record.n_chunks:
+                return chunks
+        raise damaged(record, f"listed with {record.n_chunks} chunks, holding {len(chunks)}")
 
     def count_chunks(self) -> int:
-        return self.chunks.count()
+        return self._read("the chunk count", lambda: self.chunks.count())
+
+
+def damaged(record: ReportRecord, problem: str) -> ReportDamaged:
+    """The error for a report that is not stored as listed: it names the file to ingest again."""
+    source = record.source_path or record.report_id
+    return ReportDamaged(
+        f"report {record.report_id} is damaged in the store ({problem}); ingest its file again: "
+        f"qa ingest {source}",
+        record.report_id,
+    )
+
+
+def _reason(ex: BaseException) -> str:
+    text = str(ex).strip()
+    return f"{type(ex).__name__}: {text}" if text else type(ex).__name__
 
 
 def _stamp() -> dict[str, str]:
     return {"stamp": uuid.uuid4().hex}
 
 
-def _versions_filter(versions: Sequence[str]) -> dict:
-    return {"version": {"$in": list(versions)}}
+def _chunk_filter(versions: Sequence[str], report_ids: Sequence[str] | None = None) -> dict:
+    by_version = {"version": {"$in": list(versions)}}
+    if not report_ids:
+        return by_version
+    return {"$and": [by_version, {"report_id": {"$in": list(report_ids)}}]}
 
 
 def _chunk_meta(chunk: Chunk) -> dict:

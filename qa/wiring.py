@@ -21,9 +21,14 @@ class Services:
     retriever: Retriever
 
 
-def open_services(settings: Settings) -> Services:
+def open_services(
+    settings: Settings, *, owner: str | None = None, lock_timeout: float | None = None
+) -> Services:
+    """owner: how this process is named to writers waiting for its store lock (default: from argv, e.g.
+    `qa ingest`); lock_timeout: seconds a write waits for another writer (default QA_STORE_LOCK_TIMEOUT)."""
     embedder = make_embedder(settings)
-    store = Store.open(settings, embedder.name, embedder.dim)
+    timeout = settings.store_lock_timeout if lock_timeout is None else lock_timeout
+    store = Store.open(settings, embedder.name, embedder.dim, owner=owner, lock_timeout=timeout)
     return Services(settings, embedder, store, Retriever(store, embedder, settings))
 
 
