@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test setup setup-dev ingest-samples app lint eval eval-gate eval-baseline bench clean
+.PHONY: run test setup setup-dev ingest-samples app lint eval eval-gate eval-baseline wheel-check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,19 @@ app: setup
 ## run: set up, ingest the sample reports, start the app on http://localhost:$(PORT)
 run: ingest-samples app
 
-## test: set up (incl. headless Chromium for the UI tests), lint, run the tests, then the offline eval gate
+## test: set up (incl. headless Chromium for the UI tests), lint, run the tests, the offline eval gate, then
+## the wheel check
 test: setup-dev
 	./scripts/ensure-chromium
 	$(BIN)/ruff check qa tests bench app.py app_pages
 	$(BIN)/pytest -q
 	$(MAKE) --no-print-directory eval-gate
+	$(MAKE) --no-print-directory wheel-check
+
+## wheel-check: build the wheel, install it in a clean venv, and write an offline summary with it outside
+## the repository (offline, ~5 s; see scripts/wheel-check)
+wheel-check: setup-dev
+	QA_CACHE_DIR=$(CURDIR)/.qa-test-cache PYTHON=$(CURDIR)/$(BIN)/python ./scripts/wheel-check
 
 # The offline engine against its committed baselines: exit 1 (with the newly failing questions) on a
 # regression. Embeddings come from the tests' cache; the store is a fresh temporary one.

@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from qa.redact import redact
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,20 +94,21 @@ class CallLog:
         cached: bool = False,
         error: str | None = None,
     ) -> None:
+        """One call. Its text fields are redacted here, whoever built them: a row never holds a secret."""
         self._run(
             "INSERT INTO calls (time, prompt_ref, model, endpoint, prompt_tokens, completion_tokens, latency_ms,"
             " cost_usd, cached, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 time.strftime("%Y-%m-%dT%H:%M:%S"),
                 prompt_ref,
-                model,
-                endpoint,
+                redact(model),
+                redact(endpoint),
                 prompt_tokens,
                 completion_tokens,
                 round(latency_ms, 1),
                 cost_usd,
                 int(cached),
-                error,
+                None if error is None else redact(error),
             ),
         )
 

@@ -1,15 +1,17 @@
 """Eval reports in Markdown and HTML: metrics (with deltas against the baseline), what newly fails and
 passes, each failing question with the answer given, the gold and the passages retrieved, and the
 summary checks, and the questions that failed with an error (with its message). Pure: metrics dict
-(+ comparison) in, text out."""
+(+ comparison) in, text out — through qa.redact, so no report holds a key or a password."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
 from qa.gate import INFO_METRICS, Comparison, scalar_metrics
+from qa.redact import redact
 
 PASSAGE_CHARS = 240
 LABELS = {
@@ -197,11 +199,16 @@ _HTML_ENV = Environment(undefined=StrictUndefined, autoescape=True, keep_trailin
 
 
 def to_markdown(metrics: dict[str, Any], comparison: Comparison | None = None, **meta: Any) -> str:
-    return _MD_ENV.from_string(_MARKDOWN).render(**_context(metrics, comparison, _meta(meta)))
+    return redact(_MD_ENV.from_string(_MARKDOWN).render(**_context(metrics, comparison, _meta(meta))))
 
 
 def to_html(metrics: dict[str, Any], comparison: Comparison | None = None, **meta: Any) -> str:
-    return _HTML_ENV.from_string(_HTML).render(**_context(metrics, comparison, _meta(meta)))
+    return redact(_HTML_ENV.from_string(_HTML).render(**_context(metrics, comparison, _meta(meta))))
+
+
+def to_json(payload: dict[str, Any]) -> str:
+    """The run as JSON (metrics, rows, baseline comparison), as report.json and `qa eval --json` write it."""
+    return redact(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
 def _meta(meta: dict[str, Any]) -> dict[str, Any]:

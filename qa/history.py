@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.gate import scalar_metrics
+from qa.redact import redact
 
 
 def git_commit() -> str | None:
@@ -58,7 +59,7 @@ def append_run(path: Path, record: dict[str, Any]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(redact(json.dumps(record, ensure_ascii=False)) + "\n")
     except OSError as ex:
         warnings.warn(f"eval history {path} not written ({ex})", stacklevel=2)
 

@@ -29,6 +29,7 @@ from qa.errors import (
     QAError,
     TruncatedReply,
 )
+from qa.redact import redact
 
 T = TypeVar("T")
 
@@ -45,7 +46,12 @@ def make_client(base_url: str | None, api_key: str | None, timeout: float, retri
 
 
 def _where(client: Any) -> str:
-    return str(getattr(client, "base_url", "") or "the endpoint").rstrip("/")
+    """The endpoint as messages, labels and the call log show it: no user:password, no key."""
+    return redact(str(getattr(client, "base_url", "") or "the endpoint").rstrip("/"), _secrets(client))
+
+
+def _secrets(client: Any) -> list[str | None]:
+    return [getattr(client, "api_key", None)]
 
 
 def call(client: Any, what: str, fn: Callable[[], T]) -> T:
@@ -61,10 +67,10 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
             "to a valid key, or unset QA_LLM_MODEL to use the offline engine"
         ) from ex
     except openai.PermissionDeniedError as ex:
-        raise ConfigError(f"{what}: {where} denied access (403): {_detail(ex)}") from ex
+        raise ConfigError(f"{what}: {where} denied access (403): {_detail(ex, client)}") from ex
     except openai.NotFoundError as ex:
         raise ConfigError(
-            f"{what}: {where} answered 404 ({_detail(ex)}): check the model name and that the base URL "
+            f"{what}: {where} answered 404 ({_detail(ex, client)}): check the model name and that the base URL "
             "ends with /v1"
         ) from ex
     except openai.RateLimitError as ex:
@@ -84,12 +90,12 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
             f"{what}: {where} failed with {ex.status_code}{_request_id(ex)}; try again later"
         ), ex) from ex  # fmt: skip
     except openai.APIStatusError as ex:
-        error = ProviderError(f"{what}: {where} answered {ex.status_code}: {_detail(ex)}")
+        error = ProviderError(f"{what}: {where} answered {ex.status_code}: {_detail(ex, client)}")
         raise (_retriable(error, ex) if ex.status_code in (408, 409) else error) from ex
     except openai.APIResponseValidationError as ex:
         raise ProviderError(f"{what}: {where} sent a response that is not valid OpenAI JSON") from ex
     except openai.OpenAIError as ex:
-        raise ProviderError(f"{what}: {where}: {ex}") from ex
+        raise ProviderError(f"{what}: {where}: {redact(str(ex), _secrets(client))}") from ex
     except json.JSONDecodeError as ex:
         # The SDK lets a 200 whose body (or SSE event) is not JSON escape as a bare JSONDecodeError.
         raise ProviderError(
@@ -111,13 +117,15 @@ def _retriable(error: QAError, ex: Any) -> QAError:
     return error
 
 
-def _detail(ex: Any) -> str:
+def _detail(ex: Any, client: Any) -> str:
+    """The error body's message, redacted: a server may echo the request's Authorization header."""
     body = getattr(ex, "body", None)
+    message = str(getattr(ex, "message", ex))
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:200]
-    return str(getattr(ex, "message", ex))[:200]
+            message = str(error["message"])
+    return redact(message, _secrets(client))[:200]  # masked before the cut: no half key survives
 
 
 def _request_id(ex: Any) -> str:
@@ -274,7 +282,7 @@ class ChatLLM:
             self.log.record(prompt_ref=prompt_ref, model=self.model, endpoint=self.endpoint,
                             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                             latency_ms=(time.perf_counter() - started) * 1000, cost_usd=cost, cached=cached,
-                            error=error[:500] if error else None)  # fmt: skip
+                            error=redact(error)[:500] if error else None)  # fmt: skip
 
     def complete(
         self,

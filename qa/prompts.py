@@ -2,12 +2,17 @@
 
 Every template has a `ref` (id@version#sha8 of the file) recorded on each answer, log row and eval row,
 so a change in results traces back to a prompt edit.
+
+The templates are edited in prompts/ at the top of the repository and ship inside the package as
+qa/prompts_data (pyproject.toml maps one onto the other): installed from a wheel they are found with
+importlib.resources, in a checkout (or an editable install) in prompts/ beside qa/.
 """
 
 from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qa.errors import ConfigError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+
+def _shipped_prompts() -> Path:
+    """The folder of the templates that came with the code."""
+    installed = files("qa") / "prompts_data"  # a pathlib.Path: qa is a regular package on disk
+    if installed.is_dir():
+        return Path(str(installed))
+    return Path(__file__).resolve().parent.parent / "prompts"
+
+
+PROMPTS_DIR = _shipped_prompts()
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 
 
