@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import auth
 from app_pages.chat import page_chat
-from app_pages.common import GOTO, get_services, keep_widget_state, llm_or_error, show_error
+from app_pages.common import GOTO, get_services, get_settings, keep_widget_state, llm_or_error, show_error
 from app_pages.compare import page_compare
 from app_pages.evals import page_eval
 from app_pages.library import page_library
@@ -20,6 +21,7 @@ from app_pages.summary import page_summary
 from qa import ui
 from qa.errors import QAError
 from qa.llm import ChatLLM
+from qa.redact import redact
 from qa.wiring import Services
 
 
@@ -31,8 +33,12 @@ def sidebar_status(services: Services, llm: ChatLLM | None, llm_error: ui.UserMe
     else:
         # an HTML block, so the endpoint URL is not turned into a link
         st.markdown(ui.text_html(ui.engine_label(llm.label if llm else None)), unsafe_allow_html=True)
-    n_reports = len(services.store.reports())
-    st.caption(ui.escape_markdown(f"文档库：{services.store.location} · {n_reports} 份报告"))
+    try:
+        n_reports = len(services.store.reports())
+    except QAError:  # the page above already said what failed, with 重试
+        st.caption("文档库暂时无法读取。")
+        return
+    st.caption(ui.escape_markdown(f"文档库：{redact(services.store.location)} · {n_reports} 份报告"))
 
 
 def main() -> None:
@@ -45,12 +51,20 @@ def main() -> None:
         "compare": st.Page(page_compare, title="对比", icon=":material/compare_arrows:", url_path="compare"),
         "eval": st.Page(page_eval, title="评测", icon=":material/analytics:", url_path="eval"),
     }
+    st.html(ui.CSS)
+    st.html(ui.WIDGET_SCRIPT, unsafe_allow_javascript=True)
+    try:
+        user = auth.gate(get_settings())  # the sign-in page, and st.stop(), when sign-in is required
+    except QAError as ex:
+        show_error(ex)
+        st.stop()
+    auth.workspace_picker(user)  # before the store is opened: each workspace has its own
+    if not auth.can("eval"):
+        pages.pop("eval")  # admins only: an eval reads datasets and spends the LLM key
     current = st.navigation(list(pages.values()))
     goto = st.session_state.pop(GOTO, None)
     if goto in pages and pages[goto].url_path != current.url_path:
         st.switch_page(pages[goto])
-    st.html(ui.CSS)
-    st.html(ui.WIDGET_SCRIPT, unsafe_allow_javascript=True)
     try:
         services = get_services()
     except QAError as ex:
@@ -64,6 +78,7 @@ def main() -> None:
         show_error(ex)
     with status:
         sidebar_status(services, llm, llm_error)
+        auth.sidebar(user)
 
 
 if __name__ == "__main__":  # streamlit run / AppTest

@@ -10,10 +10,12 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages.common import ROOT, engine_choice, get_settings, show_flash
+from app_pages import auth
+from app_pages.common import ROOT, UPLOADS, engine_choice, get_settings, show_flash
 from qa import gate, history, ui, ui_eval
+from qa.config import Settings
 from qa.errors import InputError
-from qa.evalrun import EvalOptions, dataset_sha, run_eval
+from qa.evalrun import EvalOptions, conclude, dataset_sha, run_eval
 from qa.evaluate import load_dataset, load_summary_gold
 from qa.gate import Comparison
 
@@ -61,9 +63,12 @@ def choose_inputs() -> dict[str, Any]:
         )  # fmt: skip
     with right:
         # defaults through the session state: these values are kept across pages (common.KEPT_KEYS)
-        st.session_state.setdefault("eval_docs", "data/reports")
+        folders = [str(p) for p in ui_eval.docs_folders(ROOT)] + [ui_eval.LIBRARY_DOCS]
+        if st.session_state.get("eval_docs") not in folders:
+            st.session_state["eval_docs"] = folders[0]
         st.session_state.setdefault("eval_k", 5)
-        docs = st.text_input("文档目录", key="eval_docs", help="相对路径以项目目录为起点")
+        docs = st.selectbox("文档目录", folders, key="eval_docs", format_func=lambda c: ui_eval.docs_label(c, ROOT),
+                            help="数据集中的 doc 须是这个目录里的文件名。")  # fmt: skip
         llm = engine_choice("eval_engine", "引擎")
         k = st.number_input("k（检索段落数）", min_value=1, max_value=20, step=1, key="eval_k")
     return {
@@ -82,7 +87,15 @@ def run(inputs: dict[str, Any]) -> dict[str, Any]:
     """Check the inputs (a QAError ends the page run as st.error), run the eval with a progress bar, record
     it in the history and keep what the page shows."""
     settings = get_settings()
-    docs = ui_eval.check_docs(inputs["docs"], ROOT)
+    with tempfile.TemporaryDirectory(prefix="qa-app-eval-docs-") as docs_tmp:
+        if inputs["docs"] == ui_eval.LIBRARY_DOCS:
+            docs = ui_eval.copy_uploads(settings.data_dir / UPLOADS, Path(docs_tmp))
+        else:
+            docs = ui_eval.check_docs(inputs["docs"], ROOT)
+        return _run(inputs, settings, docs)
+
+
+def _run(inputs: dict[str, Any], settings: Settings, docs: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="qa-app-eval-") as tmp:
         if inputs["dataset"] is None:
             upload = inputs["upload"]
@@ -107,14 +120,9 @@ def run(inputs: dict[str, Any]) -> dict[str, Any]:
                       summary_golds=golds, progress=on_progress)  # fmt: skip
     bar.progress(1.0, text=f"评测完成：{len(cases)} 个问题")
     metrics = result.metrics
-    commit = history.git_commit()  # the commit `qa eval` records: app and CLI runs line up
-    metrics.update({"dataset": label, "dataset_sha": sha, "git_commit": commit})
-    comparison = gate.compare(baseline, metrics, sha) if baseline else None
-    history.append_run(
-        settings.data_dir / ui_eval.HISTORY_FILE,
-        history.run_record(metrics, dataset=label, dataset_sha=sha, git_commit=commit,
-                           regressed=comparison.regressed if comparison else None),
-    )  # fmt: skip
+    # the same stamp, comparison and history line as `qa eval`: app and CLI runs line up
+    recorded = conclude(metrics, sha, label, baseline, settings.data_dir / ui_eval.HISTORY_FILE)
+    comparison, commit = recorded.comparison, recorded.git_commit
     baseline_name = inputs["baseline"].name if inputs["baseline"] else ""
     meta = {"dataset": label, "dataset_sha": sha, "git_commit": commit, "baseline": baseline_name}
     return {
@@ -233,6 +241,9 @@ def show_history(runs: list[dict], dataset_name: str) -> None:
 def page_eval() -> None:
     settings = get_settings()
     st.title("评测")
+    if not auth.can("eval"):  # the page is not in the menu for others; an old link lands here
+        st.error("评测需要管理员权限。")
+        return
     show_flash()
     inputs = choose_inputs()
     if st.button("运行评测", type="primary", icon=":material/play_arrow:", key="eval-run"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import auth
 from app_pages.common import (
     UPLOADS,
     flash,
@@ -21,7 +22,7 @@ from app_pages.common import (
 )
 from qa import ui
 from qa.chunking import sections
-from qa.errors import QAError
+from qa.errors import InputError, QAError
 from qa.schemas import ReportRecord
 from qa.ui_summary import cached_paths
 from qa.wiring import Services
@@ -47,11 +48,15 @@ def delete_report(report_id: str) -> None:
         if source.parent == uploads:
             source.unlink(missing_ok=True)
     st.session_state.pop(f"confirm-{report_id}", None)
+    auth.audit(services.settings, "remove", report_id)
     flash("success", f"已删除报告 {report_id}：问答中不会再引用它。")
 
 
 def upload_section(services: Services) -> None:
     settings = services.settings
+    if not auth.can("upload"):
+        st.caption("当前账号为只读（读者）：可以查看报告，上传和删除需要编辑权限。")
+        return
     with st.form("upload", clear_on_submit=True):
         files = st.file_uploader(
             "上传报告",
@@ -60,14 +65,23 @@ def upload_section(services: Services) -> None:
             # The browser refuses what is clearly too big; save_and_ingest checks the exact limit.
             max_upload_size=max(1, math.ceil(settings.max_file_mb)),
             help=f"支持 {' / '.join(ui.UPLOAD_TYPES)}；单个文件不超过 {settings.max_file_mb:g} MB。"
-            "与已有报告同名的文件会更新该报告。",
+            "与已有报告同名的文件，只有勾选“允许替换”时才会替换该报告。",
         )
+        replace = st.checkbox("允许替换同名的已有报告", key="lib_replace", help="不勾选时，同名文件不会导入。")
         submitted = st.form_submit_button("导入", type="primary", icon=":material/upload:")
     if not submitted:
         return
     if not files:
         st.warning("请先选择要上传的文件。")
         return
+    known = {r.report_id for r in services.store.reports()}
+    replacing = [u.name for u in files if _stored_name(u.name) in known]
+    if replacing and not replace:
+        st.warning("以下文件与文档库中已有报告同名，没有导入（导入会替换原报告）：" + "、".join(replacing)
+                   + "。如确需替换，请勾选“允许替换同名的已有报告”后重新上传。")  # fmt: skip
+        files = [u for u in files if u.name not in replacing]
+        if not files:
+            return
     bar = st.progress(0.0, text="正在导入…")
     results = []
     for i, upload in enumerate(files):
@@ -83,9 +97,20 @@ def upload_section(services: Services) -> None:
         result = save_and_ingest(upload.name, upload.getvalue(), services, progress)
         results.append(result)
         if result.status != "failed":
+            action = "replace" if _stored_name(upload.name) in known else "upload"
+            auth.audit(settings, action, result.report_id or upload.name, result.status)
+        if result.status != "failed":
             st.session_state["lib_selected"] = result.report_id
     bar.empty()
     show_import_result(results, [upload.name for upload in files])
+
+
+def _stored_name(name: str) -> str | None:
+    """The report id an upload of this file name is stored under (None for a name that is refused)."""
+    try:
+        return ui.safe_upload_name(name)
+    except InputError:
+        return None
 
 
 def report_details(services: Services, record: ReportRecord) -> None:
@@ -108,20 +133,21 @@ def report_details(services: Services, record: ReportRecord) -> None:
         )
         with st.expander(ui.DETAILS_LABEL, key="lib-details"):
             st.caption("  \n".join(ui.escape_markdown(line) for line in ui.report_details(record)))
-        with st.container(border=True):
-            st.markdown("**删除报告**")
-            confirm = st.checkbox(
-                f"确认删除 {record.report_id}（不可撤销）", key=f"confirm-{record.report_id}"
-            )
-            st.button(
-                "删除",
-                type="primary",
-                icon=":material/delete:",
-                disabled=not confirm,
-                on_click=delete_report,
-                args=(record.report_id,),
-                key="delete-report",
-            )
+        if auth.can("remove"):
+            with st.container(border=True):
+                st.markdown("**删除报告**")
+                confirm = st.checkbox(
+                    f"确认删除 {record.report_id}（不可撤销）", key=f"confirm-{record.report_id}"
+                )
+                st.button(
+                    "删除",
+                    type="primary",
+                    icon=":material/delete:",
+                    disabled=not confirm,
+                    on_click=delete_report,
+                    args=(record.report_id,),
+                    key="delete-report",
+                )
     with right:
         try:
             text = services.store.report_text(record.report_id)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import auth
 from app_pages.common import (
     empty_library,
     engine_choice,
@@ -56,6 +57,9 @@ def single_report(
                 ),
                 icon=":material/info:",
             )
+            if not auth.can("summarize"):
+                st.caption("生成 LLM 摘要需要编辑权限（会产生费用）；可以切换到离线引擎查看摘要。")
+                return
             if not st.button("生成摘要", type="primary", icon=":material/summarize:", key="sum-generate"):
                 return
         started = time.perf_counter()
@@ -85,7 +89,7 @@ def render_summary(summary: Summary, view_sections: dict[str, str], status: str,
         st.download_button("下载 Markdown", md_text, file_name=f"{stem}.md", mime="text/markdown",
                            icon=":material/description:", on_click="ignore", key="sum-dl-md")  # fmt: skip
         st.button("重新生成", icon=":material/refresh:", on_click=regenerate, args=(summary.report_id,),
-                  key="sum-regenerate", type="tertiary")  # fmt: skip
+                  key="sum-regenerate", type="tertiary", disabled=not auth.can("summarize"))  # fmt: skip
     with st.container(border=True):
         st.subheader(ui.escape_markdown(summary.title or summary.report_id), anchor=False)
         st.markdown(ui_summary.summary_header_html(summary), unsafe_allow_html=True)
@@ -172,4 +176,7 @@ def page_summary() -> None:
     with one:
         single_report(services, records, llm, out_dir)
     with many:
-        batch(services, records, llm, out_dir)
+        if auth.can("summarize"):
+            batch(services, records, llm, out_dir)
+        else:
+            st.caption("批量生成摘要需要编辑权限。")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,10 +25,44 @@ from rich.table import Table
 
 from qa.config import Settings
 from qa.errors import InputError, QAError
+from qa.redact import redact
 from qa.schemas import IngestResult
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Redacted:
+    """stdout or stderr written through qa.redact: nothing the command prints (a message, a label, an
+    error a model's server sent back, JSON) can show a key or a password. `secrets`: the configured keys."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.secrets: list[str] = []
+
+    @property
+    def _stream(self) -> Any:
+        # looked up on each write, as Rich does: tests swap sys.stdout, and a progress display swaps in a
+        # proxy that prints through the console again (unwrapped, or each write would come back here)
+        stream = getattr(sys, self.name)
+        return getattr(stream, "rich_proxied_file", stream)
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text, self.secrets))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+out = Console(file=_Redacted("stdout"), highlight=False, soft_wrap=True)
+err = Console(file=_Redacted("stderr"), highlight=False, soft_wrap=True)
 
 _STATUS_STYLE = {"ingested": "green", "updated": "cyan", "unchanged": "dim", "failed": "red"}
 
@@ -50,7 +83,10 @@ def _progress(console: Console = err) -> Progress:
 def _services(settings: Settings):
     from qa.wiring import open_services
 
-    return open_services(settings)
+    services = open_services(settings)
+    # A writer waiting for another's store lock says for whom (qa.store), once per holder.
+    services.store.on_lock_wait = lambda text: err.print(f"[yellow]{escape(text)}[/]")
+    return services
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -74,6 +110,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             detail = f"{result.n_chunks} chunks" if result.status != "failed" else escape(result.reason)
             if result.status in ("ingested", "updated") and result.embedded < result.n_chunks:
                 detail += f" ({result.n_chunks - result.embedded} from cache)"
+            if result.status != "failed" and result.reason:  # repaired: what was wrong with the stored copy
+                detail += f" ({escape(result.reason)})"
             progress.console.print(f"[{style}]{result.status:>9}[/] {escape(result.path)}  {detail}")
             if result.report_id is not None or result.status != "failed":
                 progress.advance(files_task)
@@ -89,7 +127,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     counts = {s: sum(r.status == s for r in results) for s in ("ingested", "updated", "unchanged", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     out.print(
-        f"{summary or 'nothing to do'} in {time.perf_counter() - started:.1f}s → {services.store.location}"
+        f"{summary or 'nothing to do'} in {time.perf_counter() - started:.1f}s → {escape(services.store.location)}"
     )
     return 1 if counts["failed"] else 0
 
@@ -115,7 +153,9 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
         others = services.store.other_embedders()
         if others:
             hint = f" (this store has reports embedded with {', '.join(others)}: check QA_EMBEDDER)"
-        out.print(f"no reports in {services.store.location}{hint}; add some with `qa ingest PATH`")
+        out.print(
+            f"no reports in {escape(services.store.location)}{escape(hint)}; add some with `qa ingest PATH`"
+        )
         return 0
     table = Table(box=None, header_style="bold")
     table.add_column("report", no_wrap=True)  # the id `qa rm` and --report take: never cut
@@ -129,7 +169,7 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
         table.add_row(
             escape(r.report_id), escape(r.meta.title) or unknown,
             escape(" › ".join(r.meta.region_path) or r.meta.region) or unknown, escape(r.meta.issuer) or unknown,
-            r.meta.level or unknown, str(r.meta.year or "") or unknown, r.meta.publish_date or "", str(r.n_chunks),
+            escape(r.meta.level) or unknown, str(r.meta.year or "") or unknown, escape(r.meta.publish_date or ""), str(r.n_chunks),
         )  # fmt: skip
     out.print(table)
     out.print(f"{len(records)} reports, {sum(r.n_chunks for r in records)} chunks")
@@ -137,25 +177,56 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _resolve_report(name: str, settings: Settings, services: Any) -> str:
-    records = services.store.reports()
-    ids = [r.report_id for r in records]
-    if name in ids:
-        return name
-    matches = [i for i in ids if i.rsplit(".", 1)[0] == name or Path(name).name == i]
-    if len(matches) == 1:
-        return matches[0]
-    raise InputError(
-        f"no report {name!r} in the store; `qa ls` lists them"
-        + (f" (did you mean {', '.join(matches)}?)" if matches else "")
-    )
+    """A report id from an id, a file name or its stem (qa.library.Library.resolve)."""
+    from qa.library import Library
+
+    return Library(settings, services=services).resolve(name)
 
 
 def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
-    services = _services(settings)
+    from qa.library import Library
+
+    lib = Library(settings, services=_services(settings))
     for name in args.reports:
-        report_id = _resolve_report(name, settings, services)
-        services.store.remove_report(report_id)
-        out.print(f"removed {report_id}")
+        report_id = lib.resolve(name)
+        lib.remove(report_id)
+        out.print(f"removed {escape(report_id)}")
+    return 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    """The app's users file: add (password from a prompt, or one line on stdin), list, remove."""
+    from qa.auth import ROLE_NAMES, Users, users_file
+
+    users = Users(users_file(settings.data_dir, str(settings.users_file) if settings.users_file else None))
+    if args.action == "list":
+        for name in users.names():
+            user = users.get(name)
+            out.print(escape(f"{name}  {user.role if user else '?'}  {user.display if user else ''}".rstrip()))
+        if not len(users):
+            out.print(f"no users yet in {escape(str(users.path))}: qa users add NAME --role editor")
+        return 0
+    if not args.name:
+        raise InputError(f"qa users {args.action} needs a NAME")
+    if args.action == "remove":
+        if not users.remove(args.name):
+            raise InputError(f"no user {args.name!r} in {users.path}")
+        out.print(f"removed {escape(args.name)}")
+        return 0
+    password = None
+    if not args.oidc:
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            import getpass
+
+            password = getpass.getpass(f"password for {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                raise InputError("the two passwords differ; nothing was changed")
+    named = args.user_workspaces
+    spaces = tuple("" if w in ("default", "默认") else w for w in named) if named else None
+    user = users.add(args.name, args.role, password, args.display or "", spaces)
+    out.print(f"{escape(user.name)}: {user.role} ({ROLE_NAMES[user.role]}) in {escape(str(users.path))}")
     return 0
 
 
@@ -219,18 +290,16 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _engine_label(llm) -> str:
-    return f"LLM {llm.label}" if llm is not None else "extractive (offline, quotes the reports verbatim)"
+    if llm is None:
+        return "extractive (offline, quotes the reports verbatim)"
+    return redact(f"LLM {llm.label}")  # an endpoint may carry user:password
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qa import sessions
-    from qa.answer import ask
-    from qa.wiring import make_llm
+    from qa.library import Library
 
-    history = sessions.load(settings.data_dir, args.session) if args.session else []
-    services = _services(settings)
-    llm = make_llm(settings, args.engine)
-    report_ids = [_resolve_report(r, settings, services) for r in args.report] if args.report else None
+    lib = Library(settings, args.engine, services=_services(settings))
+    llm = lib.llm
     streamed: list[str] = []
 
     def on_token(token: str) -> None:
@@ -240,10 +309,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.json:
         err.print(f"[dim]engine: {escape(_engine_label(llm))}[/]")
-    answer = ask(args.question, services.retriever, llm=llm, k=args.k, report_ids=report_ids,
-                 regions=args.region, years=args.year, history=history, on_token=on_token)  # fmt: skip
-    if args.session:
-        sessions.append(settings.data_dir, args.session, args.question, answer.text, answer.scope)
+    answer = lib.ask(args.question, session=args.session, reports=args.report, regions=args.region,
+                     years=args.year, k=args.k, on_token=on_token)  # fmt: skip
     if args.json:
         payload = answer.to_dict()
         payload.pop("sources")
@@ -327,7 +394,7 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
     for row in reversed(rows):
         cost = "cached" if row["cached"] else ("—" if row["cost_usd"] is None else f"{row['cost_usd']:.5f}")
         error = (row["error"] or "").removeprefix(f"model {row['model']}: ")
-        table.add_row(row["time"].replace("T", " ")[5:], row["prompt_ref"] or "", row["model"] or "",
+        table.add_row(row["time"].replace("T", " ")[5:], escape(row["prompt_ref"] or ""), escape(row["model"] or ""),
                       f"{row['prompt_tokens'] or 0}/{row['completion_tokens'] or 0}",
                       f"{row['latency_ms']:.0f}", cost, escape(error[:80]))  # fmt: skip
     out.print(table)
@@ -339,9 +406,9 @@ def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from qa import evalreport, gate, history, judge
+    from qa import evalreport, gate, judge
     from qa.batch import atomic_write
-    from qa.evalrun import EvalOptions, dataset_sha, run_eval
+    from qa.evalrun import EvalOptions, conclude, dataset_sha, run_eval
     from qa.evaluate import load_dataset, load_summary_gold
     from qa.wiring import make_llm
 
@@ -394,16 +461,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             metrics["judge_accuracy"] = metrics["judge"]["judge_accuracy"]
     for r in run.failed_docs:
         err.print(f"[red]failed[/] {escape(r.path)}: {escape(r.reason)}")
-    sha = dataset_sha(dataset)
-    commit = history.git_commit()
-    metrics["dataset"] = str(dataset)
-    metrics["dataset_sha"] = sha
-    metrics["git_commit"] = commit
-    comparison = gate.compare(baseline, metrics, sha) if baseline else None
+    history_path = Path(args.history) if args.history else settings.data_dir / "eval_history.jsonl"
+    recorded = conclude(metrics, dataset_sha(dataset), str(dataset), baseline,
+                        None if args.no_history else history_path)  # fmt: skip
+    comparison, sha, commit = recorded.comparison, recorded.dataset_sha, recorded.git_commit
     _print_eval(metrics, comparison, args)
     if args.json:
         payload = {**metrics, "baseline": comparison.to_dict() if comparison else None}
-        atomic_write(Path(args.json), json.dumps(payload, ensure_ascii=False, indent=2))
+        atomic_write(Path(args.json), evalreport.to_json(payload))
         out.print(f"[dim]wrote {escape(args.json)}[/]")
     if args.report:
         report_dir = Path(args.report)
@@ -415,14 +480,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         }
         atomic_write(report_dir / "report.md", evalreport.to_markdown(metrics, comparison, **meta))
         atomic_write(report_dir / "report.html", evalreport.to_html(metrics, comparison, **meta))
-        atomic_write(report_dir / "report.json", json.dumps(
-            {**metrics, "baseline": comparison.to_dict() if comparison else None}, ensure_ascii=False, indent=2))  # fmt: skip
+        atomic_write(report_dir / "report.json", evalreport.to_json(
+            {**metrics, "baseline": comparison.to_dict() if comparison else None}))  # fmt: skip
         out.print(f"[dim]report: {escape(str(report_dir / 'report.html'))} (and .md, .json)[/]")
-    if not args.no_history:
-        history_path = Path(args.history) if args.history else settings.data_dir / "eval_history.jsonl"
-        history.append_run(history_path, history.run_record(
-            metrics, dataset=str(dataset), dataset_sha=sha, git_commit=commit,
-            regressed=comparison.regressed if comparison else None))  # fmt: skip
     errored = metrics.get("errors") or 0
     if args.update_baseline and errored:
         err.print(f"[red]baseline not written:[/] {errored} question(s) failed with an error; fix and rerun")
@@ -474,7 +534,9 @@ def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespa
         if name == "errors" and name not in metrics:  # a retrieval-only run answers nothing
             continue
         table.add_row(name, f"[red]{value}[/]" if name == "errors" and metrics[name] else value, "", "")
-    out.print(f"[bold]{metrics['engine']}[/] on {escape(str(args.dataset))} ({metrics['n']} questions)")
+    out.print(
+        f"[bold]{escape(str(metrics['engine']))}[/] on {escape(str(args.dataset))} ({metrics['n']} questions)"
+    )
     out.print(table)
     judged = metrics.get("judge")
     if judged:
@@ -487,19 +549,19 @@ def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespa
     misses = [r for r in metrics["rows"] if r["retrieval_hit"] is False]
     if misses:
         out.print(f"[yellow]{len(misses)} questions without all their evidence in the top {args.k}:[/] "
-                  + ", ".join(r["id"] for r in misses))  # fmt: skip
+                  + escape(", ".join(str(r["id"]) for r in misses)))  # fmt: skip
     wrong = [r for r in metrics["rows"] if r["correct"] is False and not r.get("error")]
     if wrong:
         out.print(f"[yellow]{len(wrong)} questions answered wrongly:[/]")
         for r in wrong:
             got = (r["answer"] or "").replace("\n", " ")[:80]
-            line = f"  {r['id']} {escape(r['question'])}  gold {escape(r['gold'])} | got {escape(got)}"
+            line = f"  {escape(str(r['id']))} {escape(r['question'])}  gold {escape(r['gold'])} | got {escape(got)}"
             out.print(line + (" [yellow](an echo of the prompt: not credited)[/]" if r.get("echo") else ""))
     errored = [r for r in metrics["rows"] if r.get("error")]
     if errored:
         out.print(f"[red]{len(errored)} questions failed with an error (counted wrong):[/]")
         for r in errored:
-            out.print(f"  {r['id']} {escape(r['question'])}: {escape(r['error'])}")
+            out.print(f"  {escape(str(r['id']))} {escape(r['question'])}: {escape(r['error'])}")
     for row in summary.get("rows", []):
         if not row["ok"]:
             problems = [f"{k}={v}" for k, v in row["metadata_wrong"].items()]
@@ -515,11 +577,11 @@ def _print_eval(metrics: dict[str, Any], comparison: Any, args: argparse.Namespa
             err.print(f"[yellow]warning:[/] {escape(warning)}")
         if comparison.newly_passing:
             out.print(
-                f"[green]newly passing ({len(comparison.newly_passing)}):[/] {', '.join(comparison.newly_passing)}"
+                f"[green]newly passing ({len(comparison.newly_passing)}):[/] {escape(', '.join(comparison.newly_passing))}"
             )
         if comparison.newly_failing:
             out.print(
-                f"[red]newly failing ({len(comparison.newly_failing)}):[/] {', '.join(comparison.newly_failing)}"
+                f"[red]newly failing ({len(comparison.newly_failing)}):[/] {escape(', '.join(comparison.newly_failing))}"
             )
         if comparison.regressed:
             worse = ", ".join(
@@ -546,7 +608,8 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
                   "failing", box=None, header_style="bold")  # fmt: skip
     for run in runs:
         m = run["metrics"]
-        table.add_row(run["time"][:19], run.get("git_commit") or "", run.get("engine") or "", str(run.get("n")),
+        table.add_row(escape(str(run["time"])[:19]), escape(run.get("git_commit") or ""), escape(run.get("engine") or ""),
+                      str(run.get("n")),
                       *(str(m.get(k, "")) for k in ("retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy",
                                                     "number_grounding")),
                       str(run.get("p95_ms")), str(len(run.get("failing", []))))  # fmt: skip
@@ -587,7 +650,7 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
         out.print(table)
         cost = figures["est_cost_usd"]
         out.print(
-            f"dry run ({_engine_label(llm)}): {figures['reports']} reports, {figures['to_summarize']} to summarize, "
+            f"dry run ({escape(_engine_label(llm))}): {figures['reports']} reports, {figures['to_summarize']} to summarize, "
             f"{figures['up_to_date']} up to date, {figures['unreadable']} unreadable; "
             f"{figures['llm_calls']} LLM calls, ≈{figures['est_prompt_tokens']:,} prompt + "
             f"{figures['est_completion_tokens']:,} completion tokens, ≈"
@@ -696,6 +759,9 @@ def build_parser() -> argparse.ArgumentParser:
         "QA_CHUNK_SIZE, QA_CHUNK_OVERLAP, QA_MAX_FILE_MB, QA_LLM_BASE_URL, QA_LLM_MODEL, QA_LLM_API_KEY. See README.",
     )
     parser.add_argument("--data-dir", help="where the store and caches live (overrides QA_DATA_DIR)")
+    parser.add_argument("--workspace", help="a team's own reports, sessions and summaries (QA_WORKSPACE); "
+                        "default: the data dir's own")  # fmt: skip
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ingest", help="add or update reports (files or folders, recursive)")
@@ -801,6 +867,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge-runs", type=_positive, default=3, help="judge each answer N times (default 3)")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("users", help="who may sign in to the app, and their role (reader, editor, admin)")
+    p.add_argument("action", choices=["add", "list", "remove"])
+    p.add_argument("name", nargs="?", help="sign-in name (or the e-mail address an OIDC provider gives)")
+    p.add_argument("--role", choices=["reader", "editor", "admin"], default="reader")
+    p.add_argument("--display", help="name shown in the app, e.g. 张三")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    p.add_argument("--oidc", action="store_true", help="no password: the user signs in with the identity provider")
+    p.add_argument("--workspace", action="append", metavar="NAME", dest="user_workspaces",
+                   help="a workspace this user may open (repeat; 'default' for the data dir's own); "
+                   "none given: every workspace")  # fmt: skip
+    p.set_defaults(func=cmd_users)
+
     p = sub.add_parser("history", help="past eval runs (metrics, commit, failing questions)")
     p.add_argument("--file", help="history file (default: $QA_DATA_DIR/eval_history.jsonl)")
     p.add_argument("--limit", type=_positive, default=20)
@@ -819,16 +897,27 @@ def _positive(value: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env(os.environ)
+        settings = Settings.from_env({k: v for k, v in os.environ.items() if k != "QA_WORKSPACE"})
         if args.data_dir:
             settings = settings.replace(data_dir=Path(args.data_dir))
+        settings = settings.in_workspace(args.workspace or os.environ.get("QA_WORKSPACE"))
+        for console in (out, err):
+            console.file.secrets = settings.secrets
         return args.func(args, settings)
     except QAError as ex:
-        err.print(f"[red]error:[/] {escape(str(ex))}")
+        err.print(f"[red]error:[/] {escape(redact(str(ex)))}")
         return ex.exit_code
     except KeyboardInterrupt:
         err.print("interrupted; reports finished before this point are stored")
         return 130
+    except Exception as ex:  # a bug, or a library's error nothing translated: one line, not a traceback
+        if args.debug:
+            raise
+        err.print(
+            f"[red]error:[/] unexpected {type(ex).__name__}: {escape(redact(str(ex)))} (a bug: run the same "
+            "command with `qa --debug …` to see where, and report it)"
+        )
+        return 1
 
 
 if __name__ == "__main__":

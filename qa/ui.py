@@ -33,6 +33,7 @@ from qa.errors import (
 )
 from qa.loaders import SUPPORTED
 from qa.numbers import find_numbers
+from qa.redact import redact
 from qa.schemas import Answer, Citation, IngestResult, ReportRecord, Section, UnverifiedNumber
 
 if TYPE_CHECKING:
@@ -87,8 +88,9 @@ if (!window.__qaCiteHandler) {
 
 
 def engine_label(llm_label: str | None) -> str:
-    """The engine in use, for the sidebar: the offline extractive engine, or 'LLM：model @ endpoint'."""
-    return f"LLM：{llm_label}" if llm_label else OFFLINE_ENGINE_LABEL
+    """The engine in use, for the sidebar: the offline extractive engine, or 'LLM：model @ endpoint' (an
+    endpoint's user:password or key masked)."""
+    return redact(f"LLM：{llm_label}") if llm_label else OFFLINE_ENGINE_LABEL
 
 
 def answer_meta(answer: Answer) -> str:
@@ -513,6 +515,12 @@ class UserMessage:
     text: str
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        # every error the app shows is one of these: a key or password in it (a URL's user:password, a
+        # server's error body echoing the Authorization header) is masked here, once for all pages
+        object.__setattr__(self, "text", redact(self.text))
+        object.__setattr__(self, "detail", redact(self.detail))
+
 
 _TYPES_TEXT = "、".join(sorted({t.upper() for t in UPLOAD_TYPES} - {"HTM"}))
 _RESAVE = "请另存为 UTF-8 编码的文本后再上传。"
@@ -543,6 +551,8 @@ _INPUT_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"no such file or folder", "找不到这个文件或文件夹，请检查路径。"),
         (r"is a folder, expected a file", "这是一个文件夹，请选择文件。"),
         (r"no text to index after cleaning", "清洗后没有可检索的文字。请确认文件是报告全文。"),
+        (r"same content as (?P<twin>.+?), already in the store.*",
+         "与文档库中的报告 {twin} 内容完全相同（同一份文件），没有重复导入。如要改用这个文件名，请先删除 {twin} 再上传。"),
         (r"no report '(?P<report>.+)' in the store.*",
          "文档库中没有报告 {report}（可能已被删除）。请到「文档库」页面查看现有报告。"),
     )
@@ -564,6 +574,11 @@ _ERRORS: tuple[tuple[type[QAError], re.Pattern[str], str], ...] = tuple(
         (ConfigError, r"(?P<name>QA_[A-Z_]+)=(?P<raw>.+) is not a valid (?P<kind>\w+)",
          "设置项 {name} 的值 {raw} 无效，应为{kind}。请修改这个环境变量后重启应用。"),
         (ConfigError, r"(?P<name>QA_[A-Z_]+) must be positive", "设置项 {name} 必须大于 0。请修改这个环境变量后重启应用。"),
+        (ConfigError, r"(?P<name>QA_[A-Z_]+)(?: \(or --data-dir\))? is (?P<path>.+), which is a file, not a folder.*",
+         "设置项 {name} 指向的 {path} 是一个文件，不是文件夹。请改为一个文件夹（不存在时会自动创建）后重启应用。"),
+        (ConfigError, r"QA_CHROMA_URL='(?P<raw>.*)': .* Set it to a Chroma server's URL.*",
+         "设置项 QA_CHROMA_URL 的值 {raw} 不是有效的 Chroma 服务地址。请改为形如 http://localhost:8000 的地址"
+         "（http 或 https、主机名、1–65535 之间的端口），或不设置它以使用内置文档库，然后重启应用。"),
         (EndpointUnreachable, r".*cannot connect to (?P<where>\S+);.*",
          "无法连接到模型服务 {where}。请检查 QA_LLM_BASE_URL，以及模型服务是否已启动。"),
         (DeadlineExceeded, r".*no free slot within.*",

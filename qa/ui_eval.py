@@ -17,6 +17,7 @@ from typing import Any
 from qa import evalreport
 from qa.errors import InputError
 from qa.gate import Comparison
+from qa.ui import local_time
 
 HISTORY_FILE = "eval_history.jsonl"
 FLAT = "持平"  # the delta of a metric equal to its baseline
@@ -117,19 +118,41 @@ def default_summary_gold(baseline: Path | None, golds: Sequence[Path]) -> Path |
     return next((g for g in golds if g.name == "summary_gold.jsonl"), golds[0])
 
 
-def resolve_folder(text: str, root: Path) -> Path:
-    """A docs folder typed by the user: relative paths are taken from the project folder."""
-    path = Path(text.strip()).expanduser()
-    return path if path.is_absolute() else root / path
+LIBRARY_DOCS = "__library__"
 
 
-def check_docs(text: str, root: Path) -> Path:
-    if not text.strip():
-        raise InputError("请填写文档目录（报告所在的文件夹）")
-    docs = resolve_folder(text, root)
-    if not docs.is_dir():
-        raise InputError(f"文档目录不存在或不是文件夹：{docs}")
-    return docs
+def docs_folders(root: Path) -> list[Path]:
+    """The report folders an eval may read: the project's own (data/reports, evals/*/docs) — never a path
+    typed by a visitor."""
+    found = [root / "data" / "reports", *sorted((root / "evals").glob("*/docs"))]
+    return [p for p in found if p.is_dir()]
+
+
+def docs_label(choice: str, root: Path) -> str:
+    if choice == LIBRARY_DOCS:
+        return "文档库中上传的报告"
+    path = Path(choice)
+    return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+
+
+def check_docs(choice: str, root: Path) -> Path:
+    """The chosen folder, when it is one of `docs_folders`; anything else is refused (no server path is
+    ever read on a visitor's word)."""
+    allowed = {str(p) for p in docs_folders(root)}
+    if choice not in allowed:
+        raise InputError("请从列表中选择文档目录（只能使用项目自带的报告或文档库中上传的报告）")
+    return Path(choice)
+
+
+def copy_uploads(uploads: Path, into: Path) -> Path:
+    """The library's uploaded report files, copied into a folder of their own (an eval ingests a folder)."""
+    into.mkdir(parents=True, exist_ok=True)
+    files = [p for p in uploads.iterdir() if p.is_file() and not p.name.startswith(".")] if uploads.is_dir() else []
+    if not files:
+        raise InputError("文档库中还没有上传的报告：请先在文档库上传，或选择项目自带的报告目录")
+    for path in files:
+        (into / path.name).write_bytes(path.read_bytes())
+    return into
 
 
 def upload_text(name: str, data: bytes) -> str:
@@ -275,7 +298,7 @@ def report_files(
     return {
         "md": evalreport.to_markdown(metrics, comparison, **meta),
         "html": evalreport.to_html(metrics, comparison, **meta),
-        "json": json.dumps(payload, ensure_ascii=False, indent=2),
+        "json": evalreport.to_json(payload),
     }
 
 
@@ -290,7 +313,7 @@ def history_rows(runs: Sequence[dict[str, Any]], dataset_name: str | None = None
         if dataset_name and Path(str(run.get("dataset", ""))).name != dataset_name:
             continue
         metrics = run.get("metrics") or {}
-        when = str(run.get("time", ""))[5:19].replace("T", " ")  # MM-DD HH:MM:SS (UTC)
+        when = local_time(str(run.get("time", "")))  # the server's local time, as everywhere in the app
         row: dict[str, Any] = {"运行": f"{when} · {run.get('git_commit') or '无 commit'}"}
         for name in HISTORY_METRICS:
             value = metrics.get(name)

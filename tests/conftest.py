@@ -104,8 +104,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory):
     log.close()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300):
-    """Run `qa …` as a real subprocess with the test's (fail-closed) environment."""
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300,
+            input_text: str | None = None):  # fmt: skip
+    """Run `qa …` as a real subprocess with the test's (fail-closed) environment (input_text: its stdin)."""
     return subprocess.run(
         [sys.executable, "-m", "qa.cli", *args],
         capture_output=True,
@@ -113,6 +114,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         env={**os.environ, **(env or {})},
         cwd=cwd or ROOT,
         timeout=timeout,
+        input=input_text,
     )
 
 

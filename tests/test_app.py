@@ -391,8 +391,10 @@ def test_citations_are_numbered_in_the_order_the_answer_uses_them(fail_closed: P
 # ---- 文档库 ----------------------------------------------------------------------------------------
 
 
-def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
+def upload(at: AppTest, *files: tuple[str, bytes], replace: bool = False) -> AppTest:
     at.file_uploader[0].set_value([(name, data, "text/plain") for name, data in files])
+    if replace:
+        at.checkbox(key="lib_replace").check()
     next(b for b in at.button if b.label == "导入").click().run()
     assert not at.exception, at.exception
     return at
@@ -421,7 +423,9 @@ def test_upload_is_saved_under_a_safe_name_and_listed(fail_closed: Path) -> None
     main_view = " ".join(texts(at.markdown)) + table.to_string()
     assert version[:12] not in main_view and sha[:12] not in main_view and str(saved) not in main_view
 
-    upload(at, ("蓉江新区 报告.txt", data))  # same bytes again: nothing imported, and it says so
+    upload(at, ("蓉江新区 报告.txt", data))  # a stored name: not imported unless replacing is allowed
+    assert any("没有导入" in w and "蓉江新区 报告.txt" in w for w in texts(at.warning))
+    upload(at, ("蓉江新区 报告.txt", data), replace=True)  # same bytes again: nothing imported, and it says so
     assert texts(at.success) == []
     assert texts(at.info) == [
         "没有导入新内容：1 个文件与文档库中的报告相同（未变化）。  \n未变化：蓉江新区 报告.txt（15 个分块）"
@@ -860,19 +864,17 @@ MINI_DATASET = [
 ]  # fmt: skip
 
 
-def eval_form(at: AppTest, name: str, data: bytes, docs: Path) -> AppTest:
+def eval_form(at: AppTest, name: str, data: bytes, docs: Path | str) -> AppTest:
     at.selectbox(key="eval_dataset").set_value("__upload__").run()
     at.file_uploader(key="eval_upload").set_value([(name, data, "application/json")]).run()
-    at.text_input(key="eval_docs").set_value(str(docs)).run()
+    at.selectbox(key="eval_docs").set_value(str(docs)).run()
     return at
 
 
 def test_eval_run_shows_metrics_failures_history_and_reports(
     fail_closed: Path, tmp_path: Path, downloads
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
+    docs = ROOT / "data" / "reports"  # an eval reads only the project's folders or the library's uploads
     data = "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in MINI_DATASET).encode()
     at = eval_form(start("eval"), "mini.jsonl", data, docs)
     assert at.selectbox(key="eval_baseline:mini.jsonl").value == "__none__"  # no baseline for this dataset
@@ -910,9 +912,10 @@ def test_eval_lists_the_questions_that_failed_with_an_error(
 ) -> None:
     from openai_server import OpenAIServer, Reply
 
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
+    uploads = fail_closed / "uploads"  # the library's uploaded reports: what an eval may read besides the project's
+    uploads.mkdir(parents=True)
+    (uploads / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
+    docs = "__library__"
     data = "".join(json.dumps(case, ensure_ascii=False) + "\n" for case in MINI_DATASET).encode()
 
     def responder(request) -> Reply:  # the model fails on t-1 and answers t-2
@@ -943,16 +946,14 @@ def test_eval_lists_the_questions_that_failed_with_an_error(
         ("malformed", "line 2: not valid JSON"),
         ("missing doc", "line 1: doc 'nowhere.txt' is not a file in"),
         ("not utf-8", "不是 UTF-8 编码的 JSONL 文本"),
-        ("no docs folder", "文档目录不存在或不是文件夹"),
+        ("no uploads", "文档库中还没有上传的报告"),
         ("broken baseline", "not a readable baseline"),
     ],
 )
 def test_bad_eval_input_is_an_error_message(
     fail_closed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, message: str
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
+    docs = ROOT / "data" / "reports"
     good = json.dumps(MINI_DATASET[0], ensure_ascii=False).encode() + b"\n"
     data = {
         "malformed": good + b'{"id": "t-9", "doc": \n',
@@ -966,7 +967,9 @@ def test_bad_eval_input_is_an_error_message(
         baselines.mkdir()
         (baselines / "broken.json").write_text('{"kind": ', encoding="utf-8")
         monkeypatch.setattr(app_pages.evals, "BASELINES", baselines)
-    at = eval_form(start("eval"), "mini.jsonl", data, tmp_path / "nope" if case == "no docs folder" else docs)
+    at = eval_form(start("eval"), "mini.jsonl", data, docs)
+    if case == "no uploads":
+        at.selectbox(key="eval_docs").set_value("__library__").run()
     if case == "broken baseline":
         at.selectbox(key="eval_baseline:mini.jsonl").set_value(str(baselines / "broken.json"))
     at.button(key="eval-run").click().run()
@@ -1386,12 +1389,11 @@ def test_eval_files_defaults_and_inputs(tmp_path: Path) -> None:
     dev = ROOT / "evals" / "baselines" / "offline-dev.json"
     assert ui_eval.default_summary_gold(dev, golds).name == "summary_gold.jsonl"
     assert ui_eval.default_summary_gold(ROOT / "evals" / "baselines" / "offline-holdout.json", golds) is None
-    assert ui_eval.resolve_folder("data/reports", ROOT) == ROOT / "data" / "reports"
-    assert ui_eval.check_docs(str(tmp_path), ROOT) == tmp_path
-    with pytest.raises(InputError, match="文档目录不存在"):
-        ui_eval.check_docs(str(tmp_path / "nope"), ROOT)
-    with pytest.raises(InputError, match="请填写文档目录"):
-        ui_eval.check_docs("  ", ROOT)
+    assert ui_eval.check_docs(str(ROOT / "data" / "reports"), ROOT) == ROOT / "data" / "reports"
+    assert str(ROOT / "evals" / "corpus-web" / "docs") in map(str, ui_eval.docs_folders(ROOT))
+    for elsewhere in (str(tmp_path), "/etc", str(ROOT), "data/reports/../../"):  # no path on a visitor's word
+        with pytest.raises(InputError, match="请从列表中选择文档目录"):
+            ui_eval.check_docs(elsewhere, ROOT)
     assert ui_eval.upload_text("a.jsonl", "\ufeff{}".encode()) == "{}"
     with pytest.raises(InputError, match="空文件"):
         ui_eval.upload_text("a.jsonl", b"\n")
@@ -1430,8 +1432,8 @@ def test_eval_progress_metric_cards_and_history() -> None:
          "metrics": {"answer_accuracy": 0.5}},
     ]  # fmt: skip
     [row] = ui_eval.history_rows(runs, "qa_dev.jsonl")
-    assert row == {"运行": "01-01 10:00:00 · abc", "答案准确率": 90.0, "拒答准确率": 100.0,
-                   "检索召回率@k": 95.0, "数字可溯源率": None}  # fmt: skip
+    assert row == {"运行": f"{ui.local_time('2026-01-01T10:00:00+00:00')} · abc", "答案准确率": 90.0,
+                   "拒答准确率": 100.0, "检索召回率@k": 95.0, "数字可溯源率": None}  # fmt: skip
     assert len(ui_eval.history_rows(runs)) == 2
     more = [
         {**runs[0], "engine": "extractive"},
@@ -1442,3 +1444,123 @@ def test_eval_progress_metric_cards_and_history() -> None:
     assert table[0]["失败"] == 1 and table[0]["问题数"] == 4
     assert ui_eval.metric_trend(runs, "answer_accuracy") == [0.9, 0.5]
     assert ui_eval.metric_trend(runs, "answer_accuracy", "other.jsonl") == [0.5]
+
+
+# ---- sign-in and roles ---------------------------------------------------------------------------------
+
+
+def users_with(data_dir: Path, **roles: str) -> None:
+    from qa.auth import Users
+
+    users = Users(data_dir / "users.json")
+    for name, role in roles.items():
+        users.add(name, role, f"{name}-password")
+
+
+def sign_in(at: AppTest, name: str, password: str) -> AppTest:
+    at.text_input(key="auth_name").set_value(name)
+    at.text_input(key="auth_password").set_value(password)
+    at.button[0].click().run()  # the form's 登录
+    assert not at.exception, at.exception
+    return at
+
+
+def test_sign_in_is_required_and_a_wrong_password_gets_nowhere(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(fail_closed, "zichuan_2024.txt")
+    users_with(fail_closed, zhang="reader")
+    monkeypatch.setenv("QA_AUTH", "required")
+    at = start()
+    assert at.title[0].value == "登录 reportqa" and not at.chat_input  # nothing but the sign-in form
+    sign_in(at, "zhang", "not-the-password")
+    assert "用户名或密码不正确。" in texts(at.error) and not at.chat_input
+    sign_in(at, "zhang", "zhang-password")
+    assert at.chat_input and any("当前用户：zhang（读者）" in c for c in texts(at.sidebar.caption))
+    ask_in(at, ZICHUAN_Q)
+    assert "151件" in last_answer(at).markdown[0].value  # a reader may ask
+
+
+def test_sign_in_without_any_user_says_how_to_add_one(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QA_AUTH", "required")
+    at = start()
+    assert any("qa users add" in e for e in texts(at.error)) and not at.text_input
+
+
+def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(fail_closed, "zichuan_2024.txt")
+    users_with(fail_closed, zhang="reader", li="editor", wang="admin")
+    monkeypatch.setenv("QA_AUTH", "required")
+
+    reader = sign_in(start(), "zhang", "zhang-password")
+    reader.session_state["goto_page"] = "library"
+    reader.run()
+    assert not reader.get("file_uploader") and not [b for b in reader.button if b.key == "delete-report"]
+    assert any("只读" in c for c in texts(reader.caption))
+    reader.session_state["goto_page"] = "eval"  # not in the menu, and not reachable
+    reader.run()
+    assert reader.title[0].value != "评测" and not reader.get("file_uploader")
+
+    editor = sign_in(start(), "li", "li-password")
+    editor.session_state["goto_page"] = "library"
+    editor.run()
+    assert editor.get("file_uploader") and [b for b in editor.button if b.key == "delete-report"]
+    editor.session_state["goto_page"] = "eval"
+    editor.run()
+    assert editor.title[0].value != "评测"
+
+    admin = sign_in(start(), "wang", "wang-password")
+    admin.session_state["goto_page"] = "eval"
+    admin.run()
+    assert not admin.error and admin.title[0].value == "评测"
+
+
+def test_an_upload_with_a_stored_name_replaces_only_when_asked_and_is_recorded(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(fail_closed, "zichuan_2024.txt")
+    users_with(fail_closed, li="editor")
+    monkeypatch.setenv("QA_AUTH", "required")
+    at = sign_in(start(), "li", "li-password")
+    at.session_state["goto_page"] = "library"
+    at.run()
+    changed = (CORPUS / "zichuan_2024.txt").read_bytes() + "另行补充：新增调解案件1件。".encode()
+    at.get("file_uploader")[0].set_value([("zichuan_2024.txt", changed, "text/plain")])
+    next(b for b in at.button if b.label == "导入").click().run()
+    assert any("同名" in w and "没有导入" in w for w in texts(at.warning))
+    assert not (fail_closed / "audit.jsonl").exists()
+    at.get("file_uploader")[0].set_value([("zichuan_2024.txt", changed, "text/plain")])
+    at.checkbox(key="lib_replace").check()
+    next(b for b in at.button if b.label == "导入").click().run()
+    assert not at.exception
+    [row] = [json.loads(line) for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (row["user"], row["role"], row["action"], row["report"]) == ("li", "editor", "replace", "zichuan_2024.txt")
+
+
+def test_workspaces_keep_a_teams_library_apart_in_the_app(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qa import Library
+    from qa.auth import Users
+
+    ingest(fail_closed, "zichuan_2024.txt")  # the default workspace
+    Library.open(fail_closed, workspace="team-a").ingest([CORPUS / "luojiang_2024.txt"])
+    users = Users(fail_closed / "users.json")
+    users.add("zhang", "reader", "zhang-password", workspaces=("team-a",))
+    users.add("wang", "admin", "wang-password")
+    monkeypatch.setenv("QA_AUTH", "required")
+
+    reader = sign_in(start(), "zhang", "zhang-password")  # only team-a: no choice to make, its library
+    assert not [s for s in reader.sidebar.selectbox if s.label == "工作区"]
+    assert any("1 份报告" in c for c in texts(reader.sidebar.caption))
+    ask_in(reader, ZICHUAN_Q)
+    assert "没有淄川区" in plain(last_answer(reader).info[0].value)  # the default workspace's report is not team-a's
+
+    admin = sign_in(start(), "wang", "wang-password")
+    [picker] = [s for s in admin.sidebar.selectbox if s.label == "工作区"]
+    assert picker.options == ["默认", "team-a"]
+    ask_in(admin, ZICHUAN_Q)
+    assert "151件" in last_answer(admin).markdown[0].value
+    next(s for s in admin.sidebar.selectbox if s.label == "工作区").set_value("team-a").run()
+    assert admin.session_state["workspace"] == "team-a", admin.session_state["workspace"]
+    assert admin.chat_message.len == 0  # another team's library: the conversation starts over
+    ask_in(admin, "洛江区新收行政复议申请多少件？")
+    assert "121件" in last_answer(admin).markdown[0].value

@@ -10,14 +10,16 @@ Screenshots of each step go to test-artifacts/ (git-ignored). Chromium comes fro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -60,26 +62,28 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture
-def app_url(fail_closed: Path, tmp_path: Path) -> Iterator[str]:
-    """The app served by a real `streamlit run` over a store with four reports; stopped by its pid."""
+@contextlib.contextmanager
+def serve(data_dir: Path, tmp_path: Path, reports: Sequence[str], address: str = "127.0.0.1",
+          host: str = "127.0.0.1", extra_env: dict[str, str] | None = None) -> Iterator[str]:  # fmt: skip
+    """A real `streamlit run` over a store with these reports, bound to address and reached as host;
+    stopped by its pid."""
     from qa.ingest import ingest_file
     from qa.wiring import open_services
 
-    services = open_services(make_settings(fail_closed))
-    for name in FIXTURE_REPORTS:
+    services = open_services(make_settings(data_dir))
+    for name in reports:
         assert (
             ingest_file(CORPUS / name, services.store, services.embedder, services.settings).status
             == "ingested"
         )
     del services
-
     port = free_port()
     env = {
         **os.environ,
-        "QA_DATA_DIR": str(fail_closed),
+        "QA_DATA_DIR": str(data_dir),
         "QA_CACHE_DIR": str(SHARED_CACHE),
         "ANONYMIZED_TELEMETRY": "False",
+        **(extra_env or {}),
     }
     log_path = tmp_path / "streamlit.log"
     with open(log_path, "w") as log:
@@ -95,7 +99,7 @@ def app_url(fail_closed: Path, tmp_path: Path) -> Iterator[str]:
                 "--server.port",
                 str(port),
                 "--server.address",
-                "127.0.0.1",
+                address,
                 "--browser.gatherUsageStats",
                 "false",
                 "--server.fileWatcherType",
@@ -106,7 +110,7 @@ def app_url(fail_closed: Path, tmp_path: Path) -> Iterator[str]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -127,6 +131,24 @@ def app_url(fail_closed: Path, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture
+def app_url(fail_closed: Path, tmp_path: Path) -> Iterator[str]:
+    """The app on localhost over a store with four reports (no sign-in: only this machine can reach it)."""
+    with serve(fail_closed, tmp_path, FIXTURE_REPORTS) as url:
+        yield url
+
+
+def lan_address() -> str | None:
+    """This machine's address on its network (no packet is sent), or None when it has only loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            address = probe.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
 
 
 def english_on(page) -> list[str]:
@@ -318,5 +340,47 @@ def test_ask_upload_summary_and_compare_in_a_real_browser(app_url: str) -> None:
         except Exception:
             shot(page, "failure")
             raise
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_served_beyond_localhost_the_app_asks_for_sign_in_and_keeps_roles(
+    fail_closed: Path, tmp_path: Path
+) -> None:
+    """Reached by the machine's network address (as a colleague would), sign-in is required with the
+    default QA_AUTH=auto; a reader then sees no uploader and no 评测. Without a network address, the same
+    is checked with QA_AUTH=required."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from qa.auth import Users
+
+    Users(fail_closed / "users.json").add("zhang", "reader", "zhang-password", "张三")
+    address = lan_address()
+    env = {} if address else {"QA_AUTH": "required"}
+    with serve(fail_closed, tmp_path, FIXTURE_REPORTS[:1], address="0.0.0.0" if address else "127.0.0.1",
+               host=address or "127.0.0.1", extra_env=env) as url, sync_playwright() as playwright:  # fmt: skip
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            expect(page.get_by_role("heading", name="登录 reportqa")).to_be_visible()
+            expect(page.get_by_test_id("stChatInputTextArea")).to_have_count(0)
+            page.screenshot(path=str(ARTIFACTS / "browser-08-sign-in.png"), full_page=True)
+            page.get_by_label("用户名").fill("zhang")
+            page.get_by_label("密码").fill("wrong-password")
+            page.get_by_role("button", name="登录").click()
+            expect(page.get_by_text("用户名或密码不正确。")).to_be_visible()
+            page.get_by_label("密码").fill("zhang-password")
+            page.get_by_role("button", name="登录").click()
+            expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible()
+            expect(page.get_by_test_id("stSidebar")).to_contain_text("当前用户：张三（读者）")
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav).not_to_contain_text("评测")
+            nav.get_by_text("文档库").click()
+            expect(page.get_by_text("当前账号为只读")).to_be_visible()
+            expect(page.locator("input[type=file]")).to_have_count(0)
+            page.screenshot(path=str(ARTIFACTS / "browser-09-reader-library.png"), full_page=True)
         finally:
             browser.close()

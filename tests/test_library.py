@@ -1,0 +1,67 @@
+"""The Python API a notebook uses: `from qa import Library` over a real store and real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, ROOT, SHARED_CACHE
+
+from qa.errors import InputError
+
+
+def test_a_notebook_ingests_asks_summarizes_and_removes(tmp_path: Path) -> None:
+    from qa import Library
+
+    lib = Library.open(tmp_path / "data", env={"QA_CACHE_DIR": str(SHARED_CACHE)})
+    results = lib.ingest([CORPUS / "zichuan_2024.txt", CORPUS / "luojiang_2024.txt"])
+    assert [r.status for r in results] == ["ingested", "ingested"]
+    answer = lib.ask("淄川区办理行政复议案件多少件？", session="nb")
+    assert "151件" in answer.text and answer.citations and answer.citations[0].report_id == "zichuan_2024.txt"
+    follow_up = lib.ask("那洛江区呢？", session="nb")  # the session keeps the conversation
+    assert "121件" in follow_up.text and all(c.report_id == "luojiang_2024.txt" for c in follow_up.citations)
+    assert lib.ask("淄川区办理行政复议案件多少件？", reports=["luojiang_2024"]).refused  # a filter, by stem
+    summary = lib.summarize("zichuan_2024.txt")
+    assert summary.unverified == 0 and any(f.raw == "151件" for f in summary.key_figures)
+    assert lib.remove("zichuan_2024") and [r.report_id for r in lib.reports()] == ["luojiang_2024.txt"]
+    with pytest.raises(InputError, match="no report 'zichuan_2024.txt'"):
+        lib.summarize("zichuan_2024.txt")
+
+
+def test_importing_qa_does_not_load_the_store_or_the_model() -> None:
+    code = "import sys, qa; print(any(m.startswith(('chromadb', 'openai')) for m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_workspaces_keep_teams_apart(tmp_path: Path) -> None:
+    """Each workspace has its own store, sessions and summaries; removing in one never touches another."""
+    from qa import Library
+
+    env = {"QA_CACHE_DIR": str(SHARED_CACHE)}
+    team_a = Library.open(tmp_path / "data", workspace="team-a", env=env)
+    team_b = Library.open(tmp_path / "data", workspace="team-b", env=env)
+    team_a.ingest([CORPUS / "zichuan_2024.txt"])
+    team_b.ingest([CORPUS / "zichuan_2024.txt", CORPUS / "luojiang_2024.txt"])
+    assert [r.report_id for r in team_a.reports()] == ["zichuan_2024.txt"]
+    assert "没有洛江区" in team_a.ask("洛江区新收行政复议申请多少件？").text  # team B's report is not A's
+    team_a.remove("zichuan_2024.txt")
+    assert len(team_b.reports()) == 2 and "151件" in team_b.ask("淄川区办理行政复议案件多少件？").text
+    assert (tmp_path / "data" / "workspaces" / "team-a").is_dir() and team_a.settings.workspace == "team-a"
+    with pytest.raises(Exception, match="workspace name"):
+        Library.open(tmp_path / "data", workspace="../etc", env=env)
+
+
+def test_workspaces_on_a_chroma_server_are_databases_of_their_own(chroma_server: str, tmp_path: Path) -> None:
+    from qa import Library
+
+    env = {"QA_CACHE_DIR": str(SHARED_CACHE), "QA_CHROMA_URL": chroma_server}
+    team_a = Library.open(tmp_path / "a", workspace="team-a", env=env)
+    team_b = Library.open(tmp_path / "b", workspace="审计组", env=env)  # a Chinese name works too
+    team_a.ingest([CORPUS / "luojiang_2024.txt"])
+    assert [r.report_id for r in team_a.reports()] == ["luojiang_2024.txt"] and team_b.reports() == []
+    team_b.ingest([CORPUS / "luojiang_2024.txt"])
+    team_b.remove("luojiang_2024.txt")
+    assert [r.report_id for r in team_a.reports()] == ["luojiang_2024.txt"]
