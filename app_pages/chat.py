@@ -22,8 +22,8 @@ from app_pages.common import (
     show_flash,
 )
 from qa import ui
-from qa.answer import ask
 from qa.errors import InputError, QAError
+from qa.library import Library
 from qa.llm import ChatLLM
 from qa.schemas import Citation, ReportRecord
 from qa.store import StoreError
@@ -178,15 +178,9 @@ def answer_question(
 
         try:
             with st.spinner("正在检索并作答…"):
-                answer = ask(
-                    question,
-                    services.retriever,
-                    llm=llm,
-                    report_ids=report_ids or None,
-                    years=years or None,
-                    history=history,
-                    on_token=on_token,
-                )
+                library = Library(services.settings, services=services, llm=llm)  # the notebook API, shared
+                answer = library.ask(question, reports=report_ids or None, years=years or None,
+                                     history=history, on_token=on_token)  # fmt: skip
         except QAError as ex:
             placeholder.empty()
             error = message_for(ex)

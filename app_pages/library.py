@@ -23,6 +23,7 @@ from app_pages.common import (
 from qa import ui
 from qa.chunking import sections
 from qa.errors import InputError, QAError
+from qa.library import Library
 from qa.schemas import ReportRecord
 from qa.ui_summary import cached_paths
 from qa.wiring import Services
@@ -32,7 +33,7 @@ def delete_report(report_id: str) -> None:
     services = get_services()
     try:
         record = services.store.get_report(report_id)
-        removed = services.store.remove_report(report_id)
+        removed = Library(services.settings, services=services).remove(report_id)
     except QAError as ex:
         error = ui.error_message(ex)
         flash("error", ui.escape_markdown(error.text), error.detail)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from qa.config import Settings
 
 if TYPE_CHECKING:  # the heavy parts (chromadb, the embedder, openai) load on first use, not on import
+    from qa.answer import Turn
     from qa.llm import ChatLLM
     from qa.schemas import Answer, IngestResult, ReportRecord
     from qa.summarize import Summary
@@ -31,11 +32,13 @@ if TYPE_CHECKING:  # the heavy parts (chromadb, the embedder, openai) load on fi
 class Library:
     """One store (a data dir, or a Chroma server) with its embedder and, when configured, its LLM."""
 
-    def __init__(self, settings: Settings, engine: str | None = None, services: Services | None = None) -> None:
+    def __init__(self, settings: Settings, engine: str | None = None, services: Services | None = None,
+                 llm: ChatLLM | None | bool = False) -> None:  # fmt: skip
         self.settings = settings
         self.engine = engine  # offline | llm | None (llm when QA_LLM_MODEL is set)
-        self._services = services  # built on first use unless given (the CLI opens them with its messages)
-        self._llm: ChatLLM | None | bool = False  # False: not built yet
+        # built on first use unless given (the CLI opens them with its messages, the app shares its own)
+        self._services = services
+        self._llm: ChatLLM | None | bool = llm  # False: not built yet; None: the offline engine
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None, *, workspace: str | None = None, engine: str | None = None,
@@ -96,13 +99,15 @@ class Library:
 
     def ask(self, question: str, *, session: str | None = None, reports: Sequence[str] | None = None,
             regions: Sequence[str] | None = None, years: Sequence[int] | None = None, k: int = 6,
-            on_token: Callable[[str], None] | None = None) -> Answer:  # fmt: skip
+            on_token: Callable[[str], None] | None = None, history: Sequence[Turn] | None = None) -> Answer:  # fmt: skip
         """Answer with citations (offline extractive engine unless an LLM is configured). session: keep a
-        conversation under QA_DATA_DIR/sessions, as `qa ask --session`."""
+        conversation under QA_DATA_DIR/sessions, as `qa ask --session`; history: the conversation so far
+        when the caller keeps it (the app)."""
         from qa import sessions
         from qa.answer import ask
 
-        history = sessions.load(self.settings.data_dir, session) if session else []
+        if history is None:
+            history = sessions.load(self.settings.data_dir, session) if session else []
         report_ids = [self.resolve(r) for r in reports] if reports else None
         answer = ask(question, self.services.retriever, llm=self.llm, k=k, report_ids=report_ids,
                      regions=regions, years=years, history=history, on_token=on_token)  # fmt: skip
@@ -111,7 +116,14 @@ class Library:
         return answer
 
     def remove(self, report: str) -> bool:
-        return self.services.store.remove_report(self.resolve(report))
+        """Remove a report and all its chunks; False when it is not (or no longer) in the store."""
+        from qa.errors import InputError
+
+        try:
+            report_id = self.resolve(report)
+        except InputError:
+            return False
+        return self.services.store.remove_report(report_id)
 
     def summarize(self, report: str, *, template: str | None = None, strict: bool = False) -> Summary:
         """A verified structured summary of a stored report (the whole report, never top-k)."""
