@@ -38,7 +38,9 @@ def sidebar_status(services: Services, llm: ChatLLM | None, llm_error: ui.UserMe
     except QAError:  # the page above already said what failed, with 重试
         st.caption("文档库暂时无法读取。")
         return
-    st.caption(ui.escape_markdown(f"文档库：{redact(services.store.location)} · {n_reports} 份报告"))
+    # where the store lives is for admins; everyone else sees how many reports it holds
+    where = f"文档库：{redact(services.store.location)} · " if auth.can("settings") else "文档库："
+    st.caption(ui.escape_markdown(f"{where}{n_reports} 份报告"))
 
 
 def main() -> None:

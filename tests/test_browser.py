@@ -381,6 +381,8 @@ def test_served_beyond_localhost_the_app_asks_for_sign_in_and_keeps_roles(
             nav.get_by_text("文档库").click()
             expect(page.get_by_text("当前账号为只读")).to_be_visible()
             expect(page.locator("input[type=file]")).to_have_count(0)
+            expect(page.get_by_test_id("stTable")).to_be_visible()  # the reader still sees the reports
+            expect(page.get_by_test_id("stSidebar")).not_to_contain_text("qa-data")  # no server path for readers
             page.screenshot(path=str(ARTIFACTS / "browser-09-reader-library.png"), full_page=True)
         finally:
             browser.close()
