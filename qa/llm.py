@@ -13,9 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import openai
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from qa import sanity
 from qa.calllog import CallLog
@@ -31,11 +29,17 @@ from qa.errors import (
 )
 from qa.redact import redact
 
+if TYPE_CHECKING:
+    import openai
+
 T = TypeVar("T")
 
 
 def make_client(base_url: str | None, api_key: str | None, timeout: float, retries: int) -> openai.OpenAI:
-    """An OpenAI client for any compatible endpoint; the SDK retries 408/429/5xx honouring Retry-After."""
+    """An OpenAI client for any compatible endpoint; the SDK retries 408/429/5xx honouring Retry-After.
+    The SDK is imported here, on first use: the offline engine never loads it (~0.5 s)."""
+    import openai
+
     return openai.OpenAI(
         base_url=base_url or None,
         # Local servers (vLLM, Ollama, llama.cpp) accept any key; the SDK insists on one.
@@ -58,6 +62,8 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
     """Run one SDK call, translating its errors into messages a user can act on. An error a retry may fix
     (429, 5xx, 408/409, a timeout, a dropped connection) carries `retry_after` (seconds, or 0.0 for no
     hint); others carry None."""
+    import openai  # already loaded by make_client; a name lookup here
+
     where = _where(client)
     try:
         return fn()

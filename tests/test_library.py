@@ -65,3 +65,18 @@ def test_workspaces_on_a_chroma_server_are_databases_of_their_own(chroma_server:
     team_b.ingest([CORPUS / "luojiang_2024.txt"])
     team_b.remove("luojiang_2024.txt")
     assert [r.report_id for r in team_a.reports()] == ["luojiang_2024.txt"]
+
+
+def test_the_offline_engine_never_loads_the_openai_sdk(tmp_path: Path) -> None:
+    """A cold offline `qa ask` pays only for what it uses: the OpenAI SDK (~0.5 s to import) stays out."""
+    code = (
+        "import sys\n"
+        "from qa import Library\n"
+        f"lib = Library.open({str(tmp_path / 'data')!r}, engine='offline', env={{'QA_CACHE_DIR': {str(SHARED_CACHE)!r}}})\n"
+        f"lib.ingest([{str(CORPUS / 'zichuan_2024.txt')!r}])\n"
+        "assert '151件' in lib.ask('淄川区办理行政复议案件多少件？').text\n"
+        "print(any(m == 'openai' or m.startswith('openai.') for m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
