@@ -132,8 +132,9 @@ def report_details(services: Services, record: ReportRecord) -> None:
         st.markdown(
             "  \n".join(f"**{k}**：{ui.escape_markdown(str(v))}" for k, v in facts if v not in (None, ""))
         )
-        with st.expander(ui.DETAILS_LABEL, key="lib-details"):
-            st.caption("  \n".join(ui.escape_markdown(line) for line in ui.report_details(record)))
+        if auth.can("settings"):  # versions, hashes and the server path are for admins
+            with st.expander(ui.DETAILS_LABEL, key="lib-details"):
+                st.caption("  \n".join(ui.escape_markdown(line) for line in ui.report_details(record)))
         if auth.can("remove"):
             with st.container(border=True):
                 st.markdown("**删除报告**")

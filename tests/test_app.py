@@ -1497,6 +1497,7 @@ def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pyte
     reader.run()
     assert not reader.get("file_uploader") and not [b for b in reader.button if b.key == "delete-report"]
     assert any("只读" in c for c in texts(reader.caption))
+    assert not [e for e in reader.expander if plain(e.label) == "详细信息"]  # no server path, hashes for readers
     reader.session_state["goto_page"] = "eval"  # not in the menu, and not reachable
     reader.run()
     assert reader.title[0].value != "评测" and not reader.get("file_uploader")
