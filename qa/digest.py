@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qa.figures import Figure
-from qa.indicators import CATALOGUE, candidates
+from qa.indicators import CATALOGUE, candidates, is_catalogued
 from qa.text import normalize
 
 SHARE = 0.25  # a summary's text is at most this share of its report's
@@ -177,9 +177,7 @@ def key_figures(figures: Sequence[tuple[Figure, str]], limit: int = MAX_FIGURES,
 
 def salience(sentence: str, figures: Iterable[Figure], lead: bool) -> float:
     """How much a sentence says: its catalogued figures most, other figures, and being a section's lead."""
-    from qa.indicators import is_catalogued
-
-    found = [f for f in figures if f.quote and f.quote in sentence or sentence in f.quote]
+    found = [f for f in figures if (f.quote and f.quote in sentence) or sentence in f.quote]
     return sum(3.0 if is_catalogued(f) else 1.0 for f in found) + (1.0 if lead else 0.0) - len(sentence) / 1000
 
 

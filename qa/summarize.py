@@ -219,14 +219,16 @@ class _Candidate:
 def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
     """The sentences of the report's measures part by area (its second-level section, else its first), in
     reading order, each with its salience (qa.digest.salience)."""
-    figures = report_figures(report.chunks)
+    by_chunk: dict[str, list] = {}
+    for figure, chunk in report_figures(report.chunks):
+        by_chunk.setdefault(chunk.id, []).append(figure)
     areas: dict[str, list[_Candidate]] = {}
     for chunk, fresh in _unique_chunks(report.chunks):
         if parts.classify(parts.top_section(chunk.section)) != "measures":
             continue
         path = chunk.section.split(" > ")
         area = path[1] if len(path) > 1 else path[0]
-        mine = [f for f, c in figures if c.id == chunk.id]
+        mine = by_chunk.get(chunk.id, [])
         for sentence in [x.strip() for x in re.split(r"(?<=[。！？])|\n", fresh) if x.strip()]:
             if _HEADING.match(sentence) and len(sentence) <= 40 and not re.search(r"[。，,]", sentence):
                 continue  # a heading line: its words are the area's name
