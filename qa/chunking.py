@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-from langchain_text_splitters import RecursiveCharacterTextSplitter
-
 from qa.schemas import Chunk, ReportMeta, Section
 
 _CN_NUM = "一二三四五六七八九十"
@@ -87,6 +85,10 @@ def chunk_document(
     chunk_overlap: int = 60,
 ) -> list[Chunk]:
     """Split a report's clean text into chunks that carry their section path and offsets."""
+    # imported here: answering and summarising read sections only, and a cold `qa ask` should not pay ~0.1 s
+    # for langchain-core
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     splitter = RecursiveCharacterTextSplitter(
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,

@@ -132,6 +132,22 @@ class CachedEmbedder:
     def _key(text: str) -> str:
         return hashlib.sha256(("passage\0" + text).encode("utf-8")).hexdigest()
 
+    def lookup(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The cached vectors of all these passages, or None when any is missing (nothing is embedded)."""
+        if self._db is None or not texts:
+            return None if texts else np.empty((0, self.dim), dtype=np.float32)
+        keys = [self._key(t) for t in texts]
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for i in range(0, len(keys), 500):
+                part = keys[i : i + 500]
+                found.update(self._db.execute(
+                    f"SELECT key, vector FROM embeddings WHERE model = ? AND key IN ({','.join('?' * len(part))})",
+                    [self.name, *part]).fetchall())  # fmt: skip
+        if any(k not in found for k in keys):
+            return None
+        return np.vstack([np.frombuffer(found[k], dtype=np.float32) for k in keys])
+
     def embed_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         keys = [self._key(t) for t in texts]
         found: dict[str, np.ndarray] = {}

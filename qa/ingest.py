@@ -94,8 +94,8 @@ def _settled(
         if not problem:
             return IngestResult(str(path), report_id, "unchanged", n_chunks=existing.n_chunks), ""
         return None, problem
-    twin = next((r.report_id for r in store.reports()
-                 if r.content_hash == content_hash and r.report_id != report_id), None) if check_twin else None  # fmt: skip
+    twins = [rid for rid in store.with_content(content_hash) if rid != report_id] if check_twin else []
+    twin = twins[0] if twins else None
     if twin is not None:
         # One copy per content: two names for the same bytes would answer every question twice, and a
         # renamed file would linger under its old name. The user keeps the name they choose.

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from qa import scope
+from qa import derived, scope
 from qa.config import Settings
 from qa.embeddings import Embedder
 from qa.errors import EmptyIndexError
@@ -56,30 +56,16 @@ def _key(report_id: str, version: str) -> str:
 
 
 @dataclass
-class _Piece:
-    """One report version as derived from the store; kept across rebuilds, so a change re-reads and
-    re-tokenizes only the reports that changed."""
-
-    chunks: list[Chunk]  # in offset order
-    token_ids: list[list[int]]  # per chunk, ids into the retriever's vocabulary
-    terms: frozenset[str]
-    vectors: np.ndarray | None  # L2-normalised rows; None when read for Chroma's (ANN) query
-
-
-@dataclass
 class _Index:
-    """What is derived from the store and rebuilt when it changes: BM25 over every active chunk, the
-    library's vocabulary, and (up to Settings.exact_dense_max chunks) the unit vectors for exact dense
-    search. Chunks are kept in (report, offset) order so equal scores rank the same way every time."""
+    """What is derived from the store for one signature (report ids + active versions): the packs' alive
+    rows (qa.derived.Index: BM25 + exact dense), the reports left out as damaged, and the registry stamp it
+    was built at (an index with damaged reports lives that long)."""
 
     signature: str
-    chunks: list[Chunk]
-    keys: np.ndarray  # _key(report, version) of each chunk
-    bm25: object | None
-    vocabulary: frozenset[str] = frozenset()
-    vectors: np.ndarray | None = None  # rows match chunks, L2-normalised; None: ask Chroma (ANN)
+    search: derived.Index
+    exact: bool  # dense search over the derived vectors (else Chroma's ANN query)
     damaged: dict[str, str] = field(default_factory=dict)  # report id → what is wrong (left out of the index)
-    stamp: str = ""  # the registry stamp when it was built (an index with damaged reports lives that long)
+    stamp: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,8 +90,8 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self._index: _Index | None = None
-        self._pieces: dict[str, _Piece] = {}  # _key(report, version) → piece
-        self._vocab: dict[str, int] = {}  # token → id; only grows, so the pieces' ids stay valid
+        self._shelf = derived.Shelf(store.index_dir)
+        self._verified: set[str] = set()  # keys whose pack rows this process checked against the store
         self._lock = threading.Lock()
 
     # ---- derived index (BM25, vocabulary, exact dense) -------------------------------------------
@@ -122,82 +108,91 @@ class Retriever:
             return self._index
 
     def _build_index(self, records: Sequence[ReportRecord], signature: str) -> _Index:
-        import bm25s
-        from bm25s.tokenization import Tokenized
-
+        """The packs on disk (and in memory) for the active versions; the versions no pack holds are read
+        from the store, checked and added as one new pack. Packs read from disk are checked against the
+        store's chunk counts once per process: a report whose chunks went missing is read again (and so
+        found damaged), never served from the cache."""
         stamp = self.store.registry_stamp()
-        ordered = sorted(records, key=lambda r: r.report_id)
-        exact = sum(r.n_chunks for r in ordered) <= self.settings.exact_dense_max
-        wanted = {_key(r.report_id, r.version): r for r in ordered}
-        stale = [key for key in wanted
-                 if key not in self._pieces or (exact and self._pieces[key].vectors is None)]  # fmt: skip
-        if stale:
-            self._pieces.update(self._read_pieces([wanted[key] for key in stale], exact))
-        problems = {}
-        for key, record in wanted.items():
-            held = len(self._pieces[key].chunks) if key in self._pieces else 0
-            if held != record.n_chunks:
-                problems[key] = f"listed with {record.n_chunks} chunks, holding {held}"
-        for key in problems:  # never kept: the next build reads them again
-            self._pieces.pop(key, None)
-        if problems and self.store.signature() != signature:
-            # Another process replaced or removed reports while we read them: not damage, a stale view.
-            raise StoreChanged(f"the store at {self.store.location} changed while it was read; read it again")
-        self._pieces = {key: self._pieces[key] for key in wanted if key in self._pieces}
+        wanted = {_key(r.report_id, r.version): r for r in records}
+        # a report's vectors may come after its keywords: checked (and searched) apart
+        state = {key: key + ("\tv" if r.embedded else "\tk") for key, r in wanted.items()}
+        packs = self._shelf.packs()
+        held: dict[str, tuple[derived.Pack, int, bool]] = {}  # key → (pack, row start, rows have vectors)
+        for pack in packs:
+            for i, key in enumerate(pack.keys):
+                has = bool(pack.starts[i + 1] > pack.starts[i] and pack.has_vector[pack.starts[i]])
+                if key not in held or (has and not held[key][2]):
+                    held[key] = (pack, i, has)
+        unchecked = [key for key in wanted if key in held and state[key] not in self._verified
+                     and (held[key][2] or not wanted[key].embedded)]  # fmt: skip
+        if unchecked:
+            counts = self.store.chunk_counts(sorted({wanted[k].version for k in unchecked}))
+            for key in unchecked:
+                pack, i, _ = held[key]
+                rows = int(pack.starts[i + 1] - pack.starts[i])
+                if rows == wanted[key].n_chunks == counts.get(wanted[key].version, 0):
+                    self._verified.add(state[key])
+        missing = [key for key in wanted if state[key] not in self._verified]
+        problems: dict[str, str] = {}
+        if missing:
+            pieces = self._read_pieces([wanted[key] for key in missing])
+            for key in missing:
+                got = len(pieces[key].chunks)
+                if got != wanted[key].n_chunks:
+                    problems[key] = f"listed with {wanted[key].n_chunks} chunks, holding {got}"
+            if problems and self.store.signature() != signature:
+                # Another process replaced or removed reports while we read them: not damage, a stale view.
+                raise StoreChanged(f"the store at {self.store.location} changed while it was read; read it again")
+            good = [pieces[key] for key in missing if key not in problems]
+            if good:
+                pack = derived.Pack.build(good, self.store.dim)
+                self._shelf.add(pack)
+                self._verified.update(state[p.key] for p in good)
+                packs = self._shelf.packs()
+        alive = {key: wanted[key].embedded for key in wanted if state[key] in self._verified}
+        search = derived.Index(packs, alive)
+        if self._shelf.compact(search):
+            search = derived.Index(self._shelf.packs(), alive)
         damaged_reports = {wanted[key].report_id: problem for key, problem in problems.items()}
-        pieces = list(self._pieces.values())
-        chunks = [c for p in pieces for c in p.chunks]
-        chunk_keys = np.array([_key(c.report_id, c.version) for c in chunks])
-        if not chunks:
-            return _Index(signature, [], chunk_keys, None, damaged=damaged_reports, stamp=stamp)
-        bm25 = bm25s.BM25()
-        bm25.index(
-            Tokenized(ids=[ids for p in pieces for ids in p.token_ids], vocab=self._vocab),
-            show_progress=False,
-        )
-        vocabulary = frozenset().union(*(p.terms for p in pieces))
-        vectors = np.vstack([p.vectors for p in pieces if len(p.chunks)]) if exact else None
-        return _Index(signature, chunks, chunk_keys, bm25, vocabulary, vectors, damaged_reports, stamp)
+        exact = sum(r.n_chunks for r in records) <= self.settings.exact_dense_max
+        return _Index(signature, search, exact, damaged_reports, stamp)
 
-    def _read_pieces(self, records: list[ReportRecord], with_vectors: bool) -> dict[str, _Piece]:
-        """Read, tokenize (and normalise the vectors of) the given reports' active versions. A chunk counts
-        for a report only when it carries the report's id (stores written before ids were keyed by report
-        could share a version between two reports)."""
-        read: dict[str, list[tuple[Chunk, np.ndarray | None]]] = {
-            _key(r.report_id, r.version): [] for r in records
-        }
+    def _read_pieces(self, records: list[ReportRecord]) -> dict[str, derived.Piece]:
+        """Read and tokenize the given reports' active versions from the store. A chunk counts for a report
+        only when it carries the report's id (stores written before ids were keyed by report could share a
+        version between two reports)."""
+        read: dict[str, list[tuple[Chunk, np.ndarray]]] = {_key(r.report_id, r.version): [] for r in records}
         versions = sorted({r.version for r in records})
-        pairs_read = (
-            self.store.iter_chunk_vectors(versions)
-            if with_vectors
-            else ((chunk, None) for chunk in self.store.iter_chunks(versions))
-        )
-        for chunk, vector in pairs_read:
+        for chunk, vector in self.store.iter_chunk_vectors(versions):
             key = _key(chunk.report_id, chunk.version)
             if key in read:
                 read[key].append((chunk, vector))
         pieces = {}
+        embedded = {_key(r.report_id, r.version) for r in records if r.embedded}
         for key, pairs in read.items():
             pairs.sort(key=lambda cv: cv[0].start)
-            tokens = [tokenize(f"{c.section} {c.text}") for c, _ in pairs]
-            vectors = None
-            if with_vectors:
-                matrix = (
-                    np.vstack([v for _, v in pairs]) if pairs else np.empty((0, self.store.dim), np.float32)
-                )
-                norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-                vectors = (matrix / np.where(norms == 0, 1.0, norms)).astype(np.float32)
-            pieces[key] = _Piece(
-                chunks=[c for c, _ in pairs],
-                token_ids=[[self._vocab.setdefault(t, len(self._vocab)) for t in ts] for ts in tokens],
-                terms=frozenset(t for ts in tokens for t in ts),
-                vectors=vectors,
-            )
+            chunks = [c for c, _ in pairs]
+            # a report still waiting for its vectors holds placeholders in Chroma: never searched by them
+            vectors = np.vstack([v for _, v in pairs]) if pairs and key in embedded else None
+            pieces[key] = derived.Piece(key, chunks, [tokenize(f"{c.section} {c.text}") for c in chunks], vectors)
         return pieces
+
+    def cells(self, indicator: str, report_ids: Sequence[str]) -> dict:
+        """report id → (comparison-table cell, the chunk it quotes) for the indicator, from the derived index
+        (computed once per report version, kept with its pack): the reports among report_ids stating it."""
+
+        def run() -> dict:
+            records = self.store.reports()
+            index = self.index(records)
+            wanted = set(report_ids)
+            return index.search.cells(indicator, [_key(r.report_id, r.version) for r in records
+                                                  if r.report_id in wanted])  # fmt: skip
+
+        return self._retrying(run)
 
     def vocabulary(self) -> frozenset[str]:
         """Every token (CJK unigram/bigram, word, number) the stored reports use."""
-        return self._retrying(lambda: self.index(self.store.reports()).vocabulary)
+        return self._retrying(lambda: self.index(self.store.reports()).search.vocabulary())
 
     def _retrying(self, run: Callable[[], T]) -> T:
         """Run a read of the store; when another process changed the store under it (a stale view, or
@@ -226,13 +221,8 @@ class Retriever:
         report_ids: Sequence[str] | None = None,
     ) -> list[Chunk]:  # fmt: skip
         index = self.index(records)
-        tokens = tokenize(question)
-        if index.bm25 is None or not tokens:
-            return []
-        scores = np.asarray(index.bm25.get_scores(tokens), dtype=np.float64)
-        scores[~np.isin(index.keys, self._keys(records, versions, report_ids))] = -1.0
-        top = np.argsort(-scores, kind="stable")[:n]
-        return [index.chunks[i] for i in top if scores[i] > 0]
+        hits = index.search.bm25(tokenize(question), self._keys(records, versions, report_ids), n)
+        return [chunk for chunk, score in hits if score > 0]
 
     # ---- dense ---------------------------------------------------------------------------------
 
@@ -245,17 +235,15 @@ class Retriever:
         query for a store past exact_dense_max chunks (server / cluster scale)."""
         vector = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         index = self.index(records)
-        if index.vectors is None:
-            keys = set(self._keys(records, versions, report_ids))
-            owners = sorted({key.split("\t", 1)[0] for key in keys})
+        keys = self._keys(records, versions, report_ids)
+        if not index.exact:
+            embedded = {_key(r.report_id, r.version) for r in records if r.embedded}
+            wanted = set(keys) & embedded
+            owners = sorted({key.split("\t", 1)[0] for key in wanted})
             return [chunk for chunk, _ in self.store.query(vector, n, versions, owners)
-                    if _key(chunk.report_id, chunk.version) in keys]  # fmt: skip
-        if not index.chunks:
-            return []
-        similarity = index.vectors @ (vector / (np.linalg.norm(vector) or 1.0))
-        similarity[~np.isin(index.keys, self._keys(records, versions, report_ids))] = -np.inf
-        top = np.argsort(-similarity, kind="stable")[:n]
-        return [index.chunks[i] for i in top if np.isfinite(similarity[i])]
+                    if _key(chunk.report_id, chunk.version) in wanted]  # fmt: skip
+        unit = vector / (np.linalg.norm(vector) or 1.0)
+        return [chunk for chunk, _ in index.search.dense(unit, keys, n)]
 
     # ---- hybrid --------------------------------------------------------------------------------
 

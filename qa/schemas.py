@@ -90,6 +90,7 @@ class ReportRecord:
     format: str = ""
     encoding: str | None = None
     ingested_at: str = ""
+    embedded: bool = True  # False: stored and searchable by keywords, its vectors still to come
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class IngestResult:
     reason: str = ""
     n_chunks: int = 0
     embedded: int = 0  # chunks that had to be embedded (not found in the cache)
+    pending: int = 0  # chunks whose vectors follow in the background pass (searchable by keywords now)
 
 
 @dataclass(frozen=True)

@@ -380,8 +380,11 @@ class Store:
         connect: Callable[[], chromadb.ClientAPI] | None = None,
         lock_timeout: float = LOCK_TIMEOUT,
         owner: str | None = None,
+        index_dir: Path | None = None,
     ) -> None:
         self.embedder_name = embedder_name
+        # where the derived search index (qa.derived) is kept on disk for this store; None: memory only
+        self.index_dir = index_dir
         self.dim = dim
         self.location = location
         self.lock_timeout = lock_timeout
@@ -403,6 +406,7 @@ class Store:
         self._state = threading.Lock()  # guards the swap of client + collections and the stamps below
         self._known_stamp: str | None = None  # the stamp as this Store last saw or wrote it
         self._registry: tuple[str, list[ReportRecord]] | None = None  # (stamp, records)
+        self._texts: dict[tuple[str, str], str] = {}  # (report id, version) → text (a few recent ones)
         self.client = client
         try:
             try:
@@ -430,7 +434,8 @@ class Store:
         client, location = open_client(settings)
         connect = (lambda: open_client(settings)[0]) if settings.chroma_url else None
         return cls(client, embedder_name, dim, location, connect=connect, owner=owner,
-                   lock_timeout=LOCK_TIMEOUT if lock_timeout is None else lock_timeout)  # fmt: skip
+                   lock_timeout=LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
+                   index_dir=settings.data_dir / "index" / embedder_name)  # fmt: skip
 
     def _attach(self, client: chromadb.ClientAPI, create: bool) -> None:
         """Point this Store at `client`'s collections (create them when `create`)."""
@@ -546,12 +551,32 @@ class Store:
             return None
         return _record(got["ids"][0], got["metadatas"][0])
 
+    def with_content(self, content_hash: str) -> list[str]:
+        """The reports stored with these bytes (one indexed lookup, not a read of the whole registry)."""
+        got = self._read("the report registry", lambda: self.reports_col.get(
+            where={"content_hash": content_hash}, include=["metadatas"]))  # fmt: skip
+        return sorted(rid for rid, meta in zip(got["ids"], got["metadatas"] or [], strict=True)
+                      if rid != STAMP_ID and not (meta or {}).get("deleted"))  # fmt: skip
+
     def report_text(self, report_id: str) -> str:
+        """The report's clean text: its registry document, or (as written since pipeline 6) its chunks laid
+        at their offsets with the whitespace between them from the record. Kept per version."""
         got = self._read(f"the text of {report_id!r}",
                          lambda: self.reports_col.get(ids=[report_id], include=["documents", "metadatas"]))  # fmt: skip
-        if not got["ids"] or report_id == STAMP_ID or (got["metadatas"][0] or {}).get("deleted"):
+        meta = got["metadatas"][0] if got["ids"] else None
+        if meta is None or report_id == STAMP_ID or meta.get("deleted"):
             raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
-        return got["documents"][0] or ""
+        if "text_gaps" not in meta:
+            return got["documents"][0] or ""
+        key = (report_id, str(meta.get("version", "")))
+        if key not in self._texts:
+            chunks = self.report_chunks(report_id)
+            text = _laid_out(chunks, str(meta["text_gaps"]), int(meta.get("text_len", 0)))
+            with self._state:
+                if len(self._texts) >= 64:
+                    self._texts.pop(next(iter(self._texts)))
+                self._texts[key] = text
+        return self._texts[key]
 
     def report_header(self, report_id: str) -> str:
         """The page header stripped from a report (header table, title line…), verbatim; "" if none."""
@@ -562,7 +587,7 @@ class Store:
     def signature(self, records: Sequence[ReportRecord] | None = None) -> str:
         """Changes whenever a report is added, replaced or removed (drives BM25 rebuilds)."""
         records = self.reports() if records is None else records
-        joined = "\n".join(f"{r.report_id}\t{r.version}" for r in records)
+        joined = "\n".join(f"{r.report_id}\t{r.version}\t{int(r.embedded)}" for r in records)
         return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
     def other_embedders(self) -> list[str]:
@@ -663,7 +688,7 @@ class Store:
         if record_id is not None:
             ids, metas, docs = [record_id, STAMP_ID], [record or {}, stamp], [text, ""]
         self._write("the registry", lambda: self.reports_col.upsert(
-            ids=ids, embeddings=[[1.0]] * len(ids), documents=docs, metadatas=metas))  # fmt: skip
+            ids=ids, embeddings=[[_place(i)] for i in ids], documents=docs, metadatas=metas))  # fmt: skip
         with self._state:
             self._known_stamp = stamp["stamp"]  # our own write: no reason to reconnect
 
@@ -676,10 +701,16 @@ class Store:
         meta: ReportMeta,
         text: str,
         chunks: Sequence[Chunk],
-        vectors: np.ndarray,
+        vectors: np.ndarray | None,
         source: dict[str, str | None] | None = None,
     ) -> None:
-        """Store a report's new version: new chunks, then flip the active version, then drop old chunks."""
+        """Store a report's new version: new chunks, then flip the active version, then drop old chunks.
+        vectors None: the chunks are stored with a placeholder vector and the record says its vectors are
+        pending (searchable by keywords now; `set_vectors` completes it)."""
+        pending = vectors is None
+        if pending:
+            vectors = np.zeros((len(chunks), self.dim), dtype=np.float32)
+            vectors[:, 0] = 1.0
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
         if any(c.report_id != report_id or c.version != version for c in chunks):
@@ -691,6 +722,8 @@ class Store:
             **{k: v for k, v in (source or {}).items() if v},
             **{k: getattr(meta, k) for k in _META_FIELDS if getattr(meta, k)},
         }
+        if pending:
+            record["pending_vectors"] = True
         if meta.year is not None:
             record["year"] = meta.year
         if meta.region_path:
@@ -706,9 +739,36 @@ class Store:
                 ))  # fmt: skip
             self._check_still_locked(f"storing {report_id!r}")
             # The flip: the new active version and a new registry stamp in one write.
-            self._write_stamp(report_id, record, text)
+            gaps = _gaps(text, chunks)
+            if gaps is not None:  # the text is its chunks plus these gaps: not written twice
+                record["text_gaps"], record["text_len"] = gaps, len(text)
+            self._write_stamp(report_id, record, "" if gaps is not None else text)
             self._write(f"old chunks of {report_id!r}", lambda: self.chunks.delete(
                 where={"$and": [{"report_id": report_id}, {"version": {"$ne": version}}]}))  # fmt: skip
+
+    def set_vectors(self, report_id: str, version: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> bool:
+        """Give a stored report's chunks their vectors (the background pass after a keyword-first ingest)
+        and clear its pending mark, in one registry write. False when the report is gone or replaced."""
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        with self.writing():
+            got = self._read(f"report {report_id!r}", lambda: self.reports_col.get(
+                ids=[report_id], include=["metadatas", "documents"]))  # fmt: skip
+            meta = dict(got["metadatas"][0] or {}) if got["ids"] else {}
+            if meta.get("version") != version or meta.get("deleted"):
+                return False
+            for i in range(0, len(chunks), self._batch):
+                part = chunks[i : i + self._batch]
+                self._write(f"the vectors of {report_id!r}", lambda part=part, i=i: self.chunks.update(
+                    ids=[c.id for c in part], embeddings=np.asarray(vectors[i : i + self._batch], dtype=np.float32)))  # fmt: skip
+            self._check_still_locked(f"storing the vectors of {report_id!r}")
+            meta.pop("pending_vectors", None)
+            self._write_stamp(report_id, meta, got["documents"][0] or "")
+        return True
+
+    def pending(self) -> list[ReportRecord]:
+        """Reports stored without their vectors yet (a background pass was stopped before it finished)."""
+        return [r for r in self.reports() if not r.embedded]
 
     def remove_report(self, report_id: str) -> bool:
         """Remove a report and all its chunks. A tombstone and a new stamp go first, in one write: the
@@ -817,6 +877,23 @@ class Store:
                                               strict=True):  # fmt: skip
                 yield _chunk(cid, doc, meta), np.asarray(vector, dtype=np.float32)
 
+    def chunk_counts(self, versions: Sequence[str]) -> Counter[str]:
+        """How many chunks the store holds per version (ids only: a chunk id starts with version[:16])."""
+        wanted = {v[:16]: v for v in versions}
+        counts: Counter[str] = Counter()
+        if not wanted:
+            return counts
+        # A long $in list costs Chroma more than listing every id.
+        filtered = len(wanted) <= 200
+        offset, page = 0, 20000
+        while True:
+            got = self._read("the chunk list", lambda offset=offset: self.chunks.get(
+                where=_chunk_filter(versions) if filtered else None, include=[], limit=page, offset=offset))  # fmt: skip
+            counts.update(wanted[p] for p in (cid.split("-", 1)[0] for cid in got["ids"]) if p in wanted)
+            if len(got["ids"]) < page:
+                return counts
+            offset += page
+
     def report_chunks(self, report_id: str) -> list[Chunk]:
         """A report's chunks in order. A report listed with chunks it does not hold is an error that says to
         re-ingest it, never a silently empty report."""
@@ -849,6 +926,43 @@ def damaged(record: ReportRecord, problem: str) -> ReportDamaged:
 def _reason(ex: BaseException) -> str:
     text = str(ex).strip()
     return f"{type(ex).__name__}: {text}" if text else type(ex).__name__
+
+
+def _gaps(text: str, chunks: Sequence[Chunk]) -> str | None:
+    """The text between the chunks, as JSON [[offset, text], …], when the chunks are slices of the text at
+    their offsets and the text is them plus these gaps (the splitter drops only whitespace); else None.
+    A registry document the size of a report makes every later write to Chroma's embedded log slower."""
+    covered = [False] * len(text)
+    for chunk in chunks:
+        if text[chunk.start : chunk.end] != chunk.text:
+            return None
+        covered[chunk.start : chunk.end] = [True] * (chunk.end - chunk.start)
+    gaps: list[list] = []
+    for i, (char, seen) in enumerate(zip(text, covered, strict=True)):
+        if seen:
+            continue
+        if gaps and gaps[-1][0] + len(gaps[-1][1]) == i:
+            gaps[-1][1] += char
+        else:
+            gaps.append([i, char])
+    laid = json.dumps(gaps, ensure_ascii=False)
+    return laid if len(laid) <= 4000 else None
+
+
+def _laid_out(chunks: Sequence[Chunk], gaps: str, length: int) -> str:
+    chars = [""] * length
+    for chunk in chunks:
+        chars[chunk.start : chunk.end] = list(chunk.text)
+    for offset, run in json.loads(gaps):
+        chars[offset : offset + len(run)] = list(run)
+    return "".join(chars)
+
+
+def _place(record_id: str) -> float:
+    """The registry's (unused) one-dimensional vector: a value of its own per record. Equal vectors make
+    Chroma's HNSW graph degenerate: with [1.0] for every record, one registry write took ~1 s at 300 reports
+    and grew with every report."""
+    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:6]) / float(1 << 48)
 
 
 def _stamp() -> dict[str, str]:
@@ -915,4 +1029,5 @@ def _record(report_id: str, meta: dict | None) -> ReportRecord:
         format=str(meta.get("format", "")),
         encoding=str(meta["encoding"]) if meta.get("encoding") else None,
         ingested_at=str(meta.get("ingested_at", "")),
+        embedded=not meta.get("pending_vectors"),
     )

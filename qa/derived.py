@@ -1,0 +1,483 @@
+"""The derived search index: BM25 postings, unit vectors and chunk columns of report versions, in immutable
+packs that are kept on disk and shared by every process on the store.
+
+A pack holds one or more report versions (keyed report id + version, so its content never changes). The
+index a process searches is a list of packs plus, per pack, which rows are alive (their version is the
+report's active one): adding a report adds a pack, removing one marks its rows dead — nothing is rebuilt
+for the other reports. BM25 (Lucene's formula, bm25s's defaults) is scored at query time from raw term
+frequencies, so the library-wide statistics (document count, mean length, document frequency) always
+describe the alive rows. When dead rows outweigh alive ones, or packs pile up, the alive rows are merged
+into one pack (postings re-mapped, never re-tokenized).
+
+On disk (`<data dir>/index/<embedder>/`): one folder per pack (`.npy` arrays — vectors memory-mapped — and
+`pack.json` with the vocabulary, the keys and the chunk columns) and `manifest.json` naming the packs.
+Packs are written to a temporary folder and renamed into place, the manifest replaced under a file lock:
+a reader sees whole packs or none. A missing or unreadable pack is read from the store again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from qa.schemas import Chunk
+
+if TYPE_CHECKING:
+    from qa.compare import Cell
+
+log = logging.getLogger(__name__)
+
+K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene")
+_COLUMNS = ("id", "report_id", "version", "ordinal", "section", "start", "end", "text", "title", "region", "year")
+MERGE_PACKS = 12  # more packs than this are merged into one
+SMALL_SELECTION = 4000  # rows: a selection this small is scored range by range, not with a whole-pack mask
+
+
+@dataclass
+class Piece:
+    """One report version as read from the store: its chunks in offset order, their tokens and vectors."""
+
+    key: str
+    chunks: list[Chunk]
+    tokens: list[list[str]]
+    vectors: np.ndarray | None  # rows match chunks; None when the store holds none yet
+
+
+@dataclass
+class Pack:
+    name: str
+    keys: list[str]
+    starts: np.ndarray  # row where each key's rows start; len(keys) + 1
+    vocab: list[str]
+    indptr: np.ndarray  # int64, len(vocab) + 1: the postings of term t are rows[indptr[t]:indptr[t + 1]]
+    rows: np.ndarray  # int32, ascending within each term
+    tf: np.ndarray  # float32, the term's count in that row
+    doc_len: np.ndarray  # float32, tokens per row
+    vectors: np.ndarray  # float32 unit rows (zeros where has_vector is False)
+    has_vector: np.ndarray  # bool
+    columns: dict[str, list]
+    cells: dict[str, list[dict]] = field(default_factory=dict)  # key → its comparison-table cells (qa.compare)
+    term_of: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.term_of:
+            self.term_of = {t: i for i, t in enumerate(self.vocab)}
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.doc_len)
+
+    def chunk(self, row: int) -> Chunk:
+        c = {name: self.columns[name][row] for name in _COLUMNS}
+        prefix = f"{c['title']} · {c['section']} · " if c["section"] else f"{c['title']} · "
+        return Chunk(**c, embed_text=prefix + c["text"])
+
+    # ---- building ------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, pieces: Sequence[Piece], dim: int) -> Pack:
+        keys = [p.key for p in pieces]
+        starts = np.cumsum([0, *(len(p.chunks) for p in pieces)]).astype(np.int64)
+        vocab: dict[str, int] = {}
+        terms: list[int] = []
+        lengths: list[int] = []
+        for piece in pieces:
+            for tokens in piece.tokens:
+                terms.extend(vocab.setdefault(t, len(vocab)) for t in tokens)
+                lengths.append(len(tokens))
+        n_rows = int(starts[-1])
+        rows = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+        term_arr = np.asarray(terms, dtype=np.int64)
+        indptr, post_rows, tf = _postings(term_arr, rows, n_rows, len(vocab))
+        vectors = np.zeros((n_rows, dim), dtype=np.float32)
+        has_vector = np.zeros(n_rows, dtype=bool)
+        for piece, start in zip(pieces, starts, strict=False):
+            if piece.vectors is not None and len(piece.chunks):
+                vectors[start : start + len(piece.chunks)] = _unit(piece.vectors)
+                has_vector[start : start + len(piece.chunks)] = True
+        columns = {name: [getattr(c, name) for p in pieces for c in p.chunks] for name in _COLUMNS}
+        return cls(uuid.uuid4().hex, keys, starts, list(vocab), indptr, post_rows, tf,
+                   np.asarray(lengths, dtype=np.float32), vectors, has_vector, columns,
+                   {p.key: _cells(p) for p in pieces}, vocab)  # fmt: skip
+
+    @classmethod
+    def merge(cls, parts: Sequence[tuple[Pack, np.ndarray]]) -> Pack:
+        """One pack holding the rows kept (a bool mask per pack) of these packs, postings re-mapped."""
+        vocab: dict[str, int] = {}
+        keys, starts, all_terms, all_rows, all_tf, lens, vecs, has, cols = [], [0], [], [], [], [], [], [], []
+        offset = 0
+        for pack, keep in parts:
+            new_row = np.cumsum(keep) - 1 + offset  # the kept rows' numbers in the merged pack
+            local_to_merged = np.fromiter((vocab.setdefault(t, len(vocab)) for t in pack.vocab), np.int64,
+                                          len(pack.vocab))  # fmt: skip
+            term_of_posting = np.repeat(np.arange(len(pack.vocab)), np.diff(pack.indptr))
+            kept = keep[pack.rows]
+            all_terms.append(local_to_merged[term_of_posting[kept]])
+            all_rows.append(new_row[pack.rows[kept]])
+            all_tf.append(pack.tf[kept])
+            for i, key in enumerate(pack.keys):
+                s, e = pack.starts[i], pack.starts[i + 1]
+                if e > s and keep[s]:
+                    keys.append(key)
+                    starts.append(starts[-1] + int(e - s))
+            lens.append(pack.doc_len[keep])
+            vecs.append(np.asarray(pack.vectors)[keep])
+            has.append(pack.has_vector[keep])
+            cols.append({name: [v for v, k in zip(pack.columns[name], keep, strict=True) if k] for name in _COLUMNS})
+            offset += int(keep.sum())
+        terms, rows, tf = np.concatenate(all_terms), np.concatenate(all_rows), np.concatenate(all_tf)
+        used = np.bincount(terms, minlength=len(vocab)) > 0  # terms only dead rows used are dropped
+        terms = (np.cumsum(used) - 1)[terms]
+        words = [t for t, u in zip(vocab, used, strict=True) if u]
+        order = np.lexsort((rows, terms))
+        terms, rows, tf = terms[order], rows[order], tf[order]
+        indptr = np.zeros(len(words) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(words)), out=indptr[1:])
+        columns = {name: [v for c in cols for v in c[name]] for name in _COLUMNS}
+        cells = {key: pack.cells.get(key, []) for pack, _ in parts for key in pack.keys if key in set(keys)}
+        return cls(uuid.uuid4().hex, keys, np.asarray(starts, dtype=np.int64), words, indptr,
+                   rows.astype(np.int32), tf, np.concatenate(lens), np.vstack(vecs), np.concatenate(has),
+                   columns, cells)  # fmt: skip
+
+    # ---- disk ----------------------------------------------------------------------------------
+
+    _ARRAYS = ("starts", "indptr", "rows", "tf", "doc_len", "vectors", "has_vector")
+
+    def save(self, folder: Path) -> None:
+        """Write the pack as folder/<name>/ (atomically: a temporary folder renamed into place)."""
+        tmp = folder / f".tmp-{self.name}"
+        tmp.mkdir(parents=True)
+        for name in self._ARRAYS:
+            np.save(tmp / f"{name}.npy", np.asarray(getattr(self, name)))
+        meta = {"keys": self.keys, "vocab": self.vocab, "columns": self.columns, "cells": self.cells}
+        (tmp / "pack.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, folder / self.name)
+
+    @classmethod
+    def load(cls, folder: Path, name: str) -> Pack:
+        where = folder / name
+        arrays = {n: np.load(where / f"{n}.npy", mmap_mode="r" if n == "vectors" else None) for n in cls._ARRAYS}
+        meta = json.loads((where / "pack.json").read_text(encoding="utf-8"))
+        return cls(name, meta["keys"], vocab=meta["vocab"], columns=meta["columns"], cells=meta["cells"], **arrays)
+
+
+def _cells(piece: Piece) -> list[dict]:
+    """The report's cells of the comparison table (the catalogue's indicators it states, each quoted)."""
+    import dataclasses
+
+    from qa.compare import ReportColumn, build_table
+
+    report_id = piece.chunks[0].report_id if piece.chunks else ""
+    table = build_table([(ReportColumn(report_id, "", None), piece.chunks)])
+    return [dataclasses.asdict(cell) for cell in table.cells.values()]
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def _postings(terms: np.ndarray, rows: np.ndarray, n_rows: int, n_terms: int):
+    """CSC postings (indptr, rows, tf) from one (term, row) pair per token."""
+    if not len(terms):
+        return np.zeros(n_terms + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32)
+    pair, tf = np.unique(terms * max(n_rows, 1) + rows, return_counts=True)  # sorted by term, then row
+    term, row = pair // max(n_rows, 1), pair % max(n_rows, 1)
+    indptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(term, minlength=n_terms), out=indptr[1:])
+    return indptr, row.astype(np.int32), tf.astype(np.float32)
+
+
+# ---- the index a process searches ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    pack: int
+    start: int
+    end: int
+
+
+class Index:
+    """Packs + which rows are alive; BM25 and exact dense search over any set of report versions."""
+
+    def __init__(self, packs: Sequence[Pack], wanted: Iterable[str] | Mapping[str, bool]) -> None:
+        """wanted: the active keys; as a mapping, key → whether its rows with vectors are to be used (a
+        report whose vectors came after its keywords is in an older pack without them, and a newer one)."""
+        self.packs = list(packs)
+        need = dict(wanted) if isinstance(wanted, Mapping) else dict.fromkeys(wanted, False)
+        self.where: dict[str, Span] = {}
+        self.alive = [np.zeros(p.n_rows, dtype=bool) for p in self.packs]
+        for pi, pack in enumerate(self.packs):
+            for i, key in enumerate(pack.keys):
+                if key not in need:
+                    continue
+                s, e = int(pack.starts[i]), int(pack.starts[i + 1])
+                has = e > s and bool(pack.has_vector[s])
+                held = self.where.get(key)
+                if held is None or (need[key] and has and not self.packs[held.pack].has_vector[held.start]):
+                    if held is not None:
+                        self.alive[held.pack][held.start : held.end] = False
+                    self.where[key] = Span(pi, s, e)
+                    self.alive[pi][s:e] = True
+        self.n_docs = int(sum(a.sum() for a in self.alive))
+        total = sum(float(p.doc_len[a].sum()) for p, a in zip(self.packs, self.alive, strict=True))
+        self.avgdl = total / self.n_docs if self.n_docs else 1.0
+        self._full = [bool(a.all()) for a in self.alive]
+        self._vocabulary: frozenset[str] | None = None
+
+    @property
+    def dead_rows(self) -> int:
+        return sum(p.n_rows for p in self.packs) - self.n_docs
+
+    def spans(self, keys: Iterable[str]) -> list[Span]:
+        return sorted((self.where[k] for k in keys if k in self.where), key=lambda s: (s.pack, s.start))
+
+    def chunks_of(self, key: str) -> list[Chunk]:
+        span = self.where[key]
+        return [self.packs[span.pack].chunk(r) for r in range(span.start, span.end)]
+
+    def cells(self, indicator: str, keys: Iterable[str]) -> dict[str, tuple[Cell, Chunk]]:
+        """report id → (its comparison-table cell for the indicator, the chunk the cell quotes), for the
+        reports among keys that state it."""
+        from qa.compare import Cell, Other
+
+        out = {}
+        for key in keys:
+            span = self.where.get(key)
+            if span is None:
+                continue
+            pack = self.packs[span.pack]
+            for cell in pack.cells.get(key, ()):
+                if cell["indicator"] != indicator:
+                    continue
+                ids = pack.columns["id"][span.start : span.end]
+                if cell["chunk_id"] in ids:
+                    chunk = pack.chunk(span.start + ids.index(cell["chunk_id"]))
+                    others = tuple(Other(**o) for o in cell["others"])
+                    out[chunk.report_id] = (Cell(**{**cell, "others": others}), chunk)
+        return out
+
+    def vocabulary(self) -> frozenset[str]:
+        """Every token an alive row uses."""
+        if self._vocabulary is None:
+            terms: set[str] = set()
+            for pack, alive, full in zip(self.packs, self.alive, self._full, strict=True):
+                if full:
+                    terms.update(pack.vocab)
+                elif alive.any() and len(pack.rows):
+                    used = np.add.reduceat(alive[pack.rows].astype(np.int64), pack.indptr[:-1].clip(max=len(pack.rows) - 1))
+                    used[np.diff(pack.indptr) == 0] = 0
+                    terms.update(t for t, u in zip(pack.vocab, used, strict=True) if u)
+            self._vocabulary = frozenset(terms)
+        return self._vocabulary
+
+    # ---- BM25 ----------------------------------------------------------------------------------
+
+    def bm25(self, tokens: Sequence[str], keys: Iterable[str], n: int) -> list[tuple[Chunk, float]]:
+        spans = self.spans(keys)
+        if not spans or not tokens or not self.n_docs:
+            return []
+        counts: dict[str, int] = {}
+        for t in tokens:
+            counts[t] = counts.get(t, 0) + 1
+        weights = {t: c * self._idf(t) for t, c in counts.items()}
+        weights = {t: w for t, w in weights.items() if w > 0}
+        if not weights:
+            return []
+        scored = [(pi, rows, scores) for pi, rows, scores in self._bm25_rows(weights, spans) if len(rows)]
+        return self._top(scored, n)
+
+    def _idf(self, term: str) -> float:
+        df = 0
+        for pack, alive, full in zip(self.packs, self.alive, self._full, strict=True):
+            t = pack.term_of.get(term)
+            if t is None:
+                continue
+            s, e = pack.indptr[t], pack.indptr[t + 1]
+            df += int(e - s) if full else int(alive[pack.rows[s:e]].sum())
+        return float(np.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))) if df else 0.0
+
+    def _bm25_rows(self, weights: dict[str, float], spans: list[Span]):
+        """(pack, rows, scores) per pack: the selected rows with a score > 0."""
+        by_pack: dict[int, list[Span]] = {}
+        for span in spans:
+            by_pack.setdefault(span.pack, []).append(span)
+        for pi, pack_spans in by_pack.items():
+            pack = self.packs[pi]
+            selected = sum(s.end - s.start for s in pack_spans)
+            scores: dict[int, float] | np.ndarray
+            if selected <= SMALL_SELECTION:
+                parts_rows, parts_scores = [], []
+                for span in pack_spans:
+                    rows, scores = self._score_range(pack, weights, span.start, span.end)
+                    parts_rows.append(rows)
+                    parts_scores.append(scores)
+                rows, scores = np.concatenate(parts_rows), np.concatenate(parts_scores)
+            else:
+                mask = np.zeros(pack.n_rows, dtype=bool)
+                for span in pack_spans:
+                    mask[span.start : span.end] = True
+                rows, scores = self._score_range(pack, weights, 0, pack.n_rows)
+                keep = mask[rows]
+                rows, scores = rows[keep], scores[keep]
+            yield pi, rows, scores
+
+    def _score_range(self, pack: Pack, weights: dict[str, float], lo: int, hi: int):
+        gathered_rows, gathered = [], []
+        for term, weight in weights.items():
+            t = pack.term_of.get(term)
+            if t is None:
+                continue
+            s, e = int(pack.indptr[t]), int(pack.indptr[t + 1])
+            if lo > 0 or hi < pack.n_rows:
+                a, b = np.searchsorted(pack.rows[s:e], (lo, hi))
+                s, e = s + int(a), s + int(b)
+            if e <= s:
+                continue
+            rows, tf = pack.rows[s:e], pack.tf[s:e]
+            norm = K1 * ((1 - B) + B * pack.doc_len[rows] / self.avgdl)
+            gathered_rows.append(rows)
+            gathered.append(weight * tf / (norm + tf))
+        if not gathered:
+            return np.zeros(0, np.int64), np.zeros(0)
+        rows = np.concatenate(gathered_rows)
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        return uniq, np.bincount(inverse, weights=np.concatenate(gathered))
+
+    # ---- dense ---------------------------------------------------------------------------------
+
+    def dense(self, unit: np.ndarray, keys: Iterable[str], n: int) -> list[tuple[Chunk, float]]:
+        scored = []
+        for span in self.spans(keys):
+            pack = self.packs[span.pack]
+            has = pack.has_vector[span.start : span.end]
+            if not has.any():
+                continue
+            rows = np.arange(span.start, span.end)[has]
+            scored.append((span.pack, rows, np.asarray(pack.vectors[rows]) @ unit))
+        return self._top(scored, n)
+
+    def _top(self, scored: list[tuple[int, np.ndarray, np.ndarray]], n: int) -> list[tuple[Chunk, float]]:
+        """The n best rows; equal scores in (report, offset) order."""
+        if not scored:
+            return []
+        packs = np.concatenate([np.full(len(r), pi) for pi, r, _ in scored])
+        rows = np.concatenate([r for _, r, _ in scored])
+        scores = np.concatenate([s for _, _, s in scored]).astype(np.float64)
+        if len(scores) > n * 4:
+            cut = np.argpartition(-scores, n * 4)[: n * 4]
+            packs, rows, scores = packs[cut], rows[cut], scores[cut]
+        chunks = [self.packs[pi].chunk(int(r)) for pi, r in zip(packs, rows, strict=True)]
+        order = sorted(range(len(chunks)), key=lambda i: (-scores[i], chunks[i].report_id, chunks[i].start))[:n]
+        return [(chunks[i], float(scores[i])) for i in order]
+
+
+# ---- packs on disk -------------------------------------------------------------------------------------
+
+
+class Shelf:
+    """The packs on disk for one store and embedder (folder None, or a folder that cannot be written: the
+    packs live in this process's memory only)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._loaded: dict[str, Pack] = {}
+        self._local: list[str] = []  # packs kept in memory only
+
+    def _lock(self):
+        import filelock
+
+        return filelock.FileLock(str(self.folder / "manifest.lock"), timeout=30, thread_local=False)
+
+    def names(self) -> list[str]:
+        if self.folder is None:
+            return []
+        try:
+            return list(json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))["packs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def packs(self) -> list[Pack]:
+        """The packs named in the manifest, then this process's own (an unreadable pack is skipped: its
+        reports are read from the store again)."""
+        names = [*self.names(), *self._local]
+        for name in set(self._loaded) - set(names):  # merged away by another process
+            del self._loaded[name]
+        out = []
+        for name in names:
+            if name not in self._loaded:
+                try:
+                    self._loaded[name] = Pack.load(self.folder, name)
+                except (OSError, ValueError, KeyError, TypeError) as ex:
+                    log.info("index pack %s unreadable (%s); its reports are read from the store", name, ex)
+                    continue
+            out.append(self._loaded[name])
+        return out
+
+    def add(self, pack: Pack) -> None:
+        self._loaded[pack.name] = pack
+        if not self._persist(lambda: (pack.save(self.folder), self._update(add=[pack.name]))):
+            self._local.append(pack.name)
+
+    def replace(self, merged: Pack, replaced: Sequence[str]) -> None:
+        """merged takes the place of the packs named (packs another process added meanwhile stay)."""
+        self.add(merged)
+        self.drop(replaced)
+
+    def drop(self, names: Sequence[str]) -> None:
+        for name in names:
+            self._loaded.pop(name, None)
+        self._local = [n for n in self._local if n not in set(names)]
+        on_disk = [n for n in names if (self.folder / n).exists()] if self.folder is not None else []
+        if on_disk and self._persist(lambda: self._update(remove=on_disk)):
+            for name in on_disk:
+                shutil.rmtree(self.folder / name, ignore_errors=True)
+
+    def compact(self, index: Index) -> bool:
+        """Merge packs when they pile up (the smallest ones) or when dead rows outweigh alive ones (all of
+        them, keeping the alive rows). True when the packs changed."""
+        packs = index.packs
+        if index.dead_rows > max(index.n_docs, 1000):
+            chosen = list(range(len(packs)))
+        elif len(packs) > MERGE_PACKS:
+            chosen = sorted(range(len(packs)), key=lambda i: packs[i].n_rows)[: len(packs) - MERGE_PACKS // 2]
+        else:
+            return False
+        parts = [(packs[i], index.alive[i]) for i in chosen if index.alive[i].any()]
+        names = [packs[i].name for i in chosen]
+        if parts:
+            self.replace(Pack.merge(parts), names)
+        else:
+            self.drop(names)
+        return True
+
+    def _persist(self, write) -> bool:
+        """Run a disk write; False (logged) when there is no folder or it cannot be written — a cache that
+        cannot be kept slows the next process down, it never stops this one."""
+        if self.folder is None:
+            return False
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write()
+            return True
+        except Exception as ex:  # OSError, filelock.Timeout…
+            log.warning("cannot keep the search index on disk in %s (%s)", self.folder, ex)
+            return False
+
+    def _update(self, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        with self._lock():
+            names = [n for n in self.names() if n not in set(remove)] + [n for n in add]
+            tmp = self.folder / f".manifest-{uuid.uuid4().hex}"
+            tmp.write_text(json.dumps({"packs": names}), encoding="utf-8")
+            os.replace(tmp, self.folder / "manifest.json")

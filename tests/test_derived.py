@@ -1,0 +1,107 @@
+"""The derived search index (qa.derived): BM25 as bm25s scores it, kept incrementally (a report added is a
+pack, a report removed is dead rows; merging keeps the scores), packs on disk shared by processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import pytest
+from bm25s.tokenization import Tokenized
+
+from qa import derived
+from qa.ingest import ingest_paths
+from qa.retrieve import Retriever, tokenize
+from qa.schemas import Chunk
+
+DOCS = Path(__file__).resolve().parent.parent / "data" / "reports"
+TEXTS = {
+    "a": ["淄川区办理行政复议案件151件，审结67件", "综合纠错率达29.8%", "法律援助案件235件"],
+    "b": ["洛江区新收行政复议申请121件", "行政诉讼败诉率11.11%", "人民调解纠纷案件受理1661件", "复议"],
+    "c": ["达坂城区收到行政复议申请11件", "追回欠薪1547.16万元"],
+}
+QUESTIONS = ["行政复议案件多少件", "败诉率", "法律援助", "欠薪 万元", "调解 复议 复议"]
+
+
+def piece(key: str, texts: list[str], dim: int = 4) -> derived.Piece:
+    chunks = [Chunk(id=f"{key}-{i}", report_id=key, version="v", ordinal=i, section="", start=i * 100,
+                    end=i * 100 + len(t), text=t, embed_text=t) for i, t in enumerate(texts)]  # fmt: skip
+    vectors = np.random.default_rng(len(key)).normal(size=(len(texts), dim)).astype(np.float32)
+    return derived.Piece(key, chunks, [tokenize(t) for t in texts], vectors)
+
+
+def bm25s_scores(texts: list[str], question: str) -> np.ndarray:
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in tokenize(text)] for text in texts]
+    model = bm25s.BM25()
+    model.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
+    return np.asarray(model.get_scores([t for t in tokenize(question) if t in vocab]), dtype=np.float64)
+
+
+def our_scores(index: derived.Index, keys: list[str], n_rows: int, question: str) -> np.ndarray:
+    got = {c.text: s for c, s in index.bm25(tokenize(question), keys, n_rows)}
+    return np.array([got.get(t, 0.0) for k in keys for t in TEXTS[k]])
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_bm25_scores_are_bm25s_scores(question: str) -> None:
+    index = derived.Index([derived.Pack.build([piece(k, TEXTS[k]) for k in TEXTS], 4)], TEXTS)
+    texts = [t for k in TEXTS for t in TEXTS[k]]
+    assert np.allclose(our_scores(index, list(TEXTS), len(texts), question), bm25s_scores(texts, question),
+                       rtol=1e-5)  # fmt: skip
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_a_report_added_or_removed_changes_the_statistics_without_a_rebuild(question: str) -> None:
+    first = derived.Pack.build([piece("a", TEXTS["a"]), piece("b", TEXTS["b"])], 4)
+    added = derived.Pack.build([piece("c", TEXTS["c"])], 4)  # one report added: one more pack
+    # b removed: its rows are dead, and the library-wide statistics are those of a and c alone
+    index = derived.Index([first, added], ["a", "c"])
+    texts = TEXTS["a"] + TEXTS["c"]
+    assert index.n_docs == len(texts) and index.dead_rows == len(TEXTS["b"])
+    assert np.allclose(our_scores(index, ["a", "c"], len(texts), question), bm25s_scores(texts, question), rtol=1e-5)
+    # merging the alive rows into one pack keeps every score
+    merged = derived.Index([derived.Pack.merge([(p, a) for p, a in zip(index.packs, index.alive, strict=True)])],
+                           ["a", "c"])  # fmt: skip
+    assert merged.dead_rows == 0 and len(merged.packs[0].keys) == 2
+    assert np.allclose(our_scores(merged, ["a", "c"], len(texts), question),
+                       our_scores(index, ["a", "c"], len(texts), question))  # fmt: skip
+    assert "淄川" in merged.vocabulary() and "洛江" not in merged.vocabulary() and "洛江" not in index.vocabulary()
+
+
+def test_dense_is_exact_cosine_over_the_selected_reports_and_skips_rows_without_vectors() -> None:
+    a, c = piece("a", TEXTS["a"]), piece("c", TEXTS["c"])
+    c.vectors = None  # stored, not embedded yet: found by BM25, not by dense
+    index = derived.Index([derived.Pack.build([a, c], 4)], ["a", "c"])
+    query = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    got = index.dense(query, ["a", "c"], 10)
+    unit = a.vectors / np.linalg.norm(a.vectors, axis=1, keepdims=True)
+    assert [ch.text for ch, _ in got] == [TEXTS["a"][i] for i in np.argsort(-(unit @ query))]
+    assert index.bm25(tokenize("欠薪"), ["c"], 5)[0][0].text == TEXTS["c"][1]
+
+
+def test_packs_survive_on_disk_and_a_damaged_one_is_read_again(tmp_path: Path) -> None:
+    shelf = derived.Shelf(tmp_path)
+    pack = derived.Pack.build([piece("a", TEXTS["a"])], 4)
+    shelf.add(pack)
+    again = derived.Shelf(tmp_path).packs()  # another process
+    assert [p.keys for p in again] == [["a"]]
+    index = derived.Index(again, ["a"])
+    assert index.bm25(tokenize("纠错率"), ["a"], 1)[0][0].text == "综合纠错率达29.8%"
+    (tmp_path / pack.name / "rows.npy").write_bytes(b"not numpy")
+    assert derived.Shelf(tmp_path).packs() == []  # unreadable: skipped, so its report is read from the store
+
+
+def test_a_new_process_searches_from_the_packs_on_disk(services, monkeypatch) -> None:
+    ingest_paths([DOCS], services.store, services.embedder, services.settings)
+    question = "淄川区办理行政复议案件多少件"
+    first = [h.chunk.id for h in services.retriever.search(question, k=5).hits]
+    assert (services.store.index_dir / "manifest.json").exists()
+
+    def no_chunk_reads(*args, **kwargs):
+        raise AssertionError("the derived index was rebuilt from the store instead of loaded from disk")
+
+    monkeypatch.setattr(services.store, "iter_chunk_vectors", no_chunk_reads)
+    reader = Retriever(services.store, services.embedder, services.settings)  # a process started now
+    assert [h.chunk.id for h in reader.search(question, k=5).hits] == first
