@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from qa import extractive, parts, sanity, scope
+from qa import extractive, parts, ranking, sanity, scope
 from qa.chunking import sections
 from qa.llm import ChatLLM
 from qa.numbers import find_numbers, ungrounded
@@ -151,12 +151,15 @@ def claims(text: str) -> list[tuple[str, list[int]]]:
     return out
 
 
-def check_numbers(text: str, sources: dict[int, Source]) -> list[UnverifiedNumber]:
+def check_numbers(text: str, sources: dict[int, Source], counted: Sequence[str] = ()) -> list[UnverifiedNumber]:
     """Every number in the answer must appear in a passage its sentence cites. A passage that addresses
-    a model (an injected instruction) supports nothing."""
+    a model (an injected instruction) supports nothing. counted: what the engine itself counted or added up
+    from the cited values (how many reports state an indicator), written as such in the answer."""
     problems: list[UnverifiedNumber] = []
     for sentence, refs in claims(text):
         body = _MARKER.sub("", sentence)
+        for raw in counted:
+            body = body.replace(raw, "")
         if not find_numbers(body):
             continue
         cited = [sources[n].text for n in refs if n in sources]
@@ -416,9 +419,9 @@ def _interleave(rankings: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
     """Round-robin over several rankings, each chunk once: every ranking's best hits make the top k."""
     picked: dict[str, Hit] = {}
     for depth in range(max(map(len, rankings), default=0)):
-        for ranking in rankings:
-            if depth < len(ranking) and len(picked) < k:
-                picked.setdefault(ranking[depth].chunk.id, ranking[depth])
+        for ranked_hits in rankings:
+            if depth < len(ranked_hits) and len(picked) < k:
+                picked.setdefault(ranked_hits[depth].chunk.id, ranked_hits[depth])
     return list(picked.values())
 
 
@@ -461,6 +464,7 @@ class Draft:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
+    counted: tuple[str, ...] = ()  # numbers the engine counted itself (qa.ranking), not claims from a report
 
 
 class Answerer(Protocol):
@@ -574,12 +578,35 @@ def verify(draft: Draft, plan_: Plan, gathered: Gathered) -> dict:
     return {
         "text": text.strip(),
         "citations": [] if refused else make_citations(text, cited, by_n, draft.quotes),
-        "unverified_numbers": [] if refused else check_numbers(text, by_n),
+        "unverified_numbers": [] if refused else check_numbers(text, by_n, draft.counted),
         "refused": refused,
         "dropped_citations": tuple(dropped),
         "dropped_claims": tuple(out_of_scope),
         "scope_note": note,
     }
+
+
+def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
+           records: Sequence[ReportRecord]) -> tuple[Draft, Gathered]:  # fmt: skip
+    """The comparison table's cells for the indicator over the routed reports, listed as the question asks;
+    each listed value's passage is a source, its quote the cell's."""
+    cells = retriever.cells(asked.indicator.key, plan_.route.reports)
+    lines = ranking.select(asked, {report_id: cell for report_id, (cell, _) in cells.items()})
+    labels = {r.report_id: r.meta.label for r in records}
+    sources, quotes, numbers = [], [], {}
+    for line in lines[: ranking.LIST_AT_MOST]:
+        chunk = cells[line.report_id][1]
+        n = len(sources) + 1
+        numbers[line.report_id] = n
+        sources.append(Source(n=n, report_id=chunk.report_id, title=chunk.title, section=chunk.section,
+                              start=chunk.start, end=chunk.end, text=chunk.text, chunk_ids=(chunk.id,),
+                              region=chunk.region, rank=n - 1, label=labels.get(chunk.report_id, "")))  # fmt: skip
+        at = chunk.text.find(line.cell.quote)
+        if at >= 0:
+            quotes.append(extractive.Quote(n, line.cell.quote, chunk.start + at,
+                                           chunk.start + at + len(line.cell.quote)))  # fmt: skip
+    text, counted = ranking.write(asked, lines, numbers, labels, len(plan_.route.reports), len(cells))
+    return Draft(text, quotes, counted=counted), Gathered(sources, "table", hit_reports=tuple(numbers))
 
 
 # ---- the chain -----------------------------------------------------------------------------------------
@@ -625,6 +652,14 @@ def ask(
 
     if plan_.route.refusal:
         return refuse(plan_.route.refusal)
+    table_question = ranking.parse(plan_.standalone) if len(plan_.route.reports) > 1 else None
+    if table_question is not None:  # 哪个…最高 / 各…分别 / 合计: from the comparison table, every value cited
+        draft, gathered = ranked(table_question, plan_, retriever, records)
+        if on_token:
+            on_token(draft.text)
+        checked = verify(draft, plan_, gathered)
+        return Answer(scope=plan_.route.reports, sources=gathered.sources,
+                      latency_ms=(time.perf_counter() - started) * 1000, **checked, **common)  # fmt: skip
     gathered = gather(plan_, retriever, records, k, context_chars)
     if not gathered.sources:
         return refuse("没有找到相关段落")

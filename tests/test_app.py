@@ -368,7 +368,7 @@ def test_citations_are_numbered_in_the_order_the_answer_uses_them(fail_closed: P
     with each marker still linked to its own passage."""
     ingest(fail_closed, *CORPUS_FILES)
     at = start()
-    ask_in(at, "各地区行政复议纠错率分别是多少？")
+    ask_in(at, "各地区行政复议工作分别有什么做法？")
     answer = last_answer(at)
     engine = at.session_state["messages"][-1]["answer"]
     used = [int(n) for n in re.findall(r"\[(\d+)\]", engine.text)]

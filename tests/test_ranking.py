@@ -1,0 +1,56 @@
+"""Questions across reports about a catalogue indicator are answered from the comparison table: ranked, each
+value cited, with the count of reports that do not state it (qa.ranking + qa.answer.ranked)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from qa import ranking
+from qa.answer import ask
+
+
+@pytest.mark.parametrize(
+    ("question", "indicator", "op", "threshold"),
+    [
+        ("哪个区县的行政复议纠错率最高？", "admin_review_correction", "max", None),
+        ("哪些地方办理行政复议案件超过一百件？", "admin_review_received", "above", Decimal(100)),
+        ("行政诉讼败诉率低于5%的有哪些地区？", "admin_litigation_loss_rate", "below", Decimal(5)),
+        ("各区法律援助案件分别是多少？", "legal_aid_cases", "each", None),
+        ("这些地区的法律援助案件一共多少件？", "legal_aid_cases", "sum", None),
+    ],
+)
+def test_the_question_names_an_indicator_and_what_to_do(question, indicator, op, threshold) -> None:
+    asked = ranking.parse(question)
+    assert asked is not None and (asked.indicator.key, asked.op, asked.threshold) == (indicator, op, threshold)
+
+
+@pytest.mark.parametrize("question", ["淄川区办理行政复议案件多少件？", "哪些地区提到了法治督察？", "纠错率是什么意思？"])
+def test_other_questions_are_left_to_the_passages(question) -> None:
+    assert ranking.parse(question) is None
+
+
+def test_a_ranking_across_the_library_is_cited_from_the_table(corpus_services) -> None:
+    answer = ask("哪些地方办理行政复议案件超过100件？", corpus_services.retriever)
+    assert not answer.refused and not answer.unverified_numbers
+    lines = [line for line in answer.text.splitlines() if line[:1].isdigit()]
+    # the three reports stating more than 100 cases, highest first, each with its own passage
+    assert [line.split("：")[1].split(" [")[0] for line in lines] == ["151件", "125宗", "121件"]
+    assert "5 份报告写明" in answer.text
+    by_n = {c.n: c for c in answer.citations}
+    assert len(by_n) == 3 and all(c.quote and c.quote in c.passage for c in by_n.values())
+    assert "151件" in by_n[1].quote and by_n[1].report_id == "zichuan_2024.txt"
+
+
+def test_reports_not_stating_it_are_counted_never_guessed(corpus_services) -> None:
+    answer = ask("哪个地区的行政诉讼败诉率最高？", corpus_services.retriever)
+    assert "1. 洛江区：11.11% [1]" in answer.text
+    assert "4 份未写明（不计入）" in answer.text and not answer.unverified_numbers
+    assert [c.report_id for c in answer.citations] == ["luojiang_2024.txt"]
+
+
+def test_a_total_is_said_to_be_computed_and_units_that_differ_are_not_added(corpus_services) -> None:
+    answer = ask("各地区的法律援助案件一共多少件？", corpus_services.retriever)
+    assert "单位不同（件、宗），未相加" in answer.text and "相加为" not in answer.text
+    assert len(answer.citations) == 3 and not answer.unverified_numbers
