@@ -34,13 +34,16 @@ def sidebar_status(services: Services, llm: ChatLLM | None, llm_error: ui.UserMe
         # an HTML block, so the endpoint URL is not turned into a link
         st.markdown(ui.text_html(ui.engine_label(llm.label if llm else None)), unsafe_allow_html=True)
     try:
-        n_reports = len(services.store.reports())
+        records = services.store.reports()
     except QAError:  # the page above already said what failed, with 重试
         st.caption("文档库暂时无法读取。")
         return
     # where the store lives is for admins; everyone else sees how many reports it holds
     where = f"文档库：{redact(services.store.location)} · " if auth.can("settings") else "文档库："
-    st.caption(ui.escape_markdown(f"{where}{n_reports} 份报告"))
+    st.caption(ui.escape_markdown(f"{where}{len(records)} 份报告"))
+    vectors = ui.vector_status(records)
+    if vectors:  # a batch ingest's background pass is still embedding: keyword search works meanwhile
+        st.caption(vectors)
 
 
 def main() -> None:

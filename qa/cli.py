@@ -101,14 +101,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     results: list[IngestResult] = []
     with _progress() as progress:
-        files_task = progress.add_task("reports", total=len(files))
-        chunks_task = progress.add_task("embedding chunks", total=None)
+        # two passes: each report is searchable by keywords once read; its vectors follow in the background
+        files_task = progress.add_task("searchable (keywords)", total=len(files))
+        chunks_task = progress.add_task("vectors (background)", total=0)
 
         def on_result(result: IngestResult) -> None:
             results.append(result)
             style = _STATUS_STYLE.get(result.status, "")
             detail = f"{result.n_chunks} chunks" if result.status != "failed" else escape(result.reason)
-            if result.status in ("ingested", "updated") and result.embedded < result.n_chunks:
+            if result.pending:
+                detail += f" (vectors follow: {result.pending} to embed)"
+            elif result.status in ("ingested", "updated") and result.embedded < result.n_chunks:
                 detail += f" ({result.n_chunks - result.embedded} from cache)"
             if result.status != "failed" and result.reason:  # repaired: what was wrong with the stored copy
                 detail += f" ({escape(result.reason)})"
@@ -123,6 +126,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             settings,
             on_result=on_result,
             progress=lambda n: progress.advance(chunks_task, n),
+            background=True,
+            on_queued=lambda n: progress.update(
+                chunks_task, total=(progress.tasks[chunks_task].total or 0) + n),
         )
     counts = {s: sum(r.status == s for r in results) for s in ("ingested", "updated", "unchanged", "failed")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
@@ -142,6 +148,7 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
                     "report": r.report_id,
                     **r.meta.to_dict(),
                     "chunks": r.n_chunks,
+                    "embedded": r.embedded,
                     "ingested_at": r.ingested_at,
                 }
                 for r in records

@@ -448,10 +448,14 @@ class Shelf:
         """Merge packs when they pile up (the smallest ones) or when dead rows outweigh alive ones (all of
         them, keeping the alive rows). True when the packs changed."""
         packs = index.packs
+        empty = [p.name for p, alive in zip(packs, index.alive, strict=True) if not alive.any()]
         if index.dead_rows > max(index.n_docs, 1000):
             chosen = list(range(len(packs)))
-        elif len(packs) > MERGE_PACKS:
+        elif len(packs) - len(empty) > MERGE_PACKS:
             chosen = sorted(range(len(packs)), key=lambda i: packs[i].n_rows)[: len(packs) - MERGE_PACKS // 2]
+        elif empty:  # superseded (a report replaced, removed, or given its vectors): dropped
+            self.drop(empty)
+            return True
         else:
             return False
         parts = [(packs[i], index.alive[i]) for i in chosen if index.alive[i].any()]

@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from qa import loaders, metadata
 from qa.chunking import chunk_document
 from qa.config import Settings
 from qa.embeddings import Embedder
 from qa.errors import InputError, QAError
-from qa.schemas import Document, IngestResult
+from qa.schemas import Chunk, Document, IngestResult
 from qa.store import Store
 
 # Bump when loading, metadata or chunking logic changes: every report is then re-ingested once.
 # 6: versions (and so chunk ids) are keyed by report id as well as content: two reports never share chunks
 PIPELINE_VERSION = "6"
+COMPACT_EVERY = 64  # reports: how often a long ingest merges the derived index's small packs
 
 
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]]:
@@ -114,11 +119,14 @@ def ingest_file(
     settings: Settings,
     progress: Callable[[int], None] | None = None,
     report_id: str | None = None,
+    vectors_later: VectorPass | None = None,
 ) -> IngestResult:
     """Ingest one file. Raises QAError (InputError/ProviderError/StoreError…) for the caller to report.
 
     The slow part (load, chunk, embed) runs without the store's writer lock; whether to write at all
-    (unchanged? same content as another report?) is decided again under the lock, just before writing."""
+    (unchanged? same content as another report?) is decided again under the lock, just before writing.
+    vectors_later: chunks the embedding cache does not hold are stored at once without vectors (searchable
+    by keywords) and handed to this background pass, which embeds them and completes the report."""
     report_id = report_id or path.name
     data = loaders.read_bytes(path, settings.max_file_bytes)
     content_hash = hashlib.sha256(data).hexdigest()
@@ -135,7 +143,11 @@ def ingest_file(
     if not chunks:
         raise InputError("no text to index after cleaning", str(path))
     misses_before = getattr(embedder, "misses", 0)
-    vectors = embedder.embed_passages([c.embed_text for c in chunks], progress)
+    texts = [c.embed_text for c in chunks]
+    if vectors_later is not None:  # cached vectors are stored at once; the rest follow in the background
+        vectors = embedder.lookup(texts) if hasattr(embedder, "lookup") else None
+    else:
+        vectors = embedder.embed_passages(texts, progress)
     with store.writing():  # one writer at a time; another may have stored this file while we embedded
         settled, problem = _settled(store, path, report_id, version, content_hash)
         if settled is not None:
@@ -157,6 +169,9 @@ def ingest_file(
                 "encoding": document.encoding,
             },
         )
+    keep_index(store, chunks, vectors)
+    if vectors is None and vectors_later is not None:
+        vectors_later.add(report_id, version, chunks)
     return IngestResult(
         str(path),
         report_id,
@@ -164,7 +179,78 @@ def ingest_file(
         reason=f"repaired: {problem}" if problem else "",
         n_chunks=len(chunks),
         embedded=getattr(embedder, "misses", 0) - misses_before,
+        pending=len(chunks) if vectors is None else 0,
     )
+
+
+def keep_index(store: Store, chunks: Sequence[Chunk], vectors: np.ndarray | None) -> None:
+    """Add the report version just written to the derived index on disk (qa.derived), so that no reader
+    reads it back from the store."""
+    from qa.derived import Pack, Piece, Shelf
+    from qa.retrieve import tokenize
+
+    if store.index_dir is None:
+        return
+    key = f"{chunks[0].report_id}\t{chunks[0].version}"
+    piece = Piece(key, list(chunks), [tokenize(f"{c.section} {c.text}") for c in chunks], vectors)
+    Shelf(store.index_dir).add(Pack.build([piece], store.dim))
+
+
+def compact_index(store: Store) -> None:
+    """Merge the small packs a run of ingests left on disk (qa.derived.Shelf.compact), so a reader loads
+    a few packs, not one per report."""
+    from qa.derived import Index, Shelf
+
+    if store.index_dir is None:
+        return
+    shelf = Shelf(store.index_dir)
+    shelf.compact(Index(shelf.packs(), {f"{r.report_id}\t{r.version}": r.embedded for r in store.reports()}))
+
+
+class VectorPass:
+    """The background pass: embeds the chunks of reports stored without vectors, one report at a time in
+    the order given, and completes each in the store (qa.store.Store.set_vectors) and the derived index.
+    A failure leaves the report searchable by keywords and is reported; `qa ingest` resumes it."""
+
+    def __init__(self, store: Store, embedder: Embedder, progress: Callable[[int], None] | None = None,
+                 on_queued: Callable[[int], None] | None = None) -> None:  # fmt: skip
+        self.store, self.embedder, self.progress, self.on_queued = store, embedder, progress, on_queued
+        self.failures: list[tuple[str, str]] = []  # (report id, why)
+        self.done = 0  # reports completed
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="qa-vectors", daemon=True)
+        self._thread.start()
+
+    def add(self, report_id: str, version: str, chunks: Sequence[Chunk]) -> None:
+        if self.on_queued:
+            self.on_queued(len(chunks))
+        self._queue.put((report_id, version, list(chunks)))
+
+    def resume(self) -> int:
+        """Queue the reports an earlier pass left without vectors; how many."""
+        pending = self.store.pending()
+        for record in pending:
+            self.add(record.report_id, record.version, self.store.report_chunks(record.report_id))
+        return len(pending)
+
+    def finish(self) -> list[tuple[str, str]]:
+        """Wait until every queued report is done; the failures."""
+        self._queue.put(None)
+        self._thread.join()
+        return self.failures
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            report_id, version, chunks = job
+            try:
+                vectors = self.embedder.embed_passages([c.embed_text for c in chunks], self.progress)
+                if self.store.set_vectors(report_id, version, chunks, vectors):
+                    keep_index(self.store, chunks, vectors)
+                    self.done += 1
+            except QAError as ex:
+                self.failures.append((report_id, str(ex)))
+            except Exception as ex:  # the pass must end (and say why) whatever happens to one report
+                self.failures.append((report_id, f"{type(ex).__name__}: {ex}"))
 
 
 def ingest_paths(
@@ -174,15 +260,26 @@ def ingest_paths(
     settings: Settings,
     on_result: Callable[[IngestResult], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    *,
+    background: bool = False,
+    on_queued: Callable[[int], None] | None = None,
 ) -> list[IngestResult]:
     """Ingest files and folders; every file gets a result, failures carry the reason. First the store is
-    cleared of what a killed writer left behind (qa.store.Store.repair)."""
+    cleared of what a killed writer left behind (qa.store.Store.repair).
+
+    background: each report is stored and searchable by keywords as soon as it is read; the chunks the
+    embedding cache does not hold are embedded by a background pass (progress: chunks embedded; on_queued:
+    chunks handed to it), which also resumes reports an earlier pass left without vectors. Returns when
+    that pass is done; a report it could not complete is a failed result (searchable by keywords)."""
     files, results = collect_files(paths)
     if files:
         store.repair()
     for result in results:
         if on_result:
             on_result(result)
+    later = VectorPass(store, embedder, progress, on_queued) if background else None
+    if later is not None and files:
+        later.resume()
     seen: dict[str, Path] = {}
     for path in files:
         if path.name in seen and seen[path.name].resolve() != path.resolve():
@@ -193,11 +290,23 @@ def ingest_paths(
         else:
             seen[path.name] = path
             try:
-                result = ingest_file(path, store, embedder, settings, progress)
+                result = ingest_file(path, store, embedder, settings, progress, vectors_later=later)
             except QAError as ex:
                 reason = ex.reason if isinstance(ex, InputError) else str(ex)
                 result = IngestResult(str(path), path.name, "failed", reason)
         results.append(result)
         if on_result:
             on_result(result)
+        if len(results) % COMPACT_EVERY == 0:
+            compact_index(store)
+    if later is not None:
+        for report_id, why in later.finish():
+            failed = IngestResult(report_id, report_id, "failed",
+                                  f"its vectors could not be computed ({why}); it is searchable by keywords "
+                                  "meanwhile: run `qa ingest` again to finish it")  # fmt: skip
+            results.append(failed)
+            if on_result:
+                on_result(failed)
+    if files:
+        compact_index(store)
     return results

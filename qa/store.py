@@ -715,19 +715,20 @@ class Store:
             raise ValueError("one vector per chunk")
         if any(c.report_id != report_id or c.version != version for c in chunks):
             raise ValueError("every chunk must belong to the report and version stored")
+        # Chroma merges a record's metadata on upsert: every field is written, None removing one the
+        # report's previous version had (a title no longer found, a pending mark, text gaps…).
         record = {
             "version": version,
             "n_chunks": len(chunks),
             "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            **{k: v for k, v in (source or {}).items() if v},
-            **{k: getattr(meta, k) for k in _META_FIELDS if getattr(meta, k)},
+            **{k: v or None for k, v in (source or {}).items()},
+            **{k: getattr(meta, k) or None for k in _META_FIELDS},
+            "pending_vectors": True if pending else None,
+            "year": meta.year,
+            "region_path": _PATH_SEP.join(meta.region_path) or None,
+            "text_gaps": None,
+            "text_len": None,
         }
-        if pending:
-            record["pending_vectors"] = True
-        if meta.year is not None:
-            record["year"] = meta.year
-        if meta.region_path:
-            record["region_path"] = _PATH_SEP.join(meta.region_path)
         with self.writing():
             for i in range(0, len(chunks), self._batch):
                 part = chunks[i : i + self._batch]
@@ -762,7 +763,7 @@ class Store:
                 self._write(f"the vectors of {report_id!r}", lambda part=part, i=i: self.chunks.update(
                     ids=[c.id for c in part], embeddings=np.asarray(vectors[i : i + self._batch], dtype=np.float32)))  # fmt: skip
             self._check_still_locked(f"storing the vectors of {report_id!r}")
-            meta.pop("pending_vectors", None)
+            meta["pending_vectors"] = None  # removed (Chroma merges metadata on upsert)
             self._write_stamp(report_id, meta, got["documents"][0] or "")
         return True
 

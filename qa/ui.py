@@ -784,3 +784,13 @@ if (!window.__qaWidgetZh) {
 }
 </script>
 """.replace("RULES", json.dumps(WIDGET_TEXT_RULES)).replace("SCOPE", json.dumps(WIDGET_SCOPE))
+
+
+def vector_status(records: Sequence[ReportRecord]) -> str:
+    """"向量索引 x/y 段" while reports wait for their vectors (searchable by keywords meanwhile); "" when
+    every report is embedded."""
+    total = sum(r.n_chunks for r in records)
+    done = sum(r.n_chunks for r in records if r.embedded)
+    if done == total:
+        return ""
+    return f"向量索引 {done:,}/{total:,} 段（其余报告暂按关键词检索，向量补齐后自动使用）"
