@@ -33,6 +33,7 @@ class Settings:
     embed_base_url: str | None = None
     embed_api_key: str | None = None
     embed_batch: int = 32
+    embed_concurrency: int = 4  # OpenAI-compatible embeddings: batches in flight at once
     chunk_size: int = 400  # characters
     chunk_overlap: int = 60
     max_file_mb: float = 20.0
@@ -149,6 +150,7 @@ class Settings:
             embed_model=get("QA_EMBED_MODEL") or defaults.embed_model,
             embed_base_url=get("QA_EMBED_BASE_URL") or get("QA_LLM_BASE_URL"),
             embed_api_key=get("QA_EMBED_API_KEY") or get("QA_LLM_API_KEY") or get("OPENAI_API_KEY"),
+            embed_concurrency=number("QA_EMBED_CONCURRENCY", int, defaults.embed_concurrency),
             chunk_size=number("QA_CHUNK_SIZE", int, defaults.chunk_size),
             chunk_overlap=number("QA_CHUNK_OVERLAP", int, defaults.chunk_overlap),
             max_file_mb=number("QA_MAX_FILE_MB", float, defaults.max_file_mb),

@@ -68,9 +68,10 @@ class OpenAIEmbedder:
 
     batch = 64
 
-    def __init__(self, client: Any, model: str, dim: int | None = None) -> None:
+    def __init__(self, client: Any, model: str, dim: int | None = None, concurrency: int = 4) -> None:
         self._client = client
         self.model = model
+        self.concurrency = max(1, concurrency)  # batches in flight at once (a GPU server batches them)
         self.name = "openai-" + "".join(c if c.isalnum() or c in "-_." else "-" for c in model)
         self._dim = dim
 
@@ -86,12 +87,21 @@ class OpenAIEmbedder:
         return np.asarray(embed_texts(self._client, self.model, texts), dtype=np.float32)
 
     def embed_passages(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        batches = [list(texts[i : i + self.batch]) for i in range(0, len(texts), self.batch)]
         parts = []
-        for i in range(0, len(texts), self.batch):
-            batch = list(texts[i : i + self.batch])
-            parts.append(self._embed(batch))
-            if progress:
-                progress(len(batch))
+        if len(batches) > 1 and self.concurrency > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(self.concurrency, len(batches)), thread_name_prefix="qa-embed") as pool:
+                for batch, vectors in zip(batches, pool.map(self._embed, batches), strict=True):  # in order
+                    parts.append(vectors)
+                    if progress:
+                        progress(len(batch))
+        else:
+            for batch in batches:
+                parts.append(self._embed(batch))
+                if progress:
+                    progress(len(batch))
         vectors = np.vstack(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
         self._dim = self._dim or (vectors.shape[1] if len(vectors) else None)
         return vectors
@@ -198,7 +208,7 @@ def make_embedder(settings: Settings) -> CachedEmbedder:
         client = make_client(
             settings.embed_base_url, settings.embed_api_key, settings.llm_timeout, settings.llm_retries
         )
-        inner = OpenAIEmbedder(client, settings.embed_model)
+        inner = OpenAIEmbedder(client, settings.embed_model, concurrency=settings.embed_concurrency)
     else:  # Settings validates this; kept for type checkers
         raise ConfigError(f"unknown embedder {settings.embedder!r}")
     return CachedEmbedder(inner, settings.caches / "embeddings.sqlite")

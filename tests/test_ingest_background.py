@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
-
 from conftest import CORPUS
+
 from qa import ui
 from qa.answer import ask
 from qa.config import Settings

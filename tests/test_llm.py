@@ -454,6 +454,27 @@ def test_openai_embedder_returns_vectors_in_input_order_and_probes_the_dimension
     assert not np.allclose(vectors[0], vectors[1])
 
 
+def test_openai_embedder_sends_batches_concurrently_and_keeps_their_order(server: OpenAIServer) -> None:
+    """The scale-out path: batches go out `concurrency` at a time (each of the first two waits at a barrier
+    that only two requests in flight at once can pass), and the vectors come back in input order."""
+    meeting = threading.Barrier(2, timeout=20)
+
+    def respond(request):
+        if len(request.body.get("input", [])) == 2 and request.body["input"][0] in ("甲", "丙"):
+            meeting.wait()  # raises BrokenBarrierError (the request fails) when sent one at a time
+        return Reply("")
+
+    server.responder = respond
+    embedder = OpenAIEmbedder(make_client(server.url, "k", 30, 0), "fake-embed", dim=8, concurrency=2)
+    embedder.batch = 2
+    texts = ["甲", "乙", "丙", "丁", "戊"]
+    progress: list[int] = []
+    vectors = embedder.embed_passages(texts, progress.append)
+    assert progress == [2, 2, 1] and len(server.requests) == 3
+    for text, vector in zip(texts, vectors, strict=True):
+        np.testing.assert_allclose(vector, embedder.embed_query(text), rtol=1e-6)
+
+
 def test_embeddings_are_put_back_in_input_order_and_counted() -> None:
     """Servers may return embeddings out of order: `index` says which text each vector belongs to."""
     shuffled = {"object": "list", "model": "m", "data": [
