@@ -17,16 +17,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from qa import extractive, parts, ranking, sanity, scope
 from qa.chunking import sections
 from qa.llm import ChatLLM
 from qa.numbers import find_numbers, ungrounded
-from qa.prompts import PromptTemplate, get_template
 from qa.retrieve import Retriever
 from qa.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
 from qa.text import normalize
+
+if TYPE_CHECKING:
+    from qa.prompts import PromptTemplate
 
 REFUSAL = extractive.REFUSAL
 HEADER_SECTION = "报告信息（网页页眉）"
@@ -338,6 +340,8 @@ def condense_llm(
     question: str, history: Sequence[Turn], llm: ChatLLM, prompts_dir: Path | None = None
 ) -> str:
     """An LLM rewrite of a follow-up as a standalone question (the scope is decided by `plan`, not by it)."""
+    from qa.prompts import get_template  # jinja + yaml: only the LLM engine needs them
+
     template = get_template("condense", prompts_dir)
     messages = template.render(
         question=question, history=[{"role": t.role, "content": t.content} for t in history]
@@ -631,6 +635,8 @@ def ask(
     unless an LLM (or another Answerer) is given."""
     started = time.perf_counter()
     if answerer is None:
+        from qa.prompts import get_template  # jinja + yaml: only the LLM engine needs them
+
         answerer = LLMAnswerer(llm, get_template("answer", prompts_dir)) if llm else ExtractiveAnswerer()
     records = retriever.store.reports()
     if not records:

@@ -10,7 +10,10 @@ in docs/architecture.md (*Report identity*).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import pickle
 import re
 import unicodedata
 import zipfile
@@ -218,10 +221,54 @@ def parse_renamed(lines: Iterable[str], current: dict[tuple[str, ...], str]) -> 
     return renamed
 
 
+_cache_dir: Path | None = None
+
+
+def keep_in(folder: Path | None) -> None:
+    """Keep the parsed gazetteer in this folder (qa.wiring passes the configured cache dir): parsing the data
+    file costs ~0.35 s, a third of a cold `qa ask`; loading it back ~0.03 s."""
+    global _cache_dir
+    _cache_dir = folder
+
+
 @lru_cache(maxsize=1)
 def load() -> Gazetteer:
-    """The gazetteer, read once per process (~0.3 s)."""
+    """The gazetteer, read once per process (from the cache folder when one is kept, see keep_in)."""
     folder = _data_dir()
+    cached = _cached_path(folder)
+    if cached is not None:
+        try:
+            with cached.open("rb") as f:
+                return pickle.load(f)
+        except (OSError, pickle.PickleError, EOFError, AttributeError, TypeError):
+            pass  # missing or written by another version: parsed again below
+    gazetteer = _parse(folder)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            with tmp.open("wb") as f:
+                pickle.dump(gazetteer, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, cached)
+        except OSError:
+            pass  # a cache that cannot be written only costs the next process the parse
+    return gazetteer
+
+
+def _cached_path(folder: Path) -> Path | None:
+    """The cache file for this data and this module's code (either changing gives a new file)."""
+    if _cache_dir is None:
+        return None
+    try:
+        stamp = [f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in
+                 (folder / "china_location.zip", folder / "china_location_change.txt", Path(__file__))]  # fmt: skip
+    except OSError:
+        return None
+    key = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:16]
+    return _cache_dir / f"gazetteer-{key}.pickle"
+
+
+def _parse(folder: Path) -> Gazetteer:
     try:
         with zipfile.ZipFile(folder / "china_location.zip") as archive:
             text = archive.read(archive.namelist()[0]).decode("utf-8")

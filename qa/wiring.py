@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qa import gazetteer
 from qa.calllog import CallLog
 from qa.config import Settings
 from qa.embeddings import CachedEmbedder, make_embedder
@@ -26,6 +27,7 @@ def open_services(
 ) -> Services:
     """owner: how this process is named to writers waiting for its store lock (default: from argv, e.g.
     `qa ingest`); lock_timeout: seconds a write waits for another writer (default QA_STORE_LOCK_TIMEOUT)."""
+    gazetteer.keep_in(settings.caches)
     embedder = make_embedder(settings)
     timeout = settings.store_lock_timeout if lock_timeout is None else lock_timeout
     store = Store.open(settings, embedder.name, embedder.dim, owner=owner, lock_timeout=timeout)
