@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene")
 _COLUMNS = ("id", "report_id", "version", "ordinal", "section", "start", "end", "text", "title", "region", "year")
-MERGE_PACKS = 12  # more packs than this are merged into one
+MERGE_PACKS = 12  # more packs than this: the smallest are merged
+MAX_PACK_ROWS = 12_000  # chunks: packs are built and merged up to this size (bounds memory at any scale)
 SMALL_SELECTION = 4000  # rows: a selection this small is scored range by range, not with a whole-pack mask
 
 
@@ -88,15 +89,15 @@ class Pack:
         keys = [p.key for p in pieces]
         starts = np.cumsum([0, *(len(p.chunks) for p in pieces)]).astype(np.int64)
         vocab: dict[str, int] = {}
-        terms: list[int] = []
+        terms: list[np.ndarray] = []  # one array per chunk: no Python int per token (memory at scale)
         lengths: list[int] = []
         for piece in pieces:
             for tokens in piece.tokens:
-                terms.extend(vocab.setdefault(t, len(vocab)) for t in tokens)
+                terms.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens)))
                 lengths.append(len(tokens))
         n_rows = int(starts[-1])
         rows = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
-        term_arr = np.asarray(terms, dtype=np.int64)
+        term_arr = np.concatenate(terms) if terms else np.zeros(0, np.int64)
         indptr, post_rows, tf = _postings(term_arr, rows, n_rows, len(vocab))
         vectors = np.zeros((n_rows, dim), dtype=np.float32)
         has_vector = np.zeros(n_rows, dtype=bool)
@@ -445,26 +446,29 @@ class Shelf:
                 shutil.rmtree(self.folder / name, ignore_errors=True)
 
     def compact(self, index: Index) -> bool:
-        """Merge packs when they pile up (the smallest ones) or when dead rows outweigh alive ones (all of
-        them, keeping the alive rows). True when the packs changed."""
-        packs = index.packs
-        empty = [p.name for p, alive in zip(packs, index.alive, strict=True) if not alive.any()]
-        if index.dead_rows > max(index.n_docs, 1000):
-            chosen = list(range(len(packs)))
-        elif len(packs) - len(empty) > MERGE_PACKS:
-            chosen = sorted(range(len(packs)), key=lambda i: packs[i].n_rows)[: len(packs) - MERGE_PACKS // 2]
-        elif empty:  # superseded (a report replaced, removed, or given its vectors): dropped
+        """Drop packs no alive row is in; merge the smallest packs when there are more than MERGE_PACKS, and
+        rewrite a pack whose rows are mostly dead — never into a pack past MAX_PACK_ROWS alive rows, so a
+        merge's memory stays bounded whatever the library's size. True when the packs changed."""
+        packs, alive = index.packs, index.alive
+        live = [int(a.sum()) for a in alive]
+        empty = [p.name for p, n in zip(packs, live, strict=True) if n == 0]
+        if empty:
             self.drop(empty)
-            return True
-        else:
-            return False
-        parts = [(packs[i], index.alive[i]) for i in chosen if index.alive[i].any()]
-        names = [packs[i].name for i in chosen]
-        if parts:
-            self.replace(Pack.merge(parts), names)
-        else:
-            self.drop(names)
-        return True
+        kept = [i for i, n in enumerate(live) if n]
+        by_size = sorted(kept, key=lambda i: live[i])
+        chosen: list[int] = []
+        if len(kept) > MERGE_PACKS:
+            total = 0
+            for i in by_size:
+                if total + live[i] > MAX_PACK_ROWS and len(chosen) >= 2:
+                    break
+                chosen.append(i)
+                total += live[i]
+        if not chosen:  # mostly dead: rewritten alone, keeping its alive rows
+            chosen = [i for i in kept if live[i] * 2 < packs[i].n_rows][:1]
+        if chosen:
+            self.replace(Pack.merge([(packs[i], alive[i]) for i in chosen]), [packs[i].name for i in chosen])
+        return bool(empty or chosen)
 
     def _persist(self, write) -> bool:
         """Run a disk write; False (logged) when there is no folder or it cannot be written — a cache that

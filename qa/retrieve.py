@@ -134,21 +134,21 @@ class Retriever:
                     self._verified.add(state[key])
         missing = [key for key in wanted if state[key] not in self._verified]
         problems: dict[str, str] = {}
-        if missing:
-            pieces = self._read_pieces([wanted[key] for key in missing])
-            for key in missing:
+        for batch in _batches(missing, wanted, derived.MAX_PACK_ROWS):  # a pack each: memory stays bounded
+            pieces = self._read_pieces([wanted[key] for key in batch])
+            for key in batch:
                 got = len(pieces[key].chunks)
                 if got != wanted[key].n_chunks:
                     problems[key] = f"listed with {wanted[key].n_chunks} chunks, holding {got}"
             if problems and self.store.signature() != signature:
                 # Another process replaced or removed reports while we read them: not damage, a stale view.
                 raise StoreChanged(f"the store at {self.store.location} changed while it was read; read it again")
-            good = [pieces[key] for key in missing if key not in problems]
+            good = [pieces[key] for key in batch if key not in problems]
             if good:
-                pack = derived.Pack.build(good, self.store.dim)
-                self._shelf.add(pack)
+                self._shelf.add(derived.Pack.build(good, self.store.dim))
                 self._verified.update(state[p.key] for p in good)
-                packs = self._shelf.packs()
+        if missing:
+            packs = self._shelf.packs()
         alive = {key: wanted[key].embedded for key in wanted if state[key] in self._verified}
         search = derived.Index(packs, alive)
         if self._shelf.compact(search):
@@ -340,6 +340,19 @@ class Retriever:
             )
         fused = fuse(ranked, pool, self.settings.rrf_k)
         return diversify(fused, k) if spread else fused[:k]
+
+
+def _batches(keys: Sequence[str], records: dict[str, ReportRecord], rows: int) -> list[list[str]]:
+    """Keys in groups of about `rows` chunks."""
+    groups: list[list[str]] = [[]]
+    size = 0
+    for key in keys:
+        if groups[-1] and size + records[key].n_chunks > rows:
+            groups.append([])
+            size = 0
+        groups[-1].append(key)
+        size += records[key].n_chunks
+    return [g for g in groups if g]
 
 
 def diversify(hits: Sequence[Hit], k: int) -> list[Hit]:

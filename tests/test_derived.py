@@ -105,3 +105,26 @@ def test_a_new_process_searches_from_the_packs_on_disk(services, monkeypatch) ->
     monkeypatch.setattr(services.store, "iter_chunk_vectors", no_chunk_reads)
     reader = Retriever(services.store, services.embedder, services.settings)  # a process started now
     assert [h.chunk.id for h in reader.search(question, k=5).hits] == first
+
+
+def test_compaction_merges_the_smallest_packs_and_rewrites_mostly_dead_ones(tmp_path: Path) -> None:
+    shelf = derived.Shelf(tmp_path)
+    keys = [f"r{i}" for i in range(derived.MERGE_PACKS + 2)]
+    for key in keys:  # one pack per ingested report, as a long `qa ingest` leaves them
+        shelf.add(derived.Pack.build([piece(key, TEXTS["a"])], 4))
+    index = derived.Index(shelf.packs(), keys)
+    before = {c.id: s for c, s in index.bm25(tokenize("行政复议案件"), keys, 100)}
+    assert shelf.compact(index)
+    index = derived.Index(derived.Shelf(tmp_path).packs(), keys)  # what the next process loads
+    assert len(index.packs) < derived.MERGE_PACKS and index.dead_rows == 0
+    assert {c.id: s for c, s in index.bm25(tokenize("行政复议案件"), keys, 100)} == pytest.approx(before)
+
+    # most reports of the merged pack removed: it is rewritten with the alive rows only
+    merged = max(index.packs, key=lambda p: p.n_rows)
+    gone = merged.keys[1:]
+    alive = [k for k in keys if k not in gone]
+    index = derived.Index(shelf.packs(), alive)
+    assert index.dead_rows == len(gone) * len(TEXTS["a"])
+    assert shelf.compact(index)
+    index = derived.Index(derived.Shelf(tmp_path).packs(), alive)
+    assert index.dead_rows == 0 and sorted(index.where) == sorted(alive)
