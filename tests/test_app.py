@@ -1565,3 +1565,37 @@ def test_workspaces_keep_a_teams_library_apart_in_the_app(fail_closed: Path, mon
     assert admin.chat_message.len == 0  # another team's library: the conversation starts over
     ask_in(admin, "洛江区新收行政复议申请多少件？")
     assert "121件" in last_answer(admin).markdown[0].value
+
+
+def test_the_sidebar_says_how_much_of_the_library_has_its_vectors(fail_closed: Path) -> None:
+    """While a batch ingest's background pass is embedding (here: stopped by an embeddings endpoint that is
+    down), the sidebar says 向量索引 x/y and the report still answers by keywords."""
+    from qa.errors import ProviderError
+    from qa.ingest import ingest_paths
+    from qa.wiring import open_services
+
+    class Down:  # the real embedder's name and size, an endpoint that fails, nothing in its cache
+        def __init__(self, inner) -> None:
+            self.name, self.dim, self.inner = inner.name, inner.dim, inner
+
+        def lookup(self, texts):
+            return None
+
+        def embed_passages(self, texts, progress=None):
+            raise ProviderError("embeddings endpoint unreachable")
+
+        def embed_query(self, text):
+            return self.inner.embed_query(text)
+
+    services = open_services(make_settings(fail_closed))
+    first = ingest_paths([CORPUS / "luojiang_2024.txt"], services.store, services.embedder, services.settings)
+    assert [r.status for r in first] == ["ingested"]
+    results = ingest_paths([CORPUS / "zichuan_2024.txt"], services.store, Down(services.embedder), services.settings,
+                           background=True)  # fmt: skip
+    assert [r.status for r in results] == ["ingested", "failed"]
+    n_luojiang = services.store.get_report("luojiang_2024.txt").n_chunks
+    total = n_luojiang + services.store.get_report("zichuan_2024.txt").n_chunks
+    at = start()
+    assert f"向量索引 {n_luojiang}/{total} 段" in sidebar_text(at)
+    ask_in(at, "淄川区办理行政复议案件多少件？")
+    assert "151件" in plain(last_answer(at).markdown[0].value)
