@@ -8,7 +8,7 @@ import streamlit as st
 
 from app_pages.common import empty_library, get_services, reports_multiselect, show_flash
 from qa import ui, ui_compare
-from qa.compare import CompareTable, build_table, to_csv, to_markdown, to_xlsx
+from qa.compare import CompareTable, to_csv, to_markdown, to_xlsx
 from qa.exports import CSV_MIME, XLSX_MIME
 from qa.wiring import Services
 
@@ -17,9 +17,8 @@ from qa.wiring import Services
 def library_table(location: str, signature: str) -> CompareTable:
     """The table over every report of the library; rebuilt only when a report is added, replaced or removed
     (the store's signature changes), not on every rerun of the page."""
-    store = get_services().store
-    columns = ui_compare.report_columns(store.reports())
-    return build_table([(column, store.report_chunks(column.report_id)) for column in columns])
+    services = get_services()
+    return services.retriever.compare_table(ui_compare.report_columns(services.store.reports()))
 
 
 def comparison_table(services: Services) -> CompareTable | None:

@@ -251,22 +251,27 @@ class Index:
     def cells(self, indicator: str, keys: Iterable[str]) -> dict[str, tuple[Cell, Chunk]]:
         """report id → (its comparison-table cell for the indicator, the chunk the cell quotes), for the
         reports among keys that state it."""
+        return {chunk.report_id: (cell, chunk) for cell, chunk in self.all_cells(keys, indicator)}
+
+    def all_cells(self, keys: Iterable[str], indicator: str | None = None) -> list[tuple[Cell, Chunk]]:
+        """The comparison-table cells of these report versions (of one indicator, when given), each with the
+        chunk it quotes."""
         from qa.compare import Cell, Other
 
-        out = {}
+        out = []
         for key in keys:
             span = self.where.get(key)
             if span is None:
                 continue
             pack = self.packs[span.pack]
             for cell in pack.cells.get(key, ()):
-                if cell["indicator"] != indicator:
+                if indicator is not None and cell["indicator"] != indicator:
                     continue
                 ids = pack.columns["id"][span.start : span.end]
                 if cell["chunk_id"] in ids:
                     chunk = pack.chunk(span.start + ids.index(cell["chunk_id"]))
                     others = tuple(Other(**o) for o in cell["others"])
-                    out[chunk.report_id] = (Cell(**{**cell, "others": others}), chunk)
+                    out.append((Cell(**{**cell, "others": others}), chunk))
         return out
 
     def vocabulary(self) -> frozenset[str]:

@@ -15,7 +15,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from qa.errors import EmptyIndexError
 from qa.schemas import Chunk, Hit, ReportRecord
 from qa.scope import asks_across_reports
 from qa.store import Store, StoreChanged, StoreError, damaged
+
+if TYPE_CHECKING:
+    from qa.compare import CompareTable, ReportColumn
 
 T = TypeVar("T")
 
@@ -187,6 +190,25 @@ class Retriever:
             wanted = set(report_ids)
             return index.search.cells(indicator, [_key(r.report_id, r.version) for r in records
                                                   if r.report_id in wanted])  # fmt: skip
+
+        return self._retrying(run)
+
+    def compare_table(self, columns: Sequence[ReportColumn]) -> CompareTable:
+        """The comparison table (qa.compare) of these reports, from the cells kept in the derived index:
+        what build_table computes from their chunks, without reading or re-reading thousands of reports."""
+        from qa.compare import CompareTable
+        from qa.indicators import CATALOGUE
+
+        def run() -> CompareTable:
+            records = self.store.reports()
+            index = self.index(records)
+            wanted = {c.report_id for c in columns}
+            keys = [_key(r.report_id, r.version) for r in records if r.report_id in wanted]
+            broken = sorted(wanted & set(index.damaged))
+            if broken:
+                raise damaged(next(r for r in records if r.report_id == broken[0]), index.damaged[broken[0]])
+            cells = {(cell.indicator, cell.report_id): cell for cell, _ in index.search.all_cells(keys)}
+            return CompareTable(CATALOGUE, tuple(columns), cells)
 
         return self._retrying(run)
 

@@ -222,3 +222,15 @@ def test_cli_compare_on_the_stored_corpus(
     # written with the user's umask (022 → 0644), not a temporary file's 0600
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
     assert modes == {"compare.md": 0o644, "compare.csv": 0o644, "compare.xlsx": 0o644}
+
+
+def test_the_table_from_the_derived_index_is_the_table_from_the_chunks(corpus_services) -> None:
+    """`qa compare` and the 对比 page read the cells kept per report version (no chunk is re-read at scale);
+    they are what build_table finds in the chunks."""
+    from qa.compare import ReportColumn, build_table
+
+    store = corpus_services.store
+    columns = [ReportColumn(r.report_id, r.meta.region, r.meta.year) for r in store.reports()]
+    kept = corpus_services.retriever.compare_table(columns)
+    fresh = build_table([(c, store.report_chunks(c.report_id)) for c in columns])
+    assert kept.cells and kept.cells == fresh.cells and kept.reports == fresh.reports
