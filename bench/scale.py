@@ -40,7 +40,7 @@ from qa import gazetteer  # noqa: E402
 from qa.answer import ask  # noqa: E402
 from qa.config import Settings  # noqa: E402
 from qa.evaluate import load_dataset, number_correct, percentile  # noqa: E402
-from qa.ingest import ingest_file, ingest_paths  # noqa: E402
+from qa.ingest import COMPACT_EVERY, compact_index, ingest_file, ingest_paths  # noqa: E402
 from qa.wiring import Services, open_services  # noqa: E402
 
 DOCS = ROOT / "data" / "reports"
@@ -160,6 +160,8 @@ def build(services: Services, variants: list[Variant], folder: Path, gaz, rng) -
     for i, variant in enumerate(variants, 1):
         fake.current = np.vstack([variant.base.vectors, variant.tail.vectors[len(variant.tail.vectors) // 2 :]])
         ingest_file(write_variant(variant, folder, gaz), services.store, fake, services.settings)
+        if i % COMPACT_EVERY == 0 or i == len(variants):  # as qa ingest does
+            compact_index(services.store)
         if time.perf_counter() - last > 30 or i == len(variants):
             last = time.perf_counter()
             print(f"  built {i}/{len(variants)} reports, {last - started:6.0f} s", flush=True)
@@ -217,7 +219,9 @@ def measure(services: Services, variants: list[Variant], folder: Path, gaz, rng,
         ranking[question] = {"ms": round(ms, 1), "citations": len(answer.citations), "refused": answer.refused,
                              "answer": answer.text[:300]}  # fmt: skip
     # one report added, then removed: the write plus the first search that sees it
-    extra = plan_variants(len(variants) + 1, [variants[0].base], gaz, np.random.default_rng(7))[-1]
+    used = {v.division.code for v in variants}
+    extra = next(v for v in plan_variants(len(variants) + 1, [variants[0].base], gaz, np.random.default_rng(7))
+                 if v.division.code not in used)  # fmt: skip
     fake = ReuseEmbedder(services.embedder, rng)
     fake.current = extra.base.vectors
     add_ms, _ = timed(lambda: (ingest_file(write_variant(extra, folder, gaz), services.store, fake, services.settings),
