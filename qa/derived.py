@@ -364,14 +364,26 @@ class Index:
     # ---- dense ---------------------------------------------------------------------------------
 
     def dense(self, unit: np.ndarray, keys: Iterable[str], n: int) -> list[tuple[Chunk, float]]:
-        scored = []
+        """Exact cosine over the selected rows that have vectors: range by range for a few reports, one
+        product per pack (masked) for many."""
+        by_pack: dict[int, list[Span]] = {}
         for span in self.spans(keys):
-            pack = self.packs[span.pack]
-            has = pack.has_vector[span.start : span.end]
-            if not has.any():
+            by_pack.setdefault(span.pack, []).append(span)
+        scored = []
+        for pi, spans in by_pack.items():
+            pack = self.packs[pi]
+            if sum(s.end - s.start for s in spans) > SMALL_SELECTION:
+                mask = np.zeros(pack.n_rows, dtype=bool)
+                for span in spans:
+                    mask[span.start : span.end] = True
+                rows = np.flatnonzero(mask & pack.has_vector)
+                if len(rows):
+                    scored.append((pi, rows, (np.asarray(pack.vectors) @ unit)[rows]))
                 continue
-            rows = np.arange(span.start, span.end)[has]
-            scored.append((span.pack, rows, np.asarray(pack.vectors[rows]) @ unit))
+            for span in spans:
+                rows = np.arange(span.start, span.end)[pack.has_vector[span.start : span.end]]
+                if len(rows):
+                    scored.append((pi, rows, np.asarray(pack.vectors[rows]) @ unit))
         return self._top(scored, n)
 
     def _top(self, scored: list[tuple[int, np.ndarray, np.ndarray]], n: int) -> list[tuple[Chunk, float]]:

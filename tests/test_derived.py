@@ -128,3 +128,18 @@ def test_compaction_merges_the_smallest_packs_and_rewrites_mostly_dead_ones(tmp_
     assert shelf.compact(index)
     index = derived.Index(derived.Shelf(tmp_path).packs(), alive)
     assert index.dead_rows == 0 and sorted(index.where) == sorted(alive)
+
+
+def test_a_wide_selection_scores_as_a_narrow_one(monkeypatch) -> None:
+    """Many reports are scored a pack at a time with a mask, a few range by range: the same results."""
+    pieces = [piece(k, TEXTS[k]) for k in TEXTS]
+    index = derived.Index([derived.Pack.build(pieces, 4)], TEXTS)
+    query = np.array([0.3, -1.0, 0.2, 0.5], dtype=np.float32)
+    chosen = ["a", "c"]
+    narrow = (index.dense(query, chosen, 10), index.bm25(tokenize("行政复议 欠薪"), chosen, 10))
+    monkeypatch.setattr(derived, "SMALL_SELECTION", 0)
+    wide = (index.dense(query, chosen, 10), index.bm25(tokenize("行政复议 欠薪"), chosen, 10))
+    for got, expected in zip(wide, narrow, strict=True):
+        assert [c.id for c, _ in got] == [c.id for c, _ in expected]
+        assert [s for _, s in got] == pytest.approx([s for _, s in expected])
+        assert {c.report_id for c, _ in got} <= set(chosen)
