@@ -129,10 +129,13 @@ class Gazetteer:
         or when it names a division in `known` (the library's own places); an ambiguous name (朝阳区) is
         narrowed to the candidates whose parent the text also names."""
         scanned = self.scan(text)
+        norm_text = _norm(text)  # what scan's offsets point into
         strong_codes = {c for m in scanned if not m.weak for c in m.codes}
         kept: list[Mention] = []
         for index, mention in enumerate(scanned):
             context = {c for m in scanned[:index] + scanned[index + 1 :] for c in m.codes}
+            if mention.weak and _names_an_organ(mention, norm_text):
+                mention = Mention(mention.start, mention.end, mention.text, mention.codes, False)
             if mention.weak:
                 supported = tuple(c for c in mention.codes
                                   if c in known or (self.divisions[c].parent in strong_codes and self._adjacent(scanned, index)))  # fmt: skip
@@ -151,6 +154,16 @@ class Gazetteer:
     def _adjacent(self, scanned: list[Mention], index: int) -> bool:
         """The mention right before this one ends where it starts (北京朝阳, 青岛城阳)."""
         return index > 0 and scanned[index - 1].end == scanned[index].start
+
+
+# What follows a county's name in this genre (魏县人民政府, 费县2024年…, 理县法治建设): a two-character
+# full name (魏县, 理县, 沛县 — dozens of counties) is a place there, not part of a word (管理县级…).
+_ORGAN_AFTER = re.compile(r"(?:人民政府|政府|县委|区委|委员会|人大|政协|司法局|法院|检察院|公安局|法治|\d{4}年)")
+
+
+def _names_an_organ(mention: Mention, norm_text: str) -> bool:
+    return (len(mention.text) == 2 and mention.text[-1] in "县区旗" and not _GENERIC_NAME.match(mention.text)
+            and bool(_ORGAN_AFTER.match(norm_text, mention.end)))  # fmt: skip
 
 
 def _norm(text: str) -> str:

@@ -179,3 +179,19 @@ def test_the_parsed_gazetteer_is_kept_and_a_bad_copy_is_parsed_again(tmp_path: P
     finally:
         gazetteer.keep_in(None)
         gazetteer.load.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("title", "path"),
+    [
+        ("魏县人民政府关于2024年法治政府建设情况的报告", ("河北省", "邯郸市", "魏县")),
+        ("理县2023年法治政府建设年度报告", ("四川省", "阿坝藏族羌族自治州", "理县")),
+        ("费县司法局2024年度法治政府建设工作报告", ("山东省", "临沂市", "费县")),
+    ],
+)
+def test_a_county_with_a_two_character_name_is_found_where_the_genre_names_it(title, path) -> None:
+    """Dozens of counties have two-character names (魏县, 理县, 费县, 沛县…). Bare, they are read as words
+    (管理县级…); before 人民政府 / 司法局 / 法治 / a year they are the report's place."""
+    body = f"{title}\n2024年,县政府坚持依法行政,加强管理县级财政。\n一、主要成效\n开展法治宣传。"
+    meta = metadata.extract(Document("x.txt", "x.txt", body, "h", "txt"))
+    assert meta.region_path == path

@@ -149,3 +149,15 @@ def test_a_place_that_is_part_of_a_name_the_report_uses_is_not_a_scope() -> None
     # the same province asked about as a place is still refused
     asked = "山东省行政复议案件多少件？"
     assert "没有山东省" in scope.route(scope.parse(asked, LIBRARY), asked, LIBRARY, text_of=text_of).refusal
+
+
+def test_a_two_character_county_is_routed_to_its_report_not_answered_by_another() -> None:
+    """以魏县政府为被告…: 魏县 must route to 魏县's report (a bare two-character name was dropped, and the
+    question was answered across the library with another county's figure)."""
+    library = [*LIBRARY, record("weixian.txt", ("河北省", "邯郸市", "魏县"), 2024)]
+    for question in ("以魏县政府为被告的行政诉讼案件有几件？", "魏县有多少名行政执法人员？"):
+        route = scope.route(scope.parse(question, library), question, library)
+        assert route.reports == ("weixian.txt",) and not route.refusal
+    refused = scope.route(scope.parse("以理县政府为被告的行政诉讼案件有几件？", library),
+                          "以理县政府为被告的行政诉讼案件有几件？", library)  # fmt: skip
+    assert refused.refusal and "理县" in refused.refusal
