@@ -595,7 +595,11 @@ def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
     """The comparison table's cells for the indicator over the routed reports, listed as the question asks;
     each listed value's passage is a source, its quote the cell's."""
     cells = retriever.cells(asked.indicator.key, plan_.route.reports)
-    lines = ranking.select(asked, {report_id: cell for report_id, (cell, _) in cells.items()})
+    stated = {report_id: cell for report_id, (cell, _) in cells.items()}
+    lines = ranking.select(asked, stated)
+    none_match = not lines and bool(stated) and asked.op in ("above", "below")
+    if none_match:  # nothing passes the threshold: list what is stated, each cited
+        lines = ranking.select(replace(asked, op="max" if asked.op == "above" else "min", top=len(stated)), stated)
     labels = {r.report_id: r.meta.label for r in records}
     sources, quotes, numbers = [], [], {}
     for line in lines[: ranking.LIST_AT_MOST]:
@@ -609,7 +613,7 @@ def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
         if at >= 0:
             quotes.append(extractive.Quote(n, line.cell.quote, chunk.start + at,
                                            chunk.start + at + len(line.cell.quote)))  # fmt: skip
-    text, counted = ranking.write(asked, lines, numbers, labels, len(plan_.route.reports), len(cells))
+    text, counted = ranking.write(asked, lines, numbers, labels, len(plan_.route.reports), len(cells), none_match)
     return Draft(text, quotes, counted=counted), Gathered(sources, "table", hit_reports=tuple(numbers))
 
 

@@ -36,6 +36,7 @@ class Ranking:
     op: str  # max | min | above | below | each | sum
     threshold: Decimal | None = None
     top: int = 1  # max/min: how many to list
+    threshold_text: str = ""  # as the question writes it (5%, 一百件)
 
 
 def parse(question: str) -> Ranking | None:
@@ -54,12 +55,12 @@ def parse(question: str) -> Ranking | None:
         return Ranking(indicator, "max", top=int(top.group(1)) if top else 1)
     if _MIN.search(text) and (_WHICH.search(text) or top):
         return Ranking(indicator, "min", top=int(top.group(1)) if top else 1)
-    threshold = next((n.value for n in find_numbers(text) if n.unit in indicator.units), None)
-    if threshold is not None and _WHICH.search(text):
+    number = next((n for n in find_numbers(text) if n.unit in indicator.units), None)
+    if number is not None and _WHICH.search(text):
         if _BELOW.search(text):
-            return Ranking(indicator, "below", threshold)
+            return Ranking(indicator, "below", number.value, threshold_text=number.raw)
         if _ABOVE.search(text):
-            return Ranking(indicator, "above", threshold)
+            return Ranking(indicator, "above", number.value, threshold_text=number.raw)
     return None
 
 
@@ -101,7 +102,7 @@ def select(ranking: Ranking, cells: Mapping[str, Cell]) -> list[Line]:
 
 
 def write(ranking: Ranking, lines: Sequence[Line], numbers: Mapping[str, int], labels: Mapping[str, str],
-          in_scope: int, stated: int) -> tuple[str, tuple[str, ...]]:  # fmt: skip
+          in_scope: int, stated: int, none_match: bool = False) -> tuple[str, tuple[str, ...]]:  # fmt: skip
     """The answer: a lead saying what was compared over how many reports (and how many do not state it),
     then one cited line per report (at most LIST_AT_MOST, then how many more); and the numbers it counted
     itself (report counts, the question's threshold, a total marked 计算值) — not claims from a report."""
@@ -110,10 +111,10 @@ def write(ranking: Ranking, lines: Sequence[Line], numbers: Mapping[str, int], l
     basis = f"{stated} 份报告写明了“{label}”" + (f"，{missing} 份未写明（不计入）" if missing else "")
     counted = [f"{stated} 份", f"{missing} 份", f"{in_scope} 份"]
     if ranking.threshold is not None:
-        counted.append(_plain(ranking.threshold))
+        counted += [ranking.threshold_text, _plain(ranking.threshold)]
+    what = {"above": f"高于 {ranking.threshold_text}", "below": f"低于 {ranking.threshold_text}"}
     if not lines:
-        what = {"above": f"高于 {_plain(ranking.threshold)}", "below": f"低于 {_plain(ranking.threshold)}"}
-        text = f"在范围内的 {in_scope} 份报告中，{basis}；没有报告的数值{what.get(ranking.op, '可比')}。"
+        text = f"在范围内的 {in_scope} 份报告中，没有报告写明“{label}”。"
         return text, tuple(counted)
     listed = list(lines[:LIST_AT_MOST])
     rows = [f"{i}. {labels.get(line.report_id) or '未识别地区的报告'}：{line.cell.raw} [{numbers[line.report_id]}]"
@@ -123,11 +124,13 @@ def write(ranking: Ranking, lines: Sequence[Line], numbers: Mapping[str, int], l
     lead = {
         "max": f"按各报告所写的“{label}”从高到低",
         "min": f"按各报告所写的“{label}”从低到高",
-        "above": f"“{label}”高于 {_plain(ranking.threshold)} 的报告有 {len(lines)} 份",
-        "below": f"“{label}”低于 {_plain(ranking.threshold)} 的报告有 {len(lines)} 份",
+        "above": f"“{label}”{what['above']} 的报告有 {len(lines)} 份",
+        "below": f"“{label}”{what['below']} 的报告有 {len(lines)} 份",
         "each": f"各报告所写的“{label}”",
         "sum": f"各报告所写的“{label}”",
     }[ranking.op]
+    if none_match:  # nothing passes the threshold: what the reports do state, so the answer is checkable
+        lead = f"没有报告的“{label}”{what[ranking.op]}；各报告所写的数值"
     text = f"{lead}（{basis}）：\n" + "\n".join(rows) + more
     if ranking.op == "sum":
         units = sorted({line.cell.unit for line in lines})

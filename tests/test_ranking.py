@@ -54,3 +54,11 @@ def test_a_total_is_said_to_be_computed_and_units_that_differ_are_not_added(corp
     answer = ask("各地区的法律援助案件一共多少件？", corpus_services.retriever)
     assert "单位不同（件、宗），未相加" in answer.text and "相加为" not in answer.text
     assert len(answer.citations) == 3 and not answer.unverified_numbers
+
+
+def test_when_no_report_passes_the_threshold_the_stated_values_are_shown_cited(corpus_services) -> None:
+    answer = ask("哪些地方办理行政复议案件超过1000件？", corpus_services.retriever)
+    assert answer.text.startswith("没有报告的“行政复议 收案”高于 1000件")
+    lines = [line for line in answer.text.splitlines() if line[:1].isdigit()]
+    assert lines[0] == "1. 淄川区：151件 [1]" and len(lines) == 5  # the closest first
+    assert len(answer.citations) == 5 and not answer.unverified_numbers
