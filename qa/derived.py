@@ -244,10 +244,6 @@ class Index:
     def spans(self, keys: Iterable[str]) -> list[Span]:
         return sorted((self.where[k] for k in keys if k in self.where), key=lambda s: (s.pack, s.start))
 
-    def chunks_of(self, key: str) -> list[Chunk]:
-        span = self.where[key]
-        return [self.packs[span.pack].chunk(r) for r in range(span.start, span.end)]
-
     def cells(self, indicator: str, keys: Iterable[str]) -> dict[str, tuple[Cell, Chunk]]:
         """report id → (its comparison-table cell for the indicator, the chunk the cell quotes), for the
         reports among keys that state it."""
