@@ -10,11 +10,13 @@ in docs/architecture.md (*Report identity*).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import os
 import pickle
 import re
+import sys
 import unicodedata
 import zipfile
 from collections.abc import Collection, Iterable
@@ -274,9 +276,13 @@ def _cached_path(folder: Path) -> Path | None:
         return None
     try:
         stamp = [f"{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in
-                 (folder / "china_location.zip", folder / "china_location_change.txt", Path(__file__))]  # fmt: skip
+                 (folder / "china_location.zip", folder / "china_location_change.txt")]  # fmt: skip
     except OSError:
         return None
+    # this module's parsing code and the classes pickled: a change to either is a new file
+    code = (_parse, parse_locations, parse_renamed, _forms, _norm, Gazetteer.__init__, Gazetteer._add)
+    stamp += [hashlib.sha256(b"".join(f.__code__.co_code for f in code)).hexdigest(),
+              ",".join(f.name for f in dataclasses.fields(Division)), sys.version]  # fmt: skip
     key = hashlib.sha256("|".join(stamp).encode()).hexdigest()[:16]
     return _cache_dir / f"gazetteer-{key}.pickle"
 
