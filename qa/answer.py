@@ -613,7 +613,9 @@ def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
         if at >= 0:
             quotes.append(extractive.Quote(n, line.cell.quote, chunk.start + at,
                                            chunk.start + at + len(line.cell.quote)))  # fmt: skip
-    text, counted = ranking.write(asked, lines, numbers, labels, len(plan_.route.reports), len(cells), none_match)
+    others = [] if none_match else ranking.other_measures(asked, stated, lines)
+    text, counted = ranking.write(asked, lines, numbers, labels, len(plan_.route.reports), len(cells), none_match,
+                                  others)  # fmt: skip
     return Draft(text, quotes, counted=counted), Gathered(sources, "table", hit_reports=tuple(numbers))
 
 

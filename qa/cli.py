@@ -726,7 +726,8 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.compare import ReportColumn, to_csv, to_markdown, to_xlsx
+    from qa.compare import to_csv, to_markdown, to_xlsx
+    from qa.ui_compare import report_columns
 
     services = _services(settings)
     records = services.store.reports()
@@ -735,9 +736,7 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
         records = [r for r in records if r.report_id in wanted]
     if not records:
         raise InputError("no reports to compare; run `qa ingest PATH` first")
-    table = services.retriever.compare_table(
-        [ReportColumn(r.report_id, r.meta.region or r.meta.title or r.report_id, r.meta.year) for r in records]
-    )
+    table = services.retriever.compare_table(report_columns(records))
     markdown = to_markdown(table)
     if args.out:
         from qa.batch import atomic_write

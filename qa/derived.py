@@ -408,6 +408,7 @@ class Shelf:
         self.folder = folder
         self._loaded: dict[str, Pack] = {}
         self._local: list[str] = []  # packs kept in memory only
+        self._warned = False
 
     def _lock(self):
         import filelock
@@ -428,15 +429,18 @@ class Shelf:
         names = [*self.names(), *self._local]
         for name in set(self._loaded) - set(names):  # merged away by another process
             del self._loaded[name]
-        out = []
+        out, unreadable = [], []
         for name in names:
             if name not in self._loaded:
                 try:
                     self._loaded[name] = Pack.load(self.folder, name)
                 except (OSError, ValueError, KeyError, TypeError) as ex:
                     log.info("index pack %s unreadable (%s); its reports are read from the store", name, ex)
+                    unreadable.append(name)
                     continue
             out.append(self._loaded[name])
+        if unreadable and self.folder is not None and all((self.folder / n).exists() for n in unreadable):
+            self.drop(unreadable)  # damaged on disk: out of the manifest, its reports read again
         return out
 
     def add(self, pack: Pack) -> None:
@@ -493,7 +497,11 @@ class Shelf:
             write()
             return True
         except Exception as ex:  # OSError, filelock.Timeout…
-            log.warning("cannot keep the search index on disk in %s (%s)", self.folder, ex)
+            if not self._warned:  # once per process: every command would otherwise repeat it
+                self._warned = True
+                log.warning("warning: cannot keep the search index on disk in %s (%s); searches work, but each "
+                            "new process re-reads the reports it lacks: make the folder writable (it is under "
+                            "QA_DATA_DIR)", self.folder, ex)  # fmt: skip
             return False
 
     def _update(self, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:

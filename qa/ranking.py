@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from qa.compare import Cell
 from qa.indicators import CATALOGUE, Indicator
-from qa.numbers import find_numbers
+from qa.numbers import find_numbers, parse_number
 
 _MAX = re.compile(r"最高|最多|最大|排名?第一|排名?前\s*\d*|领先")
 _MIN = re.compile(r"最低|最少|最小|排名?最后|末位")
@@ -28,6 +28,7 @@ _SUM = re.compile(r"一共|合计|总共|总计|共计|加起来|总数")
 _WHICH = re.compile(r"哪个|哪些|哪几个|哪一|哪里|谁")
 _TOP = re.compile(r"前\s*(\d+)")
 LIST_AT_MOST = 10
+CASE_UNITS = frozenset({"件", "宗", "起"})  # counting cases, written either way (法律援助案件517宗)
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,24 @@ def select(ranking: Ranking, cells: Mapping[str, Cell]) -> list[Line]:
     return lines
 
 
+def other_measures(ranking: Ranking, cells: Mapping[str, Cell], listed: Sequence[Line]) -> list[str]:
+    """Reports left out whose other value for the indicator (另有, another measure such as the court's 83件
+    against the government's 9件) would pass the threshold: named in a note, so nothing is dropped unsaid."""
+    if ranking.op not in ("above", "below"):
+        return []
+    shown = {line.report_id for line in listed}
+    out = []
+    for report_id, cell in sorted(cells.items()):
+        values = [n.value for n in (parse_number(o.raw) for o in cell.others) if n is not None]
+        if report_id not in shown and any(v > ranking.threshold if ranking.op == "above" else v < ranking.threshold
+                                          for v in values):  # fmt: skip
+            out.append(report_id)
+    return out
+
+
 def write(ranking: Ranking, lines: Sequence[Line], numbers: Mapping[str, int], labels: Mapping[str, str],
-          in_scope: int, stated: int, none_match: bool = False) -> tuple[str, tuple[str, ...]]:  # fmt: skip
+          in_scope: int, stated: int, none_match: bool = False,
+          others: Sequence[str] = ()) -> tuple[str, tuple[str, ...]]:  # fmt: skip
     """The answer: a lead saying what was compared over how many reports (and how many do not state it),
     then one cited line per report (at most LIST_AT_MOST, then how many more); and the numbers it counted
     itself (report counts, the question's threshold, a total marked 计算值) — not claims from a report."""
@@ -118,6 +135,7 @@ def write(ranking: Ranking, lines: Sequence[Line], numbers: Mapping[str, int], l
         return text, tuple(counted)
     listed = list(lines[:LIST_AT_MOST])
     rows = [f"{i}. {labels.get(line.report_id) or '未识别地区的报告'}：{line.cell.raw} [{numbers[line.report_id]}]"
+            + ("（该报告另写了其他口径的数值，见 `qa compare` 的“另有”）" if line.cell.others else "")
             for i, line in enumerate(listed, 1)]  # fmt: skip
     more = f"\n另有 {len(lines) - len(listed)} 份报告符合，未逐一列出。" if len(lines) > len(listed) else ""
     counted += [f"{len(lines)} 份", f"{len(lines) - len(listed)} 份"]
@@ -132,11 +150,19 @@ def write(ranking: Ranking, lines: Sequence[Line], numbers: Mapping[str, int], l
     if none_match:  # nothing passes the threshold: what the reports do state, so the answer is checkable
         lead = f"没有报告的“{label}”{what[ranking.op]}；各报告所写的数值"
     text = f"{lead}（{basis}）：\n" + "\n".join(rows) + more
+    if others:
+        names = "、".join(labels.get(r) or "未识别地区的报告" for r in others[:LIST_AT_MOST])
+        text += (f"\n另有 {len(others)} 份报告（{names}）写了另一口径的数值{what[ranking.op]}，未列入；"
+                 "各口径见 `qa compare` 的“另有”。")  # fmt: skip
+        counted.append(f"{len(others)} 份")
     if ranking.op == "sum":
         units = sorted({line.cell.unit for line in lines})
-        if len(units) == 1:
-            total = f"{_plain(sum(Decimal(str(line.cell.value)) for line in lines))}{units[0]}"
-            text += f"\n以上 {len(lines)} 份报告的数值相加为 {total}（计算值，不是报告原文）。"
+        cases = set(units) <= CASE_UNITS  # 件, 宗, 起 all count cases
+        if len(units) == 1 or cases:
+            unit = units[0] if len(units) == 1 else "件"
+            total = f"{_plain(sum(Decimal(str(line.cell.value)) for line in lines))}{unit}"
+            same = "" if len(units) == 1 else f"，{'、'.join(u for u in units if u != '件')}按件计"
+            text += f"\n以上 {len(lines)} 份报告的数值相加为 {total}（计算值，不是报告原文{same}）。"
             counted.append(total)
         else:
             text += f"\n各报告的单位不同（{'、'.join(units)}），未相加。"

@@ -19,10 +19,9 @@ EMPTY = ""  # what a cell shows when the report does not state the indicator
 
 
 def report_columns(records: Sequence[ReportRecord]) -> list[ReportColumn]:
-    """One column per report, labelled by region (else title, else file name)."""
-    return [
-        ReportColumn(r.report_id, r.meta.region or r.meta.title or r.report_id, r.meta.year) for r in records
-    ]
+    """One column per report, labelled as answers name it (ReportMeta.label: its place, or its department;
+    else its title), else the file name."""
+    return [ReportColumn(r.report_id, r.meta.label or r.report_id, r.meta.year) for r in records]
 
 
 def subset(table: CompareTable, report_ids: Sequence[str]) -> CompareTable:

@@ -91,6 +91,7 @@ def test_packs_survive_on_disk_and_a_damaged_one_is_read_again(tmp_path: Path) -
     assert index.bm25(tokenize("纠错率"), ["a"], 1)[0][0].text == "综合纠错率达29.8%"
     (tmp_path / pack.name / "rows.npy").write_bytes(b"not numpy")
     assert derived.Shelf(tmp_path).packs() == []  # unreadable: skipped, so its report is read from the store
+    assert derived.Shelf(tmp_path).names() == [] and not (tmp_path / pack.name).exists()  # and cleared away
 
 
 def test_a_new_process_searches_from_the_packs_on_disk(services, monkeypatch) -> None:

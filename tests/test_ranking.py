@@ -50,10 +50,19 @@ def test_reports_not_stating_it_are_counted_never_guessed(corpus_services) -> No
     assert [c.report_id for c in answer.citations] == ["luojiang_2024.txt"]
 
 
-def test_a_total_is_said_to_be_computed_and_units_that_differ_are_not_added(corpus_services) -> None:
+def test_a_total_is_said_to_be_computed_and_case_counts_add_up_whatever_their_unit(corpus_services) -> None:
     answer = ask("各地区的法律援助案件一共多少件？", corpus_services.retriever)
-    assert "单位不同（件、宗），未相加" in answer.text and "相加为" not in answer.text
+    # 517宗 + 235件 + 193件: 宗 counts cases as 件 does; the total is marked as computed, not quoted
+    assert "以上 3 份报告的数值相加为 945件（计算值，不是报告原文，宗按件计）" in answer.text
     assert len(answer.citations) == 3 and not answer.unverified_numbers
+
+
+def test_a_report_whose_other_measure_passes_is_named_not_dropped(corpus_services) -> None:
+    """淄川 states 9件 against the district government (its cell) and 83件 accepted by the court (另有)."""
+    answer = ask("哪些地区行政诉讼案件超过30件？", corpus_services.retriever)
+    assert "淄川区：" not in answer.text
+    assert "另有 1 份报告（淄川区）写了另一口径的数值高于 30件，未列入" in answer.text
+    assert not answer.unverified_numbers
 
 
 def test_when_no_report_passes_the_threshold_the_stated_values_are_shown_cited(corpus_services) -> None:
