@@ -344,7 +344,11 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             f"[dim]{escape(citation.report_id)} · {escape(citation.section or '(opening)')} · "
             f"chars {citation.quote_start}–{citation.quote_end}[/]"
         )
-        out.print(f"    “{escape(_shorten(citation.quote))}”")
+        from qa.numbers import find_numbers
+
+        claims = [line for line in answer.text.splitlines() if f"[{citation.n}]" in line]
+        shown = [n.raw for line in claims for n in find_numbers(line)]
+        out.print(f"    “{escape(_shorten(citation.quote, keep=shown))}”")
     tail = f"{answer.latency_ms:.0f} ms"
     if answer.engine == "llm":
         cost = f", ${answer.cost_usd:.4f}" if answer.cost_usd is not None else ""
@@ -363,11 +367,18 @@ def _cost_total(known: float | None, unpriced: int) -> str:
     return f"cost unknown ({unpriced} call(s) without a price: set QA_LLM_PRICES{priced})"
 
 
-def _shorten(quote: str, limit: int = 160) -> str:
-    """A long supporting span (a whole listed part) as its opening and its end."""
+def _shorten(quote: str, limit: int = 160, keep: Sequence[str] = ()) -> str:
+    """A long supporting span (a whole listed part) as its opening and its end — or, when the answer's number
+    is further in, its opening and the words around that number (the quote must show what it supports)."""
     flat = " ".join(quote.split())
     if len(flat) <= limit:
         return flat
+    for raw in keep:
+        at = flat.find(" ".join(raw.split()))
+        hidden = at >= 0 and at + len(raw) > limit - 40 and at < len(flat) - 30  # in neither end shown
+        if hidden:
+            start, end = max(40, at - 50), min(len(flat), at + len(raw) + 50)
+            return f"{flat[:40]} … {flat[start:end]}{' …' if end < len(flat) else ''}（共 {len(flat)} 字）"
     return f"{flat[: limit - 40]} … {flat[-30:]}（共 {len(flat)} 字）"
 
 

@@ -207,3 +207,13 @@ def test_summarize_names_only_an_index_it_wrote(tmp_path: Path) -> None:
     written = run_cli("summarize", str(CORPUS / "zichuan_2024.txt"), "--out", str(out))  # the offline engine
     assert written.returncode == 0, written.stderr
     assert f"index: {out / 'index.csv'}" in written.stdout.replace("\n", "") and (out / "index.csv").is_file()
+
+
+def test_a_long_quote_is_shortened_around_the_number_the_answer_cites() -> None:
+    from qa.cli import _shorten
+
+    quote = "编制公布行政许可事项清单236项," + "推进政务服务标准化建设," * 12 + "受理法律援助案件537件,挽回损失27.4万元;" + "全面推行审批服务," * 6
+    assert "537件" not in _shorten(quote)  # the plain opening-and-end form would hide it
+    shown = _shorten(quote, keep=["537件"])
+    assert "537件" in shown and shown.startswith("编制公布") and f"（共 {len(quote)} 字）" in shown
+    assert _shorten("短句,3件。", keep=["3件"]) == "短句,3件。"
