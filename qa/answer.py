@@ -160,7 +160,7 @@ def check_numbers(text: str, sources: dict[int, Source], counted: Sequence[str] 
     problems: list[UnverifiedNumber] = []
     for sentence, refs in claims(text):
         body = _MARKER.sub("", sentence)
-        for raw in counted:
+        for raw in sorted(counted, key=len, reverse=True):  # "11 份" before "1 份"
             body = body.replace(raw, "")
         if not find_numbers(body):
             continue

@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +45,32 @@ MAX_PACK_ROWS = 12_000  # chunks: packs are built and merged up to this size (bo
 SMALL_SELECTION = 4000  # rows: a selection this small is scored range by range, not with a whole-pack mask
 
 
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
+# Question scaffolding that says nothing about the passage sought.
+_STOP = frozenset(
+    "的 了 是 在 和 与 及 对 把 被 吗 呢 吧 啊 请 问 多少 什么 哪些 哪个 哪里 如何 怎么 怎样 是否 有没有 几 个 分别 情况 方面 "
+    "请问 一下 主要 具体 哪 些 有 有哪 哪些 年度 报告 其中".split()
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """CJK unigrams + bigrams, ASCII words and numbers (decimals kept whole): BM25's terms."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        tokens.extend(ch for ch in run if ch not in _STOP)
+        tokens.extend(run[i : i + 2] for i in range(len(run) - 1) if run[i : i + 2] not in _STOP)
+    tokens.extend(_WORD.findall(text))
+    return tokens
+
+
+def key(report_id: str, version: str) -> str:
+    """What the derived index is keyed by: the report and its version (a version's chunks are read as the
+    report's only when they carry its id, so no report can answer with another one's chunks)."""
+    return f"{report_id}\t{version}"
+
+
 @dataclass
 class Piece:
     """One report version as read from the store: its chunks in offset order, their tokens and vectors."""
@@ -51,6 +79,11 @@ class Piece:
     chunks: list[Chunk]
     tokens: list[list[str]]
     vectors: np.ndarray | None  # rows match chunks; None when the store holds none yet
+
+    @classmethod
+    def of(cls, report_key: str, chunks: Sequence[Chunk], vectors: np.ndarray | None) -> Piece:
+        """A report version's chunks with their BM25 terms."""
+        return cls(report_key, list(chunks), [tokenize(f"{c.section} {c.text}") for c in chunks], vectors)
 
 
 @dataclass

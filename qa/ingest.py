@@ -15,6 +15,7 @@ import numpy as np
 from qa import loaders, metadata
 from qa.chunking import chunk_document
 from qa.config import Settings
+from qa.derived import Index, Pack, Piece, Shelf, key
 from qa.embeddings import Embedder
 from qa.errors import InputError, QAError
 from qa.schemas import Chunk, Document, IngestResult
@@ -183,28 +184,23 @@ def ingest_file(
     )
 
 
-def keep_index(store: Store, chunks: Sequence[Chunk], vectors: np.ndarray | None) -> None:
+def keep_index(store: Store, chunks: Sequence[Chunk], vectors: np.ndarray | None,
+               shelf: Shelf | None = None) -> None:  # fmt: skip
     """Add the report version just written to the derived index on disk (qa.derived), so that no reader
     reads it back from the store."""
-    from qa.derived import Pack, Piece, Shelf
-    from qa.retrieve import tokenize
-
     if store.index_dir is None:
         return
-    key = f"{chunks[0].report_id}\t{chunks[0].version}"
-    piece = Piece(key, list(chunks), [tokenize(f"{c.section} {c.text}") for c in chunks], vectors)
-    Shelf(store.index_dir).add(Pack.build([piece], store.dim))
+    piece = Piece.of(key(chunks[0].report_id, chunks[0].version), chunks, vectors)
+    (shelf or Shelf(store.index_dir)).add(Pack.build([piece], store.dim))
 
 
-def compact_index(store: Store) -> None:
+def compact_index(store: Store, shelf: Shelf | None = None) -> None:
     """Merge the small packs a run of ingests left on disk (qa.derived.Shelf.compact), so a reader loads
-    a few packs, not one per report."""
-    from qa.derived import Index, Shelf
-
+    a few packs, not one per report. A run passes its own shelf: packs it loaded are not read again."""
     if store.index_dir is None:
         return
-    shelf = Shelf(store.index_dir)
-    shelf.compact(Index(shelf.packs(), {f"{r.report_id}\t{r.version}": r.embedded for r in store.reports()}))
+    shelf = shelf or Shelf(store.index_dir)
+    shelf.compact(Index(shelf.packs(), {key(r.report_id, r.version): r.embedded for r in store.reports()}))
 
 
 class VectorPass:
@@ -277,6 +273,7 @@ def ingest_paths(
     for result in results:
         if on_result:
             on_result(result)
+    shelf = Shelf(store.index_dir)  # one for the run: each compaction loads only the packs added since
     later = VectorPass(store, embedder, progress, on_queued) if background else None
     if later is not None and files:
         later.resume()
@@ -298,7 +295,7 @@ def ingest_paths(
         if on_result:
             on_result(result)
         if len(results) % COMPACT_EVERY == 0:
-            compact_index(store)
+            compact_index(store, shelf)
     if later is not None:
         for report_id, why in later.finish():
             failed = IngestResult(report_id, report_id, "failed",
@@ -308,5 +305,5 @@ def ingest_paths(
             if on_result:
                 on_result(failed)
     if files:
-        compact_index(store)
+        compact_index(store, shelf)
     return results

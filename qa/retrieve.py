@@ -10,9 +10,7 @@ decides which reports may answer); one asked across reports gives each report a 
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -21,6 +19,7 @@ import numpy as np
 
 from qa import derived, scope
 from qa.config import Settings
+from qa.derived import tokenize
 from qa.embeddings import Embedder
 from qa.errors import EmptyIndexError
 from qa.schemas import Chunk, Hit, ReportRecord
@@ -32,30 +31,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
-_WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
-# Question scaffolding that says nothing about the passage sought.
-_STOP = frozenset(
-    "的 了 是 在 和 与 及 对 把 被 吗 呢 吧 啊 请 问 多少 什么 哪些 哪个 哪里 如何 怎么 怎样 是否 有没有 几 个 分别 情况 方面 "
-    "请问 一下 主要 具体 哪 些 有 有哪 哪些 年度 报告 其中".split()
-)
-
-
-def tokenize(text: str) -> list[str]:
-    """CJK unigrams + bigrams, ASCII words and numbers (decimals kept whole)."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    tokens: list[str] = []
-    for run in _CJK_RUN.findall(text):
-        tokens.extend(ch for ch in run if ch not in _STOP)
-        tokens.extend(run[i : i + 2] for i in range(len(run) - 1) if run[i : i + 2] not in _STOP)
-    tokens.extend(_WORD.findall(text))
-    return tokens
-
-
-def _key(report_id: str, version: str) -> str:
-    """What the derived indexes are keyed by: the report and its version (a version's chunks are read as
-    the report's only when they carry its id, so no report can answer with another one's chunks)."""
-    return f"{report_id}\t{version}"
+_key = derived.key  # what the derived index is keyed by: report id + version
 
 
 @dataclass
@@ -177,7 +153,7 @@ class Retriever:
             chunks = [c for c, _ in pairs]
             # a report still waiting for its vectors holds placeholders in Chroma: never searched by them
             vectors = np.vstack([v for _, v in pairs]) if pairs and key in embedded else None
-            pieces[key] = derived.Piece(key, chunks, [tokenize(f"{c.section} {c.text}") for c in chunks], vectors)
+            pieces[key] = derived.Piece.of(key, chunks, vectors)
         return pieces
 
     def cells(self, indicator: str, report_ids: Sequence[str]) -> dict:
