@@ -76,6 +76,8 @@ class Settings:
             )
         if self.max_file_mb <= 0:
             raise ConfigError("QA_MAX_FILE_MB must be positive")
+        if self.embed_concurrency < 1:
+            raise ConfigError(f"QA_EMBED_CONCURRENCY={self.embed_concurrency} must be 1 or more (batches in flight)")
         folders = (("QA_DATA_DIR (or --data-dir)", self.data_dir), ("QA_CACHE_DIR", self.cache_dir))
         for name, folder in folders:
             if folder is not None and folder.exists() and not folder.is_dir():

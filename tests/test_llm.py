@@ -61,6 +61,8 @@ def test_settings_read_the_llm_variables_with_the_openai_key_as_fallback() -> No
         Settings.from_env({"QA_LLM_PRICES": '{"m": 3}'})
     with pytest.raises(ConfigError, match="QA_LLM_TIMEOUT"):
         Settings.from_env({"QA_LLM_TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match="QA_EMBED_CONCURRENCY=0 must be 1 or more"):
+        Settings.from_env({"QA_EMBED_CONCURRENCY": "0"})
 
 
 def test_configured_settings_reach_the_server(server: OpenAIServer, fail_closed: Path) -> None:
