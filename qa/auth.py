@@ -5,8 +5,10 @@ Roles, each with everything the one before may do:
   reader — ask questions, read summaries and the comparison;
   editor — upload and remove reports, generate summaries (which spends the LLM key);
   admin  — run evals, see settings.
-Served on anything but localhost the app requires sign-in (`QA_AUTH=auto`, the default); `required`
-asks for it everywhere; `off` never (a single-user machine only). An office without an identity
+With `QA_AUTH=auto` (the default) the app asks for no sign-in only when nothing but this machine can reach
+it: the server listens on a loopback address, the connection comes from one, and no proxy header says it
+was passed on (`local_connection`: facts the client cannot forge; the Host header is never read).
+`required` asks for it everywhere; `off` never (a single-user machine only). An office without an identity
 provider uses the users file (`qa users add NAME --role editor`); one with OpenID Connect uses
 Streamlit's `st.login` and maps e-mail addresses to roles in the same file (README: Team setup).
 """
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
 import secrets
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +42,16 @@ ACTIONS = {
     "settings": "admin",
 }
 AUTH_MODES = ("auto", "required", "off")
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+# Headers a proxy adds to say whom it passes a request on for: a request carrying any of them came through
+# something, so it is never taken for this machine's own browser.
+PROXY_HEADERS = (
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-host",
+    "x-client-ip",
+    "true-client-ip",
+)
 _NAME = re.compile(r"^[\w.@+-]{1,64}$")
 # scrypt, as the Python docs suggest for passwords: n=2**14, r=8, p=1 (about 16 MB, ~50 ms)
 _N, _R, _P = 2**14, 8, 1
@@ -68,17 +81,51 @@ def allowed(role: str | None, action: str) -> bool:
     return ROLES.index(role) >= ROLES.index(ACTIONS[action])
 
 
-def sign_in_required(mode: str, host: str) -> bool:
-    """Sign-in is required unless the app is only served to this machine (mode auto), or switched off."""
+def is_loopback(address: str | None) -> bool:
+    """An address only this machine can use: 127.0.0.0/8, ::1 (also IPv4-mapped), the name localhost."""
+    if not address:
+        return False
+    name = address.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What the server knows of one browser connection, from its own socket, never from what was sent:
+    the address it listens on, the peer's address, and whether a proxy header came along."""
+
+    listen_address: str | None
+    peer: str | None
+    proxied: bool
+
+    @classmethod
+    def of(cls, listen_address: str | None, peer: str | None, headers: Mapping[str, str]) -> Connection:
+        names = {name.lower() for name in headers}
+        return cls(listen_address, peer, any(h in names for h in PROXY_HEADERS))
+
+    @property
+    def local(self) -> bool:
+        """Only this machine can have made it: a loopback listener, a loopback peer, no proxy in between.
+        A server open to the network is never local, loopback peers included: a proxy or tunnel on this
+        machine connects from loopback too."""
+        return is_loopback(self.listen_address) and is_loopback(self.peer) and not self.proxied
+
+
+def sign_in_required(mode: str, connection: Connection | None) -> bool:
+    """Sign-in is required unless switched off, or (mode auto) the connection is this machine's own.
+    connection None: no network connection at all (the app run in-process, as by AppTest)."""
     if mode == "off":
         return False
     if mode == "required":
         return True
-    if host.startswith("["):  # [::1]:8501
-        name = host[: host.find("]") + 1]
-    else:  # host:port, but not a bare IPv6 address
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name.lower() not in LOCAL_HOSTS
+    return connection is not None and not connection.local
 
 
 @dataclass(frozen=True)
@@ -103,12 +150,11 @@ class Users:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._users: dict[str, dict] = {}
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                self._users = dict(data.get("users", {}))
-            except (OSError, ValueError, AttributeError) as ex:
-                raise ConfigError(f"{path}: not a readable users file ({ex}); fix or remove it") from ex
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a users file: set QA_USERS_FILE to a file's path "
+                              "(it is created by `qa users add`)")  # fmt: skip
+        if path.exists():
+            self._users = _read_users(path)
 
     def __len__(self) -> int:
         return len(self._users)
@@ -121,7 +167,20 @@ class Users:
         if entry is None or entry.get("role") not in ROLES:
             return None
         spaces = entry.get("workspaces")
-        return User(name, entry["role"], entry.get("display", ""), tuple(spaces) if spaces is not None else None)
+        return User(
+            name, entry["role"], entry.get("display", ""), tuple(spaces) if spaces is not None else None
+        )
+
+    def stamp(self, name: str) -> str | None:
+        """A fingerprint of what a session was granted on: the user's role, password hash and workspaces.
+        A session whose stamp no longer matches ends (the password or role was changed, or the user removed)."""
+        entry = self._users.get(name)
+        if entry is None or entry.get("role") not in ROLES:
+            return None
+        granted = json.dumps(
+            [entry.get("role"), entry.get("hash", ""), entry.get("workspaces")], sort_keys=True
+        )
+        return hashlib.sha256(granted.encode()).hexdigest()[:32]
 
     def sign_in(self, name: str, password: str) -> User | None:
         """The user, when the password is theirs; None otherwise (same time whether or not the name
@@ -167,6 +226,29 @@ class Users:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _read_users(path: Path) -> dict[str, dict]:
+    """The users file's entries; ConfigError naming the file and the first thing wrong in it."""
+    fix = "fix it, or move it away and add the users again with `qa users add`"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as ex:
+        reason = ex.strerror if isinstance(ex, OSError) and ex.strerror else ex
+        raise ConfigError(f"{path}: not a readable users file ({reason}); {fix}") from ex
+    users = data.get("users") if isinstance(data, dict) else None
+    if not isinstance(users, dict):
+        raise ConfigError(f'{path}: not a users file (no "users" object at the top); {fix}')
+    for name, entry in users.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: the entry for user {name!r} is not an object; {fix}")
+        for field in ("role", "hash", "display"):
+            if field in entry and not isinstance(entry[field], str):
+                raise ConfigError(f"{path}: user {name!r} has a {field} that is not text; {fix}")
+        spaces = entry.get("workspaces")
+        if spaces is not None and not (isinstance(spaces, list) and all(isinstance(w, str) for w in spaces)):
+            raise ConfigError(f"{path}: user {name!r} has workspaces that are not a list of names; {fix}")
+    return dict(users)
 
 
 def users_file(data_dir: Path, configured: str | None = None) -> Path:

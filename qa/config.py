@@ -59,9 +59,10 @@ class Settings:
     llm_temperature: float = 0.0
     llm_cache: bool = False
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # model → $/1M (in, out)
-    # The app's sign-in (qa.auth): auto = required unless served on localhost; required; off.
+    # The app's sign-in (qa.auth): auto = required unless only this machine can reach it; required; off.
     auth: str = "auto"
     users_file: Path | None = None  # default <data_dir>/users.json
+    session_hours: float = 8.0  # how long a sign-in lasts (reloads and new tabs included)
     # A team's own reports, sessions, summaries and history: <data_dir>/workspaces/<name> (see in_workspace)
     workspace: str = ""
     store_lock_timeout: float = 120.0  # seconds a writer waits for another writer of the same store
@@ -74,6 +75,8 @@ class Settings:
                 f"chunk size {self.chunk_size} / overlap {self.chunk_overlap} invalid: "
                 "need size ≥ 50 and 0 ≤ overlap < size"
             )
+        if self.session_hours <= 0:
+            raise ConfigError("QA_SESSION_HOURS must be positive (hours a sign-in lasts; default 8)")
         if self.max_file_mb <= 0:
             raise ConfigError("QA_MAX_FILE_MB must be positive")
         if self.embed_concurrency < 1:
@@ -172,6 +175,7 @@ class Settings:
             prices=_prices(get("QA_LLM_PRICES")),
             auth=(get("QA_AUTH") or defaults.auth).lower(),
             users_file=Path(get("QA_USERS_FILE")) if get("QA_USERS_FILE") else None,
+            session_hours=number("QA_SESSION_HOURS", float, defaults.session_hours),
             store_lock_timeout=number("QA_STORE_LOCK_TIMEOUT", float, defaults.store_lock_timeout),
         ).in_workspace(get("QA_WORKSPACE"))
 
