@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# Only this machine can reach the app (no sign-in). ADDRESS=0.0.0.0 serves it to the network: everyone signs in
+# (users from `qa users add`; README: Team setup).
+ADDRESS ?= 127.0.0.1
 export ANONYMIZED_TELEMETRY := False
 
 .PHONY: run test setup setup-dev ingest-samples app lint eval eval-gate eval-baseline wheel-check bench clean
@@ -28,9 +31,11 @@ ingest-samples: setup
 	$(BIN)/qa ingest data/reports
 
 app: setup
-	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+	$(BIN)/streamlit run app.py --server.headless true --server.address $(ADDRESS) --server.port $(PORT) \
+		--browser.gatherUsageStats false
 
-## run: set up, ingest the sample reports, start the app on http://localhost:$(PORT)
+## run: set up, ingest the sample reports, start the app on http://localhost:$(PORT) (this machine only;
+## ADDRESS=0.0.0.0 make run serves it to the network, with sign-in)
 run: ingest-samples app
 
 ## test: set up (incl. headless Chromium for the UI tests), lint, run the tests, the offline eval gate, then

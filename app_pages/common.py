@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import auth
 from qa import ui
 from qa.config import Settings
 from qa.errors import InputError, QAError
@@ -277,6 +278,8 @@ def show_import_result(results: list[IngestResult], names: list[str], on_next_ru
 
 
 def samples_button(services: Services, key: str) -> None:
+    if not auth.can("upload"):  # importing changes the library: editors and admins only
+        return
     if st.button("导入示例报告", type="primary", key=key, icon=":material/download:"):
         results = import_samples(services)
         show_import_result(results, [Path(r.path).name for r in results], on_next_run=True)
@@ -285,6 +288,9 @@ def samples_button(services: Services, key: str) -> None:
 
 def empty_library(services: Services, what: str, key: str) -> None:
     """What a page shows while the library is empty."""
+    if not auth.can("upload"):
+        st.warning(f"文档库中还没有报告，{what}。请联系编辑或管理员导入报告。")
+        return
     st.warning(f"文档库中还没有报告，{what}。可以先导入示例报告，或到「文档库」页面上传自己的报告。")
     with st.container(horizontal=True):
         samples_button(services, key)

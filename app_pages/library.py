@@ -30,6 +30,9 @@ from qa.wiring import Services
 
 
 def delete_report(report_id: str) -> None:
+    if not auth.can("remove"):  # the button is drawn for editors only; the action checks again
+        flash("error", "删除报告需要编辑权限。")
+        return
     services = get_services()
     try:
         record = services.store.get_report(report_id)

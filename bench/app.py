@@ -50,7 +50,7 @@ def apptest_child() -> None:
     started = time.perf_counter()
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(ROOT / "app_pages" / "main.py"), default_timeout=120).run()
     startup = time.perf_counter() - started
     timings = {"startup_s": startup}
     for label, question in (("first_answer_s", COLD_Q), ("warm_answer_s", WARM_Q)):

@@ -35,8 +35,8 @@ FIRST_PAUSE_S, MAX_PAUSE_S, FORGET_S = 30.0, 3600.0, 24 * 3600.0
 _SCHEMA = """
 create table if not exists sessions (
     id text primary key,        -- the session's public id (the app keeps it to end the session)
-    token_hash text unique,     -- sha256 of the cookie's token; null until the ticket is redeemed
-    ticket_hash text unique,    -- sha256 of the one-time ticket; null once redeemed
+    token_hash text unique,     -- sha256 of the cookie's token, null until the ticket is redeemed
+    ticket_hash text unique,    -- sha256 of the one-time ticket, null once redeemed
     ticket_expires real,
     name text not null,
     stamp text not null,        -- Users.stamp at sign-in

@@ -26,7 +26,7 @@ from qa.errors import ConfigError, EmptyIndexError, EndpointUnreachable, InputEr
 from qa.exports import DOCX_MIME, XLSX_MIME
 from qa.schemas import Answer, Citation, IngestResult, UnverifiedNumber
 
-APP = ROOT / "app.py"
+APP = ROOT / "app_pages" / "main.py"
 ZICHUAN_Q = "淄川区办理行政复议案件多少件？"
 
 
@@ -1498,9 +1498,10 @@ def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pyte
     assert not reader.get("file_uploader") and not [b for b in reader.button if b.key == "delete-report"]
     assert any("只读" in c for c in texts(reader.caption))
     assert not [e for e in reader.expander if plain(e.label) == "详细信息"]  # no server path, hashes for readers
-    reader.session_state["goto_page"] = "eval"  # not in the menu, and not reachable
+    reader.session_state["goto_page"] = "eval"  # not in the menu; its URL gets a message, not the page
     reader.run()
-    assert reader.title[0].value != "评测" and not reader.get("file_uploader")
+    assert "评测需要管理员权限。" in texts(reader.error)
+    assert not [b for b in reader.button if b.key == "eval-run"] and not reader.get("file_uploader")
 
     editor = sign_in(start(), "li", "li-password")
     editor.session_state["goto_page"] = "library"
@@ -1508,12 +1509,55 @@ def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pyte
     assert editor.get("file_uploader") and [b for b in editor.button if b.key == "delete-report"]
     editor.session_state["goto_page"] = "eval"
     editor.run()
-    assert editor.title[0].value != "评测"
+    assert "评测需要管理员权限。" in texts(editor.error) and not [b for b in editor.button if b.key == "eval-run"]
 
     admin = sign_in(start(), "wang", "wang-password")
     admin.session_state["goto_page"] = "eval"
     admin.run()
     assert not admin.error and admin.title[0].value == "评测"
+
+
+def test_failed_sign_ins_pause_the_account_across_reloads_and_are_audited(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count lives on the server: a new browser session (a reload, AppTest's new run) does not reset it;
+    the pause says until when, and even the right password waits it out."""
+    users_with(fail_closed, zhang="reader")
+    monkeypatch.setenv("QA_AUTH", "required")
+    for attempt in range(5):
+        at = sign_in(start(), "zhang", f"wrong-{attempt}")  # each attempt from a fresh session
+    assert any("登录失败次数过多" in e and "之后再试" in e for e in texts(at.error)), texts(at.error)
+    at = sign_in(start(), "zhang", "zhang-password")
+    assert any("账号 zhang 已暂停登录" in e for e in texts(at.error)) and not at.chat_input
+    rows = [json.loads(line) for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["action"] for r in rows] == ["sign-in-failed"] * 5
+    assert all(r["user"] == "zhang" and "127.0.0.1" in r["detail"] for r in rows)
+
+
+def test_a_session_ends_on_sign_out_and_when_the_password_or_role_changes(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qa.auth import Users
+
+    ingest(fail_closed, "zichuan_2024.txt")
+    users_with(fail_closed, zhang="reader", li="editor")
+    monkeypatch.setenv("QA_AUTH", "required")
+    zhang, li = sign_in(start(), "zhang", "zhang-password"), sign_in(start(), "li", "li-password")
+    assert zhang.chat_input and li.chat_input
+    Users(fail_closed / "users.json").add("zhang", "reader", "a-new-password")  # the password changes
+    zhang.run()
+    assert zhang.title[0].value == "登录 reportqa" and not zhang.chat_input
+    Users(fail_closed / "users.json").add("li", "reader", "li-password")  # the role changes
+    li.run()
+    assert li.title[0].value == "登录 reportqa"
+    li = sign_in(li, "li", "li-password")
+    assert any("当前用户：li（读者）" in c for c in texts(li.sidebar.caption))
+    next(b for b in li.sidebar.button if b.key == "auth-sign-out").click().run()
+    assert li.title[0].value == "登录 reportqa"
+    import sqlite3
+
+    with sqlite3.connect(fail_closed / "signin.sqlite3") as db:
+        assert db.execute("select count(*) from sessions").fetchone()[0] == 0  # ended on the server too
 
 
 def test_an_upload_with_a_stored_name_replaces_only_when_asked_and_is_recorded(
@@ -1529,12 +1573,17 @@ def test_an_upload_with_a_stored_name_replaces_only_when_asked_and_is_recorded(
     at.get("file_uploader")[0].set_value([("zichuan_2024.txt", changed, "text/plain")])
     next(b for b in at.button if b.label == "导入").click().run()
     assert any("同名" in w and "没有导入" in w for w in texts(at.warning))
-    assert not (fail_closed / "audit.jsonl").exists()
+
+    def changes() -> list[dict]:
+        rows = [json.loads(line) for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+        return [r for r in rows if not r["action"].startswith("sign-in")]
+
+    assert not changes()
     at.get("file_uploader")[0].set_value([("zichuan_2024.txt", changed, "text/plain")])
     at.checkbox(key="lib_replace").check()
     next(b for b in at.button if b.label == "导入").click().run()
     assert not at.exception
-    [row] = [json.loads(line) for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    [row] = changes()
     assert (row["user"], row["role"], row["action"], row["report"]) == ("li", "editor", "replace", "zichuan_2024.txt")
 
 

@@ -13,7 +13,7 @@ from conftest import CORPUS, ROOT, make_settings
 from openai_server import OpenAIServer, Reply, Request
 from streamlit.testing.v1 import AppTest
 
-APP = ROOT / "app.py"
+APP = ROOT / "app_pages" / "main.py"
 KEY = "sk-test-Zq9Xw8Vv7Uu6Tt5Ss4"
 USER, PASSWORD = "analyst", "pa55-W0rd-x7"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -34,20 +35,42 @@ def test_each_role_may_do_what_the_one_before_may_and_more(role: str | None, may
     assert {action for action in auth.ACTIONS if auth.allowed(role, action)} == may
 
 
+LOOPBACK_ONLY = ("127.0.0.1", "localhost", "::1", "127.0.0.2")
+
+
 @pytest.mark.parametrize(
-    ("mode", "host", "required"),
+    ("listen", "peer", "headers", "required"),
     [
-        ("auto", "localhost:8501", False),
-        ("auto", "127.0.0.1:8501", False),
-        ("auto", "[::1]:8501", False),
-        ("auto", "192.168.1.20:8501", True),
-        ("auto", "reports.example.gov.cn", True),
-        ("required", "localhost:8501", True),
-        ("off", "192.168.1.20:8501", False),
+        ("127.0.0.1", "127.0.0.1", {"Host": "localhost:8501"}, False),
+        ("localhost", "::1", {"Host": "[::1]:8501"}, False),
+        ("::1", "::ffff:127.0.0.1", {"Host": "x"}, False),  # an IPv4-mapped loopback peer
+        # open to the network: every connection signs in, a loopback one with Host: localhost included
+        ("0.0.0.0", "127.0.0.1", {"Host": "localhost:8501"}, True),
+        ("::", "::1", {"Host": "localhost"}, True),
+        (None, "127.0.0.1", {"Host": "localhost"}, True),  # no address: Streamlit listens on all of them
+        ("192.168.1.20", "192.168.1.7", {"Host": "localhost"}, True),
+        # a peer that is not loopback, whatever it says it is
+        ("127.0.0.1", "192.168.1.7", {"Host": "localhost"}, True),
+        # a proxy header means someone else's request was passed on
+        ("127.0.0.1", "127.0.0.1", {"Host": "localhost", "X-Forwarded-For": "127.0.0.1"}, True),
+        ("127.0.0.1", "127.0.0.1", {"host": "localhost", "forwarded": "for=127.0.0.1"}, True),
+        ("127.0.0.1", "127.0.0.1", {"X-Real-IP": "127.0.0.1"}, True),
+        ("unix:///run/qa.sock", None, {"Host": "localhost"}, True),
     ],
 )
-def test_sign_in_is_required_beyond_localhost(mode: str, host: str, required: bool) -> None:
-    assert auth.sign_in_required(mode, host) is required
+def test_local_means_a_loopback_listener_a_loopback_peer_and_no_proxy(
+    listen: str | None, peer: str | None, headers: dict[str, str], required: bool
+) -> None:
+    connection = auth.Connection.of(listen, peer, headers)
+    assert auth.sign_in_required("auto", connection) is required
+    assert auth.sign_in_required("required", connection) is True
+    assert auth.sign_in_required("off", connection) is False
+
+
+def test_no_connection_at_all_is_the_in_process_app() -> None:
+    assert auth.sign_in_required("auto", None) is False and auth.sign_in_required("required", None) is True
+    assert all(auth.is_loopback(a) for a in LOOPBACK_ONLY)
+    assert not any(auth.is_loopback(a) for a in ("", None, "0.0.0.0", "::", "10.0.0.1", "localhost.evil.cn"))
 
 
 def test_the_users_file(tmp_path: Path) -> None:
@@ -70,6 +93,35 @@ def test_the_users_file(tmp_path: Path) -> None:
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ConfigError, match="users file"):
         auth.Users(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ('{"users": {"x": "notadict"}}', "entry for user 'x' is not an object"),
+        ('{"users": ["x"]}', 'no "users" object'),
+        ("[1, 2]", 'no "users" object'),
+        ('{"users": {"x": {"role": 3}}}', "role that is not text"),
+        ('{"users": {"x": {"role": "reader", "workspaces": "team-a"}}}', "workspaces that are not a list"),
+        ("", "not a readable users file"),
+    ],
+)
+def test_a_damaged_users_file_is_named_with_what_is_wrong(tmp_path: Path, content: str, says: str) -> None:
+    path = tmp_path / "users.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(says)) as raised:
+        auth.Users(path)
+    assert str(path) in str(raised.value) and "qa users add" in str(raised.value)
+    listed = run_cli("--data-dir", str(tmp_path), "users", "list")
+    assert listed.returncode == 2 and says in listed.stderr and "Traceback" not in listed.stderr
+    assert "unexpected" not in listed.stderr
+
+
+def test_a_users_file_setting_that_names_a_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder, not a users file"):
+        auth.Users(tmp_path)
+    listed = run_cli("--data-dir", str(tmp_path / "data"), "users", "list", env={"QA_USERS_FILE": str(tmp_path)})
+    assert listed.returncode == 2 and "is a folder" in listed.stderr and "no users yet" not in listed.stdout
 
 
 def test_qa_users_adds_lists_and_removes(tmp_path: Path) -> None:

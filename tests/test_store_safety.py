@@ -443,7 +443,7 @@ def test_a_running_app_answers_after_an_external_ingest_and_survives_a_store_err
     st.cache_resource.clear()
     try:
         ingest_paths([CORPUS / ZICHUAN], *_services(fail_closed))
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "app_pages" / "main.py"), default_timeout=60)
         at.run()
         assert not at.exception, at.exception
         at.chat_input[0].set_value("淄川区办理行政复议案件多少件？").run()
