@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages.server import route_path
+from app_pages.server import listen_address, oidc_configured, route_path
 from qa import auth
 from qa.config import Settings, workspaces
 from qa.errors import QAError
@@ -36,20 +36,13 @@ def connection() -> auth.Connection | None:
         return None
     # Streamlit reports a loopback peer as None; the listen address comes from the server's own options.
     peer = st.context.ip_address or "127.0.0.1"
-    return auth.Connection.of(st.get_option("server.address"), peer, headers)
+    return auth.Connection.of(listen_address(), peer, headers)
 
 
 def client_address() -> str:
     """The peer's address, for throttling and the audit log ("127.0.0.1" for this machine)."""
     conn = connection()
     return conn.peer if conn and conn.peer else "127.0.0.1"
-
-
-def _oidc_configured() -> bool:
-    try:
-        return "auth" in st.secrets
-    except Exception:  # no secrets.toml at all
-        return False
 
 
 def current_user() -> auth.User | None:
@@ -83,11 +76,11 @@ def gate(settings: Settings) -> auth.User:
         st.error(f"用户文件无法读取，暂时无法登录。请管理员检查：{ex}")
         st.stop()
     # Streamlit's st.login keeps its own session across reloads; the users file gives the role, each run
-    user = _oidc_user(users) if _oidc_configured() else _password_user(settings, users)
+    user = _oidc_user(users) if oidc_configured() else _password_user(settings, users)
     if user is not None:
         return user
     st.title("登录 reportqa")
-    if _oidc_configured():
+    if oidc_configured():
         _oidc_sign_in(users)
     else:
         _password_sign_in(settings, users)
@@ -218,7 +211,7 @@ def sign_out() -> None:
 
         _store(base_settings()).end(session_id)
     st.session_state[SIGNED_OUT] = True
-    if _oidc_configured() and st.user.is_logged_in:
+    if oidc_configured() and st.user.is_logged_in:
         st.logout()
 
 

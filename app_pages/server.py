@@ -1,20 +1,32 @@
-"""The two HTTP routes the app adds to Streamlit's server (app.py mounts them with st.App): they set and clear
-the sign-in cookie, which Streamlit's own script runs cannot do. The cookie holds a random session token,
-HttpOnly (no script in the page can read it) and SameSite=Strict; the signed-in state behind it lives in
-qa.signin's file. A route answers JSON, and never says more than whether it worked."""
+"""What the app adds to Streamlit's server (app.py mounts it with st.App).
+
+Two routes set and clear the sign-in cookie, which Streamlit's own script runs cannot do. The cookie holds a
+random session token, HttpOnly (no script in the page can read it) and SameSite=Strict; the signed-in state
+behind it lives in qa.signin's file. A route answers JSON, and never says more than whether it worked.
+
+`RoleGuard` checks the role again below the pages, for the endpoints Streamlit serves by itself: a download
+(/media/…) needs a session that may read, an upload (/_stcore/upload_file/…) one that may upload, unless only
+this machine can reach the app — the same decision as the script's (qa.auth.sign_in_required)."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from starlette.requests import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from qa import auth
 from qa.config import Settings
 from qa.errors import QAError
 from qa.signin import COOKIE, SignInStore, signin_file
+
+# Streamlit's own endpoints behind the pages' buttons, and the action each needs (qa.auth.ACTIONS)
+GUARDED = (("/media/", "read"), ("/_stcore/upload_file/", "upload"))
 
 
 def route_path(name: str, base_url_path: str | None) -> str:
@@ -23,9 +35,12 @@ def route_path(name: str, base_url_path: str | None) -> str:
     return f"/{base}/_qa/{name}" if base else f"/_qa/{name}"
 
 
+def _settings() -> Settings:
+    return Settings.from_env({k: v for k, v in os.environ.items() if k != "QA_WORKSPACE"})
+
+
 def _store() -> SignInStore:
-    settings = Settings.from_env({k: v for k, v in os.environ.items() if k != "QA_WORKSPACE"})
-    return SignInStore(signin_file(settings.data_dir))
+    return SignInStore(signin_file(_settings().data_dir))
 
 
 async def _json_body(request: Request) -> dict | None:
@@ -71,6 +86,61 @@ async def end_session(request: Request) -> JSONResponse:
     response = JSONResponse({"ok": True})
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
+
+
+class RoleGuard:
+    """ASGI middleware: refuse (403) a download or upload whose connection must sign in and whose cookie is
+    not a live session with the role for it. Identity-provider sign-in (st.login) keeps its own cookie,
+    which this guard cannot map to a role: there the pages' own checks are the guard."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            action = next((a for prefix, a in GUARDED if prefix in scope.get("path", "")), None)
+            if action and not await run_in_threadpool(self._permitted, HTTPConnection(scope), action):
+                await JSONResponse({"ok": False, "error": "forbidden"}, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _permitted(self, request: HTTPConnection, action: str) -> bool:
+        try:
+            settings = _settings()
+            peer = request.client.host if request.client else None
+            connection = auth.Connection.of(listen_address(), peer, request.headers)
+            if not auth.sign_in_required(settings.auth, connection):
+                return True
+            if oidc_configured():
+                return True
+            users = auth.Users(auth.users_file(settings.data_dir, str(settings.users_file or "") or None))
+            resumed = SignInStore(signin_file(settings.data_dir)).resume(
+                request.cookies.get(COOKIE, ""), users
+            )
+        except QAError:
+            return False  # fail closed: a damaged users or sign-in file lets nothing through
+        return resumed is not None and auth.allowed(resumed[1].role, action)
+
+
+def listen_address() -> str | None:
+    """The address this server listens on (--server.address; none: every address)."""
+    import streamlit as st
+
+    return st.get_option("server.address")
+
+
+def oidc_configured() -> bool:
+    """Sign-in through an identity provider (st.login): an [auth] section in secrets.toml."""
+    import streamlit as st
+
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets.toml at all
+        return False
+
+
+def middleware() -> list[Middleware]:
+    return [Middleware(RoleGuard)]
 
 
 def routes(base_url_path: str | None) -> list[Route]:

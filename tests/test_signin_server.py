@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS
 from test_browser import ARTIFACTS, CHROMIUM_ARGS, FIXTURE_REPORTS, WIDTH, chromium_path, serve
 
 pytestmark = pytest.mark.browser
@@ -190,6 +193,12 @@ def test_a_signed_in_user_stays_signed_in_across_reloads_deep_links_and_tabs(
         expect(page.get_by_test_id("stSidebar")).to_contain_text("当前用户：li（编辑）")
         page.goto(f"{url}/library")  # a deep link typed into the address bar
         expect(page.locator("input[type=file]")).to_have_count(1)  # the editor's uploader, no sign-in
+        data = (CORPUS / "rongjiang_2023.txt").read_bytes()  # the upload endpoint lets an editor's session in
+        page.locator("input[type=file]").set_input_files(
+            files=[{"name": "蓉江新区报告.txt", "mimeType": "text/plain", "buffer": data}]
+        )
+        page.get_by_role("button", name="导入").click()
+        expect(page.get_by_test_id("stAlert").filter(has_text="新增：蓉江新区报告.txt")).to_be_visible()
         other = new_page(context)  # a new tab
         other.goto(f"{url}/summary")
         expect(other.get_by_test_id("stSidebar")).to_contain_text("当前用户：li（编辑）")
@@ -222,3 +231,24 @@ def test_a_readers_deep_links_to_restricted_pages_get_a_message(fail_closed: Pat
         expect(page.get_by_text("当前账号为只读")).to_be_visible()
         expect(page.locator("input[type=file]")).to_have_count(0)
         expect(page.get_by_role("button", name="删除")).to_have_count(0)
+        # below the pages: Streamlit's own endpoints check the role too
+        assert page.request.get(f"{url}/media/none.bin").status == 404  # a reader may download (none here)
+        upload = page.request.put(
+            f"{url}/_stcore/upload_file/s/f",
+            multipart={"file": {"name": "x.txt", "mimeType": "text/plain", "buffer": b"x"}},
+        )
+        assert upload.status == 403  # a reader may not upload, whatever the page shows
+        with pytest.raises(urllib.error.HTTPError) as anonymous:
+            urllib.request.urlopen(f"{url}/media/none.bin", timeout=10)
+        assert anonymous.value.code == 403  # no session, no download
+
+
+def test_only_this_machine_downloads_without_a_session(fail_closed: Path, tmp_path: Path) -> None:
+    with serve(fail_closed, tmp_path, (), address="127.0.0.1") as url:
+        with pytest.raises(urllib.error.HTTPError) as local:
+            urllib.request.urlopen(f"{url}/media/none.bin", timeout=10)
+        assert local.value.code == 404  # through to Streamlit: nothing by that name
+        request = urllib.request.Request(f"{url}/media/none.bin", headers={"X-Forwarded-For": "127.0.0.1"})
+        with pytest.raises(urllib.error.HTTPError) as proxied:
+            urllib.request.urlopen(request, timeout=10)
+        assert proxied.value.code == 403
