@@ -102,8 +102,13 @@ class Retriever:
                 has = bool(pack.starts[i + 1] > pack.starts[i] and pack.has_vector[pack.starts[i]])
                 if key not in held or (has and not held[key][2]):
                     held[key] = (pack, i, has)
-        unchecked = [key for key in wanted if key in held and state[key] not in self._verified
-                     and (held[key][2] or not wanted[key].embedded)]  # fmt: skip
+        # A key counts as held only when a pack this process has loaded holds it (with vectors, once the
+        # report has them). What was verified once may be gone since: a pack merged or dropped by another
+        # process (a `qa rm` then `qa ingest` of the same file comes back at the same version), and a key
+        # verified but held by no pack would otherwise be searched as a report with no rows — a false
+        # "not mentioned" for as long as the signature stays the same.
+        usable = {key for key in wanted if key in held and (held[key][2] or not wanted[key].embedded)}
+        unchecked = [key for key in usable if state[key] not in self._verified]
         if unchecked:
             counts = self.store.chunk_counts(sorted({wanted[k].version for k in unchecked}))
             for key in unchecked:
@@ -111,8 +116,9 @@ class Retriever:
                 rows = int(pack.starts[i + 1] - pack.starts[i])
                 if rows == wanted[key].n_chunks == counts.get(wanted[key].version, 0):
                     self._verified.add(state[key])
-        missing = [key for key in wanted if state[key] not in self._verified]
+        missing = [key for key in wanted if key not in usable or state[key] not in self._verified]
         problems: dict[str, str] = {}
+        fresh: list[derived.Pack] = []  # packs built here: searched even if another process drops them
         for batch in _batches(missing, wanted, derived.MAX_PACK_ROWS):  # a pack each: memory stays bounded
             pieces = self._read_pieces([wanted[key] for key in batch])
             for key in batch:
@@ -121,20 +127,40 @@ class Retriever:
                     problems[key] = f"listed with {wanted[key].n_chunks} chunks, holding {got}"
             if problems and self.store.signature() != signature:
                 # Another process replaced or removed reports while we read them: not damage, a stale view.
-                raise StoreChanged(f"the store at {self.store.location} changed while it was read; read it again")
+                raise StoreChanged(
+                    f"the store at {self.store.location} changed while it was read; read it again"
+                )
             good = [pieces[key] for key in batch if key not in problems]
             if good:
-                self._shelf.add(derived.Pack.build(good, self.store.dim))
+                fresh.append(derived.Pack.build(good, self.store.dim))
+                self._shelf.add(fresh[-1])
                 self._verified.update(state[p.key] for p in good)
-        if missing:
-            packs = self._shelf.packs()
-        alive = {key: wanted[key].embedded for key in wanted if state[key] in self._verified}
+        packs = [*packs, *fresh]  # not the manifest again: a pack loaded above may have been dropped since
+        alive = {key: wanted[key].embedded for key in wanted if key not in problems}
         search = derived.Index(packs, alive)
-        if self._shelf.compact(search):
-            search = derived.Index(self._shelf.packs(), alive)
+        # Compact only when the registry now is the one these records were read from: the packs were loaded
+        # after the records, and a pack another process added meanwhile holds a report this view does not
+        # know yet — compacting would drop it as dead. Every pack loaded is added after its report's flip, so
+        # a registry read after loading them (same signature) knows every report they hold.
+        if self.store.signature() == signature and self._shelf.compact(search):
+            compacted = derived.Index(self._with(self._shelf.packs(), fresh), alive)
+            # another process may have merged away what this one just merged: keep the packs in memory then
+            if all(key in compacted.where for key in alive):
+                search = compacted
+        absent = [key for key in alive if key not in search.where]
+        if absent:  # a report with no rows would be a false "not mentioned", cached until the next write
+            raise StoreChanged(f"the search index of {self.store.location} lost {len(absent)} reports while it "
+                               "was read (another process changed it); read it again")  # fmt: skip
         damaged_reports = {wanted[key].report_id: problem for key, problem in problems.items()}
         exact = sum(r.n_chunks for r in records) <= self.settings.exact_dense_max
         return _Index(signature, search, exact, damaged_reports, stamp)
+
+    @staticmethod
+    def _with(packs: list[derived.Pack], fresh: Sequence[derived.Pack]) -> list[derived.Pack]:
+        """The shelf's packs and the ones this process just built (another process may have merged or
+        dropped those from the manifest already; their rows are what this search needs)."""
+        names = {p.name for p in packs}
+        return [*packs, *(p for p in fresh if p.name not in names)]
 
     def _read_pieces(self, records: list[ReportRecord]) -> dict[str, derived.Piece]:
         """Read and tokenize the given reports' active versions from the store. A chunk counts for a report

@@ -60,14 +60,20 @@ def test_a_report_added_or_removed_changes_the_statistics_without_a_rebuild(ques
     index = derived.Index([first, added], ["a", "c"])
     texts = TEXTS["a"] + TEXTS["c"]
     assert index.n_docs == len(texts) and index.dead_rows == len(TEXTS["b"])
-    assert np.allclose(our_scores(index, ["a", "c"], len(texts), question), bm25s_scores(texts, question), rtol=1e-5)
+    assert np.allclose(
+        our_scores(index, ["a", "c"], len(texts), question), bm25s_scores(texts, question), rtol=1e-5
+    )
     # merging the alive rows into one pack keeps every score
     merged = derived.Index([derived.Pack.merge([(p, a) for p, a in zip(index.packs, index.alive, strict=True)])],
                            ["a", "c"])  # fmt: skip
     assert merged.dead_rows == 0 and len(merged.packs[0].keys) == 2
     assert np.allclose(our_scores(merged, ["a", "c"], len(texts), question),
                        our_scores(index, ["a", "c"], len(texts), question))  # fmt: skip
-    assert "淄川" in merged.vocabulary() and "洛江" not in merged.vocabulary() and "洛江" not in index.vocabulary()
+    assert (
+        "淄川" in merged.vocabulary()
+        and "洛江" not in merged.vocabulary()
+        and "洛江" not in index.vocabulary()
+    )
 
 
 def test_dense_is_exact_cosine_over_the_selected_reports_and_skips_rows_without_vectors() -> None:
@@ -144,3 +150,41 @@ def test_a_wide_selection_scores_as_a_narrow_one(monkeypatch) -> None:
         assert [c.id for c, _ in got] == [c.id for c, _ in expected]
         assert [s for _, s in got] == pytest.approx([s for _, s in expected])
         assert {c.report_id for c, _ in got} <= set(chosen)
+
+
+def test_a_reader_reads_a_report_again_when_no_pack_holds_it_any_more(services, monkeypatch) -> None:
+    """Issue 21: `qa rm X` then `qa ingest X` brings X back at the same version. A reader that checked X's
+    pack once, saw the removal (its compaction dropped the pack: no alive rows) and then read the registry
+    between the re-ingest's flip and its pack being written, searched X as a report with no rows: 文中未提及,
+    cached until the next write."""
+    import qa.ingest
+
+    ingest_paths([DOCS / "zichuan_2024.txt", DOCS / "luojiang_2024.txt"], services.store, services.embedder,
+                 services.settings)  # fmt: skip
+    question, report = "淄川区办理行政复议案件多少件", "zichuan_2024.txt"
+    reader = Retriever(
+        services.store, services.embedder, services.settings
+    )  # the app's, kept for the process
+    assert reader.search(question, k=5, report_ids=[report]).hits
+    services.store.remove_report(report)
+    reader.index(services.store.reports())  # the reader's next search after the removal
+    assert not any(report in p.keys[0] for p in derived.Shelf(services.store.index_dir).packs())
+    monkeypatch.setattr(qa.ingest, "keep_index", lambda *args, **kwargs: None)  # read before the pack lands
+    assert (
+        qa.ingest.ingest_file(DOCS / report, services.store, services.embedder, services.settings).status
+        == "ingested"
+    )
+    hits = reader.search(question, k=5, report_ids=[report]).hits
+    assert hits and any("151件" in h.chunk.text for h in hits)
+
+
+def test_a_reader_with_an_older_view_never_compacts_away_a_newer_report(services) -> None:
+    """The packs are loaded after the registry was read: a pack added meanwhile holds a report this view
+    does not list. Compacting then would drop it as dead (every process then re-reads it from the store)."""
+    ingest_paths([DOCS / "zichuan_2024.txt"], services.store, services.embedder, services.settings)
+    reader = Retriever(services.store, services.embedder, services.settings)
+    older = services.store.reports()
+    ingest_paths([DOCS / "luojiang_2024.txt"], services.store, services.embedder, services.settings)
+    reader.index(older)  # built from the older registry and today's packs
+    held = {k.split("\t")[0] for p in derived.Shelf(services.store.index_dir).packs() for k in p.keys}
+    assert held == {"zichuan_2024.txt", "luojiang_2024.txt"}

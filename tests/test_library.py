@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,9 @@ def test_the_offline_engine_loads_only_what_it_uses(tmp_path: Path) -> None:
         f"lib = Library.open({str(tmp_path / 'data')!r}, engine='offline', env={{'QA_CACHE_DIR': {str(SHARED_CACHE)!r}}})\n"
     )
     ingest = opening + f"lib.ingest([{str(CORPUS / 'zichuan_2024.txt')!r}])\n"
-    done = subprocess.run([sys.executable, "-c", ingest], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", ingest], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     ask = opening + (
         "assert '151件' in lib.ask('淄川区办理行政复议案件多少件？').text\n"
@@ -86,3 +89,72 @@ def test_the_offline_engine_loads_only_what_it_uses(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---- a long-running reader while another process writes ------------------------------------------
+
+_WRITER = """
+import sys
+from qa.cli import main
+report, path = sys.argv[1:3]
+for command in (["rm", report], ["ingest", path]):
+    code = main(command)
+    if code:
+        sys.exit(f"qa {' '.join(command)} exited {code}")
+"""
+
+
+def test_a_long_running_reader_answers_after_every_rm_and_re_ingest_by_another_process(
+    tmp_path: Path,
+) -> None:
+    """Issue 21: one Library kept for the process (as the app keeps its Store) while another process runs
+    `qa rm X; qa ingest X` again and again. The file comes back at the same version, so the reader's index
+    signature does not change; the reader once kept answering 文中未提及 for X after a write it had read
+    mid-way (its index cached a report no pack held). A thread asks all through each write; the first read
+    after the write has completed must cite X, every cycle."""
+    import threading
+
+    from qa import Library
+    from qa.store import StoreError
+
+    data_dir = tmp_path / "data"
+    env = {"QA_CACHE_DIR": str(SHARED_CACHE), "QA_DATA_DIR": str(data_dir)}
+    lib = Library.open(data_dir, engine="offline", env=env)
+    assert [r.status for r in lib.ingest([CORPUS / "zichuan_2024.txt", CORPUS / "luojiang_2024.txt"])] == [
+        "ingested", "ingested"]  # fmt: skip
+    question, report = "淄川区办理行政复议案件多少件？", "zichuan_2024.txt"
+
+    def cites_report() -> bool:
+        answer = lib.ask(question)
+        return not answer.refused and any(c.report_id == report for c in answer.citations)
+
+    assert cites_report()
+    cycles, false_refusals, reads_during, errors = 50, [], [], []
+
+    def ask_all_along(stop: threading.Event, cycle: int) -> None:
+        while not stop.is_set():
+            try:
+                cites_report()  # refused or not: the report is gone for part of the write
+                reads_during.append(cycle)
+            except StoreError:  # said to be retried (another process changed the store twice)
+                pass
+            except Exception as ex:  # a reader must never break on a write it sees half done
+                errors.append(f"cycle {cycle}: {type(ex).__name__}: {ex}")
+            stop.wait(0.02)  # pacing only: the writer shares the machine's two cores
+
+    for cycle in range(cycles):
+        stop = threading.Event()
+        reader = threading.Thread(target=ask_all_along, args=(stop, cycle))
+        reader.start()
+        try:
+            writer = subprocess.run([sys.executable, "-c", _WRITER, report, str(CORPUS / report)], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=120, env={**os.environ, **env})  # fmt: skip
+        finally:
+            stop.set()
+            reader.join()
+        assert writer.returncode == 0, writer.stdout + writer.stderr
+        if not cites_report():  # the first read after the write completed
+            false_refusals.append(cycle)
+    assert not errors, errors
+    assert false_refusals == [], f"{len(false_refusals)} false refusals in {cycles} cycles: {false_refusals}"
+    assert len(set(reads_during)) == cycles  # reads did interleave with every write
