@@ -23,6 +23,7 @@ from app_pages.common import (
 from qa import ui
 from qa.chunking import sections
 from qa.errors import InputError, QAError
+from qa.kinds import kind_label
 from qa.library import Library
 from qa.schemas import ReportRecord
 from qa.ui_summary import cached_paths
@@ -123,6 +124,7 @@ def report_details(services: Services, record: ReportRecord) -> None:
     with left:
         facts = [
             ("标题", meta.title),
+            ("类型", kind_label(meta.kind, meta.issuer_kind)),
             ("发布单位", meta.issuer),
             ("发布网站", meta.publisher),
             ("地区", meta.region),

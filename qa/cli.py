@@ -25,6 +25,7 @@ from rich.table import Table
 
 from qa.config import Settings
 from qa.errors import InputError, QAError
+from qa.kinds import kind_label
 from qa.redact import redact
 from qa.schemas import IngestResult
 
@@ -93,7 +94,7 @@ def _services(settings: Settings):
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.ingest import collect_files, ingest_paths
+    from qa.ingest import INDEX_REBUILT, collect_files, ingest_paths
 
     paths = [Path(p) for p in args.paths]
     files, _ = collect_files(paths)
@@ -111,7 +112,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             detail = f"{result.n_chunks} chunks" if result.status != "failed" else escape(result.reason)
             if result.pending:
                 detail += f" (vectors follow: {result.pending} to embed)"
-            elif result.status in ("ingested", "updated") and result.embedded < result.n_chunks:
+            elif (result.status in ("ingested", "updated") and result.embedded < result.n_chunks
+                  and not result.reason.endswith(INDEX_REBUILT)):  # fmt: skip
                 detail += f" ({result.n_chunks - result.embedded} from cache)"
             if result.status != "failed" and result.reason:  # repaired: what was wrong with the stored copy
                 detail += f" ({escape(result.reason)})"
@@ -169,13 +171,14 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
     table.add_column("title", overflow="fold", min_width=10)
     table.add_column("region", overflow="fold", min_width=8)
     table.add_column("issuer", overflow="fold", min_width=8)
-    for name in ("level", "year", "published", "chunks"):
+    for name in ("kind", "level", "year", "published", "chunks"):
         table.add_column(name, no_wrap=True)
     unknown = "[dim]未识别[/]"
     for r in records:
         table.add_row(
             escape(r.report_id), escape(r.meta.title) or unknown,
             escape(" › ".join(r.meta.region_path) or r.meta.region) or unknown, escape(r.meta.issuer) or unknown,
+            escape(kind_label(r.meta.kind, r.meta.issuer_kind)) if r.meta.kind else unknown,
             escape(r.meta.level) or unknown, str(r.meta.year or "") or unknown, escape(r.meta.publish_date or ""), str(r.n_chunks),
         )  # fmt: skip
     out.print(table)

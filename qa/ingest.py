@@ -18,13 +18,16 @@ from qa.config import Settings
 from qa.derived import Index, Pack, Piece, Shelf, key
 from qa.embeddings import Embedder
 from qa.errors import InputError, QAError
-from qa.schemas import Chunk, Document, IngestResult
-from qa.store import Store
+from qa.schemas import Chunk, Document, IngestResult, ReportRecord
+from qa.store import Store, damaged
 
 # Bump when loading, metadata or chunking logic changes: every report is then re-ingested once.
 # 6: versions (and so chunk ids) are keyed by report id as well as content: two reports never share chunks
-PIPELINE_VERSION = "6"
+PIPELINE_VERSION = "7"
 COMPACT_EVERY = 64  # reports: how often a long ingest merges the derived index's small packs
+INDEX_REBUILT = (
+    "index rebuilt from the store"  # ends the reason of a report whose pack alone was written again
+)
 
 
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]]:
@@ -194,6 +197,42 @@ def keep_index(store: Store, chunks: Sequence[Chunk], vectors: np.ndarray | None
     (shelf or Shelf(store.index_dir)).add(Pack.build([piece], store.dim))
 
 
+def unindexed(store: Store, shelf: Shelf) -> dict[str, tuple[ReportRecord, str]]:
+    """Stored reports whose active version no intact pack of the derived index holds (report id → (record,
+    why)): their pack was found damaged (and dropped) when the shelf loaded it, or is missing."""
+    if store.index_dir is None:
+        return {}
+    held: dict[str, bool] = {}  # key → a pack holds it with vectors
+    for pack in shelf.packs():
+        for i, pack_key in enumerate(pack.keys):
+            s, e = int(pack.starts[i]), int(pack.starts[i + 1])
+            held[pack_key] = held.get(pack_key, False) or (e > s and bool(pack.has_vector[s]))
+    damage = shelf.take_damage()
+    why_of = {k: d.why for d in damage for k in d.keys}
+    unnamed = [d.why for d in damage if not d.keys]  # a pack whose own list of reports was unreadable
+    out = {}
+    for record in store.reports():
+        report_key = key(record.report_id, record.version)
+        if report_key in held and (held[report_key] or not record.embedded):
+            continue
+        why = why_of.get(report_key) or (unnamed[0] if unnamed else "")
+        out[record.report_id] = (
+            record,
+            f"its index pack was damaged: {why}" if why else "no index pack held it",
+        )
+    return out
+
+
+def rebuild_index(store: Store, record: ReportRecord, shelf: Shelf) -> None:
+    """Write a stored report's pack again from its chunks and vectors in the store (nothing is embedded)."""
+    pairs = sorted(store.iter_chunk_vectors([record.version], report_ids=[record.report_id]),
+                   key=lambda cv: cv[0].start)  # fmt: skip
+    if len(pairs) != record.n_chunks:
+        raise damaged(record, f"listed with {record.n_chunks} chunks, holding {len(pairs)}")
+    vectors = np.vstack([v for _, v in pairs]) if record.embedded else None
+    keep_index(store, [c for c, _ in pairs], vectors, shelf)
+
+
 def compact_index(store: Store, shelf: Shelf | None = None) -> None:
     """Merge the small packs a run of ingests left on disk (qa.derived.Shelf.compact), so a reader loads
     a few packs, not one per report. A run passes its own shelf: packs it loaded are not read again."""
@@ -273,7 +312,21 @@ def ingest_paths(
     for result in results:
         if on_result:
             on_result(result)
-    shelf = Shelf(store.index_dir)  # one for the run: each compaction loads only the packs added since
+    shelf = Shelf(store.index_dir, store.dim)  # one for the run: compacting loads only the packs added since
+    # Reports an intact pack does not hold (a damaged pack is dropped when loaded): "unchanged" in the store,
+    # but their search index is written again from it, and the result says so.
+    to_index = unindexed(store, shelf) if files else {}
+
+    def indexed_again(result: IngestResult) -> IngestResult:
+        record, why = to_index.pop(result.report_id or "", (None, ""))
+        if record is None or result.status != "unchanged":
+            return result
+        try:
+            rebuild_index(store, record, shelf)
+        except QAError as ex:
+            return IngestResult(result.path, result.report_id, "failed", f"{why}; rebuilding it failed: {ex}")
+        return dataclasses.replace(result, status="updated", reason=f"repaired: {why}; {INDEX_REBUILT}")
+
     later = VectorPass(store, embedder, progress, on_queued) if background else None
     if later is not None and files:
         later.resume()
@@ -287,7 +340,8 @@ def ingest_paths(
         else:
             seen[path.name] = path
             try:
-                result = ingest_file(path, store, embedder, settings, progress, vectors_later=later)
+                written = ingest_file(path, store, embedder, settings, progress, vectors_later=later)
+                result = indexed_again(written)
             except QAError as ex:
                 reason = ex.reason if isinstance(ex, InputError) else str(ex)
                 result = IngestResult(str(path), path.name, "failed", reason)
@@ -296,6 +350,14 @@ def ingest_paths(
             on_result(result)
         if len(results) % COMPACT_EVERY == 0:
             compact_index(store, shelf)
+    for record, why in list(to_index.values()):  # damaged packs of reports not in this run's files
+        if why.startswith("its index pack was damaged"):
+            shown = record.source_path or record.report_id
+            stored = IngestResult(shown, record.report_id, "unchanged", n_chunks=record.n_chunks)
+            result = indexed_again(stored)
+            results.append(result)
+            if on_result:
+                on_result(result)
     if later is not None:
         for report_id, why in later.finish():
             failed = IngestResult(report_id, report_id, "failed",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from qa import gazetteer
 from qa.gazetteer import COUNTY, LEVEL_NAMES, PREFECTURE, PROVINCE, Division, Gazetteer
+from qa.kinds import report_kind
 from qa.schemas import Document, ReportMeta
 
 _SEP = r"\s*[:：]?\s*\|?\s*"  # "key:value", "key: | value |" (header tables) and "key value"
@@ -317,4 +318,5 @@ def extract(document: Document) -> ReportMeta:
         region_code=place.division.code if place and place.division else "",
         level=level_of(place, kind),
         issuer_kind=kind,
+        kind=report_kind(title, body),
     )

@@ -23,6 +23,7 @@ class ReportMeta:
     region_code: str = ""  # the gazetteer's code of the deepest division in the path, e.g. 411121
     level: str = ""  # 省级 | 地市 | 区县, or 部门（省级/地市级/县级）for a department's report
     issuer_kind: str = ""  # 人民政府 | 党委 | 党委和政府 | 部门 | 管委会
+    kind: str = ""  # 法治报告 | 政府工作报告 | 统计公报 | 信息公开年报 | 其他 (qa.kinds)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -63,7 +63,7 @@ CHUNKS_PREFIX = "qa-chunks-"
 REPORTS_PREFIX = "qa-reports-"
 STAMP_ID = "__registry__"  # a record in the reports collection whose stamp changes with every write
 _META_FIELDS = ("title", "issuer", "publisher", "region", "publish_date", "doc_number", "index_no",
-                "region_code", "level", "issuer_kind")  # fmt: skip
+                "region_code", "level", "issuer_kind", "kind")  # fmt: skip
 _PATH_SEP = " › "  # region_path is stored as one string (Chroma metadata values are scalars)
 
 LOCK_TIMEOUT = 120.0  # seconds a writer waits for another before giving up with StoreBusy

@@ -31,6 +31,7 @@ from qa.errors import (
     QAError,
     TruncatedReply,
 )
+from qa.kinds import kind_label
 from qa.loaders import SUPPORTED
 from qa.numbers import find_numbers
 from qa.redact import redact
@@ -312,6 +313,7 @@ def report_rows(records: Sequence[ReportRecord]) -> list[dict]:
         {
             "报告": r.report_id,
             "标题": r.meta.title,
+            "类型": kind_label(r.meta.kind, r.meta.issuer_kind),
             "地区": r.meta.region,
             "年度": str(r.meta.year or ""),
             "发布日期": r.meta.publish_date or "",

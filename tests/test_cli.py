@@ -33,6 +33,8 @@ def test_ingest_ls_search_rm(reports: Path) -> None:
         ("zichuan_2024.txt", 2024, "淄川区"),
     ]
     assert all(r["chunks"] > 5 and r["title"] for r in rows)
+    assert [r["kind"] for r in rows] == ["法治报告", "法治报告"]  # DESIGN.md's listing: the report's kind
+    assert "法治报告" in run_cli("ls").stdout
 
     found = run_cli("search", "淄川区综合纠错率是多少", "--k", "3", "--json")
     assert found.returncode == 0, found.stderr

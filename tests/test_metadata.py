@@ -26,6 +26,7 @@ EXPECTED = {
         region_code="370302",
         level="区县",
         issuer_kind="人民政府",
+        kind="法治报告",
     ),
     "dabancheng_2024.txt": ReportMeta(
         title="达坂城区人民政府2024年度法治政府建设情况报告",  # no title line: derived from 现将…报告如下
@@ -36,6 +37,7 @@ EXPECTED = {
         region_code="650107",
         level="区县",
         issuer_kind="人民政府",
+        kind="法治报告",
     ),
     "luojiang_2024.txt": ReportMeta(
         title="泉州市洛江区人民政府关于2024年法治政府建设情况的报告",
@@ -49,6 +51,7 @@ EXPECTED = {
         region_code="350504",
         level="区县",
         issuer_kind="人民政府",
+        kind="法治报告",
     ),
     "rongjiang_2023.txt": ReportMeta(  # a development zone: not a division, it hangs under 赣州市
         title="赣州蓉江新区2023年度法治政府建设工作情况报告",
@@ -60,6 +63,7 @@ EXPECTED = {
         region_code="360700",
         level="区县",
         issuer_kind="管委会",
+        kind="法治报告",
     ),
     "zhenjiang_sfj_2024.txt": ReportMeta(
         title="韶关市浈江区司法局2024年法治政府建设年度报告",
@@ -70,6 +74,7 @@ EXPECTED = {
         region_code="440204",
         level="部门（县级）",
         issuer_kind="部门",
+        kind="法治报告",
     ),
 }
 
