@@ -12,11 +12,15 @@ into one pack (postings re-mapped, never re-tokenized).
 On disk (`<data dir>/index/<embedder>/`): one folder per pack (`.npy` arrays — vectors memory-mapped — and
 `pack.json` with the vocabulary, the keys and the chunk columns) and `manifest.json` naming the packs.
 Packs are written to a temporary folder and renamed into place, the manifest replaced under a file lock:
-a reader sees whole packs or none. A missing or unreadable pack is read from the store again.
+a reader sees whole packs or none. The manifest holds each pack's SHA-256 (of its files, as written), and
+a pack is checked when loaded (checksum; postings, row ranges and columns in bounds; vectors finite and of
+unit length): a pack that is missing, unreadable or damaged is dropped and its reports are read from the
+store again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,10 +43,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene")
-_COLUMNS = ("id", "report_id", "version", "ordinal", "section", "start", "end", "text", "title", "region", "year")
+_COLUMNS = (
+    "id",
+    "report_id",
+    "version",
+    "ordinal",
+    "section",
+    "start",
+    "end",
+    "text",
+    "title",
+    "region",
+    "year",
+)
 MERGE_PACKS = 12  # more packs than this: the smallest are merged
 MAX_PACK_ROWS = 12_000  # chunks: packs are built and merged up to this size (bounds memory at any scale)
 SMALL_SELECTION = 4000  # rows: a selection this small is scored range by range, not with a whole-pack mask
+UNIT_TOLERANCE = 1e-3  # a stored vector's length may differ from 1 by this much (float32 rounding)
+
+
+class PackDamaged(ValueError):
+    """A pack on disk that cannot be used as it is: unreadable, not what was written, or inconsistent."""
 
 
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
@@ -99,7 +120,8 @@ class Pack:
     vectors: np.ndarray  # float32 unit rows (zeros where has_vector is False)
     has_vector: np.ndarray  # bool
     columns: dict[str, list]
-    cells: dict[str, list[dict]] = field(default_factory=dict)  # key → its comparison-table cells (qa.compare)
+    # key → its comparison-table cells (qa.compare)
+    cells: dict[str, list[dict]] = field(default_factory=dict)
     term_of: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -126,7 +148,9 @@ class Pack:
         lengths: list[int] = []
         for piece in pieces:
             for tokens in piece.tokens:
-                terms.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens)))
+                terms.append(
+                    np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), np.int64, len(tokens))
+                )
                 lengths.append(len(tokens))
         n_rows = int(starts[-1])
         rows = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
@@ -136,8 +160,12 @@ class Pack:
         has_vector = np.zeros(n_rows, dtype=bool)
         for piece, start in zip(pieces, starts, strict=False):
             if piece.vectors is not None and len(piece.chunks):
-                vectors[start : start + len(piece.chunks)] = _unit(piece.vectors)
-                has_vector[start : start + len(piece.chunks)] = True
+                unit = _unit(piece.vectors)
+                # a zero or NaN vector has no direction: such a row is found by keywords only, never ranked
+                # by dense search with a meaningless score
+                usable = np.abs(np.linalg.norm(unit, axis=1) - 1) < UNIT_TOLERANCE
+                vectors[start : start + len(piece.chunks)] = np.where(usable[:, None], unit, 0)
+                has_vector[start : start + len(piece.chunks)] = usable
         columns = {name: [getattr(c, name) for p in pieces for c in p.chunks] for name in _COLUMNS}
         return cls(uuid.uuid4().hex, keys, starts, list(vocab), indptr, post_rows, tf,
                    np.asarray(lengths, dtype=np.float32), vectors, has_vector, columns,
@@ -166,7 +194,9 @@ class Pack:
             lens.append(pack.doc_len[keep])
             vecs.append(np.asarray(pack.vectors)[keep])
             has.append(pack.has_vector[keep])
-            cols.append({name: [v for v, k in zip(pack.columns[name], keep, strict=True) if k] for name in _COLUMNS})
+            cols.append(
+                {name: [v for v, k in zip(pack.columns[name], keep, strict=True) if k] for name in _COLUMNS}
+            )
             offset += int(keep.sum())
         terms, rows, tf = np.concatenate(all_terms), np.concatenate(all_rows), np.concatenate(all_tf)
         used = np.bincount(terms, minlength=len(vocab)) > 0  # terms only dead rows used are dropped
@@ -186,22 +216,125 @@ class Pack:
 
     _ARRAYS = ("starts", "indptr", "rows", "tf", "doc_len", "vectors", "has_vector")
 
-    def save(self, folder: Path) -> None:
-        """Write the pack as folder/<name>/ (atomically: a temporary folder renamed into place)."""
+    def save(self, folder: Path) -> str:
+        """Write the pack as folder/<name>/ (atomically: a temporary folder renamed into place); its SHA-256."""
         tmp = folder / f".tmp-{self.name}"
         tmp.mkdir(parents=True)
         for name in self._ARRAYS:
             np.save(tmp / f"{name}.npy", np.asarray(getattr(self, name)))
         meta = {"keys": self.keys, "vocab": self.vocab, "columns": self.columns, "cells": self.cells}
         (tmp / "pack.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        digest = _digest(tmp)  # of the bytes on disk: what a reader will find
         os.replace(tmp, folder / self.name)
+        return digest
 
     @classmethod
-    def load(cls, folder: Path, name: str) -> Pack:
+    def load(cls, folder: Path, name: str, sha256: str | None = None, dim: int | None = None) -> Pack:
+        """The pack folder/<name>, checked: its files against the SHA-256 written with it (when known), then its
+        contents (a pack written before checksums, or by a bug). Raises PackDamaged saying what is wrong."""
         where = folder / name
-        arrays = {n: np.load(where / f"{n}.npy", mmap_mode="r" if n == "vectors" else None) for n in cls._ARRAYS}
-        meta = json.loads((where / "pack.json").read_text(encoding="utf-8"))
-        return cls(name, meta["keys"], vocab=meta["vocab"], columns=meta["columns"], cells=meta["cells"], **arrays)
+        if sha256 is not None and _digest(where) != sha256:
+            raise PackDamaged("its files changed after they were written (checksum mismatch)")
+        try:
+            arrays = {n: np.load(where / f"{n}.npy", mmap_mode="r" if n == "vectors" else None,
+                                 allow_pickle=False) for n in cls._ARRAYS}  # fmt: skip
+            meta = json.loads((where / "pack.json").read_text(encoding="utf-8"))
+            pack = cls(name, meta["keys"], vocab=meta["vocab"], columns=meta["columns"], cells=meta["cells"],
+                       **arrays)  # fmt: skip
+        except FileNotFoundError:
+            raise
+        except Exception as ex:  # np.load / json on garbage or a cut file raise assorted errors
+            raise PackDamaged(f"unreadable: {type(ex).__name__}: {ex}") from ex
+        pack.check(dim)
+        return pack
+
+    def check(self, dim: int | None = None) -> None:
+        """Raise PackDamaged unless every index the search follows is in bounds and every vector usable: the
+        postings (term → rows), each report's row range and the chunk columns, finite tf and lengths, unit
+        vectors where a row has one."""
+        n = self.n_rows
+
+        def need(ok: object, what: str) -> None:
+            if not ok:
+                raise PackDamaged(what)
+
+        try:
+            need(
+                isinstance(self.keys, list) and all(isinstance(k, str) for k in self.keys),
+                "keys are not text",
+            )
+            need(
+                isinstance(self.vocab, list) and all(isinstance(t, str) for t in self.vocab),
+                "vocabulary is not text",
+            )
+            for name, kind in (("starts", "i"), ("indptr", "i"), ("rows", "i"), ("tf", "f"), ("doc_len", "f"),
+                               ("vectors", "f"), ("has_vector", "b")):  # fmt: skip
+                array = getattr(self, name)
+                need(isinstance(array, np.ndarray) and array.dtype.kind == kind, f"{name} has the wrong type")
+            need(self.doc_len.ndim == 1 and np.isfinite(self.doc_len).all() and (self.doc_len >= 0).all(),
+                 "row lengths are not finite counts")  # fmt: skip
+            starts = self.starts
+            need(starts.shape == (len(self.keys) + 1,) and starts[0] == 0 and starts[-1] == n
+                 and (np.diff(starts) >= 0).all(), f"report row ranges do not cover the pack's {n} rows")  # fmt: skip
+            indptr, rows, tf = self.indptr, self.rows, self.tf
+            need(indptr.shape == (len(self.vocab) + 1,) and indptr[0] == 0 and indptr[-1] == len(rows)
+                 and (np.diff(indptr) >= 0).all(), "posting lists do not match the vocabulary")  # fmt: skip
+            need(rows.ndim == 1 and tf.shape == rows.shape, "postings and term counts differ in length")
+            need(
+                not len(rows) or (rows.min() >= 0 and rows.max() < n),
+                f"postings point beyond the pack's {n} rows",
+            )
+            need(np.isfinite(tf).all() and (tf > 0).all(), "term counts are not positive")
+            ascending = np.diff(rows) > 0
+            ascending[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < len(rows))] - 1] = True  # term starts
+            need(ascending.all(), "a posting list is out of order")
+            # every token of a row is one posting: the counts add up to the row's length
+            need(np.array_equal(np.bincount(rows, weights=tf, minlength=n), self.doc_len),
+                 "term counts do not add up to the row lengths")  # fmt: skip
+            vectors, has = self.vectors, self.has_vector
+            need(
+                vectors.ndim == 2 and vectors.shape[0] == n and has.shape == (n,),
+                "vectors do not match the rows",
+            )
+            need(dim is None or vectors.shape[1] == dim, f"vectors are not {dim}-dimensional")
+            need(_unit_rows(vectors, has), "vectors are not of unit length (zeroed, or not numbers)")
+            columns = self.columns
+            need(isinstance(columns, dict) and all(isinstance(columns.get(c), list) and len(columns[c]) == n
+                                                   for c in _COLUMNS), "chunk columns do not match the rows")  # fmt: skip
+            for i, pack_key in enumerate(self.keys):
+                report_id, _, version = pack_key.partition("\t")
+                s, e = int(starts[i]), int(starts[i + 1])
+                versions = set(columns["version"][s:e]) if version else set()  # keys are report id + version
+                need(set(columns["report_id"][s:e]) <= {report_id} and versions <= {version},
+                     f"rows of {report_id} belong to another report")  # fmt: skip
+            need(isinstance(self.cells, dict), "comparison cells are not a mapping")
+        except PackDamaged:
+            raise
+        except Exception as ex:  # a value of the wrong kind anywhere above
+            raise PackDamaged(f"inconsistent: {type(ex).__name__}: {ex}") from ex
+
+
+def _unit_rows(vectors: np.ndarray, has: np.ndarray, block: int = 8192) -> bool:
+    """Whether every row marked as having a vector is finite and of unit length (in blocks: the vectors are
+    memory-mapped, and a whole copy would hold the library's vectors in memory twice)."""
+    for lo in range(0, len(has), block):
+        rows = np.asarray(vectors[lo : lo + block])[has[lo : lo + block]]
+        with np.errstate(all="ignore"):
+            lengths = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float64))
+        if not (np.abs(lengths - 1) < UNIT_TOLERANCE).all():  # NaN compares False: not unit
+            return False
+    return True
+
+
+def _digest(where: Path) -> str:
+    """SHA-256 over a pack folder's files (names and bytes, in a fixed order), read in blocks."""
+    digest = hashlib.sha256()
+    for name in (*(f"{n}.npy" for n in Pack._ARRAYS), "pack.json"):
+        digest.update(name.encode() + b"\0")
+        with open(where / name, "rb") as file:
+            while block := file.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _cells(piece: Piece) -> list[dict]:
@@ -311,7 +444,9 @@ class Index:
                 if full:
                     terms.update(pack.vocab)
                 elif alive.any() and len(pack.rows):
-                    used = np.add.reduceat(alive[pack.rows].astype(np.int64), pack.indptr[:-1].clip(max=len(pack.rows) - 1))
+                    used = np.add.reduceat(
+                        alive[pack.rows].astype(np.int64), pack.indptr[:-1].clip(max=len(pack.rows) - 1)
+                    )
                     used[np.diff(pack.indptr) == 0] = 0
                     terms.update(t for t, u in zip(pack.vocab, used, strict=True) if u)
             self._vocabulary = frozenset(terms)
@@ -426,59 +561,102 @@ class Index:
             cut = np.argpartition(-scores, n * 4)[: n * 4]
             packs, rows, scores = packs[cut], rows[cut], scores[cut]
         chunks = [self.packs[pi].chunk(int(r)) for pi, r in zip(packs, rows, strict=True)]
-        order = sorted(range(len(chunks)), key=lambda i: (-scores[i], chunks[i].report_id, chunks[i].start))[:n]
+        order = sorted(range(len(chunks)), key=lambda i: (-scores[i], chunks[i].report_id, chunks[i].start))[
+            :n
+        ]
         return [(chunks[i], float(scores[i])) for i in order]
 
 
 # ---- packs on disk -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Damage:
+    """A pack found damaged on disk (and dropped): its reports are read from the store again."""
+
+    pack: str
+    keys: tuple[str, ...]  # the report versions it held, when its list could still be read
+    why: str
+
+    @property
+    def reports(self) -> list[str]:
+        return sorted({k.split("\t", 1)[0] for k in self.keys})
+
+    def describe(self) -> str:
+        held = f"for {', '.join(self.reports)}" if self.keys else self.pack
+        return f"index pack {held} was damaged: {self.why}"
+
+
 class Shelf:
     """The packs on disk for one store and embedder (folder None, or a folder that cannot be written: the
-    packs live in this process's memory only)."""
+    packs live in this process's memory only). dim: the embedder's, which every pack's vectors must have."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, dim: int | None = None) -> None:
         self.folder = folder
+        self.dim = dim
         self._loaded: dict[str, Pack] = {}
         self._local: list[str] = []  # packs kept in memory only
         self._warned = False
+        self._damaged: list[Damage] = []  # found by packs(), until the caller takes them
 
     def _lock(self):
         import filelock
 
         return filelock.FileLock(str(self.folder / "manifest.lock"), timeout=30, thread_local=False)
 
-    def names(self) -> list[str]:
+    def _manifest(self) -> tuple[list[str], dict[str, str]]:
+        """(pack names, their SHA-256 where written) from manifest.json."""
         if self.folder is None:
-            return []
+            return [], {}
         try:
-            return list(json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))["packs"])
+            manifest = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
+            names = [str(n) for n in manifest["packs"]]
         except (OSError, ValueError, KeyError, TypeError):
-            return []
+            return [], {}
+        sums = manifest.get("sha256")
+        return names, ({str(k): str(v) for k, v in sums.items()} if isinstance(sums, dict) else {})
+
+    def names(self) -> list[str]:
+        return self._manifest()[0]
 
     def packs(self) -> list[Pack]:
-        """The packs named in the manifest, then this process's own (an unreadable pack is skipped: its
-        reports are read from the store again)."""
-        names = [*self.names(), *self._local]
+        """The packs named in the manifest, then this process's own. Each is checked when loaded
+        (Pack.load): a damaged one is dropped from disk and noted (take_damage); its reports are then held
+        by no pack, so they are read from the store again."""
+        listed, sums = self._manifest()
+        names = [*listed, *self._local]
         for name in set(self._loaded) - set(names):  # merged away by another process
             del self._loaded[name]
-        out, unreadable = [], []
+        out, damaged = [], []
         for name in names:
             if name not in self._loaded:
                 try:
-                    self._loaded[name] = Pack.load(self.folder, name)
-                except (OSError, ValueError, KeyError, TypeError) as ex:
-                    log.info("index pack %s unreadable (%s); its reports are read from the store", name, ex)
-                    unreadable.append(name)
+                    self._loaded[name] = Pack.load(self.folder, name, sums.get(name), self.dim)
+                except (OSError, PackDamaged) as ex:
+                    if name not in self.names():  # merged away and deleted while we read it: not damage
+                        continue
+                    why = str(ex) if isinstance(ex, PackDamaged) else f"unreadable: {type(ex).__name__}: {ex}"
+                    damaged.append(Damage(name, _keys_of(self.folder / name), why))
+                    log.info("index pack %s is damaged (%s); its reports are read from the store", name, why)
                     continue
             out.append(self._loaded[name])
-        if unreadable and self.folder is not None and all((self.folder / n).exists() for n in unreadable):
-            self.drop(unreadable)  # damaged on disk: out of the manifest, its reports read again
+        if damaged:
+            self._damaged.extend(damaged)
+            self.drop([d.pack for d in damaged])
         return out
+
+    def take_damage(self) -> list[Damage]:
+        """The damaged packs found (and dropped) since the last call."""
+        damaged, self._damaged = self._damaged, []
+        return damaged
 
     def add(self, pack: Pack) -> None:
         self._loaded[pack.name] = pack
-        if not self._persist(lambda: (pack.save(self.folder), self._update(add=[pack.name]))):
+
+        def write() -> None:
+            self._update(add={pack.name: pack.save(self.folder)})
+
+        if not self._persist(write):
             self._local.append(pack.name)
 
     def replace(self, merged: Pack, replaced: Sequence[str]) -> None:
@@ -537,9 +715,22 @@ class Shelf:
                             "QA_DATA_DIR)", self.folder, ex)  # fmt: skip
             return False
 
-    def _update(self, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+    def _update(self, add: Mapping[str, str] | None = None, remove: Sequence[str] = ()) -> None:
+        """Rewrite the manifest under its lock: add packs (name → SHA-256), remove others."""
+        add = dict(add or {})
         with self._lock():
-            names = [n for n in self.names() if n not in set(remove)] + [n for n in add]
+            listed, sums = self._manifest()
+            names = [n for n in listed if n not in set(remove)] + list(add)
+            sums = {n: v for n, v in {**sums, **add}.items() if n in set(names)}
             tmp = self.folder / f".manifest-{uuid.uuid4().hex}"
-            tmp.write_text(json.dumps({"packs": names}), encoding="utf-8")
+            tmp.write_text(json.dumps({"packs": names, "sha256": sums}), encoding="utf-8")
             os.replace(tmp, self.folder / "manifest.json")
+
+
+def _keys_of(where: Path) -> tuple[str, ...]:
+    """The report versions a (damaged) pack says it holds; () when even that cannot be read."""
+    try:
+        keys = json.loads((where / "pack.json").read_text(encoding="utf-8"))["keys"]
+    except Exception:  # garbage, a cut file, a list of the wrong shape: nothing to name
+        return ()
+    return tuple(keys) if isinstance(keys, list) and all(isinstance(k, str) for k in keys) else ()

@@ -10,6 +10,7 @@ decides which reports may answer); one asked across reports gives each report a 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from qa.compare import CompareTable, ReportColumn
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _key = derived.key  # what the derived index is keyed by: report id + version
 
@@ -69,7 +71,7 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self._index: _Index | None = None
-        self._shelf = derived.Shelf(store.index_dir)
+        self._shelf = derived.Shelf(store.index_dir, store.dim)
         self._verified: set[str] = set()  # keys whose pack rows this process checked against the store
         self._lock = threading.Lock()
 
@@ -151,6 +153,8 @@ class Retriever:
         if absent:  # a report with no rows would be a false "not mentioned", cached until the next write
             raise StoreChanged(f"the search index of {self.store.location} lost {len(absent)} reports while it "
                                "was read (another process changed it); read it again")  # fmt: skip
+        for damage in self._shelf.take_damage():  # its reports were read from the store above, or are gone
+            log.warning("warning: %s; its reports were read from the store again", damage.describe())
         damaged_reports = {wanted[key].report_id: problem for key, problem in problems.items()}
         exact = sum(r.n_chunks for r in records) <= self.settings.exact_dense_max
         return _Index(signature, search, exact, damaged_reports, stamp)

@@ -188,3 +188,164 @@ def test_a_reader_with_an_older_view_never_compacts_away_a_newer_report(services
     reader.index(older)  # built from the older registry and today's packs
     held = {k.split("\t")[0] for p in derived.Shelf(services.store.index_dir).packs() for k in p.keys}
     assert held == {"zichuan_2024.txt", "luojiang_2024.txt"}
+
+
+# ---- damaged packs (issue 21) ------------------------------------------------------------------------
+
+
+def _damage(where: Path, how: str) -> None:
+    """Damage a pack folder in place, leaving valid files (except `truncated` / `garbage`)."""
+    if how == "posting rows out of range":
+        rows = np.load(where / "rows.npy")
+        np.save(where / "rows.npy", rows + 100_000)
+    elif how == "token ids out of range":
+        indptr = np.load(where / "indptr.npy")
+        indptr[1:] += 50_000
+        np.save(where / "indptr.npy", indptr)
+    elif how == "report rows out of range":
+        starts = np.load(where / "starts.npy")
+        starts[-1] += 7
+        np.save(where / "starts.npy", starts)
+    elif how == "zeroed vectors":
+        np.save(where / "vectors.npy", np.zeros_like(np.load(where / "vectors.npy")))
+    elif how == "NaN vectors":
+        vectors = np.load(where / "vectors.npy")
+        vectors[0] = np.nan
+        np.save(where / "vectors.npy", vectors)
+    elif how == "truncated":
+        data = (where / "vectors.npy").read_bytes()
+        (where / "vectors.npy").write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        (where / "pack.json").write_bytes(b"\x00\xffnot json")
+    else:
+        raise AssertionError(how)
+
+
+DAMAGE = ["posting rows out of range", "token ids out of range", "report rows out of range", "zeroed vectors",
+          "NaN vectors", "truncated", "garbage"]  # fmt: skip
+
+
+@pytest.mark.parametrize("checksums", [True, False], ids=["checksummed", "written-before-checksums"])
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_pack_is_found_when_loaded_dropped_and_named(
+    tmp_path: Path, how: str, checksums: bool
+) -> None:
+    """A pack whose files are valid but whose values point out of bounds used to fail searches with an
+    IndexError (zeroed vectors silently ranked every row 0). Each is caught when loaded — by the checksum
+    written with it, and without one (a pack written before checksums) by the checks on its contents."""
+    import json
+
+    shelf = derived.Shelf(tmp_path, dim=4)
+    kept, hurt = (
+        derived.Pack.build([piece("a", TEXTS["a"])], 4),
+        derived.Pack.build([piece("b", TEXTS["b"])], 4),
+    )
+    shelf.add(kept)
+    shelf.add(hurt)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(manifest["sha256"]) == {kept.name, hurt.name}
+    if not checksums:
+        (tmp_path / "manifest.json").write_text(json.dumps({"packs": manifest["packs"]}))
+    _damage(tmp_path / hurt.name, how)
+
+    reader = derived.Shelf(tmp_path, dim=4)  # another process
+    assert [p.name for p in reader.packs()] == [kept.name]
+    (damage,) = reader.take_damage()
+    assert damage.pack == hurt.name and damage.reports == ([] if how == "garbage" else ["b"])
+    assert damage.describe().startswith("index pack for b was damaged: " if how != "garbage" else
+                                        f"index pack {hurt.name} was damaged: ")  # fmt: skip
+    if checksums:
+        assert "checksum mismatch" in damage.why
+    assert derived.Shelf(tmp_path).names() == [kept.name] and not (tmp_path / hurt.name).exists()
+    index = derived.Index(reader.packs(), ["a"])  # what is left searches as before
+    assert index.bm25(tokenize("纠错率"), ["a"], 1)[0][0].text == "综合纠错率达29.8%"
+
+
+def test_a_vector_without_a_direction_is_never_ranked_by_dense_search() -> None:
+    a = piece("a", TEXTS["a"])
+    a.vectors[1] = 0.0  # zero, as a broken embedder may return
+    a.vectors[2] = np.nan
+    pack = derived.Pack.build([a], 4)
+    assert pack.has_vector.tolist() == [True, False, False]
+    pack.check(4)  # and the pack is sound
+    got = derived.Index([pack], ["a"]).dense(np.array([1.0, 0, 0, 0], dtype=np.float32), ["a"], 10)
+    assert [c.text for c, _ in got] == [TEXTS["a"][0]]
+
+
+def _pack_of(index_dir: Path, report: str) -> Path:
+    import json
+
+    for name in json.loads((index_dir / "manifest.json").read_text())["packs"]:
+        if any(
+            k.startswith(report + "\t")
+            for k in json.loads((index_dir / name / "pack.json").read_text())["keys"]
+        ):
+            return index_dir / name
+    raise AssertionError(f"no pack holds {report}")
+
+
+@pytest.mark.parametrize("how", ["posting rows out of range", "zeroed vectors", "truncated"])
+def test_qa_ask_and_qa_ingest_over_a_damaged_pack(tmp_path: Path, how: str) -> None:
+    """Issue 21: `qa ask` over a damaged pack failed with "unexpected IndexError … (a bug)", and `qa ingest`
+    said "unchanged" and left it. Now the pack is dropped, the report read from the store, and each says so."""
+    from conftest import run_cli
+
+    data_dir = tmp_path / "data"
+    env = {"QA_DATA_DIR": str(data_dir)}
+    files = [str(DOCS / "zichuan_2024.txt"), str(DOCS / "luojiang_2024.txt")]
+    assert run_cli("ingest", *files, env=env).returncode == 0
+    index_dir = next((data_dir / "index").iterdir())
+    question = "淄川区办理行政复议案件多少件？"
+
+    _damage(_pack_of(index_dir, "zichuan_2024.txt"), how)
+    asked = run_cli("ask", question, env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert "151件" in asked.stdout and "zichuan_2024.txt" in asked.stdout
+    assert "warning: index pack for zichuan_2024.txt was damaged: " in asked.stderr
+    assert "its reports were read from the store again" in asked.stderr and "IndexError" not in asked.stderr
+    again = run_cli("ask", question, env=env)  # the reader wrote the pack again: nothing more to say
+    assert "151件" in again.stdout and "damaged" not in again.stderr
+
+    _damage(_pack_of(index_dir, "zichuan_2024.txt"), how)
+    ingested = run_cli("ingest", *files, env=env)
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    lines = ingested.stderr.splitlines()  # a line per file, beside the progress bars
+    (zichuan,) = [line for line in lines if "zichuan_2024.txt" in line]
+    assert zichuan.split()[0] == "updated" and "repaired: its index pack was damaged: " in zichuan
+    assert zichuan.endswith("index rebuilt from the store)") and "from cache" not in zichuan
+    assert any(line.startswith("unchanged") and "luojiang_2024.txt" in line for line in lines)
+    assert "1 updated, 1 unchanged" in ingested.stdout
+    assert "2 unchanged" in run_cli("ingest", *files, env=env).stdout  # repaired for good
+    searched = run_cli("search", question, env=env)
+    assert searched.returncode == 0 and "151件" in searched.stdout and "damaged" not in searched.stderr
+
+
+def test_qa_ingest_repairs_a_store_whose_packs_are_all_damaged(tmp_path: Path) -> None:
+    """With every pack damaged, `qa ingest` itself failed (its compaction read them); now each report's
+    pack is written again from the store, the one named, the others said to be, and searches answer."""
+    import json
+
+    from conftest import run_cli
+
+    data_dir = tmp_path / "data"
+    env = {"QA_DATA_DIR": str(data_dir)}
+    names = ["zichuan_2024.txt", "luojiang_2024.txt"]
+    assert run_cli("ingest", *(str(DOCS / n) for n in names), env=env).returncode == 0
+    index_dir = next((data_dir / "index").iterdir())
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    for name in manifest["packs"]:
+        _damage(index_dir / name, "posting rows out of range")
+    (index_dir / "manifest.json").write_text(
+        json.dumps({"packs": manifest["packs"]})
+    )  # no checksums: the checks
+
+    ingested = run_cli("ingest", str(DOCS / "zichuan_2024.txt"), env=env)  # one file named, both repaired
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    assert "2 updated" in ingested.stdout
+    for name in names:
+        (line,) = [x for x in ingested.stderr.splitlines() if name in x]
+        assert line.split()[0] == "updated"
+        assert "repaired: its index pack was damaged: postings point beyond the pack's" in line
+    assert sorted(k.split("\t")[0] for p in derived.Shelf(index_dir).packs() for k in p.keys) == sorted(names)
+    asked = run_cli("ask", "洛江区新收行政复议申请多少件？", env=env)
+    assert "121件" in asked.stdout and "damaged" not in asked.stderr
