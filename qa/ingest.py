@@ -25,9 +25,8 @@ from qa.store import Store, damaged
 # 6: versions (and so chunk ids) are keyed by report id as well as content: two reports never share chunks
 PIPELINE_VERSION = "7"
 COMPACT_EVERY = 64  # reports: how often a long ingest merges the derived index's small packs
-INDEX_REBUILT = (
-    "index rebuilt from the store"  # ends the reason of a report whose pack alone was written again
-)
+# ends the reason given for a report whose pack alone was written again (the CLI shows no "from cache" then)
+INDEX_REBUILT = "index rebuilt from the store"
 
 
 def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]]:
