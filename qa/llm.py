@@ -6,9 +6,12 @@ Vendor errors become ProviderError/ConfigError here, with what failed and what t
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
+import functools
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +40,7 @@ T = TypeVar("T")
 
 def make_client(base_url: str | None, api_key: str | None, timeout: float, retries: int) -> openai.OpenAI:
     """An OpenAI client for any compatible endpoint; the SDK retries 408/429/5xx honouring Retry-After.
+    Its responses are read against the deadline of the ChatLLM call that sent them (_bound_by_deadline).
     The SDK is imported here, on first use: the offline engine never loads it (~0.5 s)."""
     import openai
 
@@ -46,7 +50,94 @@ def make_client(base_url: str | None, api_key: str | None, timeout: float, retri
         api_key=api_key or "not-needed",
         timeout=timeout,
         max_retries=retries,
+        http_client=openai.DefaultHttpxClient(event_hooks={"response": [_bound_by_deadline]}),
     )
+
+
+# ---- the deadline inside the HTTP client -------------------------------------------------------------
+# httpx's read timeout restarts on every byte, so a server that sends SSE keep-alive comments (": ping"),
+# blank lines before a JSON body, or one byte at a time is never timed out, and the SDK's event loop never
+# sees a keep-alive to check a deadline against. So the body itself is read against the call's deadline:
+# each chunk is checked, and a watchdog shuts the socket at the deadline for a server that goes silent.
+
+_CALL_DEADLINE: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar("qa_deadline", default=None)
+
+
+class _PastDeadline(Exception):
+    """A response body was still arriving at the call's deadline (turned into DeadlineExceeded by ChatLLM)."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"{received} bytes received by the deadline")
+        self.received = received
+
+
+def _bound_by_deadline(response: Any) -> None:
+    """httpx response hook (headers in, body not yet read): bound the body by the current call's deadline."""
+    deadline = _CALL_DEADLINE.get()
+    if deadline is not None:
+        response.stream = _deadline_stream()(response.stream, deadline, _socket_of(response))
+
+
+def _socket_of(response: Any) -> socket.socket | None:
+    with contextlib.suppress(Exception):  # an extension a transport may not offer: the chunk checks remain
+        sock = response.extensions["network_stream"].get_extra_info("socket")
+        return sock if isinstance(sock, socket.socket) else None
+    return None
+
+
+@functools.cache
+def _deadline_stream() -> type:
+    """The body wrapper's class, made on first use: httpx2 comes with the SDK, which the offline engine
+    never loads."""
+    import httpx2
+
+    class DeadlineStream(httpx2.SyncByteStream):
+        def __init__(self, inner: Any, deadline: _Deadline, sock: socket.socket | None) -> None:
+            self.inner, self.deadline, self.sock = inner, deadline, sock
+            self.received = 0
+            self.lock = threading.Lock()
+            self.closed = False
+            self.fired = False
+            self.watchdog = threading.Timer(max(0.0, deadline.left()), self.expire) if sock else None
+            if self.watchdog is not None:
+                self.watchdog.daemon = True
+                self.watchdog.start()
+
+        def expire(self) -> None:
+            with self.lock:  # never after close: the connection may be back in the pool, serving another call
+                if self.closed:
+                    return
+                self.fired = True
+                with contextlib.suppress(OSError):
+                    # the plain socket's shutdown, also under TLS: it wakes a blocked read without touching
+                    # the TLS state the reading thread is using
+                    socket.socket.shutdown(self.sock, socket.SHUT_RDWR)  # type: ignore[arg-type]
+
+        def __iter__(self) -> Any:
+            try:
+                for chunk in self.inner:
+                    self.received += len(chunk)
+                    if self.deadline.left() <= 0:
+                        raise _PastDeadline(self.received)
+                    yield chunk
+                # a body that ends with its connection reads the watchdog's shutdown as its end
+                if self.fired:
+                    raise _PastDeadline(self.received)
+            except _PastDeadline:
+                raise
+            except Exception as ex:  # the watchdog's shutdown surfaces as a read error of some kind
+                if self.fired or self.deadline.left() <= 0:
+                    raise _PastDeadline(self.received) from ex
+                raise
+
+        def close(self) -> None:
+            with self.lock:
+                self.closed = True
+                if self.watchdog is not None:
+                    self.watchdog.cancel()
+            self.inner.close()
+
+    return DeadlineStream
 
 
 def _where(client: Any) -> str:
@@ -423,13 +514,19 @@ class ChatLLM:
 
     def _once(self, messages: list[dict[str, str]], params: dict[str, Any], deadline: _Deadline) -> _Reply:
         timeout = self._timeout(deadline)
-        response = call(
-            self.client,
-            f"model {self.model}",
-            lambda: self.client.chat.completions.create(
-                model=self.model, messages=messages, timeout=timeout, **params
-            ),
-        )
+        bound = _CALL_DEADLINE.set(deadline)
+        try:
+            response = call(
+                self.client,
+                f"model {self.model}",
+                lambda: self.client.chat.completions.create(
+                    model=self.model, messages=messages, timeout=timeout, **params
+                ),
+            )
+        except _PastDeadline as ex:
+            raise self._past_deadline(deadline, ex.received, shown=0) from ex
+        finally:
+            _CALL_DEADLINE.reset(bound)
         if not getattr(response, "choices", None):
             raise ProviderError(
                 f"model {self.model}: {self.endpoint} returned no choices; try again or another model"
@@ -442,6 +539,7 @@ class ChatLLM:
     def _stream(self, messages: list[dict[str, str]], params: dict[str, Any], on_token: Callable[[str], None],
                 deadline: _Deadline) -> _Reply:  # fmt: skip
         timeout = self._timeout(deadline)
+        parts: list[str] = []
 
         def run() -> _Reply:
             stream = self.client.chat.completions.create(
@@ -452,18 +550,13 @@ class ChatLLM:
                 timeout=timeout,
                 **params,
             )
-            parts: list[str] = []
             usage = None
             finish: str | None = None
             saw_choice = False
             with contextlib.closing(stream):
                 for event in stream:
                     if deadline.left() <= 0:
-                        raise DeadlineExceeded(
-                            f"model {self.model} was still writing after {deadline.seconds:.0f} s "
-                            f"({len(''.join(parts))} characters); the unfinished answer is not used. "
-                            "Raise QA_LLM_DEADLINE, or use a faster model"
-                        )
+                        raise _PastDeadline(0)
                     if getattr(event, "usage", None):
                         usage = event.usage
                     for choice in event.choices or []:
@@ -478,7 +571,27 @@ class ChatLLM:
             return _Reply(_clean("".join(parts)), _tokens(usage, "prompt_tokens"),
                           _tokens(usage, "completion_tokens"), finish)  # fmt: skip
 
-        return call(self.client, f"model {self.model}", run)
+        bound = _CALL_DEADLINE.set(deadline)
+        try:
+            return call(self.client, f"model {self.model}", run)
+        except _PastDeadline as ex:
+            raise self._past_deadline(deadline, ex.received, shown=len("".join(parts))) from ex
+        finally:
+            _CALL_DEADLINE.reset(bound)
+
+    def _past_deadline(self, deadline: _Deadline, received: int, *, shown: int) -> DeadlineExceeded:
+        """The deadline passed while a reply was arriving: still writing, or never starting to."""
+        if shown:
+            return DeadlineExceeded(
+                f"model {self.model} was still writing after {deadline.seconds:.0f} s ({shown} characters); "
+                "the unfinished answer is not used. Raise QA_LLM_DEADLINE, or use a faster model"
+            )
+        trickle = f" (only keep-alives or a trickle, {received} bytes in all)" if received else ""
+        return DeadlineExceeded(
+            f"model {self.model}: {self.endpoint} kept the connection open but sent no reply within "
+            f"{deadline.seconds:.0f} s{trickle}; gave up. Raise QA_LLM_DEADLINE if the model is only slow, "
+            "or check the server (a proxy or gateway that holds requests open)"
+        )
 
 
 def _clean(text: str) -> str:

@@ -47,6 +47,13 @@ class Reply:
     endless: bool = False
     endless_cap: int = 20_000
     endless_delay: float = 0.0
+    # a server that holds the connection open without answering: after the headers, a keep-alive every
+    # `keepalive` seconds (an SSE comment line when streaming, a blank line before a JSON body otherwise, as
+    # some gateways send), for `keepalive_for` seconds or until the client hangs up, then the reply
+    keepalive: float = 0.0
+    keepalive_for: float = 120.0
+    # a server that sends the whole response one byte every `trickle` seconds (headers first)
+    trickle: float = 0.0
 
 
 @dataclass
@@ -205,6 +212,8 @@ class OpenAIServer:
         if handler.path.rstrip("/").endswith("/embeddings"):
             return _send_json(handler, 200, _embeddings(body))
         if handler.path.rstrip("/").endswith("/chat/completions"):
+            if reply.keepalive or reply.trickle:
+                return _stall(handler, body, reply)
             if body.get("stream"):
                 return _stream(handler, body, reply)
             return _send_json(handler, 200, _completion(body, reply), reply.headers)
@@ -271,6 +280,38 @@ def _stream(handler: BaseHTTPRequestHandler, body: dict[str, Any], reply: Reply)
     handler.wfile.write(b"data: [DONE]\n\n")
     handler.wfile.flush()
     handler.close_connection = True
+
+
+def _stall(handler: BaseHTTPRequestHandler, body: dict[str, Any], reply: Reply) -> None:
+    """Headers at once, then keep-alives or one byte at a time: every read the client makes gets something,
+    so no read timeout ever fires (only a deadline over the whole call ends it)."""
+    streaming = bool(body.get("stream"))
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream" if streaming else "application/json")
+    handler.send_header("Connection", "close")  # no Content-Length: the body ends when the connection does
+    handler.end_headers()
+    handler.wfile.flush()
+    handler.close_connection = True
+    if reply.keepalive:
+        ping = b": keep-alive\n\n" if streaming else b"\n"
+        until = time.monotonic() + reply.keepalive_for
+        while time.monotonic() < until:
+            # BrokenPipe once the client gave up: the server's handle_error ignores it
+            handler.wfile.write(ping)
+            handler.wfile.flush()
+            time.sleep(reply.keepalive)
+    if streaming:
+        choice = {"index": 0, "delta": {"content": reply.text}, "finish_reason": reply.finish_reason}
+        chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
+                 "model": body.get("model", "fake-model"), "choices": [choice]}  # fmt: skip
+        data = b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\ndata: [DONE]\n\n"
+    else:
+        data = json.dumps(_completion(body, reply), ensure_ascii=False).encode()
+    for i in range(len(data)):
+        handler.wfile.write(data[i : i + 1])
+        handler.wfile.flush()
+        if reply.trickle:
+            time.sleep(reply.trickle)
 
 
 def _embeddings(body: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,42 @@ def test_the_deadline_covers_the_whole_stream_not_each_read(server: OpenAIServer
     assert time.perf_counter() - started < 2.5 and shown  # cut at the deadline, not at a read timeout
 
 
+# A server that holds the call open: keep-alives (SSE comments when streaming, blank lines before a JSON body
+# otherwise), one byte at a time, or one keep-alive and then silence. Every read gets something (or the read
+# timeout is far off), so only the deadline over the whole call can end it. Each ends on its own within
+# seconds (then answers), so a regression fails the test soon rather than hanging it.
+STALLS = {"keep-alives": Reply("好", keepalive=0.2, keepalive_for=6), "a trickle": Reply("好", trickle=0.03),
+          "silence after a keep-alive": Reply("好", keepalive=8, keepalive_for=8)}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+@pytest.mark.parametrize("stall", list(STALLS))
+def test_a_server_that_holds_the_call_open_is_given_up_at_the_deadline(
+    server: OpenAIServer, tmp_path: Path, stall: str, stream: bool
+) -> None:
+    """Before: the read timeout restarts on every byte and a keep-alive is no event, so `qa ask` with
+    QA_LLM_DEADLINE=10 was still waiting at 90 s."""
+    server.enqueue(STALLS[stall])
+    llm = chat(server, tmp_path, timeout=5.0, deadlines={"answer": 1.0}, retries=2)
+    shown: list[str] = []
+    started = time.perf_counter()
+    with pytest.raises(DeadlineExceeded, match=r"sent no reply within 1 s.*Raise QA_LLM_DEADLINE") as caught:
+        llm.complete(MESSAGES, prompt_ref="answer@1#x", on_token=shown.append if stream else None)
+    assert time.perf_counter() - started < 2.5, caught.value  # not at the 5 s read timeout, nor at the reply
+    assert not shown and len(server.chat_requests()) == 1  # nothing shown, and a deadline is not retried
+    [row] = CallLog(tmp_path / "calls.sqlite").recent()
+    assert "sent no reply within 1 s" in row["error"]
+
+
+def test_a_held_call_leaves_the_client_usable(server: OpenAIServer, tmp_path: Path) -> None:
+    """The deadline shuts the held connection; the next call gets a fresh one and its answer."""
+    llm = chat(server, tmp_path, deadlines={"answer": 0.5})
+    server.enqueue(Reply("好", keepalive=0.1, keepalive_for=5), Reply("淄川区办理151件[1]。"))
+    with pytest.raises(DeadlineExceeded):
+        llm.complete(MESSAGES, prompt_ref="answer@1#x")
+    assert llm.complete(MESSAGES, prompt_ref="answer@1#x").text == "淄川区办理151件[1]。"
+
+
 def test_queueing_on_a_one_slot_server_counts_against_the_deadline(tmp_path: Path) -> None:
     """Before: each of 4 tries had its own full timeout (243 s per failure behind a busy slot)."""
     with OpenAIServer(latency=1.2, slots=1) as server:
@@ -298,6 +334,26 @@ def test_the_cli_lists_each_unverified_number_once(ingested: Path, tmp_path: Pat
     done = _ask_cli(ingested, tmp_path, server)
     [line] = [ln for ln in done.stdout.splitlines() if "unverified numbers" in ln]
     assert line.count("999件") == 1 and "×3" in line
+
+
+def test_qa_ask_against_keep_alives_ends_at_its_deadline(
+    ingested: Path, tmp_path: Path, server: OpenAIServer
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(ingested, data_dir)
+    server.responder = lambda r: Reply("好", keepalive=0.5, keepalive_for=40)
+    env = {"QA_DATA_DIR": str(data_dir), "QA_LLM_BASE_URL": server.url, "QA_LLM_MODEL": "fake-model",
+           "QA_LLM_API_KEY": "k", "QA_LLM_DEADLINE": "3", "QA_CACHE_DIR": str(SHARED_CACHE)}  # fmt: skip
+    started = time.perf_counter()
+    done = run_cli("ask", "--engine", "llm", "淄川区办理行政复议案件多少件？", env=env, timeout=60)
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    # the engine line comes first, then one line of error
+    [message] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "sent no reply within 3 s" in message, done.stderr
+    assert "Raise QA_LLM_DEADLINE" in message
+    assert len(server.chat_requests()) == 1  # given up, not retried
+    assert elapsed < 30, elapsed  # start-up and search included; before: still waiting at 90 s
 
 
 def test_a_reply_cut_inside_a_character_shows_no_broken_character(server: OpenAIServer, tmp_path: Path) -> None:
