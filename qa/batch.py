@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from qa.chunking import chunk_document
 from qa.config import Settings
 from qa.errors import QAError
-from qa.exports import csv_bytes, summary_docx, xlsx_bytes
+from qa.exports import csv_bytes, engine_line, local_time, summary_docx, xlsx_bytes
 from qa.ingest import collect_files, ingest_version, load_document
 from qa.llm import ChatLLM, cost_of
 from qa.prompts import get_template
@@ -35,10 +35,11 @@ from qa.summarize import (
     summary_refs,
 )
 
-# index.jsonl key → index.csv / index.xlsx heading (the JSONL is for machines, the tables for people)
+# index.jsonl key → index.csv / index.xlsx heading (the JSONL is for machines, the tables for people: the
+# engine in Chinese, times in local time, no template refs or hashes)
 INDEX_COLUMNS = {
     "report_id": "报告文件", "title": "标题", "region": "地区", "year": "年度", "publish_date": "发布日期",
-    "engine": "生成方式", "model": "模型", "template": "模板", "key_figures": "关键指标（项）",
+    "engine": "生成方式", "key_figures": "关键指标（项）",
     "unverified": "未核实（处）", "prompt_tokens": "输入 tokens", "completion_tokens": "输出 tokens",
     "cost_usd": "费用（美元）", "created_at": "生成时间", "json": "JSON 文件", "markdown": "Markdown 文件",
     "docx": "Word 文件",
@@ -443,7 +444,9 @@ class SummaryIndex:
 
 def index_tables(rows: Sequence[dict]) -> tuple[bytes, bytes]:
     """index.csv and index.xlsx of index rows: the same rows, Chinese headings (INDEX_COLUMNS)."""
-    table = [[row.get(key) for key in INDEX_COLUMNS] for row in rows]
+    shown = {"engine": lambda row: engine_line(row.get("engine") or "", row.get("model")),
+             "created_at": lambda row: local_time(row.get("created_at") or "")}  # fmt: skip
+    table = [[shown[key](row) if key in shown else row.get(key) for key in INDEX_COLUMNS] for row in rows]
     headers = list(INDEX_COLUMNS.values())
     return csv_bytes(headers, table), xlsx_bytes(headers, table, sheet="摘要索引")
 

@@ -10,7 +10,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from qa.schemas import Chunk, ReportMeta
@@ -24,6 +24,34 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX_MIME = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 Value = str | int | float | None
+
+
+# ---- what every document people hand on says the same way (Markdown, Word, the index tables) -----------
+
+
+def local_time(iso: str, tz: tzinfo | None = None) -> str:
+    """A stored time (ISO 8601, UTC) as '2026-11-29 20:15' in the server's local time zone (TZ respected),
+    or in tz. A time without a zone is read as UTC; text that is not a time is returned as it is."""
+    if not iso:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def engine_line(engine: str, model: str | None) -> str:
+    """Which engine wrote a summary, as its readers say it."""
+    return "抽取式（离线，逐字引用原文）" if engine == "extractive" else f"大模型 {model or ''}".strip()
+
+
+def made_line(summary: Summary) -> str:
+    """The footer of a document: when (local time) and by which engine."""
+    return f"由 reportqa 生成于 {local_time(summary.created_at) or '—'}（{engine_line(summary.engine, summary.model)}）"
+
 
 # ---- tables: CSV and Excel ---------------------------------------------------------------------------
 
@@ -104,10 +132,6 @@ def identity_line(summary: Summary, meta: ReportMeta | None = None) -> str:
         f"发布单位：{issuer or NOT_FOUND}",
         f"年度：{f'{year}年' if year else NOT_FOUND}",
     ])  # fmt: skip
-
-
-def engine_line(summary: Summary) -> str:
-    return "抽取式（离线，逐字引用原文）" if summary.engine == "extractive" else f"LLM {summary.model}"
 
 
 def _sentences(text: str) -> list[str]:
@@ -204,7 +228,7 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
     details = [
         ("发布日期", summary.publish_date),
         ("文号", summary.doc_number),
-        ("生成方式", engine_line(summary)),
+        ("生成方式", engine_line(summary.engine, summary.model)),
     ]
     grey(document.add_paragraph(), " · ".join(f"{label}：{value}" for label, value in details if value), 10)
     if summary.unverified:
@@ -254,7 +278,7 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
         points(items, "（报告未单列）")
 
     document.add_heading("附录：来源", level=1)
-    grey(document.add_paragraph(), f"摘要中的 [n] 指向下列原文段落（报告 {summary.report_id}）。", 10)
+    grey(document.add_paragraph(), f"摘要中的 [n] 指向《{summary.title or summary.report_id}》的下列原文段落。", 10)
     quotes = source_quotes(summary, list(refs), chunks)
     sections = {c.id: c.section for c in chunks}
     if not refs:
@@ -263,14 +287,11 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
         paragraph = document.add_paragraph()
         paragraph.add_run(f"[{n}] ").bold = True
         paragraph.add_run(sections.get(chunk_id) or "（正文开头）")
-        grey(paragraph, f" · 段落 {chunk_id}")
         for quote in quotes.get(chunk_id, []):  # the report's words, as a block under their place
             line = document.add_paragraph()
             line.paragraph_format.left_indent = Pt(21)
             line.add_run(" ".join(quote.split())).font.size = Pt(10)
-    note = (f"模板 {summary.template}；提示词 {', '.join(summary.prompt_refs) or '—'}；"
-            f"原文 {summary.source_hash[:12] or '—'}；生成于 {summary.created_at or '—'}")  # fmt: skip
-    grey(document.add_paragraph(), note, 8)
+    grey(document.add_paragraph(), made_line(summary), 8)
 
     buffer = io.BytesIO()
     document.save(buffer)

@@ -1,7 +1,9 @@
-"""Summaries as Markdown (概况 / 主要举措 / 关键指标 / 存在的不足 / 下一步计划 / 来源). Pure."""
+"""Summaries as Markdown (概况 / 主要举措 / 关键指标 / 存在的不足 / 下一步计划 / 来源). Pure. Like the Word and
+Excel files (qa.exports), it carries no chunk ids, hashes or template refs: those stay in the JSON record."""
 
 from __future__ import annotations
 
+from qa.exports import engine_line, made_line
 from qa.summarize import Point, Summary
 
 
@@ -24,13 +26,13 @@ def _point_line(point: Point, refs: dict[str, int]) -> str:
 
 
 def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -> str:
-    """passages: chunk id → section path (for the 来源 list); optional."""
+    """passages: chunk id → section path (where each source sits in the report, for the 来源 list); optional."""
     refs: dict[str, int] = {}
     meta = [
         ("发布单位", summary.issuer), ("地区", summary.region), ("年度", summary.year),
         ("发布日期", summary.publish_date), ("文号", summary.doc_number),
     ]  # fmt: skip
-    engine = "抽取式（离线，逐字引用原文）" if summary.engine == "extractive" else f"LLM {summary.model}"
+    engine = engine_line(summary.engine, summary.model)
     lines = [f"# {summary.title or summary.report_id}", ""]
     lines += [f"- {label}：{value}" for label, value in meta if value]
     lines += [f"- 生成方式：{engine}", ""]
@@ -69,8 +71,6 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
     for chunk_id, n in refs.items():
         where = (passages or {}).get(chunk_id, "")
         quoted = "".join(f"“{_one_line(q)}”" for q in quotes.get(chunk_id, []))
-        lines.append(f"[^{n}]: {summary.report_id} · `{chunk_id}`" + (f" · {where}" if where else "")
-                     + (f" · 原文：{quoted}" if quoted else ""))  # fmt: skip
-    lines += ["", f"<!-- template {summary.template}; prompts {', '.join(summary.prompt_refs)}; "
-              f"source {summary.source_hash[:12]}; created {summary.created_at} -->", ""]  # fmt: skip
+        lines.append(f"[^{n}]: {where or '正文开头'}" + (f" · 原文：{quoted}" if quoted else ""))
+    lines += ["", f"*{made_line(summary)}*", ""]
     return "\n".join(lines)

@@ -14,7 +14,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,7 @@ from qa.errors import (
     QAError,
     TruncatedReply,
 )
+from qa.exports import local_time
 from qa.kinds import kind_label
 from qa.loaders import SUPPORTED
 from qa.numbers import find_numbers
@@ -322,20 +322,6 @@ def report_rows(records: Sequence[ReportRecord]) -> list[dict]:
         }
         for r in records
     ]
-
-
-def local_time(iso: str, tz: tzinfo | None = None) -> str:
-    """A stored time (ISO 8601, UTC) as '2026-11-29 20:15' in the server's local time zone (TZ respected),
-    or in tz. A time without a zone is read as UTC; text that is not a time is returned as it is."""
-    if not iso:
-        return ""
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def summary_details(summary: Summary) -> list[str]:

@@ -59,7 +59,7 @@ def _summaries(out: Path) -> dict[str, Summary]:
             for p in sorted(out.glob("*.json"))}  # fmt: skip
 
 
-INDEX_HEADERS = ["报告文件", "标题", "地区", "年度", "发布日期", "生成方式", "模型", "模板", "关键指标（项）",
+INDEX_HEADERS = ["报告文件", "标题", "地区", "年度", "发布日期", "生成方式", "关键指标（项）",
                  "未核实（处）", "输入 tokens", "输出 tokens", "费用（美元）", "生成时间", "JSON 文件",
                  "Markdown 文件", "Word 文件"]  # fmt: skip
 
@@ -124,7 +124,11 @@ def test_offline_batch_writes_summaries_and_index_then_skips(
     assert all((out / f"{name}.md").read_text("utf-8").startswith("# ") for name in CORPUS_FILES)
     jsonl, rows = _index(out)
     assert [r["report_id"] for r in jsonl] == [r["报告文件"] for r in rows] == CORPUS_FILES
-    assert {r["生成方式"] for r in rows} == {"extractive"} and all(int(r["关键指标（项）"]) > 0 for r in rows)
+    assert {r["生成方式"] for r in rows} == {"抽取式（离线，逐字引用原文）"} and all(int(r["关键指标（项）"]) > 0 for r in rows)
+    assert {r["engine"] for r in jsonl} == {"extractive"}  # machine keys stay in the JSONL
+    # people's tables: local times, no template refs, hashes or UTC stamps
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", r["生成时间"]) for r in rows)
+    assert not any("@" in value or "#" in value for r in rows for value in r.values())
     assert [r["未核实（处）"] for r in rows] == ["0"] * 5
     assert [r["Word 文件"] for r in rows] == [r["docx"] for r in jsonl] == [f"{n}.docx" for n in CORPUS_FILES]
     assert _sheet(out / "index.xlsx") == [INDEX_HEADERS, *(list(r.values()) for r in rows)]
@@ -419,6 +423,15 @@ def test_word_summary_has_identity_sections_figures_and_sources(tmp_path: Path) 
     cited |= {int(m) for r in table for m in re.findall(r"\[(\d+)\]", r[2])}
     listed = {int(m) for p in appendix for m in re.findall(r"^\[(\d+)\] ", p)}
     assert cited == listed == set(range(1, len(listed) + 1))  # every [n] in the text has its source
+    # fit to hand on: no chunk ids, hashes, template refs or UTC stamps; the footer in local time
+    chunk_ids = {figure.chunk_id for figure in summary.key_figures}
+    everything = "\n".join(paragraphs + [cell for r in table for cell in r])
+    assert not any(chunk_id in everything for chunk_id in chunk_ids) and "段落 " not in everything
+    assert summary.source_hash[:12] not in everything and summary.template not in everything
+    assert re.search(r"生成于 \d{4}-\d\d-\d\d \d\d:\d\d（抽取式", paragraphs[-1]), paragraphs[-1]
+    markdown = (out / "zichuan_2024.txt.md").read_text("utf-8")
+    assert not any(chunk_id in markdown for chunk_id in chunk_ids) and "<!--" not in markdown
+    assert summary.source_hash[:12] not in markdown and "一、推进法治政府建设的主要举措和成效" in markdown
 
 
 def test_a_missing_word_file_is_written_without_redoing_the_summary(tmp_path: Path) -> None:

@@ -335,7 +335,8 @@ def test_word_has_what_the_markdown_has_and_quotes_each_source(
     n = re.search(r"\[(\d+)\]", line).group(1)
     assert line.endswith("⚠ 未核实")
     at = next(i for i, p in enumerate(paragraphs) if p.startswith(f"[{n}] "))
-    assert chunk.id in paragraphs[at] and paragraphs[at + 1] == " ".join(chunk.text.split())
+    assert chunk.section in paragraphs[at] and chunk.id not in paragraphs[at]  # where, not an internal id
+    assert paragraphs[at + 1] == " ".join(chunk.text.split())
 
 
 # ---- LLM path (local OpenAI-compatible server) ------------------------------------------------------
