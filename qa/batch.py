@@ -1,4 +1,4 @@
-"""Batch summaries: reports → DIR/<report>.json + .md + .docx, resumable, concurrency-limited, atomic writes
+"""Batch summaries: reports → DIR/NAME.json + .md + .docx (NAME: the report's file name without its extension), resumable, concurrency-limited, atomic writes
 (with the user's umask), plus an index (index.jsonl, index.csv, index.xlsx). Also where a ReportView is built
 from a file or the store."""
 
@@ -66,8 +66,29 @@ def view_from_store(store: Store, report_id: str) -> ReportView:
 
 
 def output_paths(out_dir: Path, report_id: str) -> tuple[Path, Path, Path]:
-    """A report's summary files: JSON (the record; written last, it marks the report done), Markdown, Word."""
-    return out_dir / f"{report_id}.json", out_dir / f"{report_id}.md", out_dir / f"{report_id}.docx"
+    """A report's summary files: JSON (the record; written last, it marks the report done), Markdown, Word.
+    They are named after the report's file without its extension (淄川.txt → 淄川.docx, as the app hands
+    them out); by the whole file name only when that name already holds another report's summary (a.pdf
+    beside a.docx) or an earlier run wrote them so."""
+    name = report_id
+    stem = Path(report_id).stem
+    if stem and stem != report_id and not (out_dir / f"{report_id}.json").exists():
+        short = out_dir / f"{stem}.json"
+        if not short.exists() or _owner(short) == report_id:
+            name = stem
+    return out_dir / f"{name}.json", out_dir / f"{name}.md", out_dir / f"{name}.docx"
+
+
+def _owner(json_path: Path) -> str | None:
+    """The report a summary JSON is of (None: unreadable)."""
+    try:
+        owner = json.loads(json_path.read_text(encoding="utf-8")).get("report_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return owner if isinstance(owner, str) else None
+
+
+_NAMING = threading.Lock()  # a name is chosen and written in one step (two reports of one stem in a batch)
 
 
 _UMASK_LOCK = threading.Lock()
@@ -239,10 +260,13 @@ def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, mode
 def write_summary(summary: Summary, view: ReportView, out_dir: Path) -> None:
     """Markdown and Word first, then the JSON, each atomically: the JSON marks a report done, so a run killed
     between the writes redoes the report instead of skipping it with a stale Markdown or Word file."""
-    json_path, md_path, docx_path = output_paths(out_dir, view.report_id)
-    atomic_write(md_path, summary_markdown(summary, {c.id: c.section for c in view.chunks}))
-    atomic_write(docx_path, summary_docx(summary, view.meta, view.chunks))
-    atomic_write(json_path, summary.model_dump_json(indent=2))
+    markdown = summary_markdown(summary, {c.id: c.section for c in view.chunks})
+    word = summary_docx(summary, view.meta, view.chunks)
+    with _NAMING:
+        json_path, md_path, docx_path = output_paths(out_dir, view.report_id)
+        atomic_write(md_path, markdown)
+        atomic_write(docx_path, word)
+        atomic_write(json_path, summary.model_dump_json(indent=2))
 
 
 def complete_outputs(view: ReportView, out_dir: Path) -> Summary | None:

@@ -577,11 +577,11 @@ def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> N
     assert summary.report_id == "zichuan_2024.txt" and summary.engine == "extractive"
     assert any(f.raw == "151件" and f.verified for f in summary.key_figures)
     assert re.search(r"\| 行政复议 收案 \| 151件\[\^\d+\] \| ✓ \|", downloads(at, "下载 Markdown").decode())
-    json_path = fail_closed / "summaries" / "offline" / "zichuan_2024.txt.json"
+    json_path = fail_closed / "summaries" / "offline" / "zichuan_2024.json"
     assert json_path.read_text(encoding="utf-8") == downloads(at, "下载 JSON").decode()
-    assert (fail_closed / "summaries" / "offline" / "zichuan_2024.txt.md").is_file()
+    assert (fail_closed / "summaries" / "offline" / "zichuan_2024.md").is_file()
     word = downloads(at, "下载 Word", DOCX_MIME)
-    assert word == (fail_closed / "summaries" / "offline" / "zichuan_2024.txt.docx").read_bytes()
+    assert word == (fail_closed / "summaries" / "offline" / "zichuan_2024.docx").read_bytes()
     document = docx.Document(io.BytesIO(word))
     assert document.paragraphs[0].text == summary.title
     assert "地区：山东省 › 淄博市 › 淄川区" in document.paragraphs[1].text
@@ -652,7 +652,7 @@ def test_deleting_a_report_drops_its_cached_summary(fail_closed: Path) -> None:
     at = start("summary")
     at.selectbox(key="sum_report").set_value("zichuan_2024.txt").run()
     folder = fail_closed / "summaries" / "offline"
-    cached = [folder / f"zichuan_2024.txt.{ext}" for ext in ("json", "md", "docx")]
+    cached = [folder / f"zichuan_2024.{ext}" for ext in ("json", "md", "docx")]
     assert all(path.is_file() for path in cached)
     at.session_state["goto_page"] = "library"
     at.run()
@@ -661,7 +661,7 @@ def test_deleting_a_report_drops_its_cached_summary(fail_closed: Path) -> None:
     at.button(key="delete-report").click().run()
     assert not any(path.exists() for path in cached)
     assert (
-        fail_closed / "summaries" / "offline" / "luojiang_2024.txt.json"
+        fail_closed / "summaries" / "offline" / "luojiang_2024.json"
     ).is_file()  # the other report's stays
     at.session_state["goto_page"] = "summary"
     at.run()
@@ -701,7 +701,7 @@ def test_llm_summary_is_made_on_request_and_labelled_with_the_model(
         }  # fmt: skip
         assert len(server.chat_requests()) > sent
         made = Summary.model_validate_json(
-            (fail_closed / "summaries" / "llm-gpt-4o-mini" / "luojiang_2024.txt.json").read_text()
+            (fail_closed / "summaries" / "llm-gpt-4o-mini" / "luojiang_2024.json").read_text()
         )
         assert made.engine == "llm" and made.model == "gpt-4o-mini"
         sent = len(server.chat_requests())
@@ -755,12 +755,12 @@ def test_batch_summaries_zip_and_a_failing_report_stops_nothing(
     zipped = downloads(at, "下载全部（zip：Word、JSON、Markdown 及索引 CSV / Excel）", "application/zip")
     archive = zipfile.ZipFile(io.BytesIO(zipped))
     assert sorted(archive.namelist()) == [
-        "index.csv", "index.xlsx", "rongjiang_2023.txt.docx", "rongjiang_2023.txt.json", "rongjiang_2023.txt.md",
-        "zichuan_2024.txt.docx", "zichuan_2024.txt.json", "zichuan_2024.txt.md",
+        "index.csv", "index.xlsx", "rongjiang_2023.docx", "rongjiang_2023.json", "rongjiang_2023.md",
+        "zichuan_2024.docx", "zichuan_2024.json", "zichuan_2024.md",
     ]  # fmt: skip
-    for name in ("rongjiang_2023.txt.json", "zichuan_2024.txt.json"):
+    for name in ("rongjiang_2023.json", "zichuan_2024.json"):
         summary = Summary.model_validate_json(archive.read(name))
-        assert summary.report_id == name.removesuffix(".json")
+        assert summary.report_id == name.replace(".json", ".txt")
         document = docx.Document(io.BytesIO(archive.read(name.replace(".json", ".docx"))))
         assert document.paragraphs[0].text == summary.title
     data = archive.read("index.csv")

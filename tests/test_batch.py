@@ -55,8 +55,8 @@ def _counts(stdout: str) -> dict[str, str]:
 
 
 def _summaries(out: Path) -> dict[str, Summary]:
-    return {p.name.removesuffix(".json"): Summary.model_validate_json(p.read_text("utf-8"))
-            for p in sorted(out.glob("*.json"))}  # fmt: skip
+    summaries = [Summary.model_validate_json(p.read_text("utf-8")) for p in sorted(out.glob("*.json"))]
+    return {s.report_id: s for s in summaries}
 
 
 INDEX_HEADERS = ["报告文件", "标题", "地区", "年度", "发布日期", "生成方式", "关键指标（项）",
@@ -121,7 +121,7 @@ def test_offline_batch_writes_summaries_and_index_then_skips(
     assert "Traceback" not in first.stderr
     summaries = _summaries(out)
     assert sorted(summaries) == CORPUS_FILES
-    assert all((out / f"{name}.md").read_text("utf-8").startswith("# ") for name in CORPUS_FILES)
+    assert all((out / f"{Path(name).stem}.md").read_text("utf-8").startswith("# ") for name in CORPUS_FILES)
     jsonl, rows = _index(out)
     assert [r["report_id"] for r in jsonl] == [r["报告文件"] for r in rows] == CORPUS_FILES
     assert {r["生成方式"] for r in rows} == {"抽取式（离线，逐字引用原文）"} and all(int(r["关键指标（项）"]) > 0 for r in rows)
@@ -130,7 +130,7 @@ def test_offline_batch_writes_summaries_and_index_then_skips(
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", r["生成时间"]) for r in rows)
     assert not any("@" in value or "#" in value for r in rows for value in r.values())
     assert [r["未核实（处）"] for r in rows] == ["0"] * 5
-    assert [r["Word 文件"] for r in rows] == [r["docx"] for r in jsonl] == [f"{n}.docx" for n in CORPUS_FILES]
+    assert [r["Word 文件"] for r in rows] == [r["docx"] for r in jsonl] == [f"{Path(n).stem}.docx" for n in CORPUS_FILES]
     assert _sheet(out / "index.xlsx") == [INDEX_HEADERS, *(list(r.values()) for r in rows)]
     assert not list(out.glob(".*.tmp"))
     # every file written with the user's umask (022 → 0644), not the temporary file's 0600
@@ -186,7 +186,7 @@ def test_llm_batch_one_failing_report_never_stops_the_others(
     # --strict: the same invented figure fails the report
     assert strict_code == 1 and _counts(strict.out)["failed"] == "1"
     assert "--strict" in strict.err and "9999件" in strict.err
-    assert not list((tmp_path / "strict").glob("*.txt.json"))
+    assert not list((tmp_path / "strict").glob("*_20??.json"))
 
 
 def test_dry_run_lists_reports_and_cost_and_sends_nothing(tmp_path: Path) -> None:
@@ -224,7 +224,7 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 def _wait_for_outputs(proc: subprocess.Popen, out: Path, timeout: float = 30) -> None:
     """Until the first summary is written; the process is killed if that never happens."""
     deadline = time.time() + timeout
-    while not list(out.glob("*.txt.json")):
+    while not list(out.glob("*_20??.json")):
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
             raise AssertionError(f"no summary appeared: {proc.communicate()}")
@@ -243,15 +243,15 @@ def test_resume_after_a_kill_mid_batch(tmp_path: Path) -> None:
     done = _summaries(out)
     assert 1 <= len(done) < len(files)
     for name in done:  # nothing half-written: each summary parses and has its Markdown
-        assert (out / f"{name}.md").read_text("utf-8").startswith("# ")
-    before = {name: (out / f"{name}.json").read_bytes() for name in done}
+        assert (out / f"{Path(name).stem}.md").read_text("utf-8").startswith("# ")
+    before = {name: (out / f"{Path(name).stem}.json").read_bytes() for name in done}
 
     with OpenAIServer(responder=summary_responder) as server:
         rerun = run_cli(*args[:-1], "8", env={**LLM_ENV, "QA_LLM_BASE_URL": server.url})
     assert rerun.returncode == 0, rerun.stderr
     counts = _counts(rerun.stdout)
     assert (int(counts["skipped"]), int(counts["ok"])) == (len(done), len(files) - len(done))
-    assert all((out / f"{name}.json").read_bytes() == data for name, data in before.items())
+    assert all((out / f"{Path(name).stem}.json").read_bytes() == data for name, data in before.items())
     jsonl, rows = _index(out)
     assert (
         sorted(r["报告文件"] for r in rows)
@@ -325,7 +325,7 @@ def test_incremental_rules(tmp_path: Path) -> None:
     assert set(statuses(template="generic").values()) == {"ok", "failed"}  # another template → redone
     assert set(statuses(template="generic").values()) == {"skipped", "failed"}
     assert set(statuses(force=True).values()) == {"ok", "failed"}
-    (out / f"{CORPUS_FILES[1]}.md").unlink()  # a summary without its Markdown is not done
+    (out / f"{Path(CORPUS_FILES[1]).stem}.md").unlink()  # a summary without its Markdown is not done
     assert statuses(force=False)[CORPUS_FILES[1]] == "ok"
     assert estimate(files, settings, EMBEDDER, None, out)["up_to_date"] == 3
     assert estimate(files, settings, EMBEDDER, None, out, template="generic")["up_to_date"] == 0
@@ -370,11 +370,11 @@ def test_the_index_lists_each_report_as_it_finishes(tmp_path: Path) -> None:
 def test_stale_temp_files_are_removed_and_writes_are_atomic(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    (out / ".zichuan_2024.txt.json.abc123.tmp").write_text('{"half": ', encoding="utf-8")
+    (out / ".zichuan_2024.json.abc123.tmp").write_text('{"half": ', encoding="utf-8")
     run_batch([CORPUS / "zichuan_2024.txt"], out, make_settings(tmp_path / "data"), EMBEDDER)
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.csv", "index.jsonl", "index.xlsx", "zichuan_2024.txt.docx", "zichuan_2024.txt.json",
-        "zichuan_2024.txt.md",
+        "index.csv", "index.jsonl", "index.xlsx", "zichuan_2024.docx", "zichuan_2024.json",
+        "zichuan_2024.md",
     ]  # fmt: skip
     with pytest.raises(TypeError):
         atomic_write(out / "x.json", None)  # type: ignore[arg-type]
@@ -401,7 +401,7 @@ def test_word_summary_has_identity_sections_figures_and_sources(tmp_path: Path) 
     [item] = run_batch([CORPUS / "zichuan_2024.txt"], out, make_settings(tmp_path / "data"), EMBEDDER)
     assert item.status == "ok", item.reason
     summary = _summaries(out)["zichuan_2024.txt"]
-    paragraphs, table = _docx_text(out / "zichuan_2024.txt.docx")
+    paragraphs, table = _docx_text(out / "zichuan_2024.docx")
     assert paragraphs[0] == "淄川区人民政府2024年度法治政府建设情况报告" == summary.title
     assert paragraphs[1] == "地区：山东省 › 淄博市 › 淄川区 · 发布单位：淄川区人民政府 · 年度：2024年"
     headings = ["概况", "主要举措", "关键指标", "存在的不足", "下一步计划", "附录：来源"]
@@ -429,7 +429,7 @@ def test_word_summary_has_identity_sections_figures_and_sources(tmp_path: Path) 
     assert not any(chunk_id in everything for chunk_id in chunk_ids) and "段落 " not in everything
     assert summary.source_hash[:12] not in everything and summary.template not in everything
     assert re.search(r"生成于 \d{4}-\d\d-\d\d \d\d:\d\d（抽取式", paragraphs[-1]), paragraphs[-1]
-    markdown = (out / "zichuan_2024.txt.md").read_text("utf-8")
+    markdown = (out / "zichuan_2024.md").read_text("utf-8")
     assert not any(chunk_id in markdown for chunk_id in chunk_ids) and "<!--" not in markdown
     assert summary.source_hash[:12] not in markdown and "一、推进法治政府建设的主要举措和成效" in markdown
 
@@ -437,7 +437,7 @@ def test_word_summary_has_identity_sections_figures_and_sources(tmp_path: Path) 
 def test_a_missing_word_file_is_written_without_redoing_the_summary(tmp_path: Path) -> None:
     out, settings = tmp_path / "out", make_settings(tmp_path / "data")
     run_batch([CORPUS / "zichuan_2024.txt"], out, settings, EMBEDDER)
-    docx_path, json_path = out / "zichuan_2024.txt.docx", out / "zichuan_2024.txt.json"
+    docx_path, json_path = out / "zichuan_2024.docx", out / "zichuan_2024.json"
     written = docx_path.read_bytes()
     summary = json_path.read_bytes()
     docx_path.unlink()  # e.g. a folder summarized before summaries had a Word file
@@ -524,9 +524,29 @@ def test_summaries_inside_the_input_folder_are_not_reports(tmp_path: Path) -> No
     shutil.copyfile(CORPUS / "zichuan_2024.txt", reports / "zichuan_2024.txt")
     out = reports / "summaries"
     run_batch(plan([reports], out).files, out, make_settings(tmp_path / "data"), EMBEDDER)
-    assert (out / "zichuan_2024.txt.md").exists() and (out / "zichuan_2024.txt.docx").exists()
+    assert (out / "zichuan_2024.md").exists() and (out / "zichuan_2024.docx").exists()
     assert plan([reports], out).files == [reports / "zichuan_2024.txt"]
     # without the exclusion the .md and .docx summaries would be summarized
     assert sorted(p.name for p in plan([reports]).files) == [
-        "zichuan_2024.txt", "zichuan_2024.txt.docx", "zichuan_2024.txt.md"
+        "zichuan_2024.docx", "zichuan_2024.md", "zichuan_2024.txt"
     ]  # fmt: skip
+
+
+def test_summaries_are_named_after_the_report_and_two_of_one_name_both_kept(tmp_path: Path) -> None:
+    """NAME.docx (as the app hands it out); a second report of the same name (NAME.md beside NAME.txt) is
+    kept under its whole file name instead of overwriting the first."""
+    reports, out = tmp_path / "reports", tmp_path / "out"
+    reports.mkdir()
+    text = (CORPUS / "zichuan_2024.txt").read_text("utf-8")
+    (reports / "zichuan_2024.txt").write_text(text, encoding="utf-8")
+    (reports / "zichuan_2024.md").write_text(text.replace("151件", "152件"), encoding="utf-8")
+    items = run_batch(sorted(reports.iterdir()), out, make_settings(tmp_path / "data"), EMBEDDER, concurrency=2)
+    assert [i.status for i in items] == ["ok", "ok"]
+    owners = {p.name: json.loads(p.read_text("utf-8"))["report_id"] for p in out.glob("zichuan_2024*.json")}
+    assert sorted(owners.values()) == ["zichuan_2024.md", "zichuan_2024.txt"]
+    short, full = sorted(owners, key=len)
+    assert short == "zichuan_2024.json" and full == f"{owners[full]}.json"
+    for name in owners:
+        assert (out / name).with_suffix(".docx").exists() and (out / name).with_suffix(".md").exists()
+    again = run_batch(sorted(reports.iterdir()), out, make_settings(tmp_path / "data"), EMBEDDER)
+    assert [i.status for i in again] == ["skipped", "skipped"]  # each finds its own files again
