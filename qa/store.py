@@ -71,6 +71,7 @@ LOCK_STALE_AFTER = 60.0  # server lock: a holder that has not renewed it for thi
 LOCK_FILE = "qa-writer.lock"  # embedded store: in the store folder, next to chroma.sqlite3
 HOLDER_FILE = "qa-writer.json"  # who holds the file lock (the lock file itself is truncated by waiters)
 LOCK_COLLECTION = "qa-writer-lock"  # Chroma server: one per database, whatever the embedder
+DATABASE_FILE = "chroma.sqlite3"  # the embedded store's database, in its folder
 # What a failing Chroma call raises: its own errors (InternalError "Error finding id"…) and, for a server,
 # the HTTP client's (connection refused, timeouts).
 _CHROMA_ERRORS = (chromadb.errors.ChromaError, httpx.HTTPError)
@@ -100,6 +101,19 @@ class StoreChanged(StoreError):
 
 class StoreBusy(StoreError):
     """Another writer held the store's writer lock for longer than this one would wait."""
+
+
+class StoreDamaged(StoreError):
+    """The store's database file is damaged (empty, or missing beside Chroma's index data). It is never
+    opened: Chroma would write a new, empty database over an empty file, and every report would be lost."""
+
+    stops_batch = True
+
+
+class StoreReadOnly(StoreError):
+    """A write to a store this process may not write to (permissions, a read-only disk). Reads work."""
+
+    stops_batch = True
 
 
 class ReportDamaged(StoreError):
@@ -138,6 +152,12 @@ def _workspace_database(workspace: str, host: str, port: int, ssl: bool) -> str:
 
 def open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str]:
     """Embedded client under QA_DATA_DIR, or an HTTP client when QA_CHROMA_URL is set."""
+    client, location, _ = _open_client(settings)
+    return client, location
+
+
+def _open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str, ReadOnly | None]:
+    """(client, location, how the store is read when this process may not write to it)."""
     if settings.chroma_url:
         url = urlparse(
             settings.chroma_url if "://" in settings.chroma_url else "http://" + settings.chroma_url
@@ -159,24 +179,139 @@ def open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str]:
                 f"{type(ex).__name__}. Start it with `chroma run --path DIR --port {port}` "
                 "or unset QA_CHROMA_URL to use the embedded store"
             ) from ex
-        return client, settings.chroma_url
+        return client, settings.chroma_url, None
     path = settings.data_dir / "chroma"
     try:
+        if path.is_dir():
+            _check_not_damaged(path)  # before Chroma touches it: it would write over an empty database
+            refused = _unwritable(path)
+            if refused:
+                read_only = ReadOnly(path, refused)
+                return read_only.snapshot(), str(path), read_only
         path.mkdir(parents=True, exist_ok=True)
-        if (path / "chroma.sqlite3").exists():
-            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path)
+        if (path / DATABASE_FILE).exists():
+            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path), None
         # A new store: two processes creating it at once would both run Chroma's migrations.
         with filelock.FileLock(str(path / LOCK_FILE), timeout=LOCK_TIMEOUT, thread_local=False):
-            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path)
+            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path), None
     except (OSError, filelock.Timeout) as ex:
         raise ConfigError(
             f"cannot use {path} for the store ({ex}); set QA_DATA_DIR to a writable folder"
         ) from ex
     except chromadb.errors.ChromaError as ex:  # e.g. chroma.sqlite3 is not a database
         raise ConfigError(
-            f"cannot open the store at {path}: {_reason(ex)}. If it is damaged, move the folder aside and "
-            "ingest the reports again (`qa ingest PATH`), or set QA_DATA_DIR to another folder"
+            f"cannot open the store at {path}: {_reason(ex)}. If it is damaged, restore the folder from a "
+            "backup, or move the folder aside and ingest the reports again (`qa ingest PATH`), or set "
+            "QA_DATA_DIR to another folder"
         ) from ex
+
+
+def _check_not_damaged(path: Path) -> None:
+    """Raise StoreDamaged when the store's database is empty, or missing beside Chroma's index data. An empty
+    file is also what SQLite leaves for a moment while another process creates the store, so an empty one
+    is looked at again under the lock its creator holds."""
+    database = path / DATABASE_FILE
+
+    def damage() -> str:
+        try:
+            size = database.stat().st_size
+        except FileNotFoundError:
+            segments = sorted(p.name for p in path.iterdir() if p.is_dir())
+            if not segments:
+                return ""  # a new store (or one not created yet)
+            return (f"{database} is missing, while the folder holds Chroma's index data "
+                    f"({len(segments)} folders, e.g. {segments[0]})")  # fmt: skip
+        return f"{database} is empty (0 bytes)" if size == 0 else ""
+
+    found = damage()
+    if found.endswith("(0 bytes)"):
+        creator = filelock.FileLock(str(path / LOCK_FILE), timeout=LOCK_TIMEOUT, thread_local=False)
+        # a read-only store cannot be locked: what was seen is what there is
+        with contextlib.suppress(OSError, filelock.Timeout), creator:
+            found = damage()
+    if found:
+        raise StoreDamaged(
+            f"the store at {path} is damaged: {found}, so its reports cannot be read. Nothing was changed. "
+            f"Restore the folder from a backup, or move it aside (`mv {path} {path}.damaged`) and ingest the "
+            "reports again (`qa ingest PATH`)"
+        )
+
+
+def _unwritable(path: Path) -> str:
+    """Why this process cannot write to the embedded store at path ("" when it can): the folder (SQLite
+    writes its journal beside the database) or the database file. Asked with access(2), which honours
+    permissions, ACLs and a read-only mount, without opening the database (closing another descriptor of
+    a file SQLite has open would drop SQLite's locks on it)."""
+    effective = os.access in os.supports_effective_ids
+    for where in (path, path / DATABASE_FILE):
+        if where.exists() and not os.access(where, os.W_OK, effective_ids=effective):
+            with contextlib.suppress(OSError, AttributeError):  # statvfs: not on every system
+                if os.statvfs(where).f_flag & os.ST_RDONLY:
+                    return f"{where} is on a read-only file system"
+            return f"this process may not write to {where}"
+    return ""
+
+
+class ReadOnly:
+    """An embedded store this process may read but not write (Chroma cannot open a database it cannot
+    write: it writes on start). It is read from a snapshot in a temporary folder — a consistent copy of the
+    database (SQLite's backup, under a read lock) and of Chroma's index folders — taken again when the
+    store changes (a writer elsewhere); writes are refused with StoreReadOnly."""
+
+    def __init__(self, source: Path, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        self._taken: tuple[int, int] | None = None  # the database's (mtime, size) when last copied
+        self._folders: list[str] = []
+
+    def _fingerprint(self) -> tuple[int, int]:
+        info = (self.source / DATABASE_FILE).stat()
+        return info.st_mtime_ns, info.st_size
+
+    def changed(self) -> bool:
+        """The store was written since the last snapshot."""
+        try:
+            return self._fingerprint() != self._taken
+        except OSError:
+            return False
+
+    def snapshot(self) -> chromadb.ClientAPI:
+        """A client on a fresh copy of the store (the previous copies are deleted when the process ends)."""
+        import atexit
+        import shutil
+        import sqlite3
+        import tempfile
+        from urllib.parse import quote
+
+        folder = Path(tempfile.mkdtemp(prefix="qa-read-only-store-"))
+        if not self._folders:
+            atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in self._folders])
+        self._folders.append(str(folder))
+        taken = self._fingerprint()
+        source = sqlite3.connect(f"file:{quote(str(self.source / DATABASE_FILE))}?mode=ro", uri=True)
+        try:
+            with sqlite3.connect(folder / DATABASE_FILE) as copy:
+                source.backup(copy)
+        except sqlite3.Error as ex:
+            raise StoreReadOnly(
+                f"the store at {self.source} is read-only ({self.reason}) and could not be read: {ex}. If a "
+                "writer was stopped mid-write, run any qa command once as a user who may write there"
+            ) from ex
+        finally:
+            source.close()
+        for entry in self.source.iterdir():
+            if entry.is_dir():  # Chroma's index folders (one per segment)
+                shutil.copytree(entry, folder / entry.name)
+        self._taken = taken
+        log.info("the store at %s is read-only (%s): reading a copy in %s", self.source, self.reason, folder)
+        return _fresh_embedded_client(str(folder))
+
+    def refusal(self) -> StoreReadOnly:
+        return StoreReadOnly(
+            f"the store at {self.source} is read-only: {self.reason}. Its reports can be listed, searched and "
+            "asked about, but not added, replaced or removed: run the command as a user who may write there, "
+            "or make the folder writable"
+        )
 
 
 def _fresh_embedded_client(path: str) -> chromadb.ClientAPI:
@@ -381,8 +516,11 @@ class Store:
         lock_timeout: float = LOCK_TIMEOUT,
         owner: str | None = None,
         index_dir: Path | None = None,
+        read_only: ReadOnly | None = None,
     ) -> None:
         self.embedder_name = embedder_name
+        # a store this process may not write to: read from a snapshot (qa.store.ReadOnly), writes refused
+        self.read_only = read_only
         # where the derived search index (qa.derived) is kept on disk for this store; None: memory only
         self.index_dir = index_dir
         self.dim = dim
@@ -409,14 +547,10 @@ class Store:
         self._texts: dict[tuple[str, str], str] = {}  # (report id, version) → text (a few recent ones)
         self.client = client
         try:
-            try:
-                self._attach(client, create=False)
-            except chromadb.errors.NotFoundError:  # a new store: created by one writer at a time
-                with self._writer_lock():
-                    self._attach(client, create=True)
+            self._open(client)
         except _CHROMA_ERRORS as ex:
             raise StoreError(f"cannot open the store at {location or 'Chroma'}: {_reason(ex)}") from ex
-        if not self.registry_stamp():  # a new store, or one written before stamps existed
+        if not self.registry_stamp() and read_only is None:  # a new store, or one written before stamps
             with self._writer_lock():
                 if not self.registry_stamp():
                     self._write_stamp()
@@ -431,11 +565,23 @@ class Store:
         lock_timeout: float | None = None,
         owner: str | None = None,
     ) -> Store:
-        client, location = open_client(settings)
+        client, location, read_only = _open_client(settings)
         connect = (lambda: open_client(settings)[0]) if settings.chroma_url else None
         return cls(client, embedder_name, dim, location, connect=connect, owner=owner,
                    lock_timeout=LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
-                   index_dir=settings.data_dir / "index" / embedder_name)  # fmt: skip
+                   index_dir=settings.data_dir / "index" / embedder_name, read_only=read_only)  # fmt: skip
+
+    def _open(self, client: chromadb.ClientAPI) -> None:
+        """Attach to the client's collections, creating them in a new store (one writer at a time). A read-only
+        store's snapshot is this process's own copy: collections it lacks are created there (empty)."""
+        try:
+            self._attach(client, create=False)
+        except chromadb.errors.NotFoundError:
+            if self.read_only is not None:
+                self._attach(client, create=True)
+                return
+            with self._writer_lock():
+                self._attach(client, create=True)
 
     def _attach(self, client: chromadb.ClientAPI, create: bool) -> None:
         """Point this Store at `client`'s collections (create them when `create`)."""
@@ -466,14 +612,18 @@ class Store:
         """Reconnect and forget what is cached: after another process wrote, this process's Chroma holds a
         stale vector index in memory (its reads of the new chunks fail with 'Error finding id')."""
         try:
-            if self._connect is not None:
-                client = self._connect()
-            elif self._embedded:
-                client = _fresh_embedded_client(self.client.get_settings().persist_directory)
+            if self.read_only is not None:  # a new copy: the store may have been written since the last one
+                self._open(self.read_only.snapshot())
             else:
-                client = self.client
-            self._attach(client, create=False)
-        except (*_CHROMA_ERRORS, ConfigError) as ex:  # ConfigError: open_client cannot reach the server
+                if self._connect is not None:
+                    client = self._connect()
+                elif self._embedded:
+                    client = _fresh_embedded_client(self.client.get_settings().persist_directory)
+                else:
+                    client = self.client
+                self._attach(client, create=False)
+        # ConfigError: open_client cannot reach the server; OSError: a read-only store's copy failed
+        except (*_CHROMA_ERRORS, ConfigError, OSError) as ex:
             raise StoreReadError(
                 f"cannot reconnect to the store at {self.location}: {_reason(ex)}; try again in a moment"
             ) from ex
@@ -518,6 +668,8 @@ class Store:
 
     def _sync(self) -> str:
         """The stamp now; one this Store neither saw nor wrote means another process wrote: reconnect."""
+        if self.read_only is not None and self.read_only.changed():  # written elsewhere: copy it again
+            self.reload()
         stamp = self.registry_stamp()
         with self._state:
             known, self._known_stamp = self._known_stamp, stamp
@@ -609,6 +761,8 @@ class Store:
     @contextlib.contextmanager
     def _writer_lock(self) -> Iterator[bool]:
         """Hold the writer lock (re-entrant in one thread); yields True on the entry that acquired it."""
+        if self.read_only is not None:
+            raise self.read_only.refusal()
         if not self._thread_lock.acquire(timeout=self.lock_timeout):
             raise StoreBusy(
                 f"another writer in this process held the store at {self.location} for over "

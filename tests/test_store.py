@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from conftest import CORPUS, make_settings
 
 from qa.errors import ConfigError, EmptyIndexError
 from qa.ingest import ingest_file, ingest_paths
-from qa.store import Store
+from qa.store import Store, StoreReadOnly
 from qa.wiring import open_services
 
 
@@ -209,3 +211,133 @@ def test_a_change_by_another_process_reaches_a_running_one(services, tmp_path: P
     assert [r.report_id for r in services.store.reports()] == ["luojiang_2024.txt"]
     hits = services.retriever.search(question, k=10, auto_scope=False).hits
     assert hits and {h.chunk.report_id for h in hits} == {"luojiang_2024.txt"}
+
+
+# ---- a damaged or read-only store (issue 21) -----------------------------------------------------------
+
+
+def _cli(*args: str, data_dir: Path, as_reader: bool = False):
+    """`qa …` as a real process; as_reader: as a user who may not write to the store (see _reader_prefix)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    prefix = _reader_prefix() if as_reader else []
+    env = {**os.environ, "QA_DATA_DIR": str(data_dir)}
+    return subprocess.run([*prefix, sys.executable, "-m", "qa.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=300)  # fmt: skip
+
+
+def _reader_prefix() -> list[str]:
+    """Tests run as root, and root writes through any file mode. Root without the capabilities that bypass
+    permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) is held to them like any user, yet can still run
+    the interpreter under /root: that is the reader. As another user, file modes alone suffice."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: no way to be a user who may not write")
+    drop = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
+
+
+def _make_read_only(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+
+
+def _make_writable(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_an_empty_database_file_is_a_damaged_store_and_is_left_as_it_is(tmp_path: Path) -> None:
+    """Issue 21: a zero-length chroma.sqlite3 made `qa ls` say "no reports … add some" (exit 0): Chroma had
+    written a new, empty database over it. Now every command says the store is damaged, which file, and
+    what to do, exits 1, and the file stays as it was found."""
+    data_dir = tmp_path / "data"
+    assert _cli("ingest", str(CORPUS / "zichuan_2024.txt"), data_dir=data_dir).returncode == 0
+    database = data_dir / "chroma" / "chroma.sqlite3"
+    database.write_bytes(b"")
+    before = database.stat()
+    for args in (
+        ["ls"],
+        ["ask", "淄川区办理行政复议案件多少件？"],
+        ["ingest", str(CORPUS / "zichuan_2024.txt")],
+    ):
+        result = _cli(*args, data_dir=data_dir)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr and "no reports" not in result.stdout
+        assert (
+            f"the store at {data_dir / 'chroma'} is damaged: {database} is empty (0 bytes)" in result.stderr
+        )
+        assert (
+            "Restore the folder from a backup, or move it aside" in result.stderr
+            and "qa ingest" in result.stderr
+        )
+    after = database.stat()
+    assert (after.st_size, after.st_mtime_ns) == (0, before.st_mtime_ns)  # never written over
+
+    database.unlink()  # gone, while Chroma's index folders are still there
+    result = _cli("ls", data_dir=data_dir)
+    assert (
+        result.returncode == 1 and f"{database} is missing, while the folder holds Chroma's" in result.stderr
+    )
+    assert not database.exists()
+
+
+def test_a_read_only_store_answers_and_refuses_writes_saying_why(tmp_path: Path) -> None:
+    """Issue 21: a store this process may not write to refused even `qa ls` (Chroma writes when it opens a
+    database). It is read from a copy: listing, search and questions work; writes say it is read-only."""
+    data_dir = tmp_path / "data"
+    files = [str(CORPUS / "zichuan_2024.txt"), str(CORPUS / "luojiang_2024.txt")]
+    assert _cli("ingest", *files, data_dir=data_dir).returncode == 0
+    _make_read_only(data_dir)
+    try:
+        listed = _cli("ls", "--json", data_dir=data_dir, as_reader=True)
+        assert listed.returncode == 0, listed.stderr
+        assert sorted(r["report"] for r in json.loads(listed.stdout)) == [
+            "luojiang_2024.txt",
+            "zichuan_2024.txt",
+        ]
+        asked = _cli("ask", "淄川区办理行政复议案件多少件？", data_dir=data_dir, as_reader=True)
+        assert asked.returncode == 0 and "151件" in asked.stdout, asked.stderr
+        searched = _cli("search", "洛江区新收行政复议申请", data_dir=data_dir, as_reader=True)
+        assert searched.returncode == 0 and "121件" in searched.stdout, searched.stderr
+        for args in (["rm", "zichuan_2024.txt"], ["ingest", *files]):
+            refused = _cli(*args, data_dir=data_dir, as_reader=True)
+            assert refused.returncode == 1, (args, refused.stdout, refused.stderr)
+            assert (
+                f"error: the store at {data_dir / 'chroma'} is read-only: this process may not write to"
+                in refused.stderr
+            )
+            assert "Its reports can be listed, searched and asked about" in refused.stderr
+            assert "Traceback" not in refused.stderr
+    finally:
+        _make_writable(data_dir)
+    listed = _cli("ls", "--json", data_dir=data_dir)  # nothing was changed, and the writer still writes
+    assert len(json.loads(listed.stdout)) == 2
+    assert _cli("rm", "zichuan_2024.txt", data_dir=data_dir).returncode == 0
+
+
+def test_a_read_only_reader_follows_writes_made_elsewhere(tmp_path: Path, monkeypatch) -> None:
+    """A long-running reader of a read-only store (the app run by a user who may only read) sees what a
+    writer with the rights adds and removes: its copy is taken again when the store changes."""
+    import qa.store
+
+    data_dir = tmp_path / "data"
+    assert _cli("ingest", str(CORPUS / "zichuan_2024.txt"), data_dir=data_dir).returncode == 0
+    # This process is root and may write anywhere: it is told it may not, as access(2) would tell a reader.
+    monkeypatch.setattr(qa.store, "_unwritable", lambda path: f"this process may not write to {path}")
+    reader = open_services(make_settings(data_dir))
+    assert reader.store.read_only is not None
+    assert [r.report_id for r in reader.store.reports()] == ["zichuan_2024.txt"]
+    with pytest.raises(StoreReadOnly, match="is read-only: this process may not write to"):
+        reader.store.remove_report("zichuan_2024.txt")
+
+    assert _cli("ingest", str(CORPUS / "luojiang_2024.txt"), data_dir=data_dir).returncode == 0
+    hits = reader.retriever.search("洛江区新收行政复议申请多少件", k=5).hits
+    assert hits and hits[0].chunk.report_id == "luojiang_2024.txt"
+    assert _cli("rm", "zichuan_2024.txt", data_dir=data_dir).returncode == 0
+    assert [r.report_id for r in reader.store.reports()] == ["luojiang_2024.txt"]
