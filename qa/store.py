@@ -16,6 +16,10 @@ every flip or removal writes a new registry stamp, and a Store that sees a stamp
 reconnects, because embedded Chroma keeps each process's vector index in memory and would otherwise fail
 on the other process's chunks ("Error finding id"). A read that fails anyway is retried once after a
 reconnect, then raised as a StoreError that says what to do.
+
+A store whose database is empty (or missing beside Chroma's index data) is damaged: never opened, since Chroma
+would write a new database over it. A store this process may not write to is read from a copy taken again
+when the store changes (Chroma cannot open a database it cannot write); its writes are refused.
 """
 
 from __future__ import annotations
@@ -286,7 +290,10 @@ class ReadOnly:
         folder = Path(tempfile.mkdtemp(prefix="qa-read-only-store-"))
         if not self._folders:
             atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in self._folders])
-        self._folders.append(str(folder))
+        # Copies older than the one in use are deleted (a thread may still be reading the one in use).
+        for old in self._folders[:-1]:
+            shutil.rmtree(old, ignore_errors=True)
+        self._folders = [*self._folders[-1:], str(folder)]
         taken = self._fingerprint()
         source = sqlite3.connect(f"file:{quote(str(self.source / DATABASE_FILE))}?mode=ro", uri=True)
         try:
