@@ -5,9 +5,11 @@ The clean text keeps the report's own characters (no NFKC here): quotes and offs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
+import zipfile
 from pathlib import Path
 
 from qa.errors import InputError
@@ -25,6 +27,14 @@ _BOMS = (
 )
 # Encodings we accept from detection; anything else on a Chinese-report tool is almost always mojibake.
 _ACCEPTED = {"gb18030", "gbk", "gb2312", "hz", "big5", "big5hkscs", "utf_8", "ascii", "utf_16", "utf_32"}
+# A compressed file (a .docx is a zip; a PDF's streams are deflated) may unpack to at most this many times
+# the file-size limit. A report's XML unpacks to 5–15× its packed size and its images to about 1×, so a
+# report under the file limit fits; a zip bomb (1 MB on disk, 1 GiB unpacked) does not.
+UNPACKED_PER_FILE_LIMIT = 5
+# One part that unpacks this many times smaller is made of repetition, not of a report's text.
+_BOMB_RATIO = 100
+_BOMB_RATIO_FROM = 10 * 1024 * 1024  # bytes unpacked; small parts of repeated markup compress well too
+_MAX_ENTRIES = 10_000  # a report's .docx has tens of parts, a few hundred with many images
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes:
@@ -116,20 +126,55 @@ def html_to_text(html: str) -> tuple[str, str]:
     return page_title, soup.get_text()
 
 
-def pdf_to_text(data: bytes, path: str = "") -> str:
+def pdf_to_text(data: bytes, path: str = "", unpacked_max: int | None = None) -> str:
+    """A PDF's text, page by page. unpacked_max: the most bytes its pages' content streams may unpack to,
+    all together (pypdf bounds each stream, not their sum, and keeps what it unpacked)."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError, PyPdfError
 
+    budget = unpacked_max
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InputError("PDF is password-protected; save an unprotected copy", path)
-        pages = [page.extract_text() or "" for page in reader.pages]
+        with _pdf_stream_limit(unpacked_max):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise InputError("PDF is password-protected; save an unprotected copy", path)
+            pages: list[str] = []
+            for page in reader.pages:
+                if budget is not None:
+                    contents = page.get_contents()
+                    budget -= len(contents.get_data()) if contents is not None else 0
+                    if budget < 0:
+                        why = f"the content of its first {len(pages) + 1} pages"
+                        raise _too_big(unpacked_max or 0, why, path, **_PDF_BOMB)
+                pages.append(page.extract_text() or "")
     except InputError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError) as ex:
+    except LimitReachedError as ex:
+        if unpacked_max and "decompress" in str(ex).lower():
+            raise _too_big(unpacked_max, "one of its compressed streams", path, **_PDF_BOMB) from ex
+        raise InputError(f"not a readable PDF: over a safety limit of the PDF reader ({ex})", path) from ex
+    except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError) as ex:
         raise InputError(f"not a readable PDF ({ex})", path) from ex
     return _join_wrapped_lines("\n".join(pages))
+
+
+_PDF_BOMB = {"bomb": "a decompression bomb", "save_as": "text or print it to a new PDF"}
+
+
+def _pdf_stream_limit(unpacked_max: int | None) -> contextlib.AbstractContextManager[object]:
+    """pypdf's limit on what one stream may unpack to, lowered to ours when ours is lower (a pypdf without
+    `apply_configuration` keeps its own 75 MB)."""
+    try:
+        from pypdf import apply_configuration, get_configuration
+    except ImportError:
+        return contextlib.nullcontext()
+    if unpacked_max is None:
+        return contextlib.nullcontext()
+    current = get_configuration()
+    names = ("zlib_maximum_output_length", "lzw_maximum_output_length", "run_length_maximum_output_length",
+             "brotli_maximum_output_length", "array_based_stream_maximum_output_length")  # fmt: skip
+    lowered = {name: min(getattr(current, name), unpacked_max) for name in names if hasattr(current, name)}
+    return apply_configuration(**lowered)
 
 
 def _join_wrapped_lines(text: str) -> str:
@@ -146,6 +191,65 @@ def _join_wrapped_lines(text: str) -> str:
         else:
             out.append(line)
     return "\n".join(out)
+
+
+def unpacked_limit(max_bytes: int) -> int:
+    """How many bytes a compressed report file may unpack to: a multiple of the file-size limit."""
+    return max_bytes * UNPACKED_PER_FILE_LIMIT
+
+
+def _too_big(
+    limit: int, why: str, path: str, *, bomb: str = "a zip bomb", save_as: str = "PDF or text"
+) -> InputError:
+    return InputError(
+        f"unpacks to more than {_mb(limit)} ({why}): {bomb} or not a report, so it is refused. "
+        f"If it is a real report, save it as {save_as}, or raise QA_MAX_FILE_MB (a file may unpack to "
+        f"{UNPACKED_PER_FILE_LIMIT}× it)",
+        path,
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1048576:,.0f} MB" if size >= 10 * 1048576 else f"{size / 1048576:.1f} MB"
+
+
+def check_package(data: bytes, limit: int, path: str = "") -> None:
+    """Refuse a zip package (.docx) that unpacks to more than `limit` bytes, before a parser unpacks it.
+
+    The declared sizes are checked first (nothing is unpacked); then every part is read in 1 MB pieces,
+    counting what actually comes out, so a header that lies about its size is caught too."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            entries = package.infolist()
+            if len(entries) > _MAX_ENTRIES:
+                raise InputError(
+                    f"holds {len(entries):,} parts (a report's .docx has tens): a zip bomb or not a report; "
+                    "save the report as PDF or text",
+                    path,
+                )
+            declared = sum(entry.file_size for entry in entries)
+            if declared > limit:
+                raise _too_big(limit, f"its parts declare {_mb(declared)}", path)
+            for entry in entries:
+                ratio = entry.file_size / max(1, entry.compress_size)
+                if entry.file_size >= _BOMB_RATIO_FROM and ratio > _BOMB_RATIO:
+                    raise InputError(
+                        f"part {entry.filename} unpacks {ratio:,.0f} times larger ({_mb(entry.file_size)}): a zip "
+                        "bomb, not a report's text; save the report as PDF or text",
+                        path,
+                    )
+            unpacked = 0
+            for entry in entries:
+                with package.open(entry) as part:
+                    while piece := part.read(1 << 20):
+                        unpacked += len(piece)
+                        if unpacked > limit:
+                            raise _too_big(limit, "what its parts hold", path)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as ex:
+        # a wrong CRC here is a part that unpacks to other bytes than it declares: damaged or crafted
+        raise InputError(f"not a readable .docx file (a damaged zip package: {ex})", path) from ex
 
 
 def docx_to_text(data: bytes, path: str = "") -> str:
@@ -235,10 +339,11 @@ def load(path: Path, max_bytes: int = 20 * 1024 * 1024, report_id: str | None = 
     elif fmt == "pdf":
         if not data.startswith(b"%PDF"):
             raise InputError("not a PDF file (no %PDF header)", shown)
-        raw = pdf_to_text(data, shown)
+        raw = pdf_to_text(data, shown, unpacked_limit(max_bytes))
     else:
         if not data.startswith(b"PK"):
             raise InputError("not a .docx file (not a zip package)", shown)
+        check_package(data, unpacked_limit(max_bytes), shown)
         raw = docx_to_text(data, shown)
     header, body, footer = split_boilerplate(raw)
     if page_title:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,158 @@ def test_split_boilerplate_keeps_body_furniture_words() -> None:
         "标题\n正文提到附件下载功能已上线,群众可在网站使用。\n扫一扫在手机打开当前页"
     )
     assert body == "正文提到附件下载功能已上线,群众可在网站使用。"
+
+
+# ---- compressed input that unpacks to far more than it weighs ----------------------------------------
+
+_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_PARAGRAPH = "<w:p><w:r><w:t>依法行政，建设法治政府。</w:t></w:r></w:p>".encode()
+
+
+def _paragraphs(megabytes: int):
+    """A document.xml of about `megabytes` MB of real paragraphs, in 1 MB pieces (never all in memory)."""
+    yield f'<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="{_W}"><w:body>'.encode()
+    piece = _PARAGRAPH * (1048576 // len(_PARAGRAPH))
+    for _ in range(megabytes):
+        yield piece
+    yield b"</w:body></w:document>"
+
+
+def _docx_with_body(path: Path, body) -> Path:
+    """A real .docx whose word/document.xml is written from `body`'s pieces, streamed into the zip."""
+    import io
+    import zipfile
+
+    import docx
+
+    blank = io.BytesIO()
+    docx.Document().save(blank)
+    with (
+        zipfile.ZipFile(blank) as source,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out,
+    ):
+        for item in source.infolist():
+            if item.filename == "word/document.xml":
+                with out.open("word/document.xml", "w") as part:
+                    for piece in body:
+                        part.write(piece)
+            else:
+                out.writestr(item, source.read(item))
+    return path
+
+
+def _declare_size(path: Path, member: str, size: int) -> None:
+    """Make the zip's central directory lie about one member's unpacked size."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        name_length = int.from_bytes(data[at + 28 : at + 30], "little")
+        if data[at + 46 : at + 46 + name_length] == member.encode():
+            data[at + 24 : at + 28] = size.to_bytes(4, "little")
+            path.write_bytes(bytes(data))
+            return
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError(f"{member} not in {path}")
+
+
+_LOAD_AND_MEASURE = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a regression fails with MemoryError, not the box
+from pathlib import Path
+from qa.errors import InputError
+from qa.loaders import load
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load(Path(sys.argv[1]))
+    print("loaded")
+except InputError as ex:
+    print(ex)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_docx_bomb_is_refused_before_it_is_unpacked(tmp_path: Path) -> None:
+    """Before: a 1.5 MB .docx whose document.xml unpacks to 300 MB was read whole (a 1 GiB one took 2.2 GB
+    of memory before failing). Now the declared sizes refuse it, with memory measured in a fresh process."""
+    import subprocess
+    import sys
+
+    path = _docx_with_body(tmp_path / "bomb.docx", _paragraphs(300))
+    assert path.stat().st_size < 5 * 1048576  # well under the 20 MB file limit
+    done = subprocess.run([sys.executable, "-c", _LOAD_AND_MEASURE, str(path)], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    message, grown_mb = done.stdout.strip().splitlines()
+    assert message.startswith(str(path)), message  # which file
+    assert re.search(r"unpacks to more than 100 MB \(its parts declare 30\d MB\)", message)  # why
+    assert "zip bomb" in message
+    assert "QA_MAX_FILE_MB" in message  # what to do
+    assert int(grown_mb) < 50, done.stdout  # before: 300+ MB
+
+
+def test_a_part_made_of_repetition_is_refused_under_the_size_limit(tmp_path: Path) -> None:
+    path = _docx_with_body(tmp_path / "repeated.docx", _paragraphs(20))  # 20 MB, under the 100 MB limit
+    error = _raises(path, "unpacks")
+    assert "word/document.xml" in error.reason and "zip bomb" in error.reason
+
+
+def test_the_unpacked_limit_follows_the_file_limit(tmp_path: Path) -> None:
+    path = _docx_with_body(tmp_path / "report.docx", _paragraphs(2))
+    assert path.stat().st_size < 100_000
+    _raises(path, "unpacks to more than 0.5 MB", max_bytes=100_000)  # 5 × the file limit
+    assert "依法行政" in load(path).text  # the default limit lets a 2 MB body through
+
+
+def test_a_docx_that_lies_about_its_unpacked_size_is_refused_without_unpacking(tmp_path: Path) -> None:
+    """A header that declares 1 KB for 50 MB: the part is read with that cap, never unpacked whole."""
+    import tracemalloc
+
+    path = _docx_with_body(tmp_path / "liar.docx", _paragraphs(50))
+    _declare_size(path, "word/document.xml", 1000)
+    tracemalloc.start()
+    try:
+        error = _raises(path, "damaged zip package")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "CRC" in error.reason
+    assert peak < 10 * 1048576, peak  # the file itself is ~250 KB
+
+
+def _pdf_with_pages(pages: int, content_bytes: int) -> bytes:
+    """A PDF whose every page's content stream deflates `content_bytes` of blank space to a few KB."""
+    import zlib
+
+    content = zlib.compress(b"BT /F1 12 Tf 72 712 Td (Report) Tj ET\n" + b" " * content_bytes, 9)
+    font = 3 + 2 * pages
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               f"<< /Type /Pages /Kids [{' '.join(f'{3 + 2 * i} 0 R' for i in range(pages))}] /Count {pages} >>".encode()]  # fmt: skip
+    for i in range(pages):
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
+                       f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode())  # fmt: skip
+        objects.append(f"<< /Length {len(content)} /Filter /FlateDecode >>\nstream\n".encode() + content
+                       + b"\nendstream")  # fmt: skip
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def test_a_pdf_whose_pages_unpack_past_the_limit_is_refused(tmp_path: Path) -> None:
+    """pypdf bounds each stream (75 MB), not their sum, and keeps what it unpacked: 400 such pages in a
+    20 MB file would hold 8 GB."""
+    path = tmp_path / "pages.pdf"
+    path.write_bytes(_pdf_with_pages(6, 1048576))
+    error = _raises(path, "unpacks to more than 2.4 MB (the content of its first 3 pages)", max_bytes=500_000)
+    assert "decompression bomb" in error.reason and "QA_MAX_FILE_MB" in error.reason
+
+
+def test_a_pdf_stream_that_unpacks_past_the_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "stream.pdf"
+    path.write_bytes(_pdf_with_pages(1, 8 * 1048576))
+    _raises(path, "unpacks to more than 2.4 MB (one of its compressed streams)", max_bytes=500_000)
