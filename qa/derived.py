@@ -668,9 +668,12 @@ class Shelf:
         for name in names:
             self._loaded.pop(name, None)
         self._local = [n for n in self._local if n not in set(names)]
-        on_disk = [n for n in names if (self.folder / n).exists()] if self.folder is not None else []
-        if on_disk and self._persist(lambda: self._update(remove=on_disk)):
-            for name in on_disk:
+        if self.folder is None:
+            return
+        # listed, or still on disk (a pack whose folder went missing is taken out of the manifest too)
+        gone = [n for n in names if (self.folder / n).exists() or n in set(self.names())]
+        if gone and self._persist(lambda: self._update(remove=gone)):
+            for name in gone:
                 shutil.rmtree(self.folder / name, ignore_errors=True)
 
     def compact(self, index: Index) -> bool:

@@ -3,6 +3,7 @@ pack, a report removed is dead rows; merging keeps the scores), packs on disk sh
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import bm25s
@@ -217,12 +218,14 @@ def _damage(where: Path, how: str) -> None:
         (where / "vectors.npy").write_bytes(data[: len(data) // 2])
     elif how == "garbage":
         (where / "pack.json").write_bytes(b"\x00\xffnot json")
+    elif how == "folder missing":  # still named in the manifest
+        shutil.rmtree(where)
     else:
         raise AssertionError(how)
 
 
 DAMAGE = ["posting rows out of range", "token ids out of range", "report rows out of range", "zeroed vectors",
-          "NaN vectors", "truncated", "garbage"]  # fmt: skip
+          "NaN vectors", "truncated", "garbage", "folder missing"]  # fmt: skip
 
 
 @pytest.mark.parametrize("checksums", [True, False], ids=["checksummed", "written-before-checksums"])
@@ -251,11 +254,13 @@ def test_a_damaged_pack_is_found_when_loaded_dropped_and_named(
     reader = derived.Shelf(tmp_path, dim=4)  # another process
     assert [p.name for p in reader.packs()] == [kept.name]
     (damage,) = reader.take_damage()
-    assert damage.pack == hurt.name and damage.reports == ([] if how == "garbage" else ["b"])
-    assert damage.describe().startswith("index pack for b was damaged: " if how != "garbage" else
-                                        f"index pack {hurt.name} was damaged: ")  # fmt: skip
-    if checksums:
+    unnamed = how in ("garbage", "folder missing")  # its list of reports cannot be read either
+    assert damage.pack == hurt.name and damage.reports == ([] if unnamed else ["b"])
+    assert damage.describe().startswith(f"index pack {hurt.name} was damaged: " if unnamed else
+                                        "index pack for b was damaged: ")  # fmt: skip
+    if checksums and how != "folder missing":
         assert "checksum mismatch" in damage.why
+    assert reader.packs() and not reader.take_damage()  # said once: it is out of the manifest
     assert derived.Shelf(tmp_path).names() == [kept.name] and not (tmp_path / hurt.name).exists()
     index = derived.Index(reader.packs(), ["a"])  # what is left searches as before
     assert index.bm25(tokenize("纠错率"), ["a"], 1)[0][0].text == "综合纠错率达29.8%"
