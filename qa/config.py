@@ -90,6 +90,10 @@ class Settings:
                 )
         if self.chroma_url:
             _check_chroma_url(self.chroma_url)
+        if self.llm_base_url:
+            _check_base_url("QA_LLM_BASE_URL", self.llm_base_url, "QA_LLM_API_KEY")
+        if self.embed_base_url and self.embed_base_url != self.llm_base_url:
+            _check_base_url("QA_EMBED_BASE_URL", self.embed_base_url, "QA_EMBED_API_KEY")
         if self.auth not in ("auto", "required", "off"):
             raise ConfigError(
                 f"QA_AUTH={self.auth!r}: use auto (sign-in unless on localhost), required or off"
@@ -182,18 +186,48 @@ class Settings:
 
 def _check_chroma_url(raw: str) -> None:
     """QA_CHROMA_URL is an http(s) URL with a host and, if given, a port from 1 to 65535."""
-    url = urlparse(raw if "://" in raw else "http://" + raw)
+    url = urlparse(raw)
     try:
         problem = "port 0 is not a port" if url.port == 0 else ""
     except ValueError:  # urllib: not a number, or outside 0–65535
         problem = f"port {url.netloc.rpartition(':')[2]} is not a port from 1 to 65535"
     if url.scheme not in ("http", "https") or not url.hostname:
         problem = "it needs http:// or https:// and a host"
+    if "://" not in raw:
+        # urllib reads localhost:8000 as scheme "localhost": say what is missing, not that the port is odd
+        problem = f"it has no scheme: write http://{redact(raw)} (or https:// for a server behind TLS)"
     if problem:
         raise ConfigError(
             f"QA_CHROMA_URL={redact(raw)!r}: {problem}. Set it to a Chroma server's URL like "
             "http://localhost:8000, or unset it to use the embedded store"
         )
+
+
+def _check_base_url(name: str, raw: str, key_name: str) -> None:
+    """An OpenAI-compatible base URL: http(s), a host, and nothing after the path. The client appends
+    /chat/completions or /embeddings to the URL as written, so a query string (?api_key=…) would end up in
+    the middle of the path; the key goes in its own setting instead. The query is never shown: it is
+    usually a key."""
+    bare = raw.split("?", 1)[0].split("#", 1)[0]
+    if bare != raw:
+        extra, mark = ("a query string", "?") if "?" in raw else ("a #fragment", "#")
+        path = "/embeddings" if name == "QA_EMBED_BASE_URL" else "/chat/completions"
+        raise ConfigError(
+            f"{name} has {extra} ({redact(bare)}{mark}…, the rest not shown: it may hold a key); a base URL "
+            f"cannot have one, as the client adds {path} after it. Put the API key in {key_name} and set "
+            f"{name}={redact(bare)}"
+        )
+    url = urlparse(raw)
+    if "://" not in raw:
+        problem = f"it has no scheme: write http://{redact(raw)} (or https://)"
+    elif url.scheme not in ("http", "https") or not url.hostname:
+        problem = "it needs http:// or https:// and a host"
+    else:
+        return
+    raise ConfigError(
+        f"{name}={redact(raw)!r}: {problem}. Set it to an OpenAI-compatible endpoint like "
+        "http://127.0.0.1:8000/v1, or unset it (and QA_LLM_MODEL) to use the offline engine"
+    )
 
 
 def workspaces(data_dir: Path) -> list[str]:

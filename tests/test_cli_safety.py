@@ -101,11 +101,23 @@ def test_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("url", "says"), [("http://127.0.0.1:99999", "port 99999 is not a port from 1 to 65535"),
                                            ("http://127.0.0.1:http", "port http"),
-                                           ("ftp://127.0.0.1:8000", "http:// or https://")])  # fmt: skip
+                                           ("ftp://127.0.0.1:8000", "http:// or https://"),
+                                           ("localhost:8000", "has no scheme: write http://localhost:8000")])  # fmt: skip
 def test_a_chroma_url_that_cannot_be_one(url: str, says: str) -> None:
+    """Before: localhost:8000 (no scheme) was not named as the mistake."""
     result = run_cli("ls", env={"QA_CHROMA_URL": url})
     assert result.returncode == 2
     _one_line_error(result, "QA_CHROMA_URL", says)
+
+
+def test_an_llm_base_url_with_a_key_in_its_query_is_refused_without_showing_the_key() -> None:
+    """Before: http://…/v1?api_key=… was sent to /v1/?api_key=…chat/completions (and the key into logs)."""
+    result = run_cli("ask", "--engine", "llm", "淄川区办理行政复议案件多少件？",
+                     env={"QA_LLM_BASE_URL": f"http://127.0.0.1:8000/v1?api_key={KEY}", "QA_LLM_MODEL": "m"})  # fmt: skip
+    assert result.returncode == 2
+    _one_line_error(result, "QA_LLM_BASE_URL has a query string", "Put the API key in QA_LLM_API_KEY",
+                    "QA_LLM_BASE_URL=http://127.0.0.1:8000/v1")  # fmt: skip
+    assert KEY not in result.stderr + result.stdout
 
 
 def test_a_damaged_store_says_which_and_what_to_do(fail_closed: Path) -> None:

@@ -65,6 +65,24 @@ def test_settings_read_the_llm_variables_with_the_openai_key_as_fallback() -> No
         Settings.from_env({"QA_EMBED_CONCURRENCY": "0"})
 
 
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [({"QA_LLM_BASE_URL": "http://127.0.0.1:8000/v1?api_key=sk-in-the-url-123"},
+      "QA_LLM_BASE_URL has a query string (http://127.0.0.1:8000/v1?…"),
+     ({"QA_LLM_BASE_URL": "http://127.0.0.1:8000/v1#sk-in-the-url-123"}, "QA_LLM_BASE_URL has a #fragment"),
+     ({"QA_EMBED_BASE_URL": "http://127.0.0.1:8000/v1?key=sk-in-the-url-123"},
+      "Put the API key in QA_EMBED_API_KEY and set QA_EMBED_BASE_URL=http://127.0.0.1:8000/v1"),
+     ({"QA_LLM_BASE_URL": "127.0.0.1:8000/v1"}, "has no scheme: write http://127.0.0.1:8000/v1"),
+     ({"QA_LLM_BASE_URL": "ftp://127.0.0.1/v1"}, "needs http:// or https://")],
+)  # fmt: skip
+def test_a_base_url_the_client_would_mangle_is_refused_when_read(env: dict[str, str], says: str) -> None:
+    """Before: a query string ended up in the middle of the path (/v1/?api_key=…chat/completions)."""
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert says in str(caught.value)
+    assert "sk-in-the-url-123" not in str(caught.value)  # the query is usually a key: never shown
+
+
 def test_configured_settings_reach_the_server(server: OpenAIServer, fail_closed: Path) -> None:
     """Base URL, model and key (OPENAI_API_KEY as fallback) go from the environment to the HTTP request."""
     settings = Settings.from_env({"QA_LLM_BASE_URL": server.url, "QA_LLM_MODEL": "qwen-plus",
