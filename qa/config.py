@@ -224,9 +224,14 @@ def _check_base_url(name: str, raw: str, key_name: str) -> None:
         problem = "it needs http:// or https:// and a host"
     else:
         return
+    offline = (
+        "unset it and QA_EMBEDDER to use the bundled embedder"
+        if name == "QA_EMBED_BASE_URL"
+        else "unset it and QA_LLM_MODEL to use the offline engine"
+    )
     raise ConfigError(
         f"{name}={redact(raw)!r}: {problem}. Set it to an OpenAI-compatible endpoint like "
-        "http://127.0.0.1:8000/v1, or unset it (and QA_LLM_MODEL) to use the offline engine"
+        f"http://127.0.0.1:8000/v1, or {offline}"
     )
 
 
