@@ -803,6 +803,11 @@ class Store:
                     return
             except _CHROMA_ERRORS as ex:
                 raise StoreError(f"cannot take the store lock at {self.location}: {_reason(ex)}") from ex
+            except OSError as ex:  # the lock file cannot be opened for writing (its owner, its mode)
+                raise StoreReadOnly(
+                    f"cannot take the store's writer lock ({LOCK_FILE} in {self.location}): {_reason(ex)}. Make "
+                    "it writable by this user, or run the command as the user who owns the store"
+                ) from ex
             waited = time.monotonic() - started
             holder = self._writer.holder()
             who = holder.describe() if holder else "another process"

@@ -341,3 +341,18 @@ def test_a_read_only_reader_follows_writes_made_elsewhere(tmp_path: Path, monkey
     assert hits and hits[0].chunk.report_id == "luojiang_2024.txt"
     assert _cli("rm", "zichuan_2024.txt", data_dir=data_dir).returncode == 0
     assert [r.report_id for r in reader.store.reports()] == ["luojiang_2024.txt"]
+
+
+def test_a_writer_lock_that_cannot_be_taken_is_said_so_and_reads_go_on(services) -> None:
+    """A lock file this user cannot open for writing (another user's, or something else in its place) was
+    an "unexpected PermissionError … (a bug)" on every write."""
+    ingest_paths([CORPUS / "zichuan_2024.txt"], services.store, services.embedder, services.settings)
+    lock = Path(services.store.location) / "qa-writer.lock"
+    lock.unlink()
+    lock.mkdir()  # a folder where the lock file belongs: no process can open it for writing
+    reader = open_services(services.settings)
+    with pytest.raises(StoreReadOnly, match=r"cannot take the store's writer lock \(qa-writer.lock in .*\): "
+                                            r"IsADirectoryError.*run the command as the user who owns"):  # fmt: skip
+        reader.store.remove_report("zichuan_2024.txt")
+    assert [r.report_id for r in reader.store.reports()] == ["zichuan_2024.txt"]
+    assert reader.retriever.search("淄川区行政复议案件", k=3).hits
