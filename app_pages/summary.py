@@ -27,7 +27,7 @@ from qa.errors import QAError
 from qa.exports import DOCX_MIME
 from qa.llm import ChatLLM
 from qa.schemas import ReportRecord
-from qa.summarize import Summary
+from qa.summarize import Summary, summary_heading
 from qa.wiring import Services
 
 FORCE = "sum_force"  # report id to summarize again on this run (set by the 重新生成 button)
@@ -91,7 +91,7 @@ def render_summary(summary: Summary, view_sections: dict[str, str], status: str,
         st.button("重新生成", icon=":material/refresh:", on_click=regenerate, args=(summary.report_id,),
                   key="sum-regenerate", type="tertiary", disabled=not auth.can("summarize"))  # fmt: skip
     with st.container(border=True):
-        st.subheader(ui.escape_markdown(summary.title or summary.report_id), anchor=False)
+        st.subheader(ui.escape_markdown(summary_heading(summary)), anchor=False)
         st.markdown(ui_summary.summary_header_html(summary), unsafe_allow_html=True)
         warning = ui_summary.unverified_text(summary)
         if warning:

@@ -184,7 +184,8 @@ def salience(sentence: str, figures: Iterable[Figure], lead: bool) -> float:
 def composed_overview(who: str, year: int | None, topic: str, headline: Sequence[Stated]) -> str:
     """概况: who reports on which year, and the headline figures — composed, every figure the report's."""
     kind = "" if re.search(r"(?:报告|公报|通报|总结|白皮书)$", topic) else "报告"
-    first = f"{who}{f'{year}年度' if year else ''}{topic}{kind}。"
+    when = (f"{year}年" if "年度" in topic else f"{year}年度") if year else ""  # never 2023年度…年度报告
+    first = f"{who}{when}{topic}{kind}。"
     if not headline:
         return first
     said = "，".join(f"{s.label.replace(' ', '')}{s.raw}" for s in headline)

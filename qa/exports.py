@@ -185,13 +185,15 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
     from docx import Document
     from docx.shared import Cm, Pt, RGBColor
 
+    from qa.summarize import labels_of, summary_heading  # here: the tables alone never load the summarizer
+
     document = Document()
     styles = document.styles
     _set_fonts(styles["Normal"], BODY_FONT)
     for name in ("Title", "Heading 1", "Heading 2"):
         _set_fonts(styles[name], HEADING_FONT)
     properties = document.core_properties
-    properties.title = summary.title or summary.report_id
+    properties.title = summary_heading(summary)
     properties.subject = "报告摘要"
     properties.author = properties.last_modified_by = "reportqa"
     with contextlib.suppress(ValueError):  # an old or hand-edited summary without a valid time
@@ -214,16 +216,15 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
         run.font.size = Pt(size)
         run.font.color.rgb = RGBColor(*GREY)
 
-    def points(items: Sequence[Point], empty: str) -> None:
-        if not items:
-            document.add_paragraph(empty)
+    def points(items: Sequence[Point]) -> None:
         for point in items:
             paragraph = document.add_paragraph(" ".join(point.text.split()), style="List Bullet")
             cite(paragraph, point.citations)
             if not point.verified:
                 flag(paragraph)
 
-    document.add_heading(summary.title or summary.report_id, level=0)
+    names = labels_of(summary)
+    document.add_heading(summary_heading(summary), level=0)
     document.add_paragraph(identity_line(summary, meta))
     details = [
         ("发布日期", summary.publish_date),
@@ -234,19 +235,19 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
     if summary.unverified:
         flag(document.add_paragraph(), f"⚠ {summary.unverified} 处内容未能在原文中核实，已标注“未核实”。")
 
-    document.add_heading("概况", level=1)
-    overview = document.add_paragraph(" ".join(summary.overview.split()) or "（无）")
-    cite(overview, summary.overview_citations)
+    # a section the report does not have is left out, not shown empty
+    if summary.overview.strip():
+        document.add_heading(names.overview, level=1)
+        cite(document.add_paragraph(" ".join(summary.overview.split())), summary.overview_citations)
 
-    document.add_heading("主要举措", level=1)
-    if not summary.measures:
-        document.add_paragraph("（无）")
-    for area in summary.measures:
+    if any(area.points for area in summary.measures):
+        document.add_heading(names.measures, level=1)
+    for area in (a for a in summary.measures if a.points):
         document.add_heading(" ".join(area.area.split()), level=2)
-        points(area.points, "（无）")
+        points(area.points)
 
-    document.add_heading("关键指标", level=1)
     if summary.key_figures:
+        document.add_heading(names.figures, level=1)
         table = document.add_table(rows=1, cols=4)
         table.style = "Table Grid"
         for cell, title in zip(table.rows[0].cells, ("指标", "数值", "原文", "核实"), strict=True):
@@ -270,19 +271,17 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
         for column, width in zip(table.columns, (3.5, 2.5, 9.0, 1.5), strict=True):
             for cell in column.cells:
                 cell.width = Cm(width)
-    else:
-        document.add_paragraph("（报告中没有可提取的数据）")
 
-    for heading, items in (("存在的不足", summary.problems), ("下一步计划", summary.plans)):
-        document.add_heading(heading, level=1)
-        points(items, "（报告未单列）")
+    for heading, items in ((names.problems, summary.problems), (names.plans, summary.plans)):
+        if items:
+            document.add_heading(heading, level=1)
+            points(items)
 
-    document.add_heading("附录：来源", level=1)
-    grey(document.add_paragraph(), f"摘要中的 [n] 指向《{summary.title or summary.report_id}》的下列原文段落。", 10)
+    if refs:
+        document.add_heading("附录：来源", level=1)
+        grey(document.add_paragraph(), f"摘要中的 [n] 指向《{summary_heading(summary)}》的下列原文段落。", 10)
     quotes = source_quotes(summary, list(refs), chunks)
     sections = {c.id: c.section for c in chunks}
-    if not refs:
-        document.add_paragraph("（无）")
     for chunk_id, n in refs.items():
         paragraph = document.add_paragraph()
         paragraph.add_run(f"[{n}] ").bold = True

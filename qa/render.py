@@ -4,7 +4,7 @@ Excel files (qa.exports), it carries no chunk ids, hashes or template refs: thos
 from __future__ import annotations
 
 from qa.exports import engine_line, made_line
-from qa.summarize import Point, Summary
+from qa.summarize import Point, Summary, labels_of, summary_heading
 
 
 def _cite(ids: list[str], refs: dict[str, int]) -> str:
@@ -33,22 +33,23 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
         ("发布日期", summary.publish_date), ("文号", summary.doc_number),
     ]  # fmt: skip
     engine = engine_line(summary.engine, summary.model)
-    lines = [f"# {summary.title or summary.report_id}", ""]
+    names = labels_of(summary)
+    lines = [f"# {summary_heading(summary)}", ""]
     lines += [f"- {label}：{value}" for label, value in meta if value]
     lines += [f"- 生成方式：{engine}", ""]
     if summary.unverified:
         lines += [f"> ⚠ {summary.unverified} 处内容未能在原文中核实，已标注“未核实”。", ""]
-    overview = _one_line(summary.overview) or "（无）"
-    lines += ["## 概况", "", overview + _cite(summary.overview_citations, refs), ""]
-    lines += ["## 主要举措", ""]
+    # a section the report does not have is left out, not shown empty
+    if summary.overview.strip():
+        lines += [f"## {names.overview}", "", _one_line(summary.overview) + _cite(summary.overview_citations, refs), ""]
+    if any(area.points for area in summary.measures):
+        lines += [f"## {names.measures}", ""]
     for area in summary.measures:
-        lines += [f"### {_one_line(area.area)}", "", *(_point_line(p, refs) for p in area.points), ""]
-    if not summary.measures:
-        lines += ["（无）", ""]
-    lines += ["## 关键指标", ""]
+        if area.points:
+            lines += [f"### {_one_line(area.area)}", "", *(_point_line(p, refs) for p in area.points), ""]
     quotes: dict[str, list[str]] = {}  # chunk id → the sentences figures are quoted from (shown under 来源)
     if summary.key_figures:
-        lines += ["| 指标 | 数值 | 核实 |", "| --- | --- | --- |"]
+        lines += [f"## {names.figures}", "", "| 指标 | 数值 | 核实 |", "| --- | --- | --- |"]
         for figure in summary.key_figures:
             mark = "✓" if figure.verified else "⚠ 未核实"
             quotes.setdefault(figure.chunk_id, [])
@@ -58,16 +59,11 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
                 f"| {_one_line(figure.indicator)} | {_one_line(figure.raw)}{_cite([figure.chunk_id], refs)} | {mark} |"
             )
         lines.append("")
-    else:
-        lines += ["（报告中没有可提取的数据）", ""]
-    for heading, points in (("存在的不足", summary.problems), ("下一步计划", summary.plans)):
-        lines += (
-            [f"## {heading}", "", *(_point_line(p, refs) for p in points)]
-            if points
-            else [f"## {heading}", "", "（报告未单列）"]
-        )
-        lines.append("")
-    lines += ["## 来源", ""]
+    for heading, points in ((names.problems, summary.problems), (names.plans, summary.plans)):
+        if points:
+            lines += [f"## {heading}", "", *(_point_line(p, refs) for p in points), ""]
+    if refs:
+        lines += ["## 来源", ""]
     for chunk_id, n in refs.items():
         where = (passages or {}).get(chunk_id, "")
         quoted = "".join(f"“{_one_line(q)}”" for q in quotes.get(chunk_id, []))

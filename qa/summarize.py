@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qa import digest, parts, sanity
+from qa import digest, kinds, parts, sanity
 from qa.chunking import sections
 from qa.compare import report_figures
 from qa.errors import ConfigError, DegenerateReply, OutputError, QAError
@@ -84,6 +84,7 @@ class SummaryContent(_Strict):
 class Summary(SummaryContent):
     report_id: str
     template: str  # template ref (id@version#sha8)
+    kind: str = ""  # the report's kind (qa.kinds): how its sections are named
     title: str = ""
     issuer: str = ""
     region: str = ""
@@ -100,6 +101,50 @@ class Summary(SummaryContent):
     created_at: str = ""
     unverified: int = 0
     checks: list[str] = Field(default_factory=list)  # what verification flagged, one line each
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What a summary's sections are called for one kind of report (Markdown, Word and the app alike)."""
+
+    overview: str = "概况"
+    measures: str = "主要举措"
+    figures: str = "关键指标"
+    problems: str = "存在的不足"
+    plans: str = "下一步计划"
+
+
+LABELS = {
+    kinds.LAW: Labels(),
+    kinds.WORK: Labels(measures="过去一年工作回顾", figures="主要指标", problems="困难和问题", plans="今后工作安排"),
+    kinds.BULLETIN: Labels(measures="分领域情况", figures="主要指标及增长", problems="存在的问题", plans="下一步"),
+    kinds.DISCLOSURE: Labels(measures="公开工作情况", figures="主要数据", problems="存在的问题", plans="改进措施"),
+    kinds.OTHER: Labels(measures="主要内容", figures="关键数据", problems="存在的问题", plans="下一步计划"),
+}
+
+
+# what a report of each kind is, for a 概况 when it has no title line
+KIND_TOPICS = {kinds.LAW: "法治政府建设情况报告", kinds.WORK: "政府工作报告", kinds.BULLETIN: "国民经济和社会发展统计公报",
+               kinds.DISCLOSURE: "政府信息公开工作年度报告"}  # fmt: skip
+
+
+def labels_of(summary: SummaryContent) -> Labels:
+    """The section names for a summary's kind of report (a summary made before kinds: a 法治 report's)."""
+    return LABELS.get(getattr(summary, "kind", "") or kinds.LAW, Labels())
+
+
+def summary_heading(summary: Summary) -> str:
+    """A summary's title: the report's own, else one composed from who and what (交城县2022年政府工作报告),
+    never a file name unless nothing else is known."""
+    if summary.title:
+        return summary.title
+    who = summary.issuer or summary.region
+    if not who:
+        return summary.report_id
+    year = f"{summary.year}年" if summary.year else ""
+    if summary.kind == kinds.WORK:  # dated by the year it reviews, delivered the year after
+        return f"{who}政府工作报告" + (f"（{year}工作回顾）" if year else "")
+    return f"{who}{year}{KIND_TOPICS.get(summary.kind, '报告')}"
 
 
 @dataclass(frozen=True)
@@ -209,6 +254,11 @@ def part_points(report: ReportView, part: str, limit: int = 8, cap: int | None =
     return points
 
 
+def _bare(text: str) -> str:
+    """A sentence or heading without its list marker and closing punctuation, for telling one from the other."""
+    return normalize(_HEADING.sub("", text.strip())).rstrip("。；;，,！？:：")
+
+
 @dataclass(frozen=True)
 class _Candidate:
     sentence: str
@@ -223,6 +273,7 @@ def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
     for figure, chunk in report_figures(report.chunks):
         by_chunk.setdefault(chunk.id, []).append(figure)
     areas: dict[str, list[_Candidate]] = {}
+    headings = {_bare(s.title) for s in sections(report.text)}
     for chunk, fresh in _unique_chunks(report.chunks):
         if parts.classify(parts.top_section(chunk.section)) != "measures":
             continue
@@ -232,6 +283,8 @@ def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
         for sentence in [x.strip() for x in re.split(r"(?<=[。！？])|\n", fresh) if x.strip()]:
             if _HEADING.match(sentence) and len(sentence) <= 40 and not re.search(r"[。，,]", sentence):
                 continue  # a heading line: its words are the area's name
+            if _bare(sentence) in headings or (len(_bare(sentence)) <= 8 and not _figures_in(sentence)):
+                continue  # a heading written as a sentence (收到政府信息公开申请情况。), or too short to say anything
             lead = area not in areas
             areas.setdefault(area, []).append(
                 _Candidate(sentence, chunk, digest.salience(sentence, mine, lead))
@@ -297,6 +350,8 @@ def offline_content(report: ReportView) -> SummaryContent:
     areas = _measure_candidates(report)
     meta = report.meta
     topic = digest.topic_of(meta.title, [meta.issuer, meta.region, *meta.region_path])
+    if not meta.title:  # no title to read the topic from: the report's kind says what it is
+        topic = KIND_TOPICS.get(meta.kind, topic)
     content = SummaryContent(overview="")
     for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS:
         rows = stated[:n_figures]
@@ -641,6 +696,7 @@ def summarize_report(
         **checked.model_dump(),
         report_id=report.report_id,
         template=chosen.ref,
+        kind=meta.kind,
         title=meta.title,
         issuer=meta.issuer,
         region=meta.region,

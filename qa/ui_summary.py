@@ -27,7 +27,7 @@ from qa.batch import (
     write_summary,
 )
 from qa.llm import ChatLLM
-from qa.summarize import Point, ReportView, Summary, summarize_report
+from qa.summarize import Point, ReportView, Summary, labels_of, summarize_report
 from qa.ui import OFFLINE_ENGINE_LABEL, local_time, text_message
 
 SUMMARY_DIR = "summaries"
@@ -225,9 +225,7 @@ class _Refs:
 _FLAG = '<span class="qa-flag" title="未能在原文中核实">⚠ 未核实</span>'
 
 
-def _points(points: Sequence[Point], refs: _Refs, empty: str) -> str:
-    if not points:
-        return f"<p>{empty}</p>"
+def _points(points: Sequence[Point], refs: _Refs) -> str:
     items = "".join(
         f"<li>{_e(p.text)}{refs.cite(p.citations)}{'' if p.verified else ' ' + _FLAG}</li>" for p in points
     )
@@ -248,16 +246,17 @@ def summary_card_html(summary: Summary, sections: dict[str, str] | None = None) 
     sections: chunk id → section path, for the 来源 list and the [n] tooltips. One line, so Markdown leaves
     it alone."""
     refs = _Refs(sections or {})
+    names = labels_of(summary)
     out = ['<div class="qa-summary">']
-    overview = _e(summary.overview) if summary.overview else "（无）"
-    out.append(f"<h4>概况</h4><p>{overview}{refs.cite(summary.overview_citations)}</p>")
-    out.append("<h4>主要举措</h4>")
-    if not summary.measures:
-        out.append("<p>（无）</p>")
-    for area in summary.measures:
-        out.append(f"<p><strong>{_e(area.area)}</strong></p>{_points(area.points, refs, '（无）')}")
-    out.append(f"<h4>关键指标（{len(summary.key_figures)} 项）</h4>")
+    # a section the report does not have is left out, not shown empty
+    if summary.overview.strip():
+        out.append(f"<h4>{names.overview}</h4><p>{_e(summary.overview)}{refs.cite(summary.overview_citations)}</p>")
+    if any(area.points for area in summary.measures):
+        out.append(f"<h4>{names.measures}</h4>")
+    for area in (a for a in summary.measures if a.points):
+        out.append(f"<p><strong>{_e(area.area)}</strong></p>{_points(area.points, refs)}")
     if summary.key_figures:
+        out.append(f"<h4>{names.figures}（{len(summary.key_figures)} 项）</h4>")
         rows = []
         for figure in summary.key_figures:
             mark = (
@@ -276,19 +275,16 @@ def summary_card_html(summary: Summary, sections: dict[str, str] | None = None) 
             + "".join(rows)
             + "</table>"
         )
-    else:
-        out.append("<p>（报告中没有可提取的数据）</p>")
-    out.append(f"<h4>存在的不足</h4>{_points(summary.problems, refs, '（报告未单列）')}")
-    out.append(f"<h4>下一步计划</h4>{_points(summary.plans, refs, '（报告未单列）')}")
-    out.append("<h4>来源</h4>")
+    for heading, points in ((names.problems, summary.problems), (names.plans, summary.plans)):
+        if points:
+            out.append(f"<h4>{heading}</h4>{_points(points, refs)}")
     if refs.numbers:
+        out.append("<h4>来源</h4>")
         items = "".join(
-            f'<li title="段落 {_e(chunk_id)}">{_e(refs.sections.get(chunk_id) or "（正文开头）")}</li>'
+            f'<li>{_e(refs.sections.get(chunk_id) or "（正文开头）")}</li>'
             for chunk_id in refs.numbers
         )
         out.append(f'<ol class="qa-sources">{items}</ol>')
-    else:
-        out.append("<p>（无）</p>")
     out.append("</div>")
     return "".join(out)
 

@@ -155,13 +155,17 @@ def test_offline_summary_is_short_and_every_figure_verified(
         assert figure.verified, figure
         assert figure.quote in view.text, figure.quote  # verbatim, not merely after normalisation
         assert figure.raw in figure.quote and figure.quote in chunks[figure.chunk_id].text
-        assert figure.indicator in labels or not re.search(r"[等和与及的了]$|^(?:开展|组织|完成|办理)", figure.indicator)
+        assert figure.indicator in labels or not re.search(
+            r"[等和与及的了]$|^(?:开展|组织|完成|办理)", figure.indicator
+        )
     # 主要举措: 3–6 items, each the report's own clauses, list markers removed
     points = [p for area in summary.measures for p in area.points]
     assert 3 <= len(points) <= 6
     for point in points + summary.problems + summary.plans:
         assert point.verified and all(c in chunks for c in point.citations)
-        assert not re.match(r"[一二三四五六七八九十]是|[（(][一二三四五六七八九十]+[)）]|\d+[.、]", point.text)
+        assert not re.match(
+            r"[一二三四五六七八九十]是|[（(][一二三四五六七八九十]+[)）]|\d+[.、]", point.text
+        )
         for clause in re.split(r"(?<=[，,；;。])", point.text.rstrip("。…")):
             assert clause.rstrip("，,；;。") in view.text, clause
     # 概况: composed from identity and headline figures, not the boilerplate opening
@@ -192,7 +196,10 @@ def test_compression_removes_markers_framing_and_repeats() -> None:
     again = compress("（二）办理行政复议案件151件,综合纠错率达29.8%。", 40, seen)
     assert again == "综合纠错率达29.8%。"  # the clause already said is not said twice
     # clauses that do not fit are left out; one clause too long is cut at a 、, never inside a number
-    assert compress("开展法治宣传活动300余场次,发放资料12000余份,覆盖群众5万余人次。", 20) == "开展法治宣传活动300余场次。"
+    assert (
+        compress("开展法治宣传活动300余场次,发放资料12000余份,覆盖群众5万余人次。", 20)
+        == "开展法治宣传活动300余场次。"
+    )
     cut = compress("开展宪法宣传、民法典宣传、法治文艺演出、法律咨询等活动300余场次。", 20)
     assert cut == "开展宪法宣传、民法典宣传、法治文艺演出…"
 
@@ -427,7 +434,13 @@ def test_rate_limit_storm_is_retried_then_a_provider_error(
     tmp_path: Path, views: dict[str, ReportView]
 ) -> None:
     storm = OpenAIServer(responder=lambda r: Reply(status=429, headers={"retry-after-ms": "10"}))
-    with storm as server, pytest.raises(ProviderError, match=r"zichuan_2024.txt \(map, part 1/\d+\): .*429.*lower --concurrency.*after 3 tries"):
+    with (
+        storm as server,
+        pytest.raises(
+            ProviderError,
+            match=r"zichuan_2024.txt \(map, part 1/\d+\): .*429.*lower --concurrency.*after 3 tries",
+        ),
+    ):
         summarize_report(views["zichuan_2024.txt"], _llm(tmp_path, server, retries=2))
     assert len(server.chat_requests()) == 3  # the first call and its two retries, then no further steps
 
@@ -448,4 +461,50 @@ def test_plans_after_problems_in_one_section_span_several_chunks(tmp_path: Path)
     assert [p.text for p in summary.problems] == ["法治队伍力量不足。", "执法规范化水平有待提升。"]
     assert [p.text[:5] for p in summary.plans] == ["第1项工作", "第2项工作", "第3项工作", "第4项工作"]
     # a heading-only item takes the sentence after it; wording already said is not said again
-    assert "加强统筹协调" in summary.plans[0].text and not any("加强统筹协调" in p.text for p in summary.plans[1:])
+    assert "加强统筹协调" in summary.plans[0].text and not any(
+        "加强统筹协调" in p.text for p in summary.plans[1:]
+    )
+
+
+KIND_SAMPLES = {  # one development report of each kind (evals/datasets/kinds.jsonl)
+    "法治报告": "evals/corpus-web2/docs/52_mayang-gonganju_2025.txt",  # a department's, no title line
+    "政府工作报告": "evals/corpus-web2/docs/71_jiaochengxian-gzbg_2022.txt",
+    "统计公报": "evals/corpus-web2/docs/81_balinyouqi-tjgb_2022.txt",
+    "信息公开年报": "evals/corpus-web2/docs/82_wuqixian-xxgk_2023.txt",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_SAMPLES))
+def test_each_kind_of_report_is_summarized_by_its_own_sections(tmp_path: Path, kind: str) -> None:
+    """Named by what it is (never its file name), sections named for its kind, a section the report does not
+    have left out (no （无）/（报告未单列）), and no bullet that is only one of its headings."""
+    from conftest import ROOT
+
+    from qa.chunking import sections
+    from qa.summarize import LABELS
+    from qa.text import normalize
+
+    path = ROOT / KIND_SAMPLES[kind]
+    view = view_from_file(path, make_settings(tmp_path / "data"), EMBEDDER)
+    assert view.meta.kind == kind
+    summary = summarize_report(view)
+    markdown = summary_markdown(summary, {c.id: c.section for c in view.chunks})
+    heading = markdown.splitlines()[0]
+    assert path.name not in heading and path.stem not in heading, heading
+    assert "（无）" not in markdown and "未单列" not in markdown and "没有可提取" not in markdown
+    names = LABELS[kind]
+    shown = re.findall(r"(?m)^## (.+)$", markdown)
+    assert set(shown) <= {names.overview, names.measures, names.figures, names.problems, names.plans, "来源"}
+    if summary.measures:
+        assert names.measures in shown
+    titles = {normalize(s.title).rstrip("。") for s in sections(view.text)}
+    bullets = [
+        normalize(line[2:]).split("[^")[0].rstrip("。")
+        for line in markdown.splitlines()
+        if line.startswith("- ")
+    ]
+    assert not [b for b in bullets if b in titles], bullets
+    docx_text = "\n".join(
+        p.text for p in docx.Document(io.BytesIO(summary_docx(summary, view.meta, view.chunks))).paragraphs
+    )
+    assert "（无）" not in docx_text and "未单列" not in docx_text and heading[2:] in docx_text
