@@ -1487,6 +1487,17 @@ def test_sign_in_without_any_user_says_how_to_add_one(fail_closed: Path, monkeyp
     assert any("qa users add" in e for e in texts(at.error)) and not at.text_input
 
 
+def test_a_damaged_users_file_is_a_message_at_sign_in_not_a_traceback(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_closed.mkdir(parents=True, exist_ok=True)
+    (fail_closed / "users.json").write_text('{"users": {"x": "notadict"}}', encoding="utf-8")
+    monkeypatch.setenv("QA_AUTH", "required")
+    at = start()
+    assert not at.exception and not at.chat_input and not at.text_input
+    assert any("用户文件无法读取" in e and "users.json" in e and "'x'" in e for e in texts(at.error)), texts(at.error)
+
+
 def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ingest(fail_closed, "zichuan_2024.txt")
     users_with(fail_closed, zhang="reader", li="editor", wang="admin")
