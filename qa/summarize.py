@@ -250,13 +250,27 @@ def part_points(report: ReportView, part: str, limit: int = 8, cap: int | None =
         cited = (holding or touching)[:1]
         if cap is not None:
             text = digest.compress(text, cap, seen, filler=1.0)
-        points.append(Point(text=text, figures=_figures_in(text), citations=[c.id for c in cited]))
+        if not says_nothing(text):
+            points.append(Point(text=text, figures=_figures_in(text), citations=[c.id for c in cited]))
     return points
 
 
 def _bare(text: str) -> str:
     """A sentence or heading without its list marker and closing punctuation, for telling one from the other."""
     return normalize(_HEADING.sub("", text.strip())).rstrip("。；;，,！？:：")
+
+
+# a bullet that kept only when (2018年。过去的四年。2025年7月30日。): compressing cut off what was done
+_TIME_ONLY = re.compile(
+    r"^(?:过去的?|近|这|今|去|前|全)?[\d一二三四五六七八九十百两几]*个?(?:年度?|月份?|日|季度|年来|以来)"
+    r"(?:[\d一二三四五六七八九十]*[年月日])*(?:以来|来)?$"
+)
+
+
+def says_nothing(text: str) -> bool:
+    """A compressed bullet that kept only a time or a word or two: dropped rather than shown."""
+    bare = _bare(text)
+    return len(bare) <= 2 or bool(_TIME_ONLY.match(bare))
 
 
 @dataclass(frozen=True)
@@ -309,8 +323,10 @@ def _measures(areas: dict[str, list[_Candidate]], count: int, cap: int, seen: se
         points = []
         for candidate in best:
             text = digest.compress(candidate.sentence, cap, seen)
-            points.append(Point(text=text, figures=_figures_in(text), citations=[candidate.chunk.id]))
-        out.append(MeasureArea(area=digest.short_title(area), points=points))
+            if not says_nothing(text):
+                points.append(Point(text=text, figures=_figures_in(text), citations=[candidate.chunk.id]))
+        if points:
+            out.append(MeasureArea(area=digest.short_title(area), points=points))
     return out
 
 
@@ -338,7 +354,7 @@ def summary_length(content: SummaryContent) -> int:
 
 
 def budget(report: ReportView) -> int:
-    return max(300, int(len(report.text) * digest.SHARE))
+    return int(len(report.text) * digest.SHARE)
 
 
 def offline_content(report: ReportView) -> SummaryContent:
