@@ -19,7 +19,7 @@ from qa.errors import InputError, QAError
 from qa.ingest import collect_files, ingest_file
 from qa.llm import ChatLLM
 from qa.schemas import IngestResult, ReportRecord
-from qa.store import ReportDamaged, StoreBusy, StoreError
+from qa.store import ReportDamaged, StoreBusy, StoreDamaged, StoreError, StoreReadOnly
 from qa.wiring import Services, make_llm, open_services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,6 +154,12 @@ def store_message(error: StoreError) -> ui.UserMessage:
     if isinstance(error, StoreBusy):
         text = ("文档库正在被其他程序写入（例如命令行中的 qa ingest / qa rm 或其他用户的上传），等待超时，本次操作没有执行。"
                 "请稍后点「重试」。")  # fmt: skip
+    elif isinstance(error, StoreDamaged):
+        text = ("文档库已损坏，无法读取其中的报告；程序没有做任何改动。请管理员从备份恢复文档库文件夹，"
+                "或把它移到别处后重新导入报告（详见下方“详细信息”）。")  # fmt: skip
+    elif isinstance(error, StoreReadOnly):
+        text = ("文档库为只读（当前程序没有写入权限）：可以浏览、检索和问答，但不能导入、替换或删除报告。"
+                "请管理员调整文档库文件夹的权限。")  # fmt: skip
     elif isinstance(error, ReportDamaged):
         text = (f"报告「{error.report_id}」在文档库中的数据不完整（部分分块缺失），无法据此作答。请重新导入这份报告："
                 "在「文档库」页面重新上传，或在命令行运行 qa ingest。")  # fmt: skip
@@ -183,7 +189,7 @@ def show_error(error: QAError | ui.UserMessage, retry_key: str = "store-retry") 
     st.error(ui.escape_markdown(message.text))
     if message.detail:
         error_detail(message.detail)
-    if isinstance(error, StoreError) and not isinstance(error, ReportDamaged):
+    if isinstance(error, StoreError) and not isinstance(error, ReportDamaged | StoreDamaged | StoreReadOnly):
         st.button("重试", key=retry_key, on_click=retry_store, icon=":material/refresh:")
 
 

@@ -535,6 +535,8 @@ _INPUT_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
          f"文件开头标明是 {{encoding}} 编码，但内容不是有效的 {{encoding}}（可能已损坏）。{_RESAVE}"),
         (r"file is (?P<size>[\d.]+) MB, over the (?P<limit>[\d.]+) MB limit.*",
          "文件大小 {size} MB，超过 {limit} MB 的上限。请压缩或拆分后再上传，或请管理员调高 QA_MAX_FILE_MB。"),
+        (r"unpacks to more than (?P<limit>[\d.]+) MB.*",
+         "文件解压后超过 {limit} MB（可能是“压缩炸弹”，或不是报告），已拒绝，没有解压。如果确是报告，请另存为 PDF 或 TXT 后再上传，或请管理员调高 QA_MAX_FILE_MB。"),
         (r"file is empty", "文件为空（0 字节）。请检查文件后重新上传。"),
         (r"no such file or folder", "找不到这个文件或文件夹，请检查路径。"),
         (r"is a folder, expected a file", "这是一个文件夹，请选择文件。"),
@@ -564,6 +566,9 @@ _ERRORS: tuple[tuple[type[QAError], re.Pattern[str], str], ...] = tuple(
         (ConfigError, r"(?P<name>QA_[A-Z_]+) must be positive", "设置项 {name} 必须大于 0。请修改这个环境变量后重启应用。"),
         (ConfigError, r"(?P<name>QA_[A-Z_]+)(?: \(or --data-dir\))? is (?P<path>.+), which is a file, not a folder.*",
          "设置项 {name} 指向的 {path} 是一个文件，不是文件夹。请改为一个文件夹（不存在时会自动创建）后重启应用。"),
+        (ConfigError, r"(?P<name>QA_[A-Z_]+) has a query string.*",
+         "设置项 {name} 带有查询参数（“?”之后的部分，可能含有密钥），地址中不能有。请把 API 密钥放在 QA_LLM_API_KEY 中，"
+         "把 {name} 改为不带“?”的地址（通常以 /v1 结尾）后重启应用。"),
         (ConfigError, r"QA_CHROMA_URL='(?P<raw>.*)': .* Set it to a Chroma server's URL.*",
          "设置项 QA_CHROMA_URL 的值 {raw} 不是有效的 Chroma 服务地址。请改为形如 http://localhost:8000 的地址"
          "（http 或 https、主机名、1–65535 之间的端口），或不设置它以使用内置文档库，然后重启应用。"),

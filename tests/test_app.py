@@ -1162,12 +1162,30 @@ def test_local_time_uses_the_servers_time_zone(monkeypatch: pytest.MonkeyPatch) 
         (EmptyIndexError("the store has no reports yet; run `qa ingest PATH` first"),
          "文档库中还没有报告。请先到「文档库」页面上传报告，或导入示例报告。", "*"),
         (ConfigError("prompt file /p/x.yaml: bad"), "设置有误：prompt file /p/x.yaml: bad", ""),
+        (InputError("unpacks to more than 100 MB (its parts declare 301 MB): a zip bomb or not a report, so it is "
+                    "refused. If it is a real report, save it as PDF or text", "/u/炸弹.docx"),
+         "炸弹.docx：文件解压后超过 100 MB（可能是“压缩炸弹”，或不是报告），已拒绝，没有解压。如果确是报告，请另存为 PDF 或 TXT 后再上传，或请管理员调高 QA_MAX_FILE_MB。", "*"),
+        (ConfigError("QA_LLM_BASE_URL has a query string (http://h/v1?…, the rest not shown: it may hold a key); "
+                     "a base URL cannot have one"),
+         "设置项 QA_LLM_BASE_URL 带有查询参数（“?”之后的部分，可能含有密钥），地址中不能有。请把 API 密钥放在 QA_LLM_API_KEY 中，"
+         "把 QA_LLM_BASE_URL 改为不带“?”的地址（通常以 /v1 结尾）后重启应用。", "*"),
     ],
 )  # fmt: skip
 def test_errors_are_shown_in_chinese_with_the_original_kept(error, text: str, detail: str) -> None:
     message = ui.error_message(error)
     assert message.text == text
     assert message.detail == (str(error) if detail == "*" else detail)
+
+
+def test_a_damaged_or_read_only_store_is_said_so_in_chinese_without_a_retry() -> None:
+    from app_pages.common import store_message
+    from qa.store import StoreDamaged, StoreReadOnly
+
+    damaged = store_message(StoreDamaged("the store at /d/chroma is damaged: /d/chroma/chroma.sqlite3 is empty"))
+    assert damaged.text.startswith("文档库已损坏") and "没有做任何改动" in damaged.text and "重试" not in damaged.text
+    assert "chroma.sqlite3" in damaged.detail
+    read_only = store_message(StoreReadOnly("the store at /d/chroma is read-only: this process may not write"))
+    assert read_only.text.startswith("文档库为只读") and "可以浏览、检索和问答" in read_only.text
 
 
 def test_streamlit_widget_text_rules() -> None:
