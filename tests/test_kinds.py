@@ -1,5 +1,5 @@
 """A report's kind from its own words (qa.kinds): the title when it names one, else the genre's fixed forms
-in the opening. Checked on the forms themselves and on every development report (evals/datasets/kinds.jsonl,
+in the opening. Checked on the forms themselves and on every development report (evals/kinds.jsonl,
 gold from the corpora's meta.jsonl)."""
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def test_a_passing_mention_is_not_a_kind() -> None:
 def test_every_development_report_has_its_kind() -> None:
     rows = [
         json.loads(line)
-        for line in (ROOT / "evals/datasets/kinds.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in (ROOT / "evals/kinds.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     wrong = []
     for row in rows:

@@ -466,7 +466,7 @@ def test_plans_after_problems_in_one_section_span_several_chunks(tmp_path: Path)
     )
 
 
-KIND_SAMPLES = {  # one development report of each kind (evals/datasets/kinds.jsonl)
+KIND_SAMPLES = {  # one development report of each kind (evals/kinds.jsonl)
     "法治报告": "evals/corpus-web2/docs/52_mayang-gonganju_2025.txt",  # a department's, no title line
     "政府工作报告": "evals/corpus-web2/docs/71_jiaochengxian-gzbg_2022.txt",
     "统计公报": "evals/corpus-web2/docs/81_balinyouqi-tjgb_2022.txt",
