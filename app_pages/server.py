@@ -29,6 +29,14 @@ from qa.signin import COOKIE, SignInStore, signin_file
 GUARDED = (("/media/", "read"), ("/_stcore/upload_file/", "upload"))
 
 
+def route_prefix(prefix: str) -> str:
+    """A Streamlit route's path prefix under server.baseUrlPath (/media/ → /reports/media/)."""
+    import streamlit as st
+
+    base = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{base}{prefix}" if base else prefix
+
+
 def route_path(name: str, base_url_path: str | None) -> str:
     """/_qa/NAME under Streamlit's server.baseUrlPath (the page posts to the same path)."""
     base = (base_url_path or "").strip("/")
@@ -98,7 +106,8 @@ class RoleGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            action = next((a for prefix, a in GUARDED if prefix in scope.get("path", "")), None)
+            path = scope.get("path", "")
+            action = next((a for prefix, a in GUARDED if path.startswith(route_prefix(prefix))), None)
             if action and not await run_in_threadpool(self._permitted, HTTPConnection(scope), action):
                 await JSONResponse({"ok": False, "error": "forbidden"}, status_code=403)(scope, receive, send)
                 return

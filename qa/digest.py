@@ -24,7 +24,7 @@ MIN_MEASURES = 3
 
 _CN = "一二三四五六七八九十"
 _MARKER = re.compile(
-    rf"^\s*(?:[（(][{_CN}]+[)）]|[{_CN}]+[、是]|\d{{1,2}}[.．、)）](?!\d)|第[{_CN}]+[，,、]?|首先|其次|再次|最后)[，,、：:\s]*"
+    rf"^\s*(?:[（(][{_CN}]+[)）]|[{_CN}]+[、是]|\d{{1,2}}[.．、)）](?!\d)|第[{_CN}]+[，,、]|首先|其次|再次|最后)[，,、：:\s]*"
 )
 # A clause that frames rather than states (坚持以…为指导 / 在…领导下 / 深入贯彻…): dropped when it leads an
 # item and carries no figure. These are the genre's formulae, not one report's sentence.
@@ -42,6 +42,11 @@ _LEAD_VERB = re.compile(
     r"|公布|公开|编制|梳理|排查|开通|发布|培训)+"
 )
 _NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
+# A change said of the thing before it (…亿元，同比增长7% / …93254亩，减少479亩): no subject of its own. As a
+# label it names nothing; as a clause it belongs to the clause before it and is never kept without it.
+_CHANGE = r"(?:同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|分别)?(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑)"
+_CHANGE_ONLY = re.compile(rf"^{_CHANGE}了?$")
+_DEPENDENT_CLAUSE = re.compile(rf"^(?:{_CHANGE}|其中|占|比重|增速|增幅)")
 
 
 def strip_marker(text: str) -> str:
@@ -70,6 +75,8 @@ def compress(sentence: str, limit: int, seen: set[str] | None = None, filler: fl
     fresh = [p for p in parts if _key(p) not in seen] or parts[:1]
     kept: list[str] = []
     for n, part in enumerate(fresh):
+        if n and _DEPENDENT_CLAUSE.match(part) and (not kept or kept[-1] is not fresh[n - 1]):
+            continue  # 减少3304亩 without the clause that says what decreased
         size = sum(len(k) for k in kept) + len(part)
         if n == 0 or (_has_figure(part) and size <= limit) or size <= limit * filler:
             if size > limit + 1 and kept:
@@ -144,6 +151,8 @@ def counted_label(figure: Figure) -> str | None:
     label = re.sub(r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|计)$", "", label)
     label = _LEAD_VERB.sub("", label)
     if not 2 <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= 10 or _NOT_A_LABEL_END.search(label):
+        return None
+    if _CHANGE_ONLY.match(label):  # 同比增长 7%: a change of something the label does not name
         return None
     if re.search(r"[\d，,、：:]", label):
         return None

@@ -143,7 +143,8 @@ def summary_heading(summary: Summary) -> str:
         return summary.report_id
     year = f"{summary.year}年" if summary.year else ""
     if summary.kind == kinds.WORK:  # dated by the year it reviews, delivered the year after
-        return f"{who}政府工作报告" + (f"（{year}工作回顾）" if year else "")
+        place = summary.region or re.sub(r"(?:人民)?政府$", "", who)
+        return f"{place}政府工作报告" + (f"（{year}工作回顾）" if year else "")
     return f"{who}{year}{KIND_TOPICS.get(summary.kind, '报告')}"
 
 

@@ -7,6 +7,7 @@ reader's deep link to a restricted page gets a Chinese message, not the page."""
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import urllib.error
@@ -86,6 +87,14 @@ def sign_in(page, name: str, password: str) -> None:
     page.get_by_label("用户名").fill(name)
     page.get_by_label("密码").fill(password)
     page.get_by_role("button", name="登录").click()
+
+
+def _static_fonts() -> list[str]:
+    """Streamlit's bundled font files (the page loads them from /static/media/ before anyone signs in)."""
+    import streamlit
+
+    folder = Path(streamlit.__file__).parent / "static" / "static" / "media"
+    return sorted(p.name for p in folder.glob("*.woff2"))
 
 
 def session_cookie(context, page) -> list[dict]:
@@ -241,6 +250,14 @@ def test_a_readers_deep_links_to_restricted_pages_get_a_message(fail_closed: Pat
         with pytest.raises(urllib.error.HTTPError) as anonymous:
             urllib.request.urlopen(f"{url}/media/none.bin", timeout=10)
         assert anonymous.value.code == 403  # no session, no download
+        fonts = re.findall(
+            r"/static/media/[\w.-]+\.woff2", urllib.request.urlopen(f"{url}/", timeout=10).read().decode()
+        )
+        fonts = fonts or [f"/static/media/{name}" for name in _static_fonts()]
+        with urllib.request.urlopen(
+            f"{url}{fonts[0]}", timeout=10
+        ) as font:  # no session: the page still has its fonts
+            assert font.status == 200 and font.read(4) == b"wOF2"
 
 
 def test_only_this_machine_downloads_without_a_session(fail_closed: Path, tmp_path: Path) -> None:

@@ -204,6 +204,21 @@ def test_compression_removes_markers_framing_and_repeats() -> None:
     assert cut == "开展宪法宣传、民法典宣传、法治文艺演出…"
 
 
+def test_a_change_is_never_kept_apart_from_what_changed() -> None:
+    """The genre writes a change after the thing that changed (…93254亩，减少479亩；小麦…12000亩，减少3304亩):
+    compressing keeps such a clause only with the clause before it, and a change alone is not a label."""
+    from qa.digest import compress, counted_label, strip_marker
+    from qa.figures import extract_figures
+
+    short = compress("全县稻谷种植面积93254亩,减少479亩;小麦种植面积12000亩,减少3304亩。", 28)
+    assert short == "全县稻谷种植面积93254亩,减少479亩。" and "3304" not in short
+    assert strip_marker("第一产业增加值608162万元") == "第一产业增加值608162万元"  # not the list marker 第一，
+    assert strip_marker("第一，加强学习") == "加强学习"
+    figures = extract_figures("全县地区生产总值完成107.2亿元,同比增长7%。")
+    growth = next(f for f in figures if f.raw == "7%")
+    assert counted_label(growth) is None  # 同比增长 names nothing: never a key figure's label
+
+
 def test_measures_carry_their_figures(offline: dict[str, Summary]) -> None:
     area = next(a for a in offline["zichuan_2024.txt"].measures if a.area.startswith("有效化解矛盾纠纷"))
     point = next(p for p in area.points if "151件" in p.text)
