@@ -30,8 +30,20 @@ _ACROSS = re.compile(
 )
 
 
+# The forms among those that ask over the whole library (哪个区县…最高, 各地区…分别): a follow-up in this form
+# starts afresh instead of inheriting the previous turn's place ("分别" or "对比" alone may mean that place).
+_LIBRARY_WIDE = re.compile(
+    r"哪(?:些|几个|个|一个)(?:地区|区县|区|县|市|地方|单位)|哪(?:一|几)?份报告|各(?:个)?(?:地区|区县|区|县|市|报告)"
+    r"|所有(?:的)?报告|全部报告"
+)
+
+
 def asks_across_reports(question: str) -> bool:
     return bool(_ACROSS.search(unicodedata.normalize("NFKC", question)))
+
+
+def asks_across_library(question: str) -> bool:
+    return bool(_LIBRARY_WIDE.search(unicodedata.normalize("NFKC", question)))
 
 
 @dataclass(frozen=True)
@@ -143,9 +155,10 @@ def parse(question: str, records: Sequence[ReportRecord], g: Gazetteer | None = 
 
 def for_turn(question: str, previous: Scope | None, records: Sequence[ReportRecord]) -> Scope:
     """A turn that names its own place/year/report is never merged with the previous one; only a turn
-    without any (其中刑事案件多少？) inherits the previous turn's scope."""
+    without any (其中刑事案件多少？) inherits the previous turn's scope, unless it asks over the whole library
+    (各地区…分别是多少？ after a 洛江区 turn is about every region)."""
     own = parse(question, records)
-    if own.empty and previous is not None and not previous.empty:
+    if own.empty and previous is not None and not previous.empty and not asks_across_library(question):
         return Scope(previous.places, previous.years, previous.national, own.across or previous.across,
                      previous.reports, inherited=True)  # fmt: skip
     return own

@@ -90,6 +90,23 @@ def test_follow_ups_inherit_only_when_they_name_no_scope() -> None:
     assert swapped.route.reports == ("luojiang.txt",) and "淄川" not in swapped.standalone
     own = plan("北京市朝阳区2024年办理行政复议案件多少件？", LIBRARY, first)
     assert own.route.reports == () and "淄川" not in own.standalone and "北京市朝阳区" in own.route.refusal
+    # a question over the whole library starts afresh, whatever the turn before named
+    for across in (
+        "各地区行政复议纠错率分别是多少？",
+        "哪个区县的行政复议纠错率最高？",
+        "哪些地方办理行政复议案件超过一百件？",
+    ):
+        wide = plan(across, LIBRARY, first)
+        assert not wide.scope.inherited and "淄川" not in wide.standalone and not wide.route.refusal, across
+        assert set(wide.route.reports) >= {"zichuan.txt", "luojiang.txt"}
+    refused = [
+        Turn("user", "北京市朝阳区行政复议案件多少件？"),
+        Turn("assistant", "资料库中没有北京市朝阳区的报告"),
+    ]
+    assert not plan("各地区行政复议纠错率分别是多少？", LIBRARY, refused).route.refusal
+    # 分别 alone still means the places already named
+    both = [Turn("user", "淄川区和洛江区办理行政复议案件多少件？"), Turn("assistant", "…")]
+    assert set(plan("审结分别是多少件？", LIBRARY, both).route.reports) == {"zichuan.txt", "luojiang.txt"}
 
 
 def test_gazetteer_short_names_and_generic_words() -> None:
