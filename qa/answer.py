@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 REFUSAL = extractive.REFUSAL
 HEADER_SECTION = "报告信息（网页页眉）"
 _MARKER = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
+_ONE_MARKER = re.compile(r"\[(\d+)\]")
 _CLAIM_END = re.compile(r"(?<=[。！？!?；\n])")
 
 
@@ -348,6 +349,21 @@ def condense_llm(
     )
     rewritten = llm.complete(messages, prompt_ref=template.ref).text.strip()
     return rewritten.splitlines()[0].strip() if rewritten else question
+
+
+def citation_numbers(text: str, cited: Iterable[int]) -> dict[int, int]:
+    """Source number → the number shown: 1..n in the order the answer first cites them ([3] then [1] is
+    shown as [1] then [2]); a cited source the text never marks comes after, in its own order."""
+    cited_list = list(dict.fromkeys(cited))
+    cited_set = set(cited_list)
+    order = [n for n in dict.fromkeys(int(m.group(1)) for m in _ONE_MARKER.finditer(text)) if n in cited_set]
+    order += [n for n in cited_list if n not in order]
+    return {n: shown for shown, n in enumerate(order, start=1)}
+
+
+def renumbered(text: str, numbers: dict[int, int]) -> str:
+    """The text with each [n] shown as numbers[n] (citation_numbers): what the CLI prints, as the app shows."""
+    return _ONE_MARKER.sub(lambda m: f"[{numbers.get(int(m.group(1)), int(m.group(1)))}]", text)
 
 
 # ---- gather: sources from the reports in scope ---------------------------------------------------------

@@ -314,7 +314,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     def on_token(token: str) -> None:
         streamed.append(token)
-        if not args.json:
+        if not args.json and llm is not None:  # a model's reply is shown as it comes; the offline one is instant
             out.print(escape(token), end="")
 
     if not args.json:
@@ -326,9 +326,17 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         payload.pop("sources")
         out.print_json(data=payload)
         return 0
-    out.print()
-    if answer.text.strip() != "".join(streamed).strip():  # e.g. citations to sources not given were removed
-        out.print(f"[dim]checked answer:[/] {escape(answer.text)}")
+    from qa.answer import citation_numbers, renumbered
+
+    # sources numbered 1..n in the order the answer cites them, as the app shows them
+    numbers = citation_numbers(answer.text, [c.n for c in answer.citations])
+    shown = renumbered(answer.text, numbers)
+    if llm is None:
+        out.print(escape(shown))
+    else:
+        out.print()
+        if shown.strip() != "".join(streamed).strip():  # citations renumbered, or dropped by the checks
+            out.print(f"[dim]checked answer:[/] {escape(shown)}")
     if answer.uncited:
         out.print("[bold yellow]⚠ this answer cites no passage: nothing in it is traced to a report[/]")
     if answer.dropped_claims:
@@ -341,9 +349,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         counted = Counter((u.raw, u.reason) for u in answer.unverified_numbers)
         marks = ", ".join(f"{raw} ({reason})" + (f" ×{n}" if n > 1 else "") for (raw, reason), n in counted.items())
         out.print(f"[bold red]⚠ unverified numbers — not found in the cited passages: {escape(marks)}[/]")
-    for citation in answer.citations:
+    for citation in sorted(answer.citations, key=lambda c: numbers.get(c.n, c.n)):
         out.print(
-            f"[bold][{citation.n}][/] [cyan]{escape(citation.title or '未识别标题')}[/] "
+            f"[bold][{numbers.get(citation.n, citation.n)}][/] [cyan]{escape(citation.title or '未识别标题')}[/] "
             f"[dim]{escape(citation.report_id)} · {escape(citation.section or '(opening)')} · "
             f"chars {citation.quote_start}–{citation.quote_end}[/]"
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from qa.answer import Turn
+from qa.answer import Turn, citation_numbers
 from qa.errors import (
     ConfigError,
     DeadlineExceeded,
@@ -181,16 +181,6 @@ def escape_markdown(text: str, emphasis: bool = False) -> str:
 
 def anchor_id(message_id: str, n: int) -> str:
     return f"qa-src-{message_id}-{n}"
-
-
-def citation_numbers(text: str, cited: Iterable[int]) -> dict[int, int]:
-    """Source number → the number shown: 1..n in the order the answer first cites them ([3] then [1] is
-    shown as [1] then [2]); a cited source the text never marks comes after, in its own order."""
-    cited_list = list(dict.fromkeys(cited))
-    cited_set = set(cited_list)
-    order = [n for n in dict.fromkeys(int(m.group(1)) for m in _MARKER.finditer(text)) if n in cited_set]
-    order += [n for n in cited_list if n not in order]
-    return {n: shown for shown, n in enumerate(order, start=1)}
 
 
 def answer_markdown(

@@ -232,6 +232,8 @@ def test_qa_ask_streams_the_answer_prints_sources_and_marks_unverified_numbers(
     assert "removed citations to sources that were not given: (9,)" in done.stdout
     assert "⚠ unverified numbers" in done.stdout and "999件 (no citation)" in done.stdout
     [source_line] = [line for line in lines if re.match(r"\[\d+\] ", line)]
+    assert source_line.startswith("[1] ")  # numbered 1..n in reading order, as the app shows it
+    assert any(line.startswith("checked answer:") and "151件" in line and "[1]" in line for line in lines)
     assert "淄川区人民政府2024年度法治政府建设情况报告" in source_line
     assert "zichuan_2024.txt · " in source_line and "有效化解矛盾纠纷" in source_line  # report · section
     quote_line = lines[lines.index(source_line) + 1]

@@ -36,6 +36,11 @@ def test_ingest_ls_search_rm(reports: Path) -> None:
     assert [r["kind"] for r in rows] == ["法治报告", "法治报告"]  # DESIGN.md's listing: the report's kind
     assert "法治报告" in run_cli("ls").stdout
 
+    asked = run_cli("ask", "淄川区办理行政复议案件多少件？")
+    answer_line, source_line = asked.stdout.splitlines()[:2]
+    assert "151件" in answer_line and answer_line.endswith("[1]")  # its one source is [1], as in the app
+    assert source_line.startswith("[1] ") and "zichuan_2024.txt" in source_line
+
     found = run_cli("search", "淄川区综合纠错率是多少", "--k", "3", "--json")
     assert found.returncode == 0, found.stderr
     payload = json.loads(found.stdout)
