@@ -93,7 +93,9 @@ def find_title(header: str, body: str, fallback: str = "") -> str:
             and not re.match(r"^\d{4}\s*年\s*[,，]", line)  # the first sentence of the body
             and not re.search(r"[。,，;；]|现将|如下", line)
         ):
-            return re.split(r"[_\-—|]{1,2}(?=[^_\-—|]*$)", line)[0].strip() if "_" in line else line
+            title = re.split(r"[_\-—|]{1,2}(?=[^_\-—|]*$)", line)[0].strip() if "_" in line else line
+            # a page's date or year printed after the title (…统计公报 2021): not the title's words
+            return re.sub(r"\s+(?:\d{4}(?:[-./年]\d{1,2}(?:[-./月]\d{1,2}日?)?)?)$", "", title)
     derived = re.search(r"现将(.{4,60}?报告)如下", body[:2000])
     if derived and not derived.group(1).startswith(("我区", "我县", "我市", "本区", "我局", "有关", "工作")):
         title = derived.group(1)

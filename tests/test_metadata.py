@@ -142,6 +142,10 @@ def test_title_derived_from_body_when_missing() -> None:
     assert metadata.find_title("", body) == "舞阳县人民政府2023年度法治政府建设情况报告"
     # "现将有关情况报告如下" names no report: no title rather than a made-up one
     assert metadata.find_title("", "2022年,区政府坚持…。现将有关情况报告如下。") == ""
+    # a year or date the page prints after the title line is not part of the title
+    for tail in (" 2021", "  2022-03-01"):
+        body = f"凤庆县2021年国民经济和社会发展统计公报{tail}\n2021年，全县上下认真贯彻落实市委决策部署。"
+        assert metadata.find_title("", body) == "凤庆县2021年国民经济和社会发展统计公报"
 
 
 WEB = Path(__file__).resolve().parents[1] / "evals" / "corpus-web"
