@@ -6,6 +6,7 @@ the library or spends the LLM key; `audit` records who did it, and every failed 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,8 +63,9 @@ def _users(settings: Settings) -> auth.Users:
     return auth.Users(auth.users_file(settings.data_dir, str(settings.users_file or "") or None))
 
 
-def gate(settings: Settings) -> auth.User:
-    """The signed-in user; when sign-in is required and nobody is, the sign-in page, then st.stop()."""
+def gate(settings: Settings, before_sign_in: Callable[[], None] = lambda: None) -> auth.User:
+    """The signed-in user; when sign-in is required and nobody is, the sign-in page, then st.stop().
+    before_sign_in runs first (main hides the menu there, keeping the page the URL names for after sign-in)."""
     if not auth.sign_in_required(settings.auth, connection()):
         st.session_state[USER] = st.session_state.get(USER) or LOCAL
         return st.session_state[USER]
@@ -72,6 +74,7 @@ def gate(settings: Settings) -> auth.User:
     try:
         users = _users(settings)
     except QAError as ex:
+        before_sign_in()
         st.title("登录 reportqa")
         st.error(f"用户文件无法读取，暂时无法登录。请管理员检查：{ex}")
         st.stop()
@@ -79,6 +82,7 @@ def gate(settings: Settings) -> auth.User:
     user = _oidc_user(users) if oidc_configured() else _password_user(settings, users)
     if user is not None:
         return user
+    before_sign_in()
     st.title("登录 reportqa")
     if oidc_configured():
         _oidc_sign_in(users)

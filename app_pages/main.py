@@ -62,7 +62,8 @@ def main() -> None:
     auth.browser_steps()  # a sign-in's cookie to set, or a sign-out's to clear
     try:
         # the installation's users and sign-ins, whatever the workspace; the sign-in page and st.stop() when needed
-        user = auth.gate(base_settings())
+        # hidden: no menu beside the sign-in form, and the page a typed URL names is kept for after sign-in
+        user = auth.gate(base_settings(), lambda: st.navigation(list(pages.values()), position="hidden"))
     except QAError as ex:
         show_error(ex)
         st.stop()

@@ -190,14 +190,19 @@ def test_a_signed_in_user_stays_signed_in_across_reloads_deep_links_and_tabs(
     with serve(fail_closed, tmp_path, FIXTURE_REPORTS[:1], address="0.0.0.0") as url, browser() as chromium:
         context = chromium.new_context()
         page = new_page(context)
-        page.goto(url)
+        page.goto(f"{url}/summary")  # a link to a page, before signing in
+        expect(page.get_by_role("heading", name=SIGN_IN)).to_be_visible()
+        expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)  # no menu beside the sign-in form
         sign_in(page, "li", "li-password")
+        expect(page.get_by_role("heading", name="摘要")).to_be_visible()  # the page the link named
         expect(page.get_by_test_id("stSidebar")).to_contain_text("当前用户：li（编辑）")
         cookies = session_cookie(context, page)
         [cookie] = cookies
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and "li-password" not in cookie["value"]
         assert page.evaluate("document.cookie").find("reportqa_session") == -1  # no script can read it
         page.reload()
+        expect(page.get_by_role("heading", name="摘要")).to_be_visible()  # F5: the same page, still signed in
+        page.goto(url)
         expect(page.get_by_test_id("stChatInputTextArea")).to_be_visible()
         expect(page.get_by_test_id("stSidebar")).to_contain_text("当前用户：li（编辑）")
         page.goto(f"{url}/library")  # a deep link typed into the address bar
@@ -214,6 +219,7 @@ def test_a_signed_in_user_stays_signed_in_across_reloads_deep_links_and_tabs(
         page.screenshot(path=str(ARTIFACTS / "signin-03-after-reload.png"), full_page=True)
         page.get_by_role("button", name="退出登录").click()
         expect(page.get_by_role("heading", name=SIGN_IN)).to_be_visible()
+        expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
         other.reload()  # the session ended on the server: every tab signs in again
         expect(other.get_by_role("heading", name=SIGN_IN)).to_be_visible()
         fresh = new_page(chromium.new_context(storage_state={"cookies": cookies, "origins": []}))
