@@ -131,6 +131,7 @@ def test_a_server_open_to_the_network_asks_a_forwarded_localhost_to_sign_in(
             expect(page.get_by_role("heading", name=SIGN_IN)).to_be_visible()
             expect(page.get_by_test_id("stChatInputTextArea")).to_have_count(0)
             expect(page.get_by_test_id("stSidebarNav")).to_have_count(0)
+        expect(page.get_by_label("用户名")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "signin-01-forwarded-localhost.png"), full_page=True)
 
 
