@@ -105,7 +105,8 @@ def _canonical_unit(mult: str | None, unit: str | None) -> tuple[Decimal, str]:
     if unit in ("万", "亿"):  # "2.3万" with no further unit
         factor *= _MULT[unit]
         unit = ""
-    return factor, "%" if unit in ("%", "百分点", "个百分点") else unit
+    # 个百分点 is a difference of two rates, not a rate: "提升3个百分点" never supports "3%" (nor the reverse)
+    return factor, "个百分点" if unit in ("百分点", "个百分点") else unit
 
 
 def find_numbers(text: str) -> list[Number]:

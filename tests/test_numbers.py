@@ -28,7 +28,7 @@ from qa.numbers import chinese_to_int, contains_number, find_numbers, parse_numb
         ("1,305个", "1305", "个", False),
         ("１５１件", "151", "件", False),
         ("2.8万余人次", "28000", "人次", True),
-        ("0.64个百分点", "0.64", "%", False),  # a percentage, not a count of 个
+        ("0.64个百分点", "0.64", "个百分点", False),  # a difference of rates: neither a % nor a count of 个
     ],
 )
 def test_parse(text: str, value: str, unit: str, approx: bool) -> None:
@@ -78,3 +78,14 @@ def test_ungrounded_finds_invented_numbers_only() -> None:
     assert ungrounded("办理行政复议案件151件，纠错率29.8%", [source]) == []
     assert ungrounded("共一百五十一件", [source]) == []  # same quantity, other notation
     assert [n.raw for n in ungrounded("审结68件，纠错率30%", [source])] == ["68件", "30%"]
+
+
+def test_percentage_points_are_not_percent() -> None:
+    """提升3个百分点 is not 3%: a grounding check or a gold answer must never take one for the other."""
+    [points] = find_numbers("城镇化率比上年末提高3个百分点。")
+    [percent] = find_numbers("城镇化率为3%。")
+    assert points.unit == "个百分点" and percent.unit == "%" and not (points.unit == percent.unit)
+    assert find_numbers("提高0.64百分点")[0].unit == "个百分点"
+    passage = ["常住人口城镇化率比上年末提高3个百分点。"]
+    assert [n.raw for n in ungrounded("城镇化率提高了3%。", passage)] == ["3%"]  # not supported by 3个百分点
+    assert ungrounded("城镇化率提高3个百分点。", passage) == []
