@@ -52,7 +52,7 @@ class KeyFigure(_Strict):
     indicator: str = Field(description="指标名称，如 行政复议案件")
     value: float | None = Field(default=None, description="数值（已按万/亿换算）")
     unit: str = Field(default="", description="单位，如 件、%、元")
-    raw: str = Field(description="原文中的写法，逐字照抄，如 151件")
+    raw: str = Field(description="原文中的写法，逐字照抄（数字与单位，连同“约”“余”等限定词）")
     quote: str = Field(description="包含该数字的原文句子，逐字照抄")
     chunk_id: str = Field(description="引用段落的编号")
     verified: bool = False
