@@ -25,7 +25,7 @@ from qa.llm import ChatLLM
 from qa.numbers import find_numbers, ungrounded
 from qa.retrieve import Retriever
 from qa.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
-from qa.text import normalize
+from qa.text import normalize, without_footnote_marks
 
 if TYPE_CHECKING:
     from qa.prompts import PromptTemplate
@@ -88,12 +88,14 @@ def build_sources(
 
 
 def prompt_sources(sources: Sequence[Source]) -> list[dict]:
-    """Sources as prompt variables; a passage cannot close the sources block early."""
+    """Sources as prompt variables; a passage cannot close the sources block early, and its own footnote
+    marks are taken out (a model would copy [2] as a citation)."""
 
     def safe(text: str) -> str:
         return re.sub(
-            r"</?\s*sources\s*>", lambda m: m.group().replace("<", "＜").replace(">", "＞"), text, flags=re.I
-        )
+            r"</?\s*sources\s*>", lambda m: m.group().replace("<", "＜").replace(">", "＞"),
+            without_footnote_marks(text), flags=re.I,
+        )  # fmt: skip
 
     return [
         {"n": s.n, "title": safe(s.title or s.label), "section": safe(s.section), "text": safe(s.text)}

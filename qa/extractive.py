@@ -18,6 +18,7 @@ from qa import parts
 from qa.chunking import heading_level
 from qa.numbers import find_numbers
 from qa.schemas import Source
+from qa.text import without_footnote_marks
 
 REFUSAL = "文中未提及"
 _INTERROGATIVES = re.compile(
@@ -326,7 +327,7 @@ def answer_parts(asked_parts: Sequence[Asked], sources: Sequence[Source], min_co
     quotes = sorted(chosen.values(), key=lambda q: (q.n, q.start))
     source = next(s for s in sources if s.n == quotes[0].n)
     joiner = "\n" if len(quotes) > 2 else ""
-    return f"{source_label(source)}：" + joiner.join(f"{q.text}[{q.n}]" for q in quotes), quotes
+    return f"{source_label(source)}：" + joiner.join(f"{without_footnote_marks(q.text)}[{q.n}]" for q in quotes), quotes
 
 
 def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[Quote]]:
@@ -336,7 +337,7 @@ def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[
         quote = Quote(
             source.n, source.text[span.start : span.end], source.start + span.start, source.start + span.end
         )
-        lines.append(f"{source_label(source)}：{quote.text}[{quote.n}]")
+        lines.append(f"{source_label(source)}：{without_footnote_marks(quote.text)}[{quote.n}]")
         quotes.append(quote)
     return ("\n".join(lines), quotes) if quotes else (REFUSAL, [])
 
@@ -355,7 +356,7 @@ def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, l
         label = source_label(source)
         section = re.sub(r"^[一二三四五六七八九十]+、", "", source.section)
         # the part's own title is quoted from the source too, so it carries the citation
-        blocks.append(f"{label}（{section}）[{source.n}]：\n" + "\n".join(f"{q.text}[{q.n}]" for q in picked))
+        blocks.append(f"{label}（{section}）[{source.n}]：\n" + "\n".join(f"{without_footnote_marks(q.text)}[{q.n}]" for q in picked))
         quotes.extend(picked)
     if not quotes:
         return REFUSAL, []
@@ -395,4 +396,4 @@ def _best(asked: Asked, sentences: Sequence[Sentence], min_coverage: float) -> t
     chosen.sort(key=lambda s: s.position)
     quotes = [Quote(s.source.n, s.text, s.start, s.end) for s in chosen]
     joiner = "\n" if len(quotes) > 2 else ""
-    return joiner.join(f"{q.text}[{q.n}]" for q in quotes), quotes
+    return joiner.join(f"{without_footnote_marks(q.text)}[{q.n}]" for q in quotes), quotes

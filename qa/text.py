@@ -1,4 +1,5 @@
-"""Text normalisation for matching (never for display): one definition for every module."""
+"""Text normalisation for matching (never for display): one definition for every module; and the marks a
+source text never carries into an answer (the report's own footnotes)."""
 
 from __future__ import annotations
 
@@ -9,3 +10,13 @@ import unicodedata
 def normalize(text: str) -> str:
     """NFKC, lower case, no whitespace: 'ＡＢ 1，2' and 'ab1,2' match."""
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
+
+
+# A report's own footnote marks (地区生产总值[2]69.9亿元, ［1］, [注1]): the report's, never a citation of ours. They
+# are taken out of any source text an answer is built from (offline quotes, a model's passages), so no engine
+# can turn them into one.
+FOOTNOTE_MARK = re.compile(r"\[\d{1,3}\]|［\d{1,3}］|\[注\d{0,2}\]")
+
+
+def without_footnote_marks(text: str) -> str:
+    return FOOTNOTE_MARK.sub("", text)

@@ -208,3 +208,35 @@ def test_a_several_part_question_finds_each_parts_passage(corpus_services) -> No
     """Each part is searched on its own too, so a figure in another chunk than the first part's is found."""
     answer = ask("淄川区公布免检免扰企业多少家？办理行政复议案件多少件？", corpus_services.retriever)
     assert "297家" in answer.text and "151件" in answer.text and not answer.refused
+
+
+def test_a_reports_own_footnote_mark_is_never_a_citation(tmp_path) -> None:
+    """A bulletin writes 地区生产总值[2]69.9亿元 (its note 2): quoted into an answer, [2] must not become a
+    citation of the second source (another report), and a model never sees it as one."""
+    from conftest import make_settings
+
+    from qa.answer import ask, prompt_sources
+    from qa.ingest import ingest_file
+    from qa.schemas import Source
+    from qa.wiring import open_services
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "甲旗2022年统计公报.txt").write_text(
+        "甲旗2022年国民经济和社会发展统计公报\n一、综合\n初步核算，全旗地区生产总值[2]69.9亿元，比上年增长1.8%。\n",
+        encoding="utf-8",
+    )
+    services = open_services(make_settings(tmp_path / "data"))
+    assert (
+        ingest_file(
+            folder / "甲旗2022年统计公报.txt", services.store, services.embedder, services.settings
+        ).status
+        == "ingested"
+    )
+    for name in ("zichuan_2024.txt", "luojiang_2024.txt"):
+        ingest_file(CORPUS / name, services.store, services.embedder, services.settings)
+    answer = ask("甲旗2022年地区生产总值是多少？", services.retriever)
+    assert "69.9亿元" in answer.text and "[2]69.9" not in answer.text
+    assert {c.report_id for c in answer.citations} == {"甲旗2022年统计公报.txt"}
+    [passage] = prompt_sources([Source(1, "r", "题", "", 0, 14, "总值[2]69.9亿元，注［1］。", ("c1",))])
+    assert passage["text"] == "总值69.9亿元，注。"
