@@ -256,6 +256,11 @@ def part_points(report: ReportView, part: str, limit: int = 8, cap: int | None =
     return points
 
 
+# 《法治政府建设与责任落实督察工作规定》 asks every annual report for the 党政主要负责人's performance of their
+# duty as 推进法治建设第一责任人: where a report gives it a part of its own, its summary covers it.
+MANDATED_AREA = re.compile(r"第一责任人")
+
+
 def _bare(text: str) -> str:
     """A sentence or heading without its list marker and closing punctuation, for telling one from the other."""
     return normalize(_HEADING.sub("", text.strip())).rstrip("。；;，,！？:：")
@@ -293,7 +298,8 @@ def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
         if parts.classify(parts.top_section(chunk.section)) != "measures":
             continue
         path = chunk.section.split(" > ")
-        area = path[1] if len(path) > 1 else path[0]
+        # a part the regulation asks of every report stays one area, however it is divided
+        area = path[0] if MANDATED_AREA.search(path[0]) or len(path) == 1 else path[1]
         mine = by_chunk.get(chunk.id, [])
         for sentence in [x.strip() for x in re.split(r"(?<=[。！？])|\n", fresh) if x.strip()]:
             if _HEADING.match(sentence) and len(sentence) <= 40 and not re.search(r"[。，,]", sentence):
@@ -311,6 +317,9 @@ def _measures(areas: dict[str, list[_Candidate]], count: int, cap: int, seen: se
     """The most salient sentence of the most salient areas (in reading order), compressed; with fewer
     areas than MIN_MEASURES, an area gives its next best sentences too."""
     ranked = sorted(areas, key=lambda a: -max(c.score for c in areas[a]))[:count]
+    mandated = [a for a in areas if MANDATED_AREA.search(a) and a not in ranked]
+    if mandated and ranked:  # the part on the leaders' duty is in every summary that has it
+        ranked[-1] = mandated[0]
     per_area = {a: 1 for a in ranked}
     spare = digest.MIN_MEASURES - len(ranked)
     for area in ranked:

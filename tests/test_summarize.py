@@ -219,6 +219,13 @@ def test_a_change_is_never_kept_apart_from_what_changed() -> None:
     assert counted_label(growth) is None  # 同比增长 names nothing: never a key figure's label
 
 
+def test_the_part_on_the_leaders_duty_is_covered_where_a_report_has_one(offline: dict[str, Summary]) -> None:
+    """The regulation asks every annual report for the 党政主要负责人's duty as 第一责任人; 淄川 gives it a part of
+    its own (二、), so its summary covers it, as one area."""
+    [duty] = [a for a in offline["zichuan_2024.txt"].measures if "第一责任人" in a.area]
+    assert duty.points and all(p.citations for p in duty.points)
+
+
 def test_measures_carry_their_figures(offline: dict[str, Summary]) -> None:
     area = next(a for a in offline["zichuan_2024.txt"].measures if a.area.startswith("有效化解矛盾纠纷"))
     point = next(p for p in area.points if "151件" in p.text)
