@@ -259,6 +259,7 @@ def part_points(report: ReportView, part: str, limit: int = 8, cap: int | None =
 # 《法治政府建设与责任落实督察工作规定》 asks every annual report for the 党政主要负责人's performance of their
 # duty as 推进法治建设第一责任人: where a report gives it a part of its own, its summary covers it.
 MANDATED_AREA = re.compile(r"第一责任人")
+MANDATED_NAME = "党政主要负责人履行第一责任人职责"  # the part's name as the regulation says it, whole
 
 
 def _bare(text: str) -> str:
@@ -336,7 +337,8 @@ def _measures(areas: dict[str, list[_Candidate]], count: int, cap: int, seen: se
             if not says_nothing(text):
                 points.append(Point(text=text, figures=_figures_in(text), citations=[candidate.chunk.id]))
         if points:
-            out.append(MeasureArea(area=digest.short_title(area), points=points))
+            name = MANDATED_NAME if MANDATED_AREA.search(area) else digest.short_title(area)
+            out.append(MeasureArea(area=name, points=points))
     return out
 
 
