@@ -62,6 +62,41 @@ SMALL_SELECTION = 4000  # rows: a selection this small is scored range by range,
 UNIT_TOLERANCE = 1e-3  # a stored vector's length may differ from 1 by this much (float32 rounding)
 
 
+# The code a pack's contents are computed with: the tokenizer and pack format (this module), the comparison
+# cells (compare, indicators, figures, numbers) and the normaliser. Packs live in a folder named by a
+# fingerprint of it (store.index_dir), so a change to any of them is a new, empty index that each report is
+# packed into again from the store, instead of old postings or cells served as current.
+BUILT_BY = ("qa.derived", "qa.compare", "qa.indicators", "qa.figures", "qa.numbers", "qa.text")
+
+
+def built_by() -> str:
+    """A fingerprint of the code packs are built with (its source, else its compiled code); never imports it."""
+    import importlib.util
+    import marshal
+
+    digest = hashlib.sha256()
+    for name in BUILT_BY:
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec else None
+        source = loader.get_source(name) if loader and hasattr(loader, "get_source") else None
+        if source is not None:
+            digest.update(source.encode("utf-8"))
+        elif loader is not None and hasattr(loader, "get_code"):
+            digest.update(marshal.dumps(loader.get_code(name)))
+        digest.update(b"\0")
+    return "built-" + digest.hexdigest()[:12]
+
+
+def stale_indexes(folder: Path) -> list[Path]:
+    """What an index folder's parent holds from other versions of that code: sibling built-* folders and
+    packs of the layout before fingerprints (manifest.json and pack folders directly in the parent)."""
+    parent = folder.parent
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p != folder and (p.name.startswith("built-") or p.name in (
+        "manifest.json", "manifest.lock") or (p.is_dir() and (p / "pack.json").exists())))  # fmt: skip
+
+
 class PackDamaged(ValueError):
     """A pack on disk that cannot be used as it is: unreadable, not what was written, or inconsistent."""
 
@@ -597,7 +632,26 @@ class Shelf:
         self._loaded: dict[str, Pack] = {}
         self._local: list[str] = []  # packs kept in memory only
         self._warned = False
+        self._swept = False
         self._damaged: list[Damage] = []  # found by packs(), until the caller takes them
+
+    def sweep_stale(self) -> int:
+        """Remove (once) what other versions of the pack code left beside this index, saying so in one line:
+        its reports are packed again from the store into this one. How many entries were removed."""
+        if self.folder is None or self._swept:
+            return 0
+        self._swept = True
+        stale = stale_indexes(self.folder)
+        for path in stale:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        if stale:
+            log.warning("warning: the search index in %s was built by another version of reportqa's text "
+                        "processing (tokenizer, comparison cells); it is built again from the store",
+                        self.folder.parent)  # fmt: skip
+        return len(stale)
 
     def _lock(self):
         import filelock

@@ -312,6 +312,7 @@ def ingest_paths(
         if on_result:
             on_result(result)
     shelf = Shelf(store.index_dir, store.dim)  # one for the run: compacting loads only the packs added since
+    shelf.sweep_stale()
     # Reports an intact pack does not hold (a damaged pack is dropped when loaded): "unchanged" in the store,
     # but their search index is written again from it, and the result says so.
     to_index = unindexed(store, shelf) if files else {}

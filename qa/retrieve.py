@@ -72,6 +72,8 @@ class Retriever:
         self.settings = settings
         self._index: _Index | None = None
         self._shelf = derived.Shelf(store.index_dir, store.dim)
+        if not store.read_only:
+            self._shelf.sweep_stale()  # an index another version built: gone, this one is built again
         self._verified: set[str] = set()  # keys whose pack rows this process checked against the store
         self._lock = threading.Lock()
 

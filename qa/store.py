@@ -48,6 +48,7 @@ import httpx
 import numpy as np
 
 from qa.config import Settings
+from qa.derived import built_by
 from qa.errors import ConfigError, InputError, QAError
 from qa.schemas import Chunk, ReportMeta, ReportRecord
 
@@ -576,7 +577,8 @@ class Store:
         connect = (lambda: open_client(settings)[0]) if settings.chroma_url else None
         return cls(client, embedder_name, dim, location, connect=connect, owner=owner,
                    lock_timeout=LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
-                   index_dir=settings.data_dir / "index" / embedder_name, read_only=read_only)  # fmt: skip
+                   index_dir=settings.data_dir / "index" / embedder_name / built_by(),
+                   read_only=read_only)  # fmt: skip
 
     def _open(self, client: chromadb.ClientAPI) -> None:
         """Attach to the client's collections, creating them in a new store (one writer at a time). A read-only

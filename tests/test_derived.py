@@ -299,7 +299,7 @@ def test_qa_ask_and_qa_ingest_over_a_damaged_pack(tmp_path: Path, how: str) -> N
     env = {"QA_DATA_DIR": str(data_dir)}
     files = [str(DOCS / "zichuan_2024.txt"), str(DOCS / "luojiang_2024.txt")]
     assert run_cli("ingest", *files, env=env).returncode == 0
-    index_dir = next((data_dir / "index").iterdir())
+    index_dir = next((data_dir / "index").iterdir()) / derived.built_by()
     question = "淄川区办理行政复议案件多少件？"
 
     _damage(_pack_of(index_dir, "zichuan_2024.txt"), how)
@@ -336,7 +336,7 @@ def test_qa_ingest_repairs_a_store_whose_packs_are_all_damaged(tmp_path: Path) -
     env = {"QA_DATA_DIR": str(data_dir)}
     names = ["zichuan_2024.txt", "luojiang_2024.txt"]
     assert run_cli("ingest", *(str(DOCS / n) for n in names), env=env).returncode == 0
-    index_dir = next((data_dir / "index").iterdir())
+    index_dir = next((data_dir / "index").iterdir()) / derived.built_by()
     manifest = json.loads((index_dir / "manifest.json").read_text())
     for name in manifest["packs"]:
         _damage(index_dir / name, "posting rows out of range")
@@ -354,3 +354,30 @@ def test_qa_ingest_repairs_a_store_whose_packs_are_all_damaged(tmp_path: Path) -
     assert sorted(k.split("\t")[0] for p in derived.Shelf(index_dir).packs() for k in p.keys) == sorted(names)
     asked = run_cli("ask", "洛江区新收行政复议申请多少件？", env=env)
     assert "121件" in asked.stdout and "damaged" not in asked.stderr
+
+
+def test_an_index_built_by_other_code_is_built_again_and_says_so(tmp_path: Path) -> None:
+    """Packs hold postings and comparison cells computed by the tokenizer and the indicator code: packs built
+    by another version of that code are never served; the index is built again from the store, in one line."""
+    from conftest import run_cli
+
+    data_dir = tmp_path / "data"
+    env = {"QA_DATA_DIR": str(data_dir)}
+    assert run_cli("ingest", str(DOCS / "zichuan_2024.txt"), env=env).returncode == 0
+    embedder_dir = next((data_dir / "index").iterdir())
+    current = embedder_dir / derived.built_by()
+    assert (current / "manifest.json").exists()
+    old = embedder_dir / "built-000000000000"  # as another version of the code left it
+    current.rename(old)
+    asked = run_cli("ask", "淄川区办理行政复议案件多少件？", env=env)
+    assert asked.returncode == 0 and "151件" in asked.stdout, asked.stderr
+    assert asked.stderr.count("was built by another version") == 1 and "built again from the store" in asked.stderr
+    assert not old.exists() and (current / "manifest.json").exists()
+    again = run_cli("ask", "淄川区办理行政复议案件多少件？", env=env)
+    assert "another version" not in again.stderr  # once
+    # the layout before fingerprints: packs directly in the embedder's folder
+    shutil.copytree(current, embedder_dir, dirs_exist_ok=True)
+    shutil.rmtree(current)
+    ingested = run_cli("ingest", str(DOCS / "zichuan_2024.txt"), env=env)
+    assert ingested.returncode == 0 and "was built by another version" in ingested.stderr
+    assert sorted(p.name for p in embedder_dir.iterdir()) == [current.name]
