@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.config import Settings
+from qa.errors import InputError
 
 if TYPE_CHECKING:  # the heavy parts (chromadb, the embedder, openai) load on first use, not on import
     from qa.answer import Turn
@@ -84,8 +85,6 @@ class Library:
 
     def resolve(self, report: str) -> str:
         """A report id from an id or a file name/path (`zichuan_2024.txt`, `data/reports/zichuan_2024.txt`)."""
-        from qa.errors import InputError
-
         ids = [r.report_id for r in self.reports()]
         if report in ids:
             return report
@@ -93,7 +92,7 @@ class Library:
         if len(matches) == 1:
             return matches[0]
         raise InputError(
-            f"no report {report!r} in the store; `qa ls` (or Library.reports()) lists them"
+            f"no report {report!r} in the store; `qa ls` lists the reports it holds"
             + (f" (did you mean {', '.join(matches)}?)" if matches else "")
         )
 
@@ -106,6 +105,8 @@ class Library:
         from qa import sessions
         from qa.answer import ask
 
+        if not question.strip():
+            raise InputError("the question is empty: ask about the reports, e.g. 淄川区办理行政复议案件多少件？")
         if history is None:
             history = sessions.load(self.settings.data_dir, session) if session else []
         report_ids = [self.resolve(r) for r in reports] if reports else None

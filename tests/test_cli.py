@@ -36,6 +36,10 @@ def test_ingest_ls_search_rm(reports: Path) -> None:
     assert [r["kind"] for r in rows] == ["法治报告", "法治报告"]  # DESIGN.md's listing: the report's kind
     assert "法治报告" in run_cli("ls").stdout
 
+    empty = run_cli("ask", "  ")
+    assert empty.returncode == 1 and "the question is empty" in empty.stderr and "Traceback" not in empty.stderr
+    gone = run_cli("rm", "nosuch.txt")
+    assert gone.returncode == 1 and "`qa ls` lists the reports" in gone.stderr and "Library" not in gone.stderr
     asked = run_cli("ask", "淄川区办理行政复议案件多少件？")
     answer_line, source_line = asked.stdout.splitlines()[:2]
     assert "151件" in answer_line and answer_line.endswith("[1]")  # its one source is [1], as in the app
