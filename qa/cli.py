@@ -705,9 +705,9 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
 
             def on_done(item) -> None:
                 style = {"ok": "green", "skipped": "dim", "failed": "red", "stopped": "yellow"}[item.status]
-                detail = (
-                    escape(item.reason) if item.status in ("failed", "stopped") else f"{item.seconds:.1f}s"
-                )
+                # a reason that starts with the file's path (an InputError) does not say it twice
+                reason = item.reason.removeprefix(f"{item.path}: ")
+                detail = escape(reason) if item.status in ("failed", "stopped") else f"{item.seconds:.1f}s"
                 if item.unverified:
                     detail += f" [yellow]{item.unverified} unverified[/]"
                 progress.console.print(f"[{style}]{item.status:>8}[/] {escape(item.path)}  {detail}")

@@ -228,3 +228,12 @@ def test_a_long_quote_is_shortened_around_the_number_the_answer_cites() -> None:
     shown = _shorten(quote, keep=["537件"])
     assert "537件" in shown and shown.startswith("编制公布") and f"（共 {len(quote)} 字）" in shown
     assert _shorten("短句,3件。", keep=["3件"]) == "短句,3件。"
+
+
+def test_a_failed_report_in_a_summary_batch_is_named_once(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "empty.txt").write_bytes(b"")
+    done = run_cli("summarize", str(folder), "--out", str(tmp_path / "out"))
+    [line] = [x for x in (done.stdout + done.stderr).splitlines() if "empty.txt" in x and "failed" in x]
+    assert line.count(str(folder / "empty.txt")) == 1 and "file is empty" in line
