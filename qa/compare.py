@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.exports import csv_bytes, xlsx_bytes
-from qa.figures import Figure, extract_figures
+from qa.figures import Figure, extract_figures, qualified
 from qa.indicators import CATALOGUE, Indicator, candidates
 from qa.schemas import Chunk
 
@@ -87,14 +87,15 @@ def build_table(reports: Sequence[tuple[ReportColumn, Sequence[Chunk]]],
             if not found:
                 continue
             hit, chunk = found[0], chunk_of[id(found[0])]
-            seen = {hit.raw}
+            # values as written, their qualifier included (近1.1万场, 约1.1亿元): the quote says so too
+            seen = {qualified(hit)}
             others = []
             for figure in sorted(found[1:], key=lambda f: (chunk_of[id(f)].start, f.start)):
-                if figure.raw not in seen:
-                    seen.add(figure.raw)
-                    others.append(Other(figure.raw, figure.quote, chunk_of[id(figure)].id))
+                if qualified(figure) not in seen:
+                    seen.add(qualified(figure))
+                    others.append(Other(qualified(figure), figure.quote, chunk_of[id(figure)].id))
             cells[(indicator.key, column.report_id)] = Cell(
-                column.report_id, indicator.key, hit.raw, float(hit.number.value), hit.number.unit, hit.quote,
+                column.report_id, indicator.key, qualified(hit), float(hit.number.value), hit.number.unit, hit.quote,
                 chunk.id, chunk.section, tuple(others),
             )  # fmt: skip
     return CompareTable(tuple(indicators), tuple(c for c, _ in reports), cells)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from qa.figures import Figure
+from qa.figures import Figure, qualified
 from qa.indicators import CATALOGUE, candidates, is_catalogued
 from qa.text import normalize
 
@@ -33,8 +33,6 @@ _FRAMING = re.compile(
     r"|全面贯彻|以习近平|按照|根据|围绕|聚焦|立足|紧扣|紧紧围绕|为(?:进一步|深入|全面|切实))"
 )
 _CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
-_QUALIFIER_BEFORE = re.compile(r"(?:约|近|超过|超|逾|达到|达)$")
-_QUALIFIER_AFTER = re.compile(r"^(?:以上|左右)")
 # Verbs that lead the phrase before a figure (调处矛盾纠纷2632件): the counted thing is what follows them.
 _LEAD_VERB = re.compile(
     r"^(?:累计|全年|共|新|办理|开展|组织|完成|受理|审查|审核|举办|召开|发放|设立|配备|提供|接待|培养|建立|建成|打造"
@@ -126,17 +124,6 @@ class Stated:
     quote: str
     where: str  # the chunk id
     catalogued: bool
-
-
-def qualified(figure: Figure) -> str:
-    """The value as written, with a qualifier the report puts around it (约 / 近 / 超过 / 以上…)."""
-    at = figure.quote.find(figure.raw)
-    if at < 0:
-        return figure.raw
-    before = _QUALIFIER_BEFORE.search(figure.quote[:at])
-    after = _QUALIFIER_AFTER.match(figure.quote[at + len(figure.raw) :])
-    lead = before.group() if before and before.group() not in ("达", "达到") else ""
-    return lead + figure.raw + (after.group() if after else "")
 
 
 def counted_label(figure: Figure) -> str | None:

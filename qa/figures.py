@@ -103,3 +103,20 @@ def extract_figures(text: str) -> list[Figure]:
             )
         )
     return figures
+
+
+# Words the genre puts around a figure that say how exact it is (近1.1万场, 约1.1亿元, 300余场次 keeps its 余 in
+# the figure itself, 100件以上): they stay with the figure wherever it is shown.
+_QUALIFIER_BEFORE = re.compile(r"(?:约|近|超过|超|逾|达到|达)$")
+_QUALIFIER_AFTER = re.compile(r"^(?:以上|左右)")
+
+
+def qualified(figure: Figure) -> str:
+    """The value as written, with a qualifier the report puts around it (约 / 近 / 超过 / 以上…)."""
+    at = figure.quote.find(figure.raw)
+    if at < 0:
+        return figure.raw
+    before = _QUALIFIER_BEFORE.search(figure.quote[:at])
+    after = _QUALIFIER_AFTER.match(figure.quote[at + len(figure.raw) :])
+    lead = before.group() if before and before.group() not in ("达", "达到") else ""
+    return lead + figure.raw + (after.group() if after else "")

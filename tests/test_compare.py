@@ -122,6 +122,18 @@ def test_a_report_that_states_nothing_gets_empty_cells(tmp_path: Path, views) ->
     assert row == "| 行政复议 收案 |  | 151件 [1] |"
 
 
+def test_a_cell_keeps_the_qualifier_the_report_puts_on_its_value(tmp_path: Path) -> None:
+    """近1.1万场 is not 1.1万场: the table (and every ranking answer read from it) shows the value as written."""
+    text = ("某县2024年法治政府建设情况报告\n一、主要举措\n全年开展普法宣传活动近1.1万场，"
+            "办理行政复议案件约120件，其中行政诉讼案件10件以上。\n")  # fmt: skip
+    (tmp_path / "q.txt").write_text(text, encoding="utf-8")
+    view = view_from_file(tmp_path / "q.txt", make_settings(tmp_path / "data"), EMBEDDER)
+    table = build_table([(ReportColumn("q.txt", "某县", 2024), view.chunks)])
+    raws = {key: cell.raw for (key, _), cell in table.cells.items()}
+    assert "近1.1万场" in raws.values() and "约120件" in raws.values(), raws
+    assert all(raw in text for raw in raws.values())
+
+
 def test_matching_rules_on_single_sentences() -> None:
     def value(key: str, sentence: str) -> str | None:
         indicator = next(i for i in CATALOGUE if i.key == key)
