@@ -18,7 +18,9 @@ def library_table(location: str, signature: str) -> CompareTable:
     """The table over every report of the library; rebuilt only when a report is added, replaced or removed
     (the store's signature changes), not on every rerun of the page."""
     services = get_services()
-    return services.retriever.compare_table(ui_compare.report_columns(services.store.reports()))
+    return services.retriever.compare_table(
+        ui_compare.report_columns(ui_compare.compared_records(services.store.reports()))
+    )
 
 
 def comparison_table(services: Services) -> CompareTable | None:
@@ -26,7 +28,14 @@ def comparison_table(services: Services) -> CompareTable | None:
     if not records:
         empty_library(services, "没有可以对比的内容", "samples-compare")
         return None
-    chosen = reports_multiselect(records, "参与对比的报告", "cmp_reports", "全部报告")
+    compared = ui_compare.compared_records(records)
+    if len(compared) < len(records):
+        st.caption(f"对比表的指标目录针对法治政府建设报告；另有 {len(records) - len(compared)} 份其他类型的报告"
+                   "（政府工作报告、统计公报等）未列入。")  # fmt: skip
+    if not compared:
+        st.info("文档库中没有法治政府建设报告，没有可以对比的指标。")
+        return None
+    chosen = reports_multiselect(compared, "参与对比的报告", "cmp_reports", "全部报告")
     table = library_table(services.store.location, services.store.signature(records))
     return ui_compare.subset(table, chosen)
 

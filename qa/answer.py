@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from qa import extractive, parts, ranking, sanity, scope
+from qa import extractive, kinds, parts, ranking, sanity, scope
 from qa.chunking import sections
 from qa.llm import ChatLLM
 from qa.numbers import find_numbers, ungrounded
@@ -612,7 +612,10 @@ def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
            records: Sequence[ReportRecord]) -> tuple[Draft, Gathered]:  # fmt: skip
     """The comparison table's cells for the indicator over the routed reports, listed as the question asks;
     each listed value's passage is a source, its quote the cell's."""
-    cells = retriever.cells(asked.indicator.key, plan_.route.reports)
+    # the catalogue is a 法治 report's: a work report or a bulletin in scope is neither ranked nor counted
+    kind_of = {r.report_id: r.meta.kind for r in records}
+    pool = [r for r in plan_.route.reports if kinds.compared(kind_of.get(r, ""))] or list(plan_.route.reports)
+    cells = retriever.cells(asked.indicator.key, pool)
     stated = {report_id: cell for report_id, (cell, _) in cells.items()}
     lines = ranking.select(asked, stated)
     none_match = not lines and bool(stated) and asked.op in ("above", "below")
@@ -632,7 +635,7 @@ def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
             quotes.append(extractive.Quote(n, line.cell.quote, chunk.start + at,
                                            chunk.start + at + len(line.cell.quote)))  # fmt: skip
     others = [] if none_match else ranking.other_measures(asked, stated, lines)
-    text, counted = ranking.write(asked, lines, numbers, labels, len(plan_.route.reports), len(cells), none_match,
+    text, counted = ranking.write(asked, lines, numbers, labels, len(pool), len(cells), none_match,
                                   others)  # fmt: skip
     return Draft(text, quotes, counted=counted), Gathered(sources, "table", hit_reports=tuple(numbers))
 

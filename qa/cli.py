@@ -749,13 +749,15 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from qa.compare import to_csv, to_markdown, to_xlsx
-    from qa.ui_compare import report_columns
+    from qa.ui_compare import compared_records, report_columns
 
     services = _services(settings)
     records = services.store.reports()
-    if args.report:
+    if args.report:  # reports named are compared whatever their kind
         wanted = {_resolve_report(r, settings, services) for r in args.report}
         records = [r for r in records if r.report_id in wanted]
+    else:  # the catalogue is a 法治 report's: work reports and bulletins would be empty columns
+        records = compared_records(records)
     if not records:
         raise InputError("no reports to compare; run `qa ingest PATH` first")
     table = services.retriever.compare_table(report_columns(records))

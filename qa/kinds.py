@@ -53,6 +53,13 @@ def report_kind(title: str, text: str) -> str:
     return best if met[best] >= MIN_CUES else OTHER
 
 
+def compared(kind: str) -> bool:
+    """Is a report of this kind in the comparison table? Its catalogue (行政复议, 普法, 合法性审查…) is a 法治
+    report's: a work report or a bulletin would only add empty columns. A kind not read (a store from before
+    kinds) counts as one."""
+    return kind in ("", LAW)
+
+
 def kind_label(kind: str, issuer_kind: str = "") -> str:
     """How lists show the kind: a 法治 report says whose it is (a department's, a party body's)."""
     if kind == LAW and issuer_kind in ("部门", "党委"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from qa.compare import Cell, CompareTable, ReportColumn
 from qa.indicators import Indicator
+from qa.kinds import compared
 from qa.schemas import ReportRecord
 
 EMPTY = ""  # what a cell shows when the report does not state the indicator
@@ -22,6 +23,11 @@ def report_columns(records: Sequence[ReportRecord]) -> list[ReportColumn]:
     """One column per report, labelled as answers name it (ReportMeta.label: its place, or its department;
     else its title), else the file name."""
     return [ReportColumn(r.report_id, r.meta.label or r.report_id, r.meta.year) for r in records]
+
+
+def compared_records(records: Sequence[ReportRecord]) -> list[ReportRecord]:
+    """The reports the comparison table is about by default: 法治 reports (qa.kinds.compared)."""
+    return [r for r in records if compared(r.meta.kind)]
 
 
 def subset(table: CompareTable, report_ids: Sequence[str]) -> CompareTable:

@@ -246,3 +246,17 @@ def test_the_table_from_the_derived_index_is_the_table_from_the_chunks(corpus_se
     kept = corpus_services.retriever.compare_table(columns)
     fresh = build_table([(c, store.report_chunks(c.report_id)) for c in columns])
     assert kept.cells and kept.cells == fresh.cells and kept.reports == fresh.reports
+
+
+def test_the_table_compares_law_reports_unless_others_are_named(tmp_path: Path) -> None:
+    """The catalogue (行政复议, 普法…) is a 法治 report's: a statistics bulletin in the library is no empty column,
+    unless named with --report."""
+    from conftest import ROOT
+
+    bulletin = ROOT / "evals/corpus-web2/docs/77_yingdongqu-tjgb_2022.txt"
+    env = {"QA_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("ingest", str(CORPUS / "zichuan_2024.txt"), str(bulletin), env=env).returncode == 0
+    header = next(line for line in run_cli("compare", env=env).stdout.splitlines() if line.startswith("| 指标"))
+    assert "淄川区" in header and "颍东区" not in header, header
+    named = run_cli("compare", "--report", bulletin.name, "--report", "zichuan_2024.txt", env=env)
+    assert "颍东区" in next(line for line in named.stdout.splitlines() if line.startswith("| 指标"))
