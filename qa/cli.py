@@ -65,6 +65,7 @@ class _Redacted:
 out = Console(file=_Redacted("stdout"), highlight=False, soft_wrap=True)
 err = Console(file=_Redacted("stderr"), highlight=False, soft_wrap=True)
 
+WIDE_LISTING = 150  # columns `qa ls` needs for its one-line-per-report table
 _STATUS_STYLE = {"ingested": "green", "updated": "cyan", "unchanged": "dim", "failed": "red"}
 
 
@@ -166,22 +167,33 @@ def cmd_ls(args: argparse.Namespace, settings: Settings) -> int:
             f"no reports in {escape(services.store.location)}{escape(hint)}; add some with `qa ingest PATH`"
         )
         return 0
-    table = Table(box=None, header_style="bold")
-    table.add_column("report", no_wrap=True)  # the id `qa rm` and --report take: never cut
-    table.add_column("title", overflow="fold", min_width=10)
-    table.add_column("region", overflow="fold", min_width=8)
-    table.add_column("issuer", overflow="fold", min_width=8)
-    for name in ("kind", "level", "year", "published", "chunks"):
-        table.add_column(name, no_wrap=True)
     unknown = "[dim]未识别[/]"
-    for r in records:
-        table.add_row(
-            escape(r.report_id), escape(r.meta.title) or unknown,
-            escape(" › ".join(r.meta.region_path) or r.meta.region) or unknown, escape(r.meta.issuer) or unknown,
-            escape(kind_label(r.meta.kind, r.meta.issuer_kind)) if r.meta.kind else unknown,
-            escape(r.meta.level) or unknown, str(r.meta.year or "") or unknown, escape(r.meta.publish_date or ""), str(r.n_chunks),
-        )  # fmt: skip
-    out.print(table)
+    if out.width < WIDE_LISTING:  # a terminal of ordinary width, or a pipe: a report takes two lines
+        for r in records:
+            kind = escape(kind_label(r.meta.kind, r.meta.issuer_kind)) if r.meta.kind else unknown
+            out.print(f"[bold]{escape(r.report_id)}[/]  {kind}  {r.meta.year or '[dim]未识别[/]'}  "
+                      f"{r.n_chunks} chunks" + (" [yellow](vectors pending)[/]" if not r.embedded else ""))  # fmt: skip
+            place = escape(" › ".join(r.meta.region_path) or r.meta.region) or unknown
+            detail = [escape(r.meta.title) or unknown, place, escape(r.meta.issuer) or unknown,
+                      escape(r.meta.level) or unknown, escape(r.meta.publish_date or "")]  # fmt: skip
+            out.print("  " + " · ".join(d for d in detail if d), soft_wrap=True)
+    else:
+        table = Table(box=None, header_style="bold")
+        table.add_column("report", no_wrap=True)  # the id `qa rm` and --report take: never cut
+        table.add_column("title", overflow="fold", min_width=10)
+        table.add_column("region", overflow="fold", min_width=8)
+        table.add_column("issuer", overflow="fold", min_width=8)
+        for name, width in (("kind", 8), ("level", 4), ("year", 4), ("published", 10), ("chunks", 6)):
+            table.add_column(name, no_wrap=True, min_width=width)
+        for r in records:
+            table.add_row(
+                escape(r.report_id), escape(r.meta.title) or unknown,
+                escape(" › ".join(r.meta.region_path) or r.meta.region) or unknown, escape(r.meta.issuer) or unknown,
+                escape(kind_label(r.meta.kind, r.meta.issuer_kind)) if r.meta.kind else unknown,
+                escape(r.meta.level) or unknown, str(r.meta.year or "") or unknown, escape(r.meta.publish_date or ""),
+                str(r.n_chunks),
+            )  # fmt: skip
+        out.print(table)
     out.print(f"{len(records)} reports, {sum(r.n_chunks for r in records)} chunks")
     return 0
 

@@ -34,7 +34,9 @@ def test_ingest_ls_search_rm(reports: Path) -> None:
     ]
     assert all(r["chunks"] > 5 and r["title"] for r in rows)
     assert [r["kind"] for r in rows] == ["法治报告", "法治报告"]  # DESIGN.md's listing: the report's kind
-    assert "法治报告" in run_cli("ls").stdout
+    listed = run_cli("ls").stdout.splitlines()  # a pipe: two lines a report, nothing cut
+    assert listed[0].startswith("luojiang_2024.txt  法治报告  2024") and "泉州市 › 洛江区" in listed[1]
+    assert "淄川区人民政府2024年度法治政府建设情况报告" in listed[3] and "…" not in "".join(listed)
 
     empty = run_cli("ask", "  ")
     assert empty.returncode == 1 and "the question is empty" in empty.stderr and "Traceback" not in empty.stderr
