@@ -378,7 +378,8 @@ def part_reports(question: str, report_ids: Sequence[str], hits: Sequence[Hit]) 
     return [hits[0].chunk.report_id] if hits else []
 
 
-def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str) -> list[Source]:
+def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str,
+                 labels: dict[str, str] | None = None) -> list[Source]:  # fmt: skip
     """A question about a whole part (shortcomings, next year's plans) reads that whole part of each
     report, not the top-k passages: lists taken from top-k miss points."""
     sources: list[Source] = []
@@ -396,13 +397,13 @@ def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str) -> 
         sources.append(Source(
             n=len(sources) + 1, report_id=report_id, title=record.meta.title, section=found.section,
             start=found.start, end=found.end, text=text[found.start : found.end], chunk_ids=chunk_ids,
-            region=record.meta.region, rank=len(sources), label=record.meta.label,
+            region=record.meta.region, rank=len(sources), label=(labels or {}).get(report_id, record.meta.label),
         ))  # fmt: skip
     return sources
 
 
 def header_sources(
-    retriever: Retriever, report_ids: Sequence[str], field: str
+    retriever: Retriever, report_ids: Sequence[str], field: str, labels: dict[str, str] | None = None
 ) -> list[tuple[Source, parts.Span]]:
     """For a question about 文号 / 索引号 / dates / the issuing body: each report's page header (kept
     verbatim at ingest) as a source, with the line that states the field."""
@@ -423,7 +424,7 @@ def header_sources(
         source = Source(
             n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=0,
             end=len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found), part=part,
-            label=record.meta.label,
+            label=(labels or {}).get(report_id, record.meta.label),
         )  # fmt: skip
         found.append((source, line))
     return found
@@ -460,12 +461,12 @@ def gather(
                                     for q in subs)], k)  # fmt: skip
     if not hits:
         return Gathered([], "passages")
-    labels = {r.report_id: r.meta.label for r in records}
+    labels = scope.labels(records)
     whose = part_reports(plan_.standalone, reports, hits)
     part = parts.asked_part(plan_.standalone)
     field_ = parts.asked_field(plan_.standalone)
-    header = header_sources(retriever, whose, field_) if field_ else []
-    sources = part_sources(retriever, whose, part) if part else []
+    header = header_sources(retriever, whose, field_, labels) if field_ else []
+    sources = part_sources(retriever, whose, part, labels) if part else []
     kind = "part" if sources else "passages"
     sources = sources or build_sources(hits, context_chars, labels)
     if header:  # 文号 / 发文日期…: the page header first, then the passages (renumbered after it)
@@ -621,7 +622,7 @@ def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
     none_match = not lines and bool(stated) and asked.op in ("above", "below")
     if none_match:  # nothing passes the threshold: list what is stated, each cited
         lines = ranking.select(replace(asked, op="max" if asked.op == "above" else "min", top=len(stated)), stated)
-    labels = {r.report_id: r.meta.label for r in records}
+    labels = scope.labels(records)
     sources, quotes, numbers = [], [], {}
     for line in lines[: ranking.LIST_AT_MOST]:
         chunk = cells[line.report_id][1]

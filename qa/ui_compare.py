@@ -15,6 +15,7 @@ from qa.compare import Cell, CompareTable, ReportColumn
 from qa.indicators import Indicator
 from qa.kinds import compared
 from qa.schemas import ReportRecord
+from qa.scope import labels
 
 EMPTY = ""  # what a cell shows when the report does not state the indicator
 
@@ -22,7 +23,8 @@ EMPTY = ""  # what a cell shows when the report does not state the indicator
 def report_columns(records: Sequence[ReportRecord]) -> list[ReportColumn]:
     """One column per report, labelled as answers name it (ReportMeta.label: its place, or its department;
     else its title), else the file name."""
-    return [ReportColumn(r.report_id, r.meta.label or r.report_id, r.meta.year) for r in records]
+    named = labels(records)
+    return [ReportColumn(r.report_id, named[r.report_id], r.meta.year) for r in records]
 
 
 def compared_records(records: Sequence[ReportRecord]) -> list[ReportRecord]:

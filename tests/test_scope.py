@@ -178,3 +178,20 @@ def test_a_two_character_county_is_routed_to_its_report_not_answered_by_another(
     refused = scope.route(scope.parse("以理县政府为被告的行政诉讼案件有几件？", library),
                           "以理县政府为被告的行政诉讼案件有几件？", library)  # fmt: skip
     assert refused.refusal and "理县" in refused.refusal
+
+
+def test_reports_of_one_place_are_told_apart_where_answers_name_them() -> None:
+    """Two reports under one label (two years of 淄川区; a 公安局's two years) are named by what differs,
+    so an answer never says 淄川区 twice for two reports; a label held by one report stays as it is."""
+    library = [
+        *LIBRARY,
+        record("zichuan_2023.txt", ("山东省", "淄博市", "淄川区"), 2023),
+        record("jingyuan_gaj_2024.txt", ("宁夏回族自治区", "固原市", "泾源县"), 2024, issuer="泾源县公安局"),
+    ]
+    named = scope.labels(library)
+    assert named["zichuan.txt"] == "淄川区（2024年）" and named["zichuan_2023.txt"] == "淄川区（2023年）"
+    assert named["jingyuan_gaj.txt"] == "泾源县公安局（2025年）"
+    assert named["luojiang.txt"] == "洛江区"
+    assert len(set(named.values())) == len(library)
+    twins = [record("a.txt", ("山东省", "淄博市", "淄川区"), 2024), record("b.txt", ("山东省", "淄博市", "淄川区"), 2024)]
+    assert scope.labels(twins) == {"a.txt": "淄川区（a.txt）", "b.txt": "淄川区（b.txt）"}
