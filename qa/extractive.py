@@ -136,6 +136,10 @@ def question_terms(
     return list(dict.fromkeys(terms))
 
 
+_RATE_CHANGE = re.compile(r"提高|提升|增长|增加|上升|下降|降低|减少|回落|变化|比上年|同比")
+PERCENTS = frozenset({"%", "个百分点"})  # a rate, or a change of one
+
+
 def expected_units(question: str) -> set[str] | None:
     """Units an answer should carry, from the question's wording; None when it asks for no number."""
     q = _norm(question)
@@ -146,6 +150,10 @@ def expected_units(question: str) -> set[str] | None:
         units |= next((family for family in _UNIT_FAMILIES if unit in family), {unit})
     if re.search(r"率|比例|占比|百分比|百分之", q):
         units.add("%")
+        if _RATE_CHANGE.search(q):  # 破案率比上年提高了多少: a change of a rate is said in 个百分点
+            units.add("个百分点")
+    if "百分点" in q:
+        units.add("个百分点")
     if re.search(r"金额|资金|经费|多少钱|万元|亿元|投入|补贴|罚款", q):
         units.add("元")
     if units:
@@ -203,16 +211,16 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
         return True
     numbers = [n for n in find_numbers(sentence) if n.unit != "date"]
     # "有多少" with no unit: any count or amount — but a percentage does not say how many
-    candidates = [n for n in numbers if (n.unit in asked.units if asked.units else n.unit != "%")]
+    candidates = [n for n in numbers if (n.unit in asked.units if asked.units else n.unit not in PERCENTS)]
     if not candidates:
         return False
     # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone
     if asked.rate and "%" in asked.units:
-        percents = [n for n in candidates if n.unit == "%"]
+        percents = [n for n in candidates if n.unit in PERCENTS]
         if percents and not any(asked.rate in sentence[max(0, n.start - 15) : n.start] for n in percents):
             return False
     if asked.counted:
-        counts = [n for n in candidates if n.unit != "%"]
+        counts = [n for n in candidates if n.unit not in PERCENTS]
         noun = asked.counted
         attached = [
             n for n in counts

@@ -89,3 +89,14 @@ def test_percentage_points_are_not_percent() -> None:
     passage = ["常住人口城镇化率比上年末提高3个百分点。"]
     assert [n.raw for n in ungrounded("城镇化率提高了3%。", passage)] == ["3%"]  # not supported by 3个百分点
     assert ungrounded("城镇化率提高3个百分点。", passage) == []
+
+
+def test_a_change_of_a_rate_is_asked_in_percentage_points() -> None:
+    """破案率比上年提高了多少 is answered in 个百分点; 破案率是多少 in %; a count is neither."""
+    from qa.extractive import expected_units, parse_question, states_asked_number
+
+    assert expected_units("刑事案件破案率比上年提高了多少？") == {"%", "个百分点"}
+    assert expected_units("刑事案件破案率是多少？") == {"%"}
+    change = parse_question("刑事案件破案率比上年提高了多少？")
+    assert states_asked_number("刑事案件破案率比上年提高7.6个百分点。", change)
+    assert not states_asked_number("刑事案件破案率比上年提高7.6个百分点。", parse_question("刑事案件破案率是多少？"))
