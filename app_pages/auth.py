@@ -1,4 +1,4 @@
-"""Sign-in and roles in the app (qa.auth holds the rules, qa.signin the server-side state). `gate` runs before
+"""Sign-in and roles in the app (qa.team.auth holds the rules, qa.team.signin the server-side state). `gate` runs before
 any page: it lets the user through (only this machine can reach the app), resumes a session from the
 sign-in cookie, or draws the sign-in page and stops. Pages ask `can(action)` before showing what changes
 the library or spends the LLM key; `audit` records who did it, and every failed sign-in with its address."""
@@ -13,13 +13,13 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages.server import listen_address, oidc_configured, route_path
-from qa import auth
-from qa.config import Settings, workspaces
-from qa.errors import QAError
-from qa.signin import COOKIE, SignInStore, signin_file
+from qa.core.config import Settings, workspaces
+from qa.core.errors import QAError
+from qa.team import auth
+from qa.team.signin import COOKIE, SignInStore, signin_file
 
 USER = "auth_user"
-SESSION = "auth_session"  # the server-side session's id (qa.signin)
+SESSION = "auth_session"  # the server-side session's id (qa.team.signin)
 TICKET = "auth_ticket"  # a ticket to hand the browser on the next run, which sets the cookie
 SIGNED_OUT = "auth_signed_out"  # the next run clears the cookie in the browser
 LOCAL = auth.User("local", "admin", "本机用户")

@@ -9,6 +9,7 @@ import uuid
 
 import streamlit as st
 
+from app_pages import ui
 from app_pages.common import (
     get_services,
     go_to,
@@ -21,12 +22,11 @@ from app_pages.common import (
     show_error,
     show_flash,
 )
-from qa import ui
-from qa.errors import InputError, QAError
-from qa.library import Library
-from qa.llm import ChatLLM
-from qa.schemas import Citation, ReportRecord
-from qa.store import StoreError
+from qa.api import Library
+from qa.core.errors import InputError, QAError
+from qa.core.schemas import Citation, ReportRecord
+from qa.engines.llm import ChatLLM
+from qa.store.chroma import StoreError
 from qa.wiring import Services
 
 ASK = "chat_ask"  # an example question to ask on this run (set by its button)

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import auth
-from qa import ui
-from qa.config import Settings
-from qa.errors import InputError, QAError
-from qa.ingest import collect_files, ingest_file
-from qa.llm import ChatLLM
-from qa.schemas import IngestResult, ReportRecord
-from qa.store import ReportDamaged, StoreBusy, StoreDamaged, StoreError, StoreReadOnly
+from app_pages import auth, ui
+from qa.core.config import Settings
+from qa.core.errors import InputError, QAError
+from qa.core.schemas import IngestResult, ReportRecord
+from qa.engines.llm import ChatLLM
+from qa.ingest.pipeline import collect_files, ingest_file
+from qa.store.chroma import ReportDamaged, StoreBusy, StoreDamaged, StoreError, StoreReadOnly
 from qa.wiring import Services, make_llm, open_services
 
 ROOT = Path(__file__).resolve().parent.parent

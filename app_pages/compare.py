@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import ui, ui_compare
 from app_pages.common import empty_library, get_services, reports_multiselect, show_flash
-from qa import ui, ui_compare
-from qa.compare import CompareTable, to_csv, to_markdown, to_xlsx
-from qa.exports import CSV_MIME, XLSX_MIME
+from qa.compare.table import CompareTable, to_csv, to_markdown, to_xlsx
+from qa.core.office import CSV_MIME, XLSX_MIME
 from qa.wiring import Services
 
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import auth
+from app_pages import auth, ui, ui_eval
 from app_pages.common import ROOT, UPLOADS, engine_choice, get_settings, show_flash
-from qa import gate, history, ui, ui_eval
-from qa.config import Settings
-from qa.errors import InputError
-from qa.evalrun import EvalOptions, conclude, dataset_sha, run_eval
-from qa.evaluate import load_dataset, load_summary_gold
-from qa.gate import Comparison
+from qa.core.config import Settings
+from qa.core.errors import InputError
+from qa.evals import gate, history
+from qa.evals.evaluate import load_dataset, load_summary_gold
+from qa.evals.gate import Comparison
+from qa.evals.run import EvalOptions, conclude, dataset_sha, run_eval
 
 DATASETS = ROOT / "evals" / "datasets"
 BASELINES = ROOT / "evals" / "baselines"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import auth
+from app_pages import auth, ui
 from app_pages.common import (
     UPLOADS,
     flash,
@@ -20,13 +20,12 @@ from app_pages.common import (
     show_flash,
     show_import_result,
 )
-from qa import ui
-from qa.chunking import sections
-from qa.errors import InputError, QAError
-from qa.kinds import kind_label
-from qa.library import Library
-from qa.schemas import ReportRecord
-from qa.ui_summary import cached_paths
+from app_pages.ui_summary import cached_paths
+from qa.api import Library
+from qa.core.errors import InputError, QAError
+from qa.core.schemas import ReportRecord
+from qa.genre.kinds import kind_label
+from qa.ingest.chunking import sections
 from qa.wiring import Services
 
 
@@ -72,7 +71,9 @@ def upload_section(services: Services) -> None:
             help=f"支持 {' / '.join(ui.UPLOAD_TYPES)}；单个文件不超过 {settings.max_file_mb:g} MB。"
             "与已有报告同名的文件，只有勾选“允许替换”时才会替换该报告。",
         )
-        replace = st.checkbox("允许替换同名的已有报告", key="lib_replace", help="不勾选时，同名文件不会导入。")
+        replace = st.checkbox(
+            "允许替换同名的已有报告", key="lib_replace", help="不勾选时，同名文件不会导入。"
+        )
         submitted = st.form_submit_button("导入", type="primary", icon=":material/upload:")
     if not submitted:
         return

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import auth
+from app_pages import auth, ui
 from app_pages.chat import page_chat
 from app_pages.common import GOTO, base_settings, get_services, keep_widget_state, llm_or_error, show_error
 from app_pages.compare import page_compare
 from app_pages.evals import page_eval
 from app_pages.library import page_library
 from app_pages.summary import page_summary
-from qa import ui
-from qa.errors import QAError
-from qa.llm import ChatLLM
-from qa.redact import redact
+from qa.core.errors import QAError
+from qa.core.redact import redact
+from qa.engines.llm import ChatLLM
 from qa.wiring import Services
 
 

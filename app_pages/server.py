@@ -2,11 +2,11 @@
 
 Two routes set and clear the sign-in cookie, which Streamlit's own script runs cannot do. The cookie holds a
 random session token, HttpOnly (no script in the page can read it) and SameSite=Strict; the signed-in state
-behind it lives in qa.signin's file. A route answers JSON, and never says more than whether it worked.
+behind it lives in qa.team.signin's file. A route answers JSON, and never says more than whether it worked.
 
 `RoleGuard` checks the role again below the pages, for the endpoints Streamlit serves by itself: a download
 (/media/…) needs a session that may read, an upload (/_stcore/upload_file/…) one that may upload, unless only
-this machine can reach the app — the same decision as the script's (qa.auth.sign_in_required)."""
+this machine can reach the app — the same decision as the script's (qa.team.auth.sign_in_required)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from qa import auth
-from qa.config import Settings
-from qa.errors import QAError
-from qa.signin import COOKIE, SignInStore, signin_file
+from qa.core.config import Settings
+from qa.core.errors import QAError
+from qa.team import auth
+from qa.team.signin import COOKIE, SignInStore, signin_file
 
-# Streamlit's own endpoints behind the pages' buttons, and the action each needs (qa.auth.ACTIONS)
+# Streamlit's own endpoints behind the pages' buttons, and the action each needs (qa.team.auth.ACTIONS)
 GUARDED = (("/media/", "read"), ("/_stcore/upload_file/", "upload"))
 
 

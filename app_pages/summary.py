@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import auth
+from app_pages import auth, ui, ui_summary
 from app_pages.common import (
     empty_library,
     engine_choice,
@@ -21,13 +21,12 @@ from app_pages.common import (
     show_error,
     show_flash,
 )
-from qa import ui, ui_summary
-from qa.batch import BatchItem, Job, run_jobs, view_from_store
-from qa.errors import QAError
-from qa.exports import DOCX_MIME
-from qa.llm import ChatLLM
-from qa.schemas import ReportRecord
-from qa.summarize import Summary, summary_heading
+from qa.core.errors import QAError
+from qa.core.office import DOCX_MIME
+from qa.core.schemas import ReportRecord
+from qa.engines.llm import ChatLLM
+from qa.summary.batch import BatchItem, Job, run_jobs, view_from_store
+from qa.summary.summarize import Summary, summary_heading
 from qa.wiring import Services
 
 FORCE = "sum_force"  # report id to summarize again on this run (set by the 重新生成 button)
@@ -140,7 +139,7 @@ def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, 
 def run_batch(
     services: Services, report_ids: list[str], llm: ChatLLM | None, out_dir: Path, force: bool
 ) -> list[BatchItem]:
-    """Summarize the reports with qa.batch's runner (as `qa summarize`): a progress bar, several reports at
+    """Summarize the reports with qa.summary.batch's runner (as `qa summarize`): a progress bar, several reports at
     a time with an LLM, stopped on a configuration error. Views are read from the store here, on the
     script thread; the workers only call the model."""
     bar = st.progress(0.0, text=f"正在生成摘要（0/{len(report_ids)}）…")

@@ -33,8 +33,8 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
 
 
 def ingest(docs: Path, data_dir: Path, cache_dir: Path) -> int:
-    from qa.config import Settings
-    from qa.ingest import ingest_paths
+    from qa.core.config import Settings
+    from qa.ingest.pipeline import ingest_paths
     from qa.wiring import open_services
 
     services = open_services(Settings(data_dir=data_dir, cache_dir=cache_dir))

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.config import Settings  # noqa: E402
-from qa.ingest import ingest_paths  # noqa: E402
+from qa.core.config import Settings  # noqa: E402
+from qa.ingest.pipeline import ingest_paths  # noqa: E402
 from qa.wiring import open_services  # noqa: E402
 
 
@@ -29,9 +29,9 @@ def peak_rss_mb() -> float:
 
 def bound(docs: Path, settings: Settings) -> float:
     """Chunks/s of the bundled model alone on the chunks these files make (no store, no cache)."""
-    from qa.chunking import chunk_document
-    from qa.embeddings import LocalE5Embedder
-    from qa.ingest import collect_files, load_document
+    from qa.ingest.chunking import chunk_document
+    from qa.ingest.embeddings import LocalE5Embedder
+    from qa.ingest.pipeline import collect_files, load_document
 
     files, _ = collect_files([docs])
     texts = []
@@ -44,7 +44,9 @@ def bound(docs: Path, settings: Settings) -> float:
     started = time.perf_counter()
     model.embed_passages(texts)
     seconds = time.perf_counter() - started
-    print(f"{'embedder bound (model alone)':<34} {len(texts):>5} chunks {seconds:7.2f}s  {len(texts) / seconds:8.1f} chunks/s")
+    print(
+        f"{'embedder bound (model alone)':<34} {len(texts):>5} chunks {seconds:7.2f}s  {len(texts) / seconds:8.1f} chunks/s"
+    )
     return len(texts) / seconds
 
 

@@ -24,7 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "data" / "reports" / "zichuan_2024.txt"
 DATASET = ROOT / "evals" / "datasets" / "qa_dev.jsonl"
-QUESTIONS = ["淄川区办理行政复议案件多少件？", "淄川区行政复议综合纠错率是多少？", "淄川区2025年有哪些工作安排？"]
+QUESTIONS = [
+    "淄川区办理行政复议案件多少件？",
+    "淄川区行政复议综合纠错率是多少？",
+    "淄川区2025年有哪些工作安排？",
+]
 
 
 def run(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str, float]:
@@ -44,7 +48,9 @@ def last_line(text: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-url", required=True, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
+    parser.add_argument(
+        "--base-url", required=True, help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1"
+    )
     parser.add_argument("--model", required=True, help="model name the server answers to")
     parser.add_argument("--questions", type=int, default=10, help="questions in the eval run")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before a command is killed")
@@ -63,7 +69,11 @@ def main() -> int:
             if code == 0:
                 answer = json.loads(out)
                 flags = [name for name in ("refused", "uncited") if answer.get(name)]
-                flags += [f"{len(answer['unverified_numbers'])} unverified"] if answer["unverified_numbers"] else []
+                flags += (
+                    [f"{len(answer['unverified_numbers'])} unverified"]
+                    if answer["unverified_numbers"]
+                    else []
+                )
                 said = answer["text"].replace("\n", " ")[:100] + (f"  [{', '.join(flags)}]" if flags else "")
             else:
                 said = last_line(err)
@@ -102,7 +112,9 @@ def main() -> int:
     for call in calls:
         tokens = f"{call.get('prompt_tokens') or 0}+{call.get('completion_tokens') or 0}"
         outcome = (call.get("error") or "ok")[:110]
-        print(f"{str(call.get('prompt_ref'))[:28]:<28} {tokens:>14} {call.get('latency_ms') or 0:>8.0f}  {outcome}")
+        print(
+            f"{str(call.get('prompt_ref'))[:28]:<28} {tokens:>14} {call.get('latency_ms') or 0:>8.0f}  {outcome}"
+        )
     return 0
 
 

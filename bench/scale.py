@@ -36,17 +36,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa import gazetteer  # noqa: E402
-from qa.answer import ask  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.evaluate import load_dataset, number_correct, percentile  # noqa: E402
-from qa.ingest import COMPACT_EVERY, compact_index, ingest_file, ingest_paths  # noqa: E402
+from qa.answer.pipeline import ask  # noqa: E402
+from qa.core.config import Settings  # noqa: E402
+from qa.evals.evaluate import load_dataset, number_correct, percentile  # noqa: E402
+from qa.ingest import gazetteer  # noqa: E402
+from qa.ingest.pipeline import COMPACT_EVERY, compact_index, ingest_file, ingest_paths  # noqa: E402
 from qa.wiring import Services, open_services  # noqa: E402
 
 DOCS = ROOT / "data" / "reports"
 DATASET = ROOT / "evals" / "datasets" / "qa_dev.jsonl"
 # Counted figures: an integer followed by a counting unit (never a year, a date or a percentage).
-_COUNT = re.compile(r"(?<![\d.])(\d{1,6})(?=\s?余?(?:件|人次|名|人|场次|场|次|个|家|项|份|条|户|所|起|宗|期|批|篇|万元|亿元))")
+_COUNT = re.compile(
+    r"(?<![\d.])(\d{1,6})(?=\s?余?(?:件|人次|名|人|场次|场|次|个|家|项|份|条|户|所|起|宗|期|批|篇|万元|亿元))"
+)
 RANKING_QUESTIONS = ("哪个区县的行政复议案件最多？", "哪些地方办理行政复议案件超过150件？")
 
 
@@ -71,7 +73,9 @@ class Variant:
         return gaz.path(self.division.code)
 
 
-def rename(text: str, old: tuple[str, ...], new: tuple[gazetteer.Division, ...], gaz: gazetteer.Gazetteer) -> str:
+def rename(
+    text: str, old: tuple[str, ...], new: tuple[gazetteer.Division, ...], gaz: gazetteer.Gazetteer
+) -> str:
     """Write the new division's names where the base report writes its own, level by level from the lowest
     (full names, and short names the gazetteer knows; the longest first)."""
     pairs: dict[str, str] = {}
@@ -133,10 +137,14 @@ def load_bases(services: Services) -> list[Base]:
     return bases
 
 
-def plan_variants(n: int, bases: list[Base], gaz: gazetteer.Gazetteer, rng: np.random.Generator) -> list[Variant]:
+def plan_variants(
+    n: int, bases: list[Base], gaz: gazetteer.Gazetteer, rng: np.random.Generator
+) -> list[Variant]:
     by_level = {level: sorted((d for d in gaz.divisions.values() if d.level == level), key=lambda d: d.code)
                 for level in (gazetteer.COUNTY, gazetteer.PREFECTURE)}  # fmt: skip
-    pool = list(rng.permutation(by_level[gazetteer.COUNTY])) + list(rng.permutation(by_level[gazetteer.PREFECTURE]))
+    pool = list(rng.permutation(by_level[gazetteer.COUNTY])) + list(
+        rng.permutation(by_level[gazetteer.PREFECTURE])
+    )
     if n > len(pool):
         raise SystemExit(f"--reports {n}: the gazetteer has {len(pool)} county and prefecture divisions")
     return [Variant(f"{d.code}_{d.name}_{bases[i % len(bases)].report_id.rsplit('_', 1)[-1]}", d,
@@ -158,7 +166,9 @@ def build(services: Services, variants: list[Variant], folder: Path, gaz, rng) -
     started = time.perf_counter()
     last = started
     for i, variant in enumerate(variants, 1):
-        fake.current = np.vstack([variant.base.vectors, variant.tail.vectors[len(variant.tail.vectors) // 2 :]])
+        fake.current = np.vstack(
+            [variant.base.vectors, variant.tail.vectors[len(variant.tail.vectors) // 2 :]]
+        )
         ingest_file(write_variant(variant, folder, gaz), services.store, fake, services.settings)
         if i % COMPACT_EVERY == 0 or i == len(variants):  # as qa ingest does
             compact_index(services.store)
@@ -226,7 +236,9 @@ def measure(services: Services, variants: list[Variant], folder: Path, gaz, rng,
     fake.current = extra.base.vectors
     add_ms, _ = timed(lambda: (ingest_file(write_variant(extra, folder, gaz), services.store, fake, services.settings),
                                retriever.search("行政复议案件", k=5)))  # fmt: skip
-    remove_ms, _ = timed(lambda: (services.store.remove_report(extra.report_id), retriever.search("行政复议案件", k=5)))
+    remove_ms, _ = timed(
+        lambda: (services.store.remove_report(extra.report_id), retriever.search("行政复议案件", k=5))
+    )
     return {
         "reports": len(services.store.reports()),
         "chunks": services.store.count_chunks(),
@@ -268,7 +280,9 @@ def start_server(path: Path) -> tuple[subprocess.Popen, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--reports", type=int, default=3000)
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--server", action="store_true", help="run against a real `chroma run` server")
@@ -285,7 +299,9 @@ def main() -> None:
         if args.server:
             server, chroma_url = start_server(root / "server")
         try:
-            services = open_services(Settings(data_dir=root / "store", cache_dir=cache, chroma_url=chroma_url))
+            services = open_services(
+                Settings(data_dir=root / "store", cache_dir=cache, chroma_url=chroma_url)
+            )
             variants = plan_variants(args.reports, bases, gaz, rng)
             folder = root / "files"
             folder.mkdir()
@@ -304,10 +320,14 @@ def main() -> None:
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
     for question, got in figures["ranking"].items():
-        print(f"{question}  {got['ms']} ms, {got['citations']} citations{' (refused)' if got['refused'] else ''}")
+        print(
+            f"{question}  {got['ms']} ms, {got['citations']} citations{' (refused)' if got['refused'] else ''}"
+        )
         print(f"    {got['answer'][:200]}")
     for miss in figures["misrouted"][:5]:
-        print(f"misrouted: {miss['question']} → {miss['answer'][:80]} (cited {miss['cited']}, wanted {miss['figure']})")
+        print(
+            f"misrouted: {miss['question']} → {miss['answer'][:80]} (cited {miss['cited']}, wanted {miss['figure']})"
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
 

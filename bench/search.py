@@ -21,11 +21,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.config import Settings  # noqa: E402
-from qa.evaluate import load_dataset, percentile, run_retrieval  # noqa: E402
-from qa.ingest import ingest_paths  # noqa: E402
-from qa.retrieve import Retriever  # noqa: E402
-from qa.schemas import ReportMeta  # noqa: E402
+from qa.core.config import Settings  # noqa: E402
+from qa.core.schemas import ReportMeta  # noqa: E402
+from qa.evals.evaluate import load_dataset, percentile, run_retrieval  # noqa: E402
+from qa.index.retriever import Retriever  # noqa: E402
+from qa.ingest.pipeline import ingest_paths  # noqa: E402
 from qa.wiring import open_services  # noqa: E402
 
 DOCS = ROOT / "data" / "reports"

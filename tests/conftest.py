@@ -38,7 +38,7 @@ def fail_closed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def make_settings(data_dir: Path, **changes):
-    from qa.config import Settings
+    from qa.core.config import Settings
 
     return Settings(data_dir=data_dir, cache_dir=SHARED_CACHE, **changes)
 
@@ -46,7 +46,7 @@ def make_settings(data_dir: Path, **changes):
 @pytest.fixture(scope="session")
 def corpus_services(tmp_path_factory: pytest.TempPathFactory):
     """One store with the five sample reports, ingested once per test session. Read-only for tests."""
-    from qa.ingest import ingest_paths
+    from qa.ingest.pipeline import ingest_paths
     from qa.wiring import open_services
 
     services = open_services(make_settings(tmp_path_factory.mktemp("corpus-store")))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from qa.llm import Completion
+from qa.engines.llm import Completion
 
 
 class FakeChatModel:

@@ -196,7 +196,9 @@ class OpenAIServer:
                 return self._reply(handler, request, body, reply)
         return self._reply(handler, request, body, reply)
 
-    def _reply(self, handler: BaseHTTPRequestHandler, request: Request, body: dict[str, Any], reply: Reply) -> None:
+    def _reply(
+        self, handler: BaseHTTPRequestHandler, request: Request, body: dict[str, Any], reply: Reply
+    ) -> None:
         if self.latency:
             time.sleep(self.latency)
         if reply.hang:
@@ -245,8 +247,13 @@ def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     choices = (
         []
         if reply.empty_choices
-        else [{"index": 0, "finish_reason": reply.finish_reason,
-               "message": {"role": "assistant", "content": reply.text}}]  # fmt: skip
+        else [
+            {
+                "index": 0,
+                "finish_reason": reply.finish_reason,
+                "message": {"role": "assistant", "content": reply.text},
+            }
+        ]  # fmt: skip
     )
     return {
         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),

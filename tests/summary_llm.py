@@ -1,5 +1,5 @@
 """A scripted "model" for summary tests and bench/summarize.py: answers the map and reduce prompts that
-qa.summarize sends with valid JSON built from the passages it was shown (figures quoted verbatim).
+qa.summary.summarize sends with valid JSON built from the passages it was shown (figures quoted verbatim).
 
 It is deliberately dumb — it only copies — so any failed verification points at our code, not at it.
 Used as `OpenAIServer(responder=summary_responder)`.
@@ -13,7 +13,7 @@ from typing import Any
 
 from openai_server import Reply, Request
 
-from qa.figures import extract_figures
+from qa.genre.figures import extract_figures
 
 _PASSAGE = re.compile(r"^\[([0-9a-f]+-\d+)\] ?(.*)$", re.M)
 

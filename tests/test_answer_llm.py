@@ -15,11 +15,11 @@ import pytest
 from conftest import CORPUS, SHARED_CACHE, free_port, run_cli
 from openai_server import OpenAIServer, Reply, Request
 
-from qa.answer import Turn, ask
-from qa.calllog import CallLog
-from qa.ingest import ingest_paths
-from qa.llm import ChatLLM, make_client
-from qa.prompts import get_template
+from qa.answer.pipeline import Turn, ask
+from qa.engines.calllog import CallLog
+from qa.engines.llm import ChatLLM, make_client
+from qa.engines.prompts import get_template
+from qa.ingest.pipeline import ingest_paths
 
 ANSWER_REF = get_template("answer").ref
 CONDENSE_REF = get_template("condense").ref

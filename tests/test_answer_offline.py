@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS
 
-from qa.answer import REFUSAL, Turn, ask, build_sources, check_numbers, claims, parse_citations
-from qa.ingest import ingest_paths
-from qa.schemas import Chunk, Hit, Source
+from qa.answer.pipeline import REFUSAL, Turn, ask, build_sources, check_numbers, claims, parse_citations
+from qa.core.schemas import Chunk, Hit, Source
+from qa.ingest.pipeline import ingest_paths
 
 
 def _source(n: int, text: str, report: str = "r.txt", start: int = 0) -> Source:
@@ -180,7 +180,7 @@ def test_a_blank_header_field_is_not_answered(corpus_services) -> None:
 
 
 def test_header_lines() -> None:
-    from qa.parts import asked_field, header_line
+    from qa.genre.parts import asked_field, header_line
 
     header = "• 索 引 号:QZ030101-0200-2025-00004\n• 备注/文号:泉洛政文〔2025〕14号\n| 发文日期: | 2025-01-10 | 文号: | |"
     span = header_line(header, "doc_number")
@@ -190,7 +190,7 @@ def test_header_lines() -> None:
 
 
 def test_a_speech_byline_says_who_delivered_it_and_where() -> None:
-    from qa.parts import asked_field, header_line
+    from qa.genre.parts import asked_field, header_line
 
     header = (
         "政府工作报告\n——在东乌珠穆沁旗第十六届人民代表大会第一次会议上\n东乌旗人民政府代旗长 周玉龙\n"
@@ -215,9 +215,9 @@ def test_a_reports_own_footnote_mark_is_never_a_citation(tmp_path) -> None:
     citation of the second source (another report), and a model never sees it as one."""
     from conftest import make_settings
 
-    from qa.answer import ask, prompt_sources
-    from qa.ingest import ingest_file
-    from qa.schemas import Source
+    from qa.answer.pipeline import ask, prompt_sources
+    from qa.core.schemas import Source
+    from qa.ingest.pipeline import ingest_file
     from qa.wiring import open_services
 
     folder = tmp_path / "in"

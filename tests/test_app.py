@@ -21,10 +21,10 @@ from streamlit.testing.v1 import AppTest
 if str(ROOT) not in sys.path:  # app_pages/ sits next to app.py, outside the installed package
     sys.path.insert(0, str(ROOT))
 
-from qa import ui
-from qa.errors import ConfigError, EmptyIndexError, EndpointUnreachable, InputError, ProviderError
-from qa.exports import DOCX_MIME, XLSX_MIME
-from qa.schemas import Answer, Citation, IngestResult, UnverifiedNumber
+from app_pages import ui
+from qa.core.errors import ConfigError, EmptyIndexError, EndpointUnreachable, InputError, ProviderError
+from qa.core.office import DOCX_MIME, XLSX_MIME
+from qa.core.schemas import Answer, Citation, IngestResult, UnverifiedNumber
 
 APP = ROOT / "app_pages" / "main.py"
 ZICHUAN_Q = "淄川区办理行政复议案件多少件？"
@@ -40,7 +40,7 @@ def fresh_resources() -> Iterator[None]:
 
 def ingest(data_dir: Path, *names: str) -> None:
     """Put corpus reports into the store the app will open (embeddings come from the shared cache)."""
-    from qa.ingest import ingest_file
+    from qa.ingest.pipeline import ingest_file
     from qa.wiring import open_services
 
     services = open_services(make_settings(data_dir))
@@ -185,7 +185,10 @@ def test_the_scope_cases_refuse_with_their_reason_in_the_app(fail_closed: Path) 
     ask_in(at, ZICHUAN_Q)
     assert "151件" in last_answer(at).markdown[0].value
     for question, reason in [
-        ("北京市朝阳区2024年办理行政复议案件多少件？", "没有北京市朝阳区"),  # a follow-up naming its own place
+        (
+            "北京市朝阳区2024年办理行政复议案件多少件？",
+            "没有北京市朝阳区",
+        ),  # a follow-up naming its own place
         ("全国行政复议案件总数是多少？", "没有全国的报告"),
         ("青岛市城阳区办理行政复议案件多少件？", "没有青岛市城阳区"),
         ("淄川区2019年办理行政复议案件多少件？", "2024年度"),
@@ -197,7 +200,9 @@ def test_the_scope_cases_refuse_with_their_reason_in_the_app(fail_closed: Path) 
         assert any("因此不用其他报告的数字作答" in c for c in texts(answer.caption))
 
 
-def test_an_llm_answer_that_cites_nothing_carries_a_notice(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_llm_answer_that_cites_nothing_carries_a_notice(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from openai_server import OpenAIServer, Reply
 
     ingest(fail_closed, "zichuan_2024.txt")
@@ -425,7 +430,9 @@ def test_upload_is_saved_under_a_safe_name_and_listed(fail_closed: Path) -> None
 
     upload(at, ("蓉江新区 报告.txt", data))  # a stored name: not imported unless replacing is allowed
     assert any("没有导入" in w and "蓉江新区 报告.txt" in w for w in texts(at.warning))
-    upload(at, ("蓉江新区 报告.txt", data), replace=True)  # same bytes again: nothing imported, and it says so
+    upload(
+        at, ("蓉江新区 报告.txt", data), replace=True
+    )  # same bytes again: nothing imported, and it says so
     assert texts(at.success) == []
     assert texts(at.info) == [
         "没有导入新内容：1 个文件与文档库中的报告相同（未变化）。  \n未变化：蓉江新区 报告.txt（15 个分块）"
@@ -556,7 +563,7 @@ def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> N
 
     import docx
 
-    from qa.summarize import Summary
+    from qa.summary.summarize import Summary
 
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
     at = start("summary")
@@ -606,7 +613,7 @@ def test_summary_page_keeps_internal_ids_in_details_and_shows_local_times(
 ) -> None:
     import time
 
-    from qa.summarize import Summary
+    from qa.summary.summarize import Summary
 
     ingest(fail_closed, "zichuan_2024.txt")
     monkeypatch.setenv("TZ", "Asia/Shanghai")
@@ -626,7 +633,7 @@ def test_summary_page_keeps_internal_ids_in_details_and_shows_local_times(
 
 
 def test_unverified_items_are_flagged_on_the_card(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from qa import ui_summary
+    from app_pages import ui_summary
 
     real = ui_summary.summarize_report
 
@@ -674,7 +681,7 @@ def test_llm_summary_is_made_on_request_and_labelled_with_the_model(
     from openai_server import OpenAIServer
     from summary_llm import summary_responder
 
-    from qa.summarize import Summary
+    from qa.summary.summarize import Summary
 
     ingest(fail_closed, "zichuan_2024.txt", "luojiang_2024.txt")
     with OpenAIServer(responder=summary_responder) as server:
@@ -729,7 +736,7 @@ def test_batch_summaries_zip_and_a_failing_report_stops_nothing(
     from openai_server import OpenAIServer, Reply
     from summary_llm import summary_responder
 
-    from qa.summarize import Summary
+    from qa.summary.summarize import Summary
 
     def responder(request):  # the model fails on one report (invalid JSON, twice): a real failure
         return Reply("不是 JSON") if "洛江区" in request.prompt else summary_responder(request)
@@ -912,7 +919,9 @@ def test_eval_lists_the_questions_that_failed_with_an_error(
 ) -> None:
     from openai_server import OpenAIServer, Reply
 
-    uploads = fail_closed / "uploads"  # the library's uploaded reports: what an eval may read besides the project's
+    uploads = (
+        fail_closed / "uploads"
+    )  # the library's uploaded reports: what an eval may read besides the project's
     uploads.mkdir(parents=True)
     (uploads / "zichuan_2024.txt").write_bytes((CORPUS / "zichuan_2024.txt").read_bytes())
     docs = "__library__"
@@ -1179,12 +1188,20 @@ def test_errors_are_shown_in_chinese_with_the_original_kept(error, text: str, de
 
 def test_a_damaged_or_read_only_store_is_said_so_in_chinese_without_a_retry() -> None:
     from app_pages.common import store_message
-    from qa.store import StoreDamaged, StoreReadOnly
+    from qa.store.chroma import StoreDamaged, StoreReadOnly
 
-    damaged = store_message(StoreDamaged("the store at /d/chroma is damaged: /d/chroma/chroma.sqlite3 is empty"))
-    assert damaged.text.startswith("文档库已损坏") and "没有做任何改动" in damaged.text and "重试" not in damaged.text
+    damaged = store_message(
+        StoreDamaged("the store at /d/chroma is damaged: /d/chroma/chroma.sqlite3 is empty")
+    )
+    assert (
+        damaged.text.startswith("文档库已损坏")
+        and "没有做任何改动" in damaged.text
+        and "重试" not in damaged.text
+    )
     assert "chroma.sqlite3" in damaged.detail
-    read_only = store_message(StoreReadOnly("the store at /d/chroma is read-only: this process may not write"))
+    read_only = store_message(
+        StoreReadOnly("the store at /d/chroma is read-only: this process may not write")
+    )
     assert read_only.text.startswith("文档库为只读") and "可以浏览、检索和问答" in read_only.text
 
 
@@ -1216,7 +1233,7 @@ def test_import_outcome_says_imported_only_when_something_was() -> None:
 
 
 def test_start_screen_lists_the_reports_and_builds_examples_from_them() -> None:
-    from qa.schemas import ReportMeta, ReportRecord
+    from qa.core.schemas import ReportMeta, ReportRecord
 
     def record(report_id: str, **meta) -> ReportRecord:
         return ReportRecord(report_id, "v", ReportMeta(**meta), 1)
@@ -1271,7 +1288,7 @@ def fake_llm() -> Iterator[str]:
                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                 }
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            # a count a tokenizer can give for the ~2,600-character prompt (qa.sanity refuses 120)
+            # a count a tokenizer can give for the ~2,600-character prompt (qa.engines.sanity refuses 120)
             usage = {"prompt_tokens": 900, "completion_tokens": 30, "total_tokens": 930}
             self.wfile.write(f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
@@ -1288,7 +1305,7 @@ def fake_llm() -> Iterator[str]:
 
 
 def _summary(**changes):
-    from qa.summarize import KeyFigure, MeasureArea, Point, Summary
+    from qa.summary.summarize import KeyFigure, MeasureArea, Point, Summary
 
     base = Summary(
         report_id="r.txt", template="summary_rule_of_law@1#abc", title="<b>标题</b>", region="淄川区", year=2024,
@@ -1304,14 +1321,15 @@ def _summary(**changes):
 
 
 def test_summary_card_html_marks_verification_escapes_and_numbers_sources() -> None:
-    from qa import ui_summary
+    from app_pages import ui_summary
 
     card = ui_summary.summary_card_html(_summary(), {"c1": "（开篇）", "c2": "一、举措 > (一)复议"})
     assert "\n" not in card and "<script>" not in card and "概述&lt;script&gt;" in card
     # the quote is on demand: folded under 原文 with its [n]
     assert re.search(
         r'<tr><td>复议案件</td><td class="qa-num">151件</td><td><details class="qa-figure-quote"><summary>原文'
-        r'<sup[^>]*>\[2\]</sup></summary>办理复议案件<mark class="qa-quote">151件</mark>', card
+        r'<sup[^>]*>\[2\]</sup></summary>办理复议案件<mark class="qa-quote">151件</mark>',
+        card,
     )
     assert '<td class="qa-ok" title="数值见于引文，引文见于原文">✓</td>' in card
     assert '<tr class="qa-unverified-row"><td>诉讼</td><td class="qa-num">9件</td><td><details' in card
@@ -1335,8 +1353,8 @@ def test_summary_card_html_marks_verification_escapes_and_numbers_sources() -> N
 
 
 def test_batch_rows_and_counts() -> None:
-    from qa import ui_summary
-    from qa.batch import BatchItem
+    from app_pages import ui_summary
+    from qa.summary.batch import BatchItem
 
     items = [BatchItem("a", "a", "ok", seconds=1.234, unverified=2), BatchItem("b", "b", "skipped"),
              BatchItem("c", "c", "failed", "boom"), BatchItem("d", "d", "failed", "bang")]  # fmt: skip
@@ -1348,8 +1366,8 @@ def test_batch_rows_and_counts() -> None:
 
 
 def _table():
-    from qa.compare import Cell, CompareTable, ReportColumn
-    from qa.indicators import CATALOGUE
+    from qa.compare.table import Cell, CompareTable, ReportColumn
+    from qa.genre.indicators import CATALOGUE
 
     received, rate = CATALOGUE[0], CATALOGUE[2]
     reports = (ReportColumn("a.txt", "甲区", 2024), ReportColumn("b.txt", "乙区", 2024),
@@ -1363,7 +1381,7 @@ def _table():
 
 
 def test_compare_rows_sources_and_chart_data() -> None:
-    from qa import ui_compare
+    from app_pages import ui_compare
 
     table, received, rate = _table()
     titles = ui_compare.column_titles(table.reports)
@@ -1392,7 +1410,7 @@ def test_compare_rows_sources_and_chart_data() -> None:
 
 
 def test_eval_files_defaults_and_inputs(tmp_path: Path) -> None:
-    from qa import ui_eval
+    from app_pages import ui_eval
 
     datasets, golds = ui_eval.dataset_files(ROOT / "evals" / "datasets")
     assert [p.name for p in golds] == ["summary_gold.jsonl"]
@@ -1420,7 +1438,8 @@ def test_eval_files_defaults_and_inputs(tmp_path: Path) -> None:
 
 
 def test_eval_progress_metric_cards_and_history() -> None:
-    from qa import gate, ui_eval
+    from app_pages import ui_eval
+    from qa.evals import gate
 
     assert ui_eval.progress_value("ingest", 7, None, False) == (0.05, "正在导入文档：已向量化 7 个分块")
     assert ui_eval.progress_value("questions", 5, 10, False) == (pytest.approx(0.55), "正在回答问题（5/10）")
@@ -1468,7 +1487,7 @@ def test_eval_progress_metric_cards_and_history() -> None:
 
 
 def users_with(data_dir: Path, **roles: str) -> None:
-    from qa.auth import Users
+    from qa.team.auth import Users
 
     users = Users(data_dir / "users.json")
     for name, role in roles.items():
@@ -1499,7 +1518,9 @@ def test_sign_in_is_required_and_a_wrong_password_gets_nowhere(
     assert "151件" in last_answer(at).markdown[0].value  # a reader may ask
 
 
-def test_sign_in_without_any_user_says_how_to_add_one(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sign_in_without_any_user_says_how_to_add_one(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("QA_AUTH", "required")
     at = start()
     assert any("qa users add" in e for e in texts(at.error)) and not at.text_input
@@ -1513,7 +1534,9 @@ def test_a_damaged_users_file_is_a_message_at_sign_in_not_a_traceback(
     monkeypatch.setenv("QA_AUTH", "required")
     at = start()
     assert not at.exception and not at.chat_input and not at.text_input
-    assert any("用户文件无法读取" in e and "users.json" in e and "'x'" in e for e in texts(at.error)), texts(at.error)
+    assert any("用户文件无法读取" in e and "users.json" in e and "'x'" in e for e in texts(at.error)), texts(
+        at.error
+    )
 
 
 def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1526,7 +1549,9 @@ def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pyte
     reader.run()
     assert not reader.get("file_uploader") and not [b for b in reader.button if b.key == "delete-report"]
     assert any("只读" in c for c in texts(reader.caption))
-    assert not [e for e in reader.expander if plain(e.label) == "详细信息"]  # no server path, hashes for readers
+    assert not [
+        e for e in reader.expander if plain(e.label) == "详细信息"
+    ]  # no server path, hashes for readers
     reader.session_state["goto_page"] = "eval"  # not in the menu; its URL gets a message, not the page
     reader.run()
     assert "评测需要管理员权限。" in texts(reader.error)
@@ -1538,7 +1563,9 @@ def test_roles_limit_what_a_user_may_change(fail_closed: Path, monkeypatch: pyte
     assert editor.get("file_uploader") and [b for b in editor.button if b.key == "delete-report"]
     editor.session_state["goto_page"] = "eval"
     editor.run()
-    assert "评测需要管理员权限。" in texts(editor.error) and not [b for b in editor.button if b.key == "eval-run"]
+    assert "评测需要管理员权限。" in texts(editor.error) and not [
+        b for b in editor.button if b.key == "eval-run"
+    ]
 
     admin = sign_in(start(), "wang", "wang-password")
     admin.session_state["goto_page"] = "eval"
@@ -1558,7 +1585,9 @@ def test_failed_sign_ins_pause_the_account_across_reloads_and_are_audited(
     assert any("登录失败次数过多" in e and "之后再试" in e for e in texts(at.error)), texts(at.error)
     at = sign_in(start(), "zhang", "zhang-password")
     assert any("账号 zhang 已暂停登录" in e for e in texts(at.error)) and not at.chat_input
-    rows = [json.loads(line) for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line) for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert [r["action"] for r in rows] == ["sign-in-failed"] * 5
     assert all(r["user"] == "zhang" and "127.0.0.1" in r["detail"] for r in rows)
 
@@ -1566,7 +1595,7 @@ def test_failed_sign_ins_pause_the_account_across_reloads_and_are_audited(
 def test_a_session_ends_on_sign_out_and_when_the_password_or_role_changes(
     fail_closed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qa.auth import Users
+    from qa.team.auth import Users
 
     ingest(fail_closed, "zichuan_2024.txt")
     users_with(fail_closed, zhang="reader", li="editor")
@@ -1604,7 +1633,10 @@ def test_an_upload_with_a_stored_name_replaces_only_when_asked_and_is_recorded(
     assert any("同名" in w and "没有导入" in w for w in texts(at.warning))
 
     def changes() -> list[dict]:
-        rows = [json.loads(line) for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+        rows = [
+            json.loads(line)
+            for line in (fail_closed / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
         return [r for r in rows if not r["action"].startswith("sign-in")]
 
     assert not changes()
@@ -1613,12 +1645,19 @@ def test_an_upload_with_a_stored_name_replaces_only_when_asked_and_is_recorded(
     next(b for b in at.button if b.label == "导入").click().run()
     assert not at.exception
     [row] = changes()
-    assert (row["user"], row["role"], row["action"], row["report"]) == ("li", "editor", "replace", "zichuan_2024.txt")
+    assert (row["user"], row["role"], row["action"], row["report"]) == (
+        "li",
+        "editor",
+        "replace",
+        "zichuan_2024.txt",
+    )
 
 
-def test_workspaces_keep_a_teams_library_apart_in_the_app(fail_closed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_workspaces_keep_a_teams_library_apart_in_the_app(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from qa import Library
-    from qa.auth import Users
+    from qa.team.auth import Users
 
     ingest(fail_closed, "zichuan_2024.txt")  # the default workspace
     Library.open(fail_closed, workspace="team-a").ingest([CORPUS / "luojiang_2024.txt"])
@@ -1631,7 +1670,9 @@ def test_workspaces_keep_a_teams_library_apart_in_the_app(fail_closed: Path, mon
     assert not [s for s in reader.sidebar.selectbox if s.label == "工作区"]
     assert any("1 份报告" in c for c in texts(reader.sidebar.caption))
     ask_in(reader, ZICHUAN_Q)
-    assert "没有淄川区" in plain(last_answer(reader).info[0].value)  # the default workspace's report is not team-a's
+    assert "没有淄川区" in plain(
+        last_answer(reader).info[0].value
+    )  # the default workspace's report is not team-a's
 
     admin = sign_in(start(), "wang", "wang-password")
     [picker] = [s for s in admin.sidebar.selectbox if s.label == "工作区"]
@@ -1648,8 +1689,8 @@ def test_workspaces_keep_a_teams_library_apart_in_the_app(fail_closed: Path, mon
 def test_the_sidebar_says_how_much_of_the_library_has_its_vectors(fail_closed: Path) -> None:
     """While a batch ingest's background pass is embedding (here: stopped by an embeddings endpoint that is
     down), the sidebar says 向量索引 x/y and the report still answers by keywords."""
-    from qa.errors import ProviderError
-    from qa.ingest import ingest_paths
+    from qa.core.errors import ProviderError
+    from qa.ingest.pipeline import ingest_paths
     from qa.wiring import open_services
 
     class Down:  # the real embedder's name and size, an endpoint that fails, nothing in its cache

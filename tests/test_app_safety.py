@@ -61,7 +61,7 @@ def test_a_bad_place_for_the_library_is_a_message(
 def test_no_secret_in_the_sidebar_or_an_error_the_server_echoes(
     fail_closed: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from qa.ingest import ingest_file
+    from qa.ingest.pipeline import ingest_file
     from qa.wiring import open_services
 
     services = open_services(make_settings(fail_closed))

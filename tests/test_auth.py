@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from qa import auth
-from qa.errors import ConfigError, InputError
+from qa.core.errors import ConfigError, InputError
+from qa.team import auth
 
 
 def test_passwords_are_hashed_salted_and_checked() -> None:
@@ -120,7 +120,9 @@ def test_a_damaged_users_file_is_named_with_what_is_wrong(tmp_path: Path, conten
 def test_a_users_file_setting_that_names_a_folder_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a folder, not a users file"):
         auth.Users(tmp_path)
-    listed = run_cli("--data-dir", str(tmp_path / "data"), "users", "list", env={"QA_USERS_FILE": str(tmp_path)})
+    listed = run_cli(
+        "--data-dir", str(tmp_path / "data"), "users", "list", env={"QA_USERS_FILE": str(tmp_path)}
+    )
     assert listed.returncode == 2 and "is a folder" in listed.stderr and "no users yet" not in listed.stdout
 
 

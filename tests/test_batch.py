@@ -28,9 +28,10 @@ from openai_server import OpenAIServer, Reply, Request
 from summary_llm import schema_name, summary_responder
 from test_summarize import EMBEDDER, _inventing
 
-from qa.batch import atomic_write, estimate, plan, run_batch, view_from_file
-from qa.cli import main
-from qa.summarize import Summary
+from qa.cli.main import main
+from qa.core.files import atomic_write
+from qa.summary.batch import estimate, plan, run_batch, view_from_file
+from qa.summary.summarize import Summary
 
 LLM_ENV = {
     "QA_LLM_MODEL": "gpt-4o-mini",
@@ -124,13 +125,19 @@ def test_offline_batch_writes_summaries_and_index_then_skips(
     assert all((out / f"{Path(name).stem}.md").read_text("utf-8").startswith("# ") for name in CORPUS_FILES)
     jsonl, rows = _index(out)
     assert [r["report_id"] for r in jsonl] == [r["报告文件"] for r in rows] == CORPUS_FILES
-    assert {r["生成方式"] for r in rows} == {"抽取式（离线，逐字引用原文）"} and all(int(r["关键指标（项）"]) > 0 for r in rows)
+    assert {r["生成方式"] for r in rows} == {"抽取式（离线，逐字引用原文）"} and all(
+        int(r["关键指标（项）"]) > 0 for r in rows
+    )
     assert {r["engine"] for r in jsonl} == {"extractive"}  # machine keys stay in the JSONL
     # people's tables: local times, no template refs, hashes or UTC stamps
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", r["生成时间"]) for r in rows)
     assert not any("@" in value or "#" in value for r in rows for value in r.values())
     assert [r["未核实（处）"] for r in rows] == ["0"] * 5
-    assert [r["Word 文件"] for r in rows] == [r["docx"] for r in jsonl] == [f"{Path(n).stem}.docx" for n in CORPUS_FILES]
+    assert (
+        [r["Word 文件"] for r in rows]
+        == [r["docx"] for r in jsonl]
+        == [f"{Path(n).stem}.docx" for n in CORPUS_FILES]
+    )
     assert _sheet(out / "index.xlsx") == [INDEX_HEADERS, *(list(r.values()) for r in rows)]
     assert not list(out.glob(".*.tmp"))
     # every file written with the user's umask (022 → 0644), not the temporary file's 0600
@@ -335,9 +342,9 @@ def test_incremental_rules(tmp_path: Path) -> None:
 
 
 def test_a_report_after_the_key_was_rejected_is_not_run_rather_than_failed(tmp_path: Path) -> None:
-    from qa.batch import summarize_view
-    from qa.errors import ConfigError
-    from qa.llm import make_chat_llm
+    from qa.core.errors import ConfigError
+    from qa.engines.llm import make_chat_llm
+    from qa.summary.batch import summarize_view
 
     with OpenAIServer(responder=lambda r: Reply(status=401, error="Incorrect API key provided")) as server:
         settings = make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="gpt-4o-mini",
@@ -348,7 +355,10 @@ def test_a_report_after_the_key_was_rejected_is_not_run_rather_than_failed(tmp_p
         view = view_from_file(CORPUS / "zichuan_2024.txt", settings, EMBEDDER)
         item = summarize_view(lambda: view, tmp_path / "out", llm, label="zichuan_2024.txt")
     assert (item.status, item.fatal) == ("stopped", False)
-    assert item.reason.startswith("not run: zichuan_2024.txt (map, part 1/") and "rejected the API key" in item.reason
+    assert (
+        item.reason.startswith("not run: zichuan_2024.txt (map, part 1/")
+        and "rejected the API key" in item.reason
+    )
     assert len(server.chat_requests()) == 1
 
 
@@ -481,7 +491,7 @@ def _counting_server(latency: float = 0.05):
 
 def test_concurrency_bounds_the_llm_calls_in_flight(tmp_path: Path) -> None:
     """--concurrency bounds the LLM calls in flight across reports and their section maps."""
-    from qa.llm import make_chat_llm
+    from qa.engines.llm import make_chat_llm
 
     files = _copies(tmp_path / "reports", 4)
     server, state = _counting_server()
@@ -495,8 +505,8 @@ def test_concurrency_bounds_the_llm_calls_in_flight(tmp_path: Path) -> None:
 
 
 def test_one_report_maps_its_sections_in_parallel_and_keeps_their_order(tmp_path: Path) -> None:
-    from qa.llm import make_chat_llm
-    from qa.summarize import section_batches
+    from qa.engines.llm import make_chat_llm
+    from qa.summary.summarize import section_batches
 
     one = CORPUS / "zichuan_2024.txt"
     server, state = _counting_server(latency=0.2)
@@ -540,7 +550,9 @@ def test_summaries_are_named_after_the_report_and_two_of_one_name_both_kept(tmp_
     text = (CORPUS / "zichuan_2024.txt").read_text("utf-8")
     (reports / "zichuan_2024.txt").write_text(text, encoding="utf-8")
     (reports / "zichuan_2024.md").write_text(text.replace("151件", "152件"), encoding="utf-8")
-    items = run_batch(sorted(reports.iterdir()), out, make_settings(tmp_path / "data"), EMBEDDER, concurrency=2)
+    items = run_batch(
+        sorted(reports.iterdir()), out, make_settings(tmp_path / "data"), EMBEDDER, concurrency=2
+    )
     assert [i.status for i in items] == ["ok", "ok"]
     owners = {p.name: json.loads(p.read_text("utf-8"))["report_id"] for p in out.glob("zichuan_2024*.json")}
     assert sorted(owners.values()) == ["zichuan_2024.md", "zichuan_2024.txt"]

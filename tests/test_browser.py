@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WIDTH = 1440  # an analyst's laptop screen: nothing may be cut off at this width
-# Streamlit's own English widget text (qa.ui.WIDGET_SCRIPT puts it into Chinese); case matters: the icon
+# Streamlit's own English widget text (app_pages.ui.WIDGET_SCRIPT puts it into Chinese); case matters: the icon
 # font's ligatures ("upload") are text too.
 ENGLISH = (
     "Browse files",
@@ -66,7 +66,7 @@ def serve(data_dir: Path, tmp_path: Path, reports: Sequence[str], address: str =
           host: str = "127.0.0.1", extra_env: dict[str, str] | None = None) -> Iterator[str]:  # fmt: skip
     """A real `streamlit run` over a store with these reports, bound to address and reached as host;
     stopped by its pid."""
-    from qa.ingest import ingest_file
+    from qa.ingest.pipeline import ingest_file
     from qa.wiring import open_services
 
     services = open_services(make_settings(data_dir))
@@ -341,7 +341,7 @@ def test_served_beyond_localhost_the_app_asks_for_sign_in_and_keeps_roles(
     no 评测."""
     from playwright.sync_api import expect, sync_playwright
 
-    from qa.auth import Users
+    from qa.team.auth import Users
 
     Users(fail_closed / "users.json").add("zhang", "reader", "zhang-password", "张三")
     with serve(fail_closed, tmp_path, FIXTURE_REPORTS[:1], address="0.0.0.0", host="127.0.0.1") as url, \
@@ -368,7 +368,9 @@ def test_served_beyond_localhost_the_app_asks_for_sign_in_and_keeps_roles(
             expect(page.get_by_text("当前账号为只读")).to_be_visible()
             expect(page.locator("input[type=file]")).to_have_count(0)
             expect(page.get_by_test_id("stTable")).to_be_visible()  # the reader still sees the reports
-            expect(page.get_by_test_id("stSidebar")).not_to_contain_text("qa-data")  # no server path for readers
+            expect(page.get_by_test_id("stSidebar")).not_to_contain_text(
+                "qa-data"
+            )  # no server path for readers
             page.screenshot(path=str(ARTIFACTS / "browser-09-reader-library.png"), full_page=True)
         finally:
             browser.close()

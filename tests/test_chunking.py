@@ -7,9 +7,9 @@ import re
 import pytest
 from conftest import CORPUS
 
-from qa import metadata
-from qa.chunking import chunk_document, heading_level, sections
-from qa.loaders import load
+from qa.ingest import identity as metadata
+from qa.ingest.chunking import chunk_document, heading_level, sections
+from qa.ingest.loaders import load
 
 
 def _chunks(name: str, size: int = 400, overlap: int = 60, version: str = "v" * 32):
@@ -83,7 +83,7 @@ def test_numbers_never_split_from_units(name: str, size: int) -> None:
 
 def test_space_between_number_and_unit_is_not_a_boundary() -> None:
     text = "办理案件517 宗,其中" + "调解成功的案件较多," * 30 + "结案率 98%。"
-    from qa.schemas import ReportMeta
+    from qa.core.schemas import ReportMeta
 
     chunks = chunk_document("t.txt", text, ReportMeta(title="T"), "x" * 32, 60, 10)
     joined = [c.text for c in chunks]

@@ -39,9 +39,13 @@ def test_ingest_ls_search_rm(reports: Path) -> None:
     assert "淄川区人民政府2024年度法治政府建设情况报告" in listed[3] and "…" not in "".join(listed)
 
     empty = run_cli("ask", "  ")
-    assert empty.returncode == 1 and "the question is empty" in empty.stderr and "Traceback" not in empty.stderr
+    assert (
+        empty.returncode == 1 and "the question is empty" in empty.stderr and "Traceback" not in empty.stderr
+    )
     gone = run_cli("rm", "nosuch.txt")
-    assert gone.returncode == 1 and "`qa ls` lists the reports" in gone.stderr and "Library" not in gone.stderr
+    assert (
+        gone.returncode == 1 and "`qa ls` lists the reports" in gone.stderr and "Library" not in gone.stderr
+    )
     asked = run_cli("ask", "淄川区办理行政复议案件多少件？")
     answer_line, source_line = asked.stdout.splitlines()[:2]
     assert "151件" in answer_line and answer_line.endswith("[1]")  # its one source is [1], as in the app
@@ -223,9 +227,14 @@ def test_summarize_names_only_an_index_it_wrote(tmp_path: Path) -> None:
 
 
 def test_a_long_quote_is_shortened_around_the_number_the_answer_cites() -> None:
-    from qa.cli import _shorten
+    from qa.cli.main import _shorten
 
-    quote = "编制公布行政许可事项清单236项," + "推进政务服务标准化建设," * 12 + "受理法律援助案件537件,挽回损失27.4万元;" + "全面推行审批服务," * 6
+    quote = (
+        "编制公布行政许可事项清单236项,"
+        + "推进政务服务标准化建设," * 12
+        + "受理法律援助案件537件,挽回损失27.4万元;"
+        + "全面推行审批服务," * 6
+    )
     assert "537件" not in _shorten(quote)  # the plain opening-and-end form would hide it
     shown = _shorten(quote, keep=["537件"])
     assert "537件" in shown and shown.startswith("编制公布") and f"（共 {len(quote)} 字）" in shown

@@ -157,7 +157,7 @@ def test_odd_file_names_neither_stop_a_batch_nor_break_the_listing(tmp_path: Pat
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from qa import cli
+    from qa.cli import main as cli
 
     def broken(args, settings) -> int:
         raise RuntimeError(f"boom at http://{USER}:{PASSWORD}@h/v1")
@@ -173,8 +173,8 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
 
 
 def test_the_app_shows_no_secret_in_errors_or_the_engine_label() -> None:
-    from qa import ui
-    from qa.errors import ConfigError, ProviderError
+    from app_pages import ui
+    from qa.core.errors import ConfigError, ProviderError
 
     label = ui.engine_label(f"m @ http://{USER}:{PASSWORD}@h/v1")
     assert label == "LLM：m @ http://***@h/v1"

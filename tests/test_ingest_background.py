@@ -1,5 +1,5 @@
 """Searchable before embedded: a report is stored and searchable by keywords as soon as it is read; its
-vectors follow in a background pass (qa.ingest.VectorPass), which a later `qa ingest` resumes."""
+vectors follow in a background pass (qa.ingest.pipeline.VectorPass), which a later `qa ingest` resumes."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from conftest import CORPUS
 
-from qa import ui
-from qa.answer import ask
-from qa.config import Settings
-from qa.errors import ProviderError
-from qa.ingest import ingest_paths
+from app_pages import ui
+from qa.answer.pipeline import ask
+from qa.core.config import Settings
+from qa.core.errors import ProviderError
+from qa.ingest.pipeline import ingest_paths
 from qa.wiring import open_services
 
 ZICHUAN = "zichuan_2024.txt"
@@ -60,7 +60,10 @@ def test_a_report_is_searchable_by_keywords_before_its_vectors_exist(tmp_path: P
     # stored, listed, searchable by keywords, answered — while its vectors are still to come
     record = services.store.get_report(ZICHUAN)
     assert record is not None and not record.embedded and queued == [record.n_chunks]
-    assert ui.vector_status(services.store.reports()) == f"向量索引 0/{record.n_chunks} 段（其余报告暂按关键词检索，向量补齐后自动使用）"
+    assert (
+        ui.vector_status(services.store.reports())
+        == f"向量索引 0/{record.n_chunks} 段（其余报告暂按关键词检索，向量补齐后自动使用）"
+    )
     hits = services.retriever.search(QUESTION, k=5).hits
     assert any("151件" in h.chunk.text for h in hits) and all(h.dense_rank is None for h in hits)
     assert "151件" in ask(QUESTION, services.retriever).text
@@ -90,7 +93,9 @@ def test_a_pass_that_fails_leaves_keyword_search_and_the_next_ingest_finishes_it
     assert not services.store.get_report(ZICHUAN).embedded
     assert "151件" in ask(QUESTION, services.retriever).text  # by keywords meanwhile
 
-    again = ingest_paths([CORPUS / ZICHUAN], services.store, services.embedder, services.settings, background=True)
+    again = ingest_paths(
+        [CORPUS / ZICHUAN], services.store, services.embedder, services.settings, background=True
+    )
     assert [r.status for r in again] == ["unchanged"]
     assert services.store.get_report(ZICHUAN).embedded
     assert any(h.dense_rank is not None for h in services.retriever.search(QUESTION, k=5).hits)

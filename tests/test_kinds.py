@@ -1,4 +1,4 @@
-"""A report's kind from its own words (qa.kinds): the title when it names one, else the genre's fixed forms
+"""A report's kind from its own words (qa.genre.kinds): the title when it names one, else the genre's fixed forms
 in the opening. Checked on the forms themselves and on every development report (evals/kinds.jsonl,
 gold from the corpora's meta.jsonl)."""
 
@@ -9,9 +9,9 @@ import json
 import pytest
 from conftest import ROOT
 
-from qa import kinds
-from qa.loaders import load
-from qa.metadata import extract
+from qa.genre import kinds
+from qa.ingest.identity import extract
+from qa.ingest.loaders import load
 
 
 @pytest.mark.parametrize(
@@ -45,8 +45,7 @@ def test_a_passing_mention_is_not_a_kind() -> None:
 
 def test_every_development_report_has_its_kind() -> None:
     rows = [
-        json.loads(line)
-        for line in (ROOT / "evals/kinds.jsonl").read_text(encoding="utf-8").splitlines()
+        json.loads(line) for line in (ROOT / "evals/kinds.jsonl").read_text(encoding="utf-8").splitlines()
     ]
     wrong = []
     for row in rows:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, ROOT, SHARED_CACHE
 
-from qa.errors import InputError
+from qa.core.errors import InputError
 
 
 def test_a_notebook_ingests_asks_summarizes_and_removes(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_the_offline_engine_loads_only_what_it_uses(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from qa.cli import main
+from qa.cli.main import main
 report, path = sys.argv[1:3]
 for command in (["rm", report], ["ingest", path]):
     code = main(command)
@@ -115,7 +115,7 @@ def test_a_long_running_reader_answers_after_every_rm_and_re_ingest_by_another_p
     import threading
 
     from qa import Library
-    from qa.store import StoreError
+    from qa.store.chroma import StoreError
 
     data_dir = tmp_path / "data"
     env = {"QA_CACHE_DIR": str(SHARED_CACHE), "QA_DATA_DIR": str(data_dir)}

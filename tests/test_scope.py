@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from qa import gazetteer, scope
-from qa.answer import Turn, plan
-from qa.schemas import ReportMeta, ReportRecord
+from qa.answer.pipeline import Turn, plan
+from qa.core.schemas import ReportMeta, ReportRecord
+from qa.ingest import gazetteer
+from qa.question import scope
 
 
 def record(
@@ -122,7 +123,7 @@ def test_llm_answers_are_checked_against_the_scope(corpus_services) -> None:
     left with nothing is a refusal that says why; a place with no report never reaches the model."""
     from fake_chat import FakeChatModel
 
-    from qa.answer import ask
+    from qa.answer.pipeline import ask
 
     fake = FakeChatModel()
     answer = ask("北京市朝阳区2024年办理行政复议案件多少件？", corpus_services.retriever, llm=fake)
@@ -142,8 +143,8 @@ def test_llm_answers_are_checked_against_the_scope(corpus_services) -> None:
 
 
 def test_sentences_citing_reports_outside_the_scope_are_dropped() -> None:
-    from qa.answer import drop_out_of_scope
-    from qa.schemas import Source
+    from qa.answer.pipeline import drop_out_of_scope
+    from qa.core.schemas import Source
 
     def source(n: int, report_id: str) -> Source:
         return Source(n, report_id, "", "", 0, 10, "办理案件151件", ())
@@ -193,5 +194,8 @@ def test_reports_of_one_place_are_told_apart_where_answers_name_them() -> None:
     assert named["jingyuan_gaj.txt"] == "泾源县公安局（2025年）"
     assert named["luojiang.txt"] == "洛江区"
     assert len(set(named.values())) == len(library)
-    twins = [record("a.txt", ("山东省", "淄博市", "淄川区"), 2024), record("b.txt", ("山东省", "淄博市", "淄川区"), 2024)]
+    twins = [
+        record("a.txt", ("山东省", "淄博市", "淄川区"), 2024),
+        record("b.txt", ("山东省", "淄博市", "淄川区"), 2024),
+    ]
     assert scope.labels(twins) == {"a.txt": "淄川区（a.txt）", "b.txt": "淄川区（b.txt）"}

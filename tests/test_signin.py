@@ -1,4 +1,4 @@
-"""The app's server-side sign-in state (qa.signin): failed sign-ins counted per account and per address with
+"""The app's server-side sign-in state (qa.team.signin): failed sign-ins counted per account and per address with
 growing pauses that survive a restart; sessions handed out by one-time tickets, resumed from the cookie's
 token, ended by sign-out, expiry, or a change of the user's password, role or workspaces."""
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.auth import Users
-from qa.signin import FIRST_PAUSE_S, FORGET_S, FREE_TRIES, MAX_PAUSE_S, SignInStore
+from qa.team.auth import Users
+from qa.team.signin import FIRST_PAUSE_S, FORGET_S, FREE_TRIES, MAX_PAUSE_S, SignInStore
 
 
 class Clock:

@@ -108,7 +108,7 @@ def session_cookie(context, page) -> list[dict]:
 
 
 def add_users(data_dir: Path, **roles: str) -> None:
-    from qa.auth import Users
+    from qa.team.auth import Users
 
     users = Users(data_dir / "users.json")
     for name, role in roles.items():

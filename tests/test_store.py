@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import CORPUS, make_settings
 
-from qa.errors import ConfigError, EmptyIndexError
-from qa.ingest import ingest_file, ingest_paths
-from qa.store import Store, StoreReadOnly
+from qa.core.errors import ConfigError, EmptyIndexError
+from qa.ingest.pipeline import ingest_file, ingest_paths
+from qa.store.chroma import Store, StoreReadOnly
 from qa.wiring import open_services
 
 
@@ -152,7 +152,7 @@ def test_store_query_filters_by_version(services, tmp_path: Path) -> None:
 def test_dense_search_on_each_backend_and_path(backend, tmp_path: Path, exact_dense_max: int) -> None:
     """Dense search is exact over the derived vectors; past exact_dense_max it is Chroma's own query —
     embedded or a real `chroma run` — and both find the passage and only active versions."""
-    from qa.retrieve import Retriever
+    from qa.index.retriever import Retriever
 
     for name in ("zichuan_2024.txt", "luojiang_2024.txt"):
         shutil.copy(CORPUS / name, tmp_path / name)
@@ -324,12 +324,12 @@ def test_a_read_only_store_answers_and_refuses_writes_saying_why(tmp_path: Path)
 def test_a_read_only_reader_follows_writes_made_elsewhere(tmp_path: Path, monkeypatch) -> None:
     """A long-running reader of a read-only store (the app run by a user who may only read) sees what a
     writer with the rights adds and removes: its copy is taken again when the store changes."""
-    import qa.store
+    import qa.store.chroma
 
     data_dir = tmp_path / "data"
     assert _cli("ingest", str(CORPUS / "zichuan_2024.txt"), data_dir=data_dir).returncode == 0
     # This process is root and may write anywhere: it is told it may not, as access(2) would tell a reader.
-    monkeypatch.setattr(qa.store, "_unwritable", lambda path: f"this process may not write to {path}")
+    monkeypatch.setattr(qa.store.chroma, "_unwritable", lambda path: f"this process may not write to {path}")
     reader = open_services(make_settings(data_dir))
     assert reader.store.read_only is not None
     assert [r.report_id for r in reader.store.reports()] == ["zichuan_2024.txt"]

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, ROOT, make_settings, run_cli
 
-from qa.ingest import ingest_file, ingest_paths
-from qa.retrieve import Retriever
-from qa.store import (
+from qa.index.retriever import Retriever
+from qa.ingest.pipeline import ingest_file, ingest_paths
+from qa.store.chroma import (
     LOCK_COLLECTION,
     STAMP_ID,
     ReportDamaged,

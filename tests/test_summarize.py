@@ -16,14 +16,14 @@ from conftest import CORPUS, CORPUS_FILES, make_settings
 from openai_server import OpenAIServer, Reply, Request
 from summary_llm import reduce_summary, schema_name, summary_responder
 
-from qa.batch import view_from_file
-from qa.errors import ConfigError, OutputError, ProviderError
-from qa.exports import summary_docx
-from qa.indicators import CATALOGUE
-from qa.llm import make_chat_llm
-from qa.prompts import PROMPTS_DIR
-from qa.render import summary_markdown
-from qa.summarize import (
+from qa.core.errors import ConfigError, OutputError, ProviderError
+from qa.engines.llm import make_chat_llm
+from qa.engines.prompts import PROMPTS_DIR
+from qa.genre.indicators import CATALOGUE
+from qa.summary.batch import view_from_file
+from qa.summary.exports import summary_docx
+from qa.summary.render import summary_markdown
+from qa.summary.summarize import (
     OVERVIEW_MAX,
     KeyFigure,
     Point,
@@ -180,15 +180,15 @@ def test_a_figure_keeps_its_qualifier(offline: dict[str, Summary]) -> None:
     """约1.1亿元 is not 1.1亿元; 300余场次 keeps its 余."""
     shown = {f.raw for f in offline["zichuan_2024.txt"].key_figures}
     assert "300余场次" in shown
-    from qa.digest import qualified
-    from qa.figures import extract_figures
+    from qa.genre.figures import extract_figures
+    from qa.summary.digest import qualified
 
     [figure] = [f for f in extract_figures("2024年，我区累计兑现惠企资金约1.1亿元。") if f.raw == "1.1亿元"]
     assert qualified(figure) == "约1.1亿元"
 
 
 def test_compression_removes_markers_framing_and_repeats() -> None:
-    from qa.digest import compress
+    from qa.summary.digest import compress
 
     seen: set[str] = set()
     first = compress("一是坚持以习近平法治思想为指导,办理行政复议案件151件,审结67件。", 40, seen)
@@ -207,12 +207,14 @@ def test_compression_removes_markers_framing_and_repeats() -> None:
 def test_a_change_is_never_kept_apart_from_what_changed() -> None:
     """The genre writes a change after the thing that changed (…93254亩，减少479亩；小麦…12000亩，减少3304亩):
     compressing keeps such a clause only with the clause before it, and a change alone is not a label."""
-    from qa.digest import compress, counted_label, strip_marker
-    from qa.figures import extract_figures
+    from qa.genre.figures import extract_figures
+    from qa.summary.digest import compress, counted_label, strip_marker
 
     short = compress("全县稻谷种植面积93254亩,减少479亩;小麦种植面积12000亩,减少3304亩。", 28)
     assert short == "全县稻谷种植面积93254亩,减少479亩。" and "3304" not in short
-    assert strip_marker("第一产业增加值608162万元") == "第一产业增加值608162万元"  # not the list marker 第一，
+    assert (
+        strip_marker("第一产业增加值608162万元") == "第一产业增加值608162万元"
+    )  # not the list marker 第一，
     assert strip_marker("第一，加强学习") == "加强学习"
     figures = extract_figures("全县地区生产总值完成107.2亿元,同比增长7%。")
     growth = next(f for f in figures if f.raw == "7%")
@@ -502,9 +504,9 @@ def test_each_kind_of_report_is_summarized_by_its_own_sections(tmp_path: Path, k
     have left out (no （无）/（报告未单列）), and no bullet that is only one of its headings."""
     from conftest import ROOT
 
-    from qa.chunking import sections
-    from qa.summarize import LABELS
-    from qa.text import normalize
+    from qa.core.text import normalize
+    from qa.ingest.chunking import sections
+    from qa.summary.summarize import LABELS
 
     path = ROOT / KIND_SAMPLES[kind]
     view = view_from_file(path, make_settings(tmp_path / "data"), EMBEDDER)

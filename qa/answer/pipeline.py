@@ -1,0 +1,719 @@
+"""question → Answer, in four steps with one job each:
+
+plan     the question's scope (places, issuers, years; inherited by a follow-up that names none) and the
+         reports it may use (qa.question.scope.route) — or a refusal that says why;
+gather   numbered sources from those reports only: retrieved passages, a whole part (problems, plans),
+         or the page header (文号, 发文日期);
+answer   an `Answerer`: the offline extractive engine or an LLM;
+verify   keep citations to given sources only, drop sentences that cite a report outside the scope,
+         check every number against the passages its sentence cites (passages addressed to a model
+         support nothing).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from qa.core.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
+from qa.core.text import normalize, without_footnote_marks
+from qa.engines import extractive, sanity
+from qa.engines.llm import ChatLLM
+from qa.genre import kinds, parts
+from qa.genre.numbers import find_numbers, ungrounded
+from qa.index.retriever import Retriever
+from qa.ingest.chunking import sections
+from qa.question import ranking, scope
+
+if TYPE_CHECKING:
+    from qa.engines.prompts import PromptTemplate
+
+REFUSAL = extractive.REFUSAL
+HEADER_SECTION = "报告信息（网页页眉）"
+_MARKER = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
+_ONE_MARKER = re.compile(r"\[(\d+)\]")
+_CLAIM_END = re.compile(r"(?<=[。！？!?；\n])")
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # user | assistant
+    content: str
+
+
+# ---- context -----------------------------------------------------------------------------------
+
+
+def build_sources(
+    hits: Sequence[Hit], budget_chars: int = 3500, labels: dict[str, str] | None = None
+) -> list[Source]:
+    """Numbered sources: hits taken in rank order within the budget, overlapping chunks of a report
+    merged, then put in report + section order (so the model reads passages as the report runs)."""
+    taken: list[tuple[int, Hit]] = []
+    used = 0
+    for rank, hit in enumerate(hits):
+        if taken and used + len(hit.chunk.text) > budget_chars:
+            break
+        taken.append((rank, hit))
+        used += len(hit.chunk.text)
+    taken.sort(key=lambda item: (item[1].chunk.report_id, item[1].chunk.start))
+    merged: list[dict] = []
+    for rank, hit in taken:
+        chunk = hit.chunk
+        last = merged[-1] if merged else None
+        if last and last["report_id"] == chunk.report_id and chunk.start <= last["end"]:
+            if chunk.end > last["end"]:
+                last["text"] += chunk.text[last["end"] - chunk.start :]
+                last["end"] = chunk.end
+            last["chunk_ids"].append(chunk.id)
+            last["rank"] = min(last["rank"], rank)
+            continue
+        merged.append(
+            {
+                "report_id": chunk.report_id,
+                "title": chunk.title,
+                "section": chunk.section,
+                "start": chunk.start,
+                "end": chunk.end,
+                "text": chunk.text,
+                "chunk_ids": [chunk.id],
+                "region": chunk.region,
+                "label": labels.get(chunk.report_id, "") if labels else "",
+                "rank": rank,
+            }  # fmt: skip
+        )
+    return [Source(n=i, **{**m, "chunk_ids": tuple(m["chunk_ids"])}) for i, m in enumerate(merged, start=1)]
+
+
+def prompt_sources(sources: Sequence[Source]) -> list[dict]:
+    """Sources as prompt variables; a passage cannot close the sources block early, and its own footnote
+    marks are taken out (a model would copy [2] as a citation)."""
+
+    def safe(text: str) -> str:
+        return re.sub(
+            r"</?\s*sources\s*>", lambda m: m.group().replace("<", "＜").replace(">", "＞"),
+            without_footnote_marks(text), flags=re.I,
+        )  # fmt: skip
+
+    return [
+        {"n": s.n, "title": safe(s.title or s.label), "section": safe(s.section), "text": safe(s.text)}
+        for s in sources
+    ]
+
+
+# ---- citations and numbers ---------------------------------------------------------------------
+
+
+def parse_citations(text: str, allowed: Sequence[int]) -> tuple[str, list[int], list[int]]:
+    """Keep [n] markers that point at given sources; remove the others from the text.
+
+    Returns (cleaned text, cited numbers in order of first use, dropped numbers)."""
+    allowed_set = set(allowed)
+    cited: list[int] = []
+    dropped: list[int] = []
+
+    def keep(match: re.Match) -> str:
+        numbers = [int(x) for x in re.split(r"\s*[,，、]\s*", match.group(1))]
+        good = [n for n in numbers if n in allowed_set]
+        dropped.extend(n for n in numbers if n not in allowed_set)
+        cited.extend(n for n in good if n not in cited)
+        return "".join(f"[{n}]" for n in good)
+
+    cleaned = _MARKER.sub(keep, text)
+    return cleaned, cited, sorted(set(dropped))
+
+
+def claims(text: str) -> list[tuple[str, list[int]]]:
+    """Answer sentences with the sources each cites. A sentence without markers takes those of the next
+    sentence on its line (a citation at the end of a run of sentences covers the run)."""
+    out: list[tuple[str, list[int]]] = []
+    for line in text.split("\n"):
+        pieces = [p for p in _CLAIM_END.split(line) if p.strip()]
+        # a marker right after 。 belongs to the sentence before it
+        merged: list[str] = []
+        for piece in pieces:
+            if merged and _MARKER.match(piece.strip()):
+                marker = _MARKER.match(piece.strip()).group()
+                merged[-1] += marker
+                rest = piece.strip()[len(marker) :]
+                if rest:
+                    merged.append(rest)
+            else:
+                merged.append(piece)
+        line_claims = [
+            (p, [int(x) for m in _MARKER.findall(p) for x in re.split(r"\s*[,，、]\s*", m)]) for p in merged
+        ]
+        inherited: list[int] = []
+        for i in range(len(line_claims) - 1, -1, -1):
+            sentence, refs = line_claims[i]
+            if refs:
+                inherited = refs
+            else:
+                line_claims[i] = (sentence, inherited)
+        out.extend(line_claims)
+    return out
+
+
+def check_numbers(
+    text: str, sources: dict[int, Source], counted: Sequence[str] = ()
+) -> list[UnverifiedNumber]:
+    """Every number in the answer must appear in a passage its sentence cites. A passage that addresses
+    a model (an injected instruction) supports nothing. counted: what the engine itself counted or added up
+    from the cited values (how many reports state an indicator), written as such in the answer."""
+    problems: list[UnverifiedNumber] = []
+    for sentence, refs in claims(text):
+        body = _MARKER.sub("", sentence)
+        for raw in sorted(counted, key=len, reverse=True):  # "11 份" before "1 份"
+            body = body.replace(raw, "")
+        if not find_numbers(body):
+            continue
+        cited = [sources[n].text for n in refs if n in sources]
+        trusted = [t for t in cited if not extractive.addresses_a_model(t)]
+        # the title shown with a passage is part of what the model read (淄川区…2024年度…报告)
+        trusted += [sources[n].title for n in refs if n in sources and sources[n].title and trusted]
+        if not cited:
+            problems.extend(UnverifiedNumber(n.raw, "no citation") for n in find_numbers(body))
+            continue
+        if not trusted:
+            problems.extend(
+                UnverifiedNumber(n.raw, "the cited passage addresses a model") for n in find_numbers(body)
+            )
+            continue
+        problems.extend(
+            UnverifiedNumber(n.raw, "not in the cited passages") for n in ungrounded(body, trusted)
+        )
+    return problems
+
+
+def _support_span(claim: str, source: Source) -> tuple[str, int, int]:
+    """The sentence of a source that best supports a claim (shared numbers first, then shared bigrams)."""
+    sentences = extractive.sentences_of([source])
+    if not sentences:
+        return source.text, source.start, source.end
+    claim_norm = normalize(_MARKER.sub("", claim))
+    claim_numbers = {n.key for n in find_numbers(claim)}
+    bigrams = {claim_norm[i : i + 2] for i in range(len(claim_norm) - 1)}
+
+    def score(sentence: extractive.Sentence) -> tuple[int, int]:
+        norm = normalize(sentence.text)
+        shared_numbers = len(claim_numbers & {n.key for n in find_numbers(sentence.text)})
+        return shared_numbers, sum(b in norm for b in bigrams)
+
+    best = max(sentences, key=score)
+    return best.text, best.start, best.end
+
+
+def make_citations(text: str, cited: Sequence[int], sources: dict[int, Source],
+                   quotes: Sequence[extractive.Quote] = ()) -> list[Citation]:  # fmt: skip
+    by_n: dict[int, extractive.Quote] = {}
+    for quote in quotes:  # several quotes from one passage: highlight the stretch they span
+        first = by_n.get(quote.n, quote)
+        start, end = min(first.start, quote.start), max(first.end, quote.end)
+        source = sources[quote.n]
+        by_n[quote.n] = extractive.Quote(
+            quote.n, source.text[start - source.start : end - source.start], start, end
+        )
+    claims_by_n: dict[int, str] = {}
+    for sentence, refs in claims(text):
+        for n in refs:
+            claims_by_n.setdefault(n, sentence)
+    citations = []
+    for n in cited:
+        source = sources[n]
+        if n in by_n:
+            quote, q_start, q_end = by_n[n].text, by_n[n].start, by_n[n].end
+        else:
+            quote, q_start, q_end = _support_span(claims_by_n.get(n, text), source)
+        citations.append(
+            Citation(
+                n,
+                source.report_id,
+                source.title,
+                source.section,
+                source.chunk_ids,
+                source.text,
+                source.start,
+                source.end,
+                quote,
+                q_start,
+                q_end,
+                source.part,
+            )  # fmt: skip
+        )
+    return citations
+
+
+_REFUSAL_WORDS = re.compile(
+    r"文中未提及|未提及|没有提及|未提到|没有提到|没有相关(?:信息|内容|数据|记载)|无相关(?:信息|内容|数据|记载)|"
+    r"未涉及|没有涉及|无法回答|无法确定|not mentioned|no information",
+    re.I,
+)
+
+
+def looks_like_refusal(text: str) -> bool:
+    """Empty, or says the sources do not tell (文中未提及 and the ways models phrase it)."""
+    stripped = _MARKER.sub("", text).strip()
+    return not stripped or bool(_REFUSAL_WORDS.search(stripped))
+
+
+def is_refusal(text: str, cited: Sequence[int]) -> bool:
+    """A refusal is an answer that says so and cites nothing (a partial answer with citations is not)."""
+    return looks_like_refusal(text) and not cited
+
+
+# ---- plan: scope, follow-ups, routing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    question: str
+    standalone: str  # the question as retrieval and the engine see it
+    scope: scope.Scope
+    route: scope.Route
+
+
+_FILLER = re.compile(r"[那呢吗？?，,。！!\s]|那么|的情况|情况|怎么样|如何|又|同样")
+
+
+def _swap(question: str, own: scope.Scope, previous_text: str, previous: scope.Scope) -> str | None:
+    """那洛江区呢？ / 那2023年呢？: a turn that names only a new place or year asks the previous question
+    about it — the new place/year *replaces* the old one (never both)."""
+    core = normalize(question)
+    for place in own.places:
+        core = core.replace(place.text, "")
+    core = re.sub(r"(?:19|20)\d{2}年?", "", core)
+    if len(_FILLER.sub("", core)) > 2 or not previous_text:
+        return None
+    swapped = previous_text
+    if own.places:
+        old = [p.text for p in previous.places] or []
+        if not old:
+            return None
+        for i, text in enumerate(sorted(old, key=len, reverse=True)):
+            swapped = swapped.replace(text, own.places[0].text if i == 0 else "")
+    if own.years:
+        swapped = (
+            re.sub(r"(?:19|20)\d{2}(?=\s*年)", str(own.years[0]), swapped)
+            if previous.years
+            else (f"{own.years[0]}年{swapped}")
+        )
+    return swapped
+
+
+def plan(
+    question: str,
+    records: Sequence[ReportRecord],
+    history: Sequence[Turn] = (),
+    *,
+    report_ids: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    years: Sequence[int] | None = None,
+    condensed: str | None = None,
+    text_of: Callable[[str], str] | None = None,
+) -> Plan:
+    """The question's scope (inherited only by a turn that names none) and the reports it may use."""
+    previous: scope.Scope | None = None
+    previous_text = ""
+    for turn in history:
+        if turn.role == "user":
+            own = scope.parse(turn.content, records)
+            swapped = (
+                _swap(turn.content, own, previous_text, previous) if previous and not own.empty else None
+            )
+            previous_text = swapped or (turn.content if not own.empty or previous is None else previous_text)
+            previous = (
+                scope.parse(swapped, records) if swapped else scope.for_turn(turn.content, previous, records)
+            )
+    own = scope.parse(question, records)
+    swapped = _swap(question, own, previous_text, previous) if previous and not own.empty else None
+    if swapped:  # the scope is the swapped one; an LLM's rewrite is only the wording
+        asked, standalone = scope.parse(swapped, records), condensed or swapped
+    else:
+        asked = scope.for_turn(question, previous, records)
+        standalone = condensed or question
+        if asked.inherited and condensed is None:
+            # the engine reads the question; retrieval also gets the place it inherited
+            standalone = "".join(p.text for p in asked.places) + question
+    routed = scope.route(asked, standalone, records, report_ids=report_ids, regions=regions, years=years,
+                         text_of=text_of)  # fmt: skip
+    return Plan(question, standalone, asked, routed)
+
+
+def condense_llm(
+    question: str, history: Sequence[Turn], llm: ChatLLM, prompts_dir: Path | None = None
+) -> str:
+    """An LLM rewrite of a follow-up as a standalone question (the scope is decided by `plan`, not by it)."""
+    from qa.engines.prompts import get_template  # jinja + yaml: only the LLM engine needs them
+
+    template = get_template("condense", prompts_dir)
+    messages = template.render(
+        question=question, history=[{"role": t.role, "content": t.content} for t in history]
+    )
+    rewritten = llm.complete(messages, prompt_ref=template.ref).text.strip()
+    return rewritten.splitlines()[0].strip() if rewritten else question
+
+
+def citation_numbers(text: str, cited: Iterable[int]) -> dict[int, int]:
+    """Source number → the number shown: 1..n in the order the answer first cites them ([3] then [1] is
+    shown as [1] then [2]); a cited source the text never marks comes after, in its own order."""
+    cited_list = list(dict.fromkeys(cited))
+    cited_set = set(cited_list)
+    order = [n for n in dict.fromkeys(int(m.group(1)) for m in _ONE_MARKER.finditer(text)) if n in cited_set]
+    order += [n for n in cited_list if n not in order]
+    return {n: shown for shown, n in enumerate(order, start=1)}
+
+
+def renumbered(text: str, numbers: dict[int, int]) -> str:
+    """The text with each [n] shown as numbers[n] (citation_numbers): what the CLI prints, as the app shows."""
+    return _ONE_MARKER.sub(lambda m: f"[{numbers.get(int(m.group(1)), int(m.group(1)))}]", text)
+
+
+# ---- gather: sources from the reports in scope ---------------------------------------------------------
+
+
+def part_reports(question: str, report_ids: Sequence[str], hits: Sequence[Hit]) -> list[str]:
+    """Whose part to read: the reports in scope when few or asked across, else the best hit's report."""
+    if len(report_ids) <= 3 or scope.asks_across_reports(question):
+        return list(report_ids)
+    return [hits[0].chunk.report_id] if hits else []
+
+
+def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str,
+                 labels: dict[str, str] | None = None) -> list[Source]:  # fmt: skip
+    """A question about a whole part (shortcomings, next year's plans) reads that whole part of each
+    report, not the top-k passages: lists taken from top-k miss points."""
+    sources: list[Source] = []
+    for report_id in report_ids:
+        record = retriever.store.get_report(report_id)
+        if record is None:
+            continue
+        text = retriever.store.report_text(report_id)
+        tops = [(s.title, s.start) for s in sections(text) if s.level == 1]
+        found = parts.locate(report_id, text, tops, part)
+        if found is None:
+            continue
+        chunk_ids = tuple(c.id for c in retriever.store.report_chunks(report_id)
+                          if c.start < found.end and c.end > found.start)  # fmt: skip
+        sources.append(Source(
+            n=len(sources) + 1, report_id=report_id, title=record.meta.title, section=found.section,
+            start=found.start, end=found.end, text=text[found.start : found.end], chunk_ids=chunk_ids,
+            region=record.meta.region, rank=len(sources), label=(labels or {}).get(report_id, record.meta.label),
+        ))  # fmt: skip
+    return sources
+
+
+def header_sources(
+    retriever: Retriever, report_ids: Sequence[str], field: str, labels: dict[str, str] | None = None
+) -> list[tuple[Source, parts.Span]]:
+    """For a question about 文号 / 索引号 / dates / the issuing body: each report's page header (kept
+    verbatim at ingest) as a source, with the line that states the field."""
+    found: list[tuple[Source, parts.Span]] = []
+    for report_id in report_ids:
+        record = retriever.store.get_report(report_id)
+        if record is None:
+            continue
+        header = retriever.store.report_header(report_id)
+        line = parts.header_line(header, field) if header else None
+        part, text, section = "header", header, HEADER_SECTION
+        if line is None:  # a header table the page left at the top of the body (发 布 机 构: …)
+            body = retriever.store.report_text(report_id)
+            text = body[: body.find("\n", 600) if body.find("\n", 600) > 0 else len(body)]
+            line, part, section = parts.header_line(text, field), "body", "报告开头（报告信息）"
+        if line is None:
+            continue
+        source = Source(
+            n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=0,
+            end=len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found), part=part,
+            label=(labels or {}).get(report_id, record.meta.label),
+        )  # fmt: skip
+        found.append((source, line))
+    return found
+
+
+@dataclass(frozen=True)
+class Gathered:
+    sources: list[Source]
+    kind: str  # passages | part | header
+    header_spans: list[tuple[Source, parts.Span]] = field(default_factory=list)
+    hit_reports: tuple[str, ...] = ()  # reports in retrieval order (for "哪些地区…")
+
+
+def _interleave(rankings: Sequence[Sequence[Hit]], k: int) -> list[Hit]:
+    """Round-robin over several rankings, each chunk once: every ranking's best hits make the top k."""
+    picked: dict[str, Hit] = {}
+    for depth in range(max(map(len, rankings), default=0)):
+        for ranked_hits in rankings:
+            if depth < len(ranked_hits) and len(picked) < k:
+                picked.setdefault(ranked_hits[depth].chunk.id, ranked_hits[depth])
+    return list(picked.values())
+
+
+def gather(
+    plan_: Plan, retriever: Retriever, records: Sequence[ReportRecord], k: int, context_chars: int
+) -> Gathered:
+    """Numbered sources from the reports in scope only."""
+    reports = plan_.route.reports
+    spread = len(reports) > 1 and (plan_.route.reason == "named" or plan_.scope.across)
+    hits = retriever.search_reports(plan_.standalone, reports, k, spread=spread, records=records)
+    subs = extractive.sub_questions(plan_.standalone)
+    if len(subs) > 1:  # 常住人口有多少？城镇化率是多少？: each part finds its own passages too
+        hits = _interleave([hits, *(retriever.search_reports(q, reports, k, spread=spread, records=records)
+                                    for q in subs)], k)  # fmt: skip
+    if not hits:
+        return Gathered([], "passages")
+    labels = scope.labels(records)
+    whose = part_reports(plan_.standalone, reports, hits)
+    part = parts.asked_part(plan_.standalone)
+    field_ = parts.asked_field(plan_.standalone)
+    header = header_sources(retriever, whose, field_, labels) if field_ else []
+    sources = part_sources(retriever, whose, part, labels) if part else []
+    kind = "part" if sources else "passages"
+    sources = sources or build_sources(hits, context_chars, labels)
+    if header:  # 文号 / 发文日期…: the page header first, then the passages (renumbered after it)
+        sources = [s for s, _ in header] + [replace(s, n=len(header) + s.n) for s in sources]
+        kind = "header"
+    return Gathered(sources, kind, header, tuple(dict.fromkeys(h.chunk.report_id for h in hits)))
+
+
+# ---- answer: the engines -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What an engine wrote, before verification."""
+
+    text: str
+    quotes: list[extractive.Quote] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    counted: tuple[
+        str, ...
+    ] = ()  # numbers the engine counted itself (qa.question.ranking), not claims from a report
+
+
+class Answerer(Protocol):
+    engine: str
+    model: str | None
+    prompt_ref: str | None
+
+    def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+               vocabulary: frozenset[str], history: Sequence[Turn],
+               on_token: Callable[[str], None] | None) -> Draft: ...  # fmt: skip
+
+
+class ExtractiveAnswerer:
+    """The offline engine: quotes sentences of the sources verbatim (qa.engines.extractive)."""
+
+    engine, model, prompt_ref = "extractive", None, None
+
+    def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+               vocabulary: frozenset[str], history: Sequence[Turn],
+               on_token: Callable[[str], None] | None) -> Draft:  # fmt: skip
+        if gathered.kind == "header":
+            raw, quotes = extractive.header_lines(gathered.header_spans)
+        elif gathered.kind == "part":
+            raw, quotes = extractive.list_points([s for s in gathered.sources if s.part == "body"])
+        else:
+            raw, quotes = self._passages(plan_, gathered, records, vocabulary)
+        if on_token:
+            on_token(raw)
+        return Draft(raw, quotes)
+
+    @staticmethod
+    def _passages(plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+                  vocabulary: frozenset[str]) -> tuple[str, list[extractive.Quote]]:  # fmt: skip
+        drop = [p.text for p in plan_.scope.places] + [
+            name for r in records for name in (r.meta.region, r.meta.issuer, *r.meta.region_path) if name
+        ]
+        several = len(plan_.route.reports) > 1
+        per_report: tuple[str, ...] = ()
+        if several and plan_.route.reason == "named":
+            per_report = plan_.route.reports
+        elif several and plan_.scope.across:  # "哪些地区…": only the reports that say so
+            per_report = gathered.hit_reports
+        subs = extractive.sub_questions(plan_.standalone)
+        if len(subs) > 1 and not per_report:  # 有多少？…是多少？: each part answered on its own
+            asked_parts = [extractive.parse_question(q, drop, vocabulary) for q in (plan_.standalone, *subs)]
+            return extractive.answer_parts(asked_parts, gathered.sources)
+        asked = extractive.parse_question(plan_.standalone, drop, vocabulary)
+        return extractive.answer(asked, gathered.sources, per_report=per_report,
+                                 only_supported=plan_.route.reason != "named")  # fmt: skip
+
+
+class LLMAnswerer:
+    """An OpenAI-compatible chat model, prompted with the numbered sources (prompts/answer.yaml)."""
+
+    engine = "llm"
+
+    def __init__(self, llm: ChatLLM, template: PromptTemplate) -> None:
+        self.llm = llm
+        self.template = template
+        self.model = llm.model
+        self.prompt_ref = template.ref
+
+    def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
+               vocabulary: frozenset[str], history: Sequence[Turn],
+               on_token: Callable[[str], None] | None) -> Draft:  # fmt: skip
+        messages = self.template.render(
+            question=plan_.standalone, sources=prompt_sources(gathered.sources),
+            history=[{"role": t.role, "content": t.content} for t in history],
+        )  # fmt: skip
+        completion = self.llm.complete(messages, prompt_ref=self.template.ref, on_token=on_token)
+        # "（如 [1]、[2]）" copied from the rules cites nothing: only markers the model wrote count
+        instructions = "\n".join(m["content"] for m in messages if m["role"] == "system")
+        text = sanity.drop_echoed_markers(completion.text, instructions)
+        return Draft(text, [], completion.prompt_tokens, completion.completion_tokens,
+                     completion.cost_usd)  # fmt: skip
+
+
+# ---- verify -------------------------------------------------------------------------------------------
+
+
+def drop_out_of_scope(text: str, by_n: dict[int, Source], allowed: Sequence[str]) -> tuple[str, list[str]]:
+    """Remove every sentence that cites a passage of a report outside the question's scope."""
+    allowed_set = set(allowed)
+    kept_lines: list[str] = []
+    dropped: list[str] = []
+    for line in text.split("\n"):
+        kept = []
+        for sentence, refs in claims(line):
+            if any(n in by_n and by_n[n].report_id not in allowed_set for n in refs):
+                dropped.append(_MARKER.sub("", sentence).strip())
+            else:
+                kept.append(sentence)
+        if kept or not line.strip():
+            kept_lines.append("".join(kept))
+    return "\n".join(kept_lines), dropped
+
+
+def verify(draft: Draft, plan_: Plan, gathered: Gathered) -> dict:
+    """Citations to given sources only; sentences citing another report's passage dropped; numbers
+    checked against what each sentence cites. Returns the Answer's verified fields."""
+    by_n = {s.n: s for s in gathered.sources}
+    text, cited, dropped = parse_citations(draft.text, list(by_n))
+    text, out_of_scope = drop_out_of_scope(text, by_n, plan_.route.reports)
+    if out_of_scope:
+        _, cited, _ = parse_citations(text, list(by_n))
+    refused = is_refusal(text, cited) or (bool(out_of_scope) and not _MARKER.sub("", text).strip())
+    note = ""
+    if refused and out_of_scope:
+        text = REFUSAL + "（找到的段落来自问题范围以外的报告）"
+        note = "out of scope"
+    return {
+        "text": text.strip(),
+        "citations": [] if refused else make_citations(text, cited, by_n, draft.quotes),
+        "unverified_numbers": [] if refused else check_numbers(text, by_n, draft.counted),
+        "refused": refused,
+        "dropped_citations": tuple(dropped),
+        "dropped_claims": tuple(out_of_scope),
+        "scope_note": note,
+    }
+
+
+def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
+           records: Sequence[ReportRecord]) -> tuple[Draft, Gathered]:  # fmt: skip
+    """The comparison table's cells for the indicator over the routed reports, listed as the question asks;
+    each listed value's passage is a source, its quote the cell's."""
+    # the catalogue is a 法治 report's: a work report or a bulletin in scope is neither ranked nor counted
+    kind_of = {r.report_id: r.meta.kind for r in records}
+    pool = [r for r in plan_.route.reports if kinds.compared(kind_of.get(r, ""))] or list(plan_.route.reports)
+    cells = retriever.cells(asked.indicator.key, pool)
+    stated = {report_id: cell for report_id, (cell, _) in cells.items()}
+    lines = ranking.select(asked, stated)
+    none_match = not lines and bool(stated) and asked.op in ("above", "below")
+    if none_match:  # nothing passes the threshold: list what is stated, each cited
+        lines = ranking.select(
+            replace(asked, op="max" if asked.op == "above" else "min", top=len(stated)), stated
+        )
+    labels = scope.labels(records)
+    sources, quotes, numbers = [], [], {}
+    for line in lines[: ranking.LIST_AT_MOST]:
+        chunk = cells[line.report_id][1]
+        n = len(sources) + 1
+        numbers[line.report_id] = n
+        sources.append(Source(n=n, report_id=chunk.report_id, title=chunk.title, section=chunk.section,
+                              start=chunk.start, end=chunk.end, text=chunk.text, chunk_ids=(chunk.id,),
+                              region=chunk.region, rank=n - 1, label=labels.get(chunk.report_id, "")))  # fmt: skip
+        at = chunk.text.find(line.cell.quote)
+        if at >= 0:
+            quotes.append(extractive.Quote(n, line.cell.quote, chunk.start + at,
+                                           chunk.start + at + len(line.cell.quote)))  # fmt: skip
+    others = [] if none_match else ranking.other_measures(asked, stated, lines)
+    text, counted = ranking.write(asked, lines, numbers, labels, len(pool), len(cells), none_match,
+                                  others)  # fmt: skip
+    return Draft(text, quotes, counted=counted), Gathered(sources, "table", hit_reports=tuple(numbers))
+
+
+# ---- the chain -----------------------------------------------------------------------------------------
+
+
+def ask(
+    question: str,
+    retriever: Retriever,
+    *,
+    llm: ChatLLM | None = None,
+    k: int = 6,
+    report_ids: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    years: Sequence[int] | None = None,
+    history: Sequence[Turn] = (),
+    on_token: Callable[[str], None] | None = None,
+    context_chars: int = 3500,
+    prompts_dir: Path | None = None,
+    answerer: Answerer | None = None,
+) -> Answer:
+    """Answer a question with citations: plan → gather → answer → verify. The offline extractive engine
+    unless an LLM (or another Answerer) is given."""
+    started = time.perf_counter()
+    if answerer is None:
+        from qa.engines.prompts import get_template  # jinja + yaml: only the LLM engine needs them
+
+        answerer = LLMAnswerer(llm, get_template("answer", prompts_dir)) if llm else ExtractiveAnswerer()
+    records = retriever.store.reports()
+    if not records:
+        retriever.search(question)  # raises EmptyIndexError with the message users know
+    condensed = condense_llm(question, history, llm, prompts_dir) if llm is not None and history else None
+    plan_ = plan(question, records, history, report_ids=report_ids, regions=regions, years=years,
+                 condensed=condensed, text_of=retriever.store.report_text)  # fmt: skip
+    common = {
+        "question": question, "engine": answerer.engine, "model": answerer.model,
+        "prompt_ref": answerer.prompt_ref, "standalone_question": plan_.standalone,
+    }  # fmt: skip
+
+    def refuse(reason: str) -> Answer:
+        text = REFUSAL + (f"（{reason}）" if reason else "")
+        if on_token:
+            on_token(text)
+        return Answer(text=text, citations=[], unverified_numbers=[], refused=True, scope=plan_.route.reports,
+                      scope_note=reason, latency_ms=(time.perf_counter() - started) * 1000, **common)  # fmt: skip
+
+    if plan_.route.refusal:
+        return refuse(plan_.route.refusal)
+    table_question = ranking.parse(plan_.standalone) if len(plan_.route.reports) > 1 else None
+    if table_question is not None:  # 哪个…最高 / 各…分别 / 合计: from the comparison table, every value cited
+        draft, gathered = ranked(table_question, plan_, retriever, records)
+        if on_token:
+            on_token(draft.text)
+        checked = verify(draft, plan_, gathered)
+        return Answer(scope=plan_.route.reports, sources=gathered.sources,
+                      latency_ms=(time.perf_counter() - started) * 1000, **checked, **common)  # fmt: skip
+    gathered = gather(plan_, retriever, records, k, context_chars)
+    if not gathered.sources:
+        return refuse("没有找到相关段落")
+    draft = answerer.answer(plan_, gathered, records, retriever.vocabulary(), history, on_token)
+    checked = verify(draft, plan_, gathered)
+    return Answer(
+        scope=plan_.route.reports,
+        sources=gathered.sources,
+        prompt_tokens=draft.prompt_tokens,
+        completion_tokens=draft.completion_tokens,
+        cost_usd=draft.cost_usd,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        **checked,
+        **common,
+    )

@@ -1,0 +1,414 @@
+"""The offline extractive engine: no generation. It answers by quoting the best-supported sentence(s)
+of the given sources verbatim, with [n] citations, and refuses (文中未提及) when support is weak.
+
+Sentences are scored by the question's terms (IDF-weighted CJK bigrams over the candidate pool),
+the kind of answer the question expects (多少件 → a count in 件, 比例/率 → %, 金额/资金 → 元), and
+the retrieval rank of their passage. Pure functions over Source records.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from qa.core.schemas import Source
+from qa.core.text import without_footnote_marks
+from qa.genre import parts
+from qa.genre.numbers import find_numbers
+from qa.ingest.chunking import heading_level
+
+REFUSAL = "文中未提及"
+_INTERROGATIVES = re.compile(
+    r"多少|几[个件次项名人场家所户年]?|什么|哪些|哪个|哪几|哪里|哪|如何|怎么|怎样|是否|有没有|有无|吗|呢|请问|"
+    r"具体|分别|情况|主要|一下|请|是|的|了|有|在|共|为|对|和|与|及|等|该|其|我|年度|报告|今年|去年|全年"
+)
+_CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
+# Units that answer "how many X": the unit right after 多少/几, and its family.
+_UNIT_FAMILIES = [
+    {"件", "起", "宗", "件次", "单"},
+    {"人", "名", "人次", "位"},
+    {"次", "场", "场次", "期", "轮", "批次"},
+    {"项", "条", "类"},
+    {"个", "家", "所", "处", "座"},
+    {"户", "户次"},
+    {"元"},
+    {"%"},
+]
+# Text addressed to a model rather than a reader is never quoted as an answer (prompt injection).
+_INSTRUCTION = re.compile(
+    r"忽略(?:以上|上述|之前|前面|先前|所有)|无视(?:以上|上述|之前)|(?:系统|system)\s*(?:提示|prompt)|你(?:现在)?是一个|"
+    r"ignore\s+(?:all\s+)?(?:the\s+)?(?:previous|above|prior)|disregard\s+(?:all|previous|the)|you\s+are\s+now",
+    re.I,
+)
+
+
+def addresses_a_model(text: str) -> bool:
+    """Text written to steer a model (忽略以上指令…, you are now…): never quoted, never support."""
+    return bool(_INSTRUCTION.search(text))
+
+
+_LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
+_ASKED_UNIT = re.compile(
+    r"(?<![哪第])(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
+)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    source: Source
+    text: str
+    start: int  # offsets in the report's clean text
+    end: int
+    position: int  # order inside the pool (document order)
+
+
+@dataclass(frozen=True)
+class Quote:
+    n: int
+    text: str
+    start: int
+    end: int
+
+
+def source_label(source: Source) -> str:
+    """How an answer names a passage's report: its place or title (never its file name)."""
+    return source.label or source.region or source.title or "未识别地区的报告"
+
+
+def split_sentences(source: Source, max_len: int = 160) -> list[str]:
+    """Sentences of a passage (。！？ or line ends); very long ones are split at ；."""
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(source.text):
+        if len(sentence) > max_len and "；" in sentence:
+            pieces.extend(p for p in re.split(r"(?<=；)", sentence) if p)
+        elif sentence:
+            pieces.append(sentence)
+    return pieces
+
+
+def sentences_of(sources: Sequence[Source]) -> list[Sentence]:
+    out: list[Sentence] = []
+    for source in sources:
+        cursor = 0
+        for piece in split_sentences(source):
+            local = source.text.find(piece, cursor)
+            cursor = local + len(piece)
+            text = piece.strip()
+            if len(text) < 4 or _INSTRUCTION.search(text):
+                continue
+            offset = local + (len(piece) - len(piece.lstrip()))
+            out.append(
+                Sentence(source, text, source.start + offset, source.start + offset + len(text), len(out))
+            )
+    return out
+
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def question_terms(
+    question: str, drop: Sequence[str] = (), known: Collection[str] | None = None
+) -> list[str]:
+    """Content bigrams (and lone characters) of a question, without region names, years and question words.
+
+    known: the library's vocabulary. A term no report uses (那边, 案子, 一共…: colloquial wording, or a
+    bigram across two words) cannot tell passages apart, so it is left out; a term some *other* report
+    uses stays, so a question about a figure only another report has still finds no support here."""
+    text = _norm(question)
+    for name in sorted(drop, key=len, reverse=True):
+        if name:
+            text = text.replace(_norm(name), " ")
+    text = re.sub(r"(?:19|20)\d{2}\s*(?:年(?![末底初中]))?", " ", text)  # 2022年末: 年末 is content
+    text = _INTERROGATIVES.sub(" ", text)
+    terms: list[str] = []
+    for run in _CJK_RUN.findall(text):
+        if len(run) == 1:
+            terms.append(run)
+        terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+    terms.extend(re.findall(r"[a-z]+|\d+(?:\.\d+)?", text))
+    if known is not None:
+        terms = [t for t in terms if t in known or t[0].isdigit()]
+    return list(dict.fromkeys(terms))
+
+
+_RATE_CHANGE = re.compile(r"提高|提升|增长|增加|上升|下降|降低|减少|回落|变化|比上年|同比")
+PERCENTS = frozenset({"%", "个百分点"})  # a rate, or a change of one
+
+
+def expected_units(question: str) -> set[str] | None:
+    """Units an answer should carry, from the question's wording; None when it asks for no number."""
+    q = _norm(question)
+    units: set[str] = set()
+    for match in _ASKED_UNIT.finditer(q):
+        unit = match.group(1)
+        unit = "元" if unit in ("万元", "亿元") else unit
+        units |= next((family for family in _UNIT_FAMILIES if unit in family), {unit})
+    if re.search(r"率|比例|占比|百分比|百分之", q):
+        units.add("%")
+        if _RATE_CHANGE.search(q):  # 破案率比上年提高了多少: a change of a rate is said in 个百分点
+            units.add("个百分点")
+    if "百分点" in q:
+        units.add("个百分点")
+    if re.search(r"金额|资金|经费|多少钱|万元|亿元|投入|补贴|罚款", q):
+        units.add("元")
+    if units:
+        return units
+    if re.search(r"(?<![哪第])(?:多少|几[个件次项名人场家所户])|数量|人数|次数", q):
+        return set()  # some number, any unit
+    return None
+
+
+_RATE = re.compile(r"([\u4e00-\u9fff]{2})率")
+_COUNTED = re.compile(
+    r"(?<![哪第])(?:多少|几)\s*(?:人次|场次|件次|户次|[件起宗人名次场期项条类个家所处户位座轮单])\s*[“\"「]?([\u4e00-\u9fff]{2,6})"
+)
+_QUOTES = '“”"「」『』 '
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question asks for, read once: its content terms, the kind of number, and what is counted."""
+
+    question: str
+    terms: tuple[str, ...]
+    units: frozenset[str] | None  # None: no number asked for; empty: some number, any unit
+    rate: str | None = None  # "败诉率" in "败诉率是多少": a percentage must be that rate
+    counted: str | None = None  # "法律明白人" in "多少名法律明白人": a count must be of that
+    part: str | None = None  # plans | problems: the question is about that part of a report
+    wants_list: bool = False
+
+
+def parse_question(question: str, drop: Sequence[str] = (), known: Collection[str] | None = None) -> Asked:
+    """drop: names (regions, issuers) that select a report rather than describe the answer.
+    known: the library's vocabulary; the rate and counted noun are only kept when reports use them."""
+    q = _norm(question)
+    units = expected_units(question)
+    rates = [m.group(0) for m in _RATE.finditer(q) if m.group(1)[-1] not in "比效频概"]
+    counted = _COUNTED.search(q)
+    noun = counted.group(1) if counted else None
+    if noun and known is not None and noun[:2] not in known:
+        noun = None  # 几件“案子”: a colloquial word no report uses names nothing to attach to
+    return Asked(
+        question=question,
+        terms=tuple(question_terms(question, drop, known)),
+        units=frozenset(units) if units is not None else None,
+        rate=rates[0] if rates else None,
+        counted=noun,
+        part=parts.asked_part(question),
+        wants_list=bool(_LIST_QUESTION.search(question)),
+    )
+
+
+def states_asked_number(sentence: str, asked: Asked) -> bool:
+    """Does the sentence state the kind of number asked for — and, when the question names a rate or
+    what is counted, a number attached to it (not 出庭应诉率 for 败诉率, not 1名法律顾问 for 法律明白人)?"""
+    if asked.units is None:
+        return True
+    numbers = [n for n in find_numbers(sentence) if n.unit != "date"]
+    # "有多少" with no unit: any count or amount — but a percentage does not say how many
+    candidates = [n for n in numbers if (n.unit in asked.units if asked.units else n.unit not in PERCENTS)]
+    if not candidates:
+        return False
+    # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone
+    if asked.rate and "%" in asked.units:
+        percents = [n for n in candidates if n.unit in PERCENTS]
+        if percents and not any(asked.rate in sentence[max(0, n.start - 15) : n.start] for n in percents):
+            return False
+    if asked.counted:
+        counts = [n for n in candidates if n.unit not in PERCENTS]
+        noun = asked.counted
+        attached = [
+            n for n in counts
+            # counted thing right after the number (its first word, or its head: 3个片区 for 联合执法片区),
+            # or named just before it (培养“法律明白人”105人)
+            if sentence[n.end :].lstrip(_QUOTES).startswith((noun[:2], noun[-2:]))
+            # or named in the clause leading up to it, whole or by its head (法治专题讲座2次 for 法治讲座)
+            or noun in _clause_before(sentence, n.start) or noun[-2:] in _clause_before(sentence, n.start)
+        ]  # fmt: skip
+        if counts and not attached:
+            return False
+    return True
+
+
+def _clause_before(sentence: str, at: int, limit: int = 40) -> str:
+    """The clause that leads up to a number (学习培训、宣传宣讲、政治轮训100余场次): from the last , ; 。."""
+    start = max(0, at - limit)
+    stops = [m.end() for m in re.finditer(r"[,，;；。:：]", sentence[start:at])]
+    return sentence[start + stops[-1] if stops else start : at]
+
+
+def score_sentences(
+    asked: Asked, sentences: Sequence[Sentence], min_section_coverage: float = 0.5
+) -> list[tuple[float, float, Sentence]]:
+    """(score, term coverage, sentence) for each sentence, best first."""
+    if not asked.terms or not sentences:
+        return []
+    normed = [_norm(s.text) for s in sentences]
+    total = len(sentences)
+    idf = {t: math.log(1 + total / (1 + sum(t in s for s in normed))) + 0.5 for t in asked.terms}
+    # Lone characters count for little; numbers named in the question count double.
+    weight = {
+        t: idf[t] * (0.3 if len(t) == 1 and not t.isdigit() else 2.0 if t[0].isdigit() else 1.0)
+        for t in asked.terms
+    }
+    denominator = sum(weight.values())
+    scored = []
+    for sentence, text in zip(sentences, normed, strict=True):
+        section = _norm(sentence.source.section)
+        # Terms found only in the section heading count for less than terms in the sentence itself.
+        coverage = (
+            sum(w if t in text else 0.6 * w if t in section else 0.0 for t, w in weight.items()) / denominator
+        )
+        score = coverage
+        if asked.units is not None:
+            score = score + 0.25 if states_asked_number(sentence.text, asked) else score * 0.5
+        if asked.part and asked.part in parts.classify(parts.top_section(sentence.source.section)):
+            coverage = max(coverage, min_section_coverage)  # a sentence of the asked-for part of the report
+            score = max(score, coverage)
+        score += 0.08 / (1 + sentence.source.rank)  # the retriever's opinion breaks near-ties
+        scored.append((score, coverage, sentence))
+    scored.sort(key=lambda item: (-item[0], item[2].position))
+    return scored
+
+
+def answer(
+    asked: Asked,
+    sources: Sequence[Source],
+    *,
+    per_report: Sequence[str] = (),
+    only_supported: bool = False,
+    min_coverage: float = 0.5,
+) -> tuple[str, list[Quote]]:
+    """Quote the best-supported sentence(s). per_report: answer for each of these reports separately
+    (only_supported: leave out the reports that do not say, as for "哪些地区…")."""
+    sentences = sentences_of(sources)
+    if len(per_report) > 1:
+        lines: list[str] = []
+        quotes: list[Quote] = []
+        for report_id in per_report:
+            own = [s for s in sentences if s.source.report_id == report_id]
+            text, found = _best(asked, own, min_coverage)
+            label = next((source_label(s.source) for s in own), "未识别地区的报告")
+            if found or not only_supported:
+                lines.append(f"{label}：{text}" if found else f"{label}：{REFUSAL}")
+            quotes.extend(found)
+        if not quotes:
+            return REFUSAL, []
+        return "\n".join(lines), quotes
+    text, quotes = _best(asked, sentences, min_coverage)
+    if not quotes:
+        return REFUSAL, []
+    source = next(s.source for s in sentences if s.source.n == quotes[0].n)
+    return f"{source_label(source)}：" + text, quotes
+
+
+_ASKS = re.compile(r"多少|几|什么|哪|是否|如何|怎样|怎么|谁|何时")
+
+
+def sub_questions(question: str) -> list[str]:
+    """A question that asks several things (年末常住人口有多少？城镇化率是多少？): each part that asks."""
+    parts_ = [p.strip() for p in re.split(r"[？?]", question) if len(p.strip()) >= 3]
+    asking = [p for p in parts_ if _ASKS.search(p)]
+    return asking if len(asking) > 1 else [question]
+
+
+def answer_parts(asked_parts: Sequence[Asked], sources: Sequence[Source], min_coverage: float = 0.5
+                 ) -> tuple[str, list[Quote]]:  # fmt: skip
+    """The whole question first (asked_parts[0]), then each part of a several-part question answered on its own; the quotes merged in document order
+    under one label. A part nothing supports is left out (the answer is then partial, not invented)."""
+    sentences = sentences_of(sources)
+    chosen: dict[tuple[int, int], Quote] = {}
+    for asked in asked_parts:
+        # only a part asking for a kind of number no sentence chosen so far states gets its own sentence
+        if chosen and (
+            asked.units is None or any(states_asked_number(q.text, asked) for q in chosen.values())
+        ):
+            continue
+        _, quotes = _best(asked, sentences, min_coverage)
+        for quote in quotes:
+            chosen.setdefault((quote.n, quote.start), quote)
+    if not chosen:
+        return REFUSAL, []
+    quotes = sorted(chosen.values(), key=lambda q: (q.n, q.start))
+    source = next(s for s in sources if s.n == quotes[0].n)
+    joiner = "\n" if len(quotes) > 2 else ""
+    return f"{source_label(source)}：" + joiner.join(
+        f"{without_footnote_marks(q.text)}[{q.n}]" for q in quotes
+    ), quotes
+
+
+def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[Quote]]:
+    """Quote, per report, the page-header line that states what was asked (文号, 发文日期…)."""
+    lines, quotes = [], []
+    for source, span in found:
+        quote = Quote(
+            source.n, source.text[span.start : span.end], source.start + span.start, source.start + span.end
+        )
+        lines.append(f"{source_label(source)}：{without_footnote_marks(quote.text)}[{quote.n}]")
+        quotes.append(quote)
+    return ("\n".join(lines), quotes) if quotes else (REFUSAL, [])
+
+
+def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, list[Quote]]:
+    """A whole part of a report (its shortcomings, its plans) as the items it lists (qa.genre.parts.items: the
+    same items a summary lists), each quoted with its citation."""
+    blocks: list[str] = []
+    quotes: list[Quote] = []
+    for source in sources:
+        spans = [p for p in parts.items(source.text) if not _INSTRUCTION.search(source.text[p.start : p.end])]
+        picked = [Quote(source.n, source.text[p.start : p.end], source.start + p.start, source.start + p.end)
+                  for p in spans[:max_points]]  # fmt: skip
+        if not picked:
+            continue
+        label = source_label(source)
+        section = re.sub(r"^[一二三四五六七八九十]+、", "", source.section)
+        # the part's own title is quoted from the source too, so it carries the citation
+        blocks.append(
+            f"{label}（{section}）[{source.n}]：\n"
+            + "\n".join(f"{without_footnote_marks(q.text)}[{q.n}]" for q in picked)
+        )
+        quotes.extend(picked)
+    if not quotes:
+        return REFUSAL, []
+    return "\n".join(blocks), quotes
+
+
+def _best(asked: Asked, sentences: Sequence[Sentence], min_coverage: float) -> tuple[str, list[Quote]]:
+    scored = score_sentences(asked, sentences, min_coverage)
+    if not scored:
+        return REFUSAL, []
+    best_score, best_coverage, best = scored[0]
+    if best_coverage < min_coverage or not states_asked_number(best.text, asked):
+        return REFUSAL, []
+    chosen = [best]
+    if asked.wants_list or asked.part:
+        # "有哪些举措": the points (headings, 一是…) of that section of the report, in order.
+        top = parts.top_section(best.source.section)
+        points = [s for _, c, s in scored if c >= min_coverage and heading_level(s.text)
+                  and s.source.report_id == best.source.report_id and parts.top_section(s.source.section) == top]  # fmt: skip
+        if len(points) >= 2:
+            # The part's own title, then its points at the highest level present: （一）… before 一是…
+            levels = sorted({heading_level(p.text) for p in points} - {1})
+            keep = {1, levels[0]} if levels else {1}
+            chosen = sorted((p for p in points if heading_level(p.text) in keep), key=lambda s: s.position)[
+                :9
+            ]
+    # A second sentence when it is nearly as good and adds figures the first lacks (两个指标 / 分别).
+    for score, coverage, sentence in scored[1:4] if len(chosen) == 1 else ():
+        if coverage < min_coverage or score < 0.85 * best_score or sentence.text == best.text:
+            continue
+        if sentence.source.report_id != best.source.report_id:
+            continue
+        new_numbers = {n.key for n in find_numbers(sentence.text)} - {n.key for n in find_numbers(best.text)}
+        if new_numbers and states_asked_number(sentence.text, asked):
+            chosen.append(sentence)
+            break
+    chosen.sort(key=lambda s: s.position)
+    quotes = [Quote(s.source.n, s.text, s.start, s.end) for s in chosen]
+    joiner = "\n" if len(quotes) > 2 else ""
+    return joiner.join(f"{without_footnote_marks(q.text)}[{q.n}]" for q in quotes), quotes

@@ -1,0 +1,335 @@
+"""What a question is about (places, issuers, years, "across reports", national) and which stored
+reports may answer it. One parsed `Scope` serves both engines; `route` is the only place that decides
+which reports an answer may cite, and why it must refuse instead.
+
+Pure functions over the question, the report registry and the gazetteer.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from qa.core.schemas import ReportRecord
+from qa.core.text import normalize
+from qa.genre import parts
+from qa.ingest import gazetteer
+from qa.ingest.gazetteer import Gazetteer
+
+# A year that is not the one asked about: inside 《…》, a span (2021—2025年).
+_NOT_ASKED_YEAR = re.compile(r"《[^》]{0,80}》|(?:19|20)\d{2}\s*[-—–~至到]\s*(?:19|20)?\d{2}\s*年?")
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+# A department named right after a place: 泾源县公安局, 福建省人社厅, 镇江市司法局.
+_DEPARTMENT = re.compile(r"^([^\W\d_的和与及、]{1,8}?(?:局|厅|委员会|办公室))")
+_NATIONAL = re.compile(r"^(?:请问)?\s*(?:全国|我国|中国)|(?:全国|我国)(?:范围|总|一共|合计|共|的|各地)")
+# "哪些地区…", "各区…", "A和B分别…": the answer is spread over reports, so each report gets a turn.
+_ACROSS = re.compile(
+    r"哪(?:些|几个|个|一个)(?:地区|区县|区|县|市|地方|单位)|哪(?:一|几)?份报告|各(?:个)?(?:地区|区县|区|县|市|报告)"
+    r"|(?:几|五|多)份报告|所有报告|分别|对比|比较|相比|异同"
+)
+
+
+# The forms among those that ask over the whole library (哪个区县…最高, 各地区…分别): a follow-up in this form
+# starts afresh instead of inheriting the previous turn's place ("分别" or "对比" alone may mean that place).
+_LIBRARY_WIDE = re.compile(
+    r"哪(?:些|几个|个|一个)(?:地区|区县|区|县|市|地方|单位)|哪(?:一|几)?份报告|各(?:个)?(?:地区|区县|区|县|市|报告)"
+    r"|所有(?:的)?报告|全部报告"
+)
+
+
+def asks_across_reports(question: str) -> bool:
+    return bool(_ACROSS.search(unicodedata.normalize("NFKC", question)))
+
+
+def asks_across_library(question: str) -> bool:
+    return bool(_LIBRARY_WIDE.search(unicodedata.normalize("NFKC", question)))
+
+
+@dataclass(frozen=True)
+class PlaceRef:
+    """A place a question names: as written, the gazetteer divisions it may be, and/or the reports whose
+    own name it is (a development zone such as 蓉江新区 is not a division)."""
+
+    text: str
+    codes: tuple[str, ...] = ()
+    reports: tuple[str, ...] = ()
+    issuer: str = ""  # a department named with it: 公安局
+
+
+@dataclass(frozen=True)
+class Scope:
+    places: tuple[PlaceRef, ...] = ()
+    years: tuple[int, ...] = ()
+    national: bool = False
+    across: bool = False
+    reports: tuple[str, ...] = ()  # reports named by their file name
+    inherited: bool = False  # taken from the previous turn (the question named no scope of its own)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.places or self.years or self.national or self.reports)
+
+    def describe(self) -> str:
+        parts = [p.text + p.issuer for p in self.places]
+        if self.national:
+            parts.append("全国")
+        parts += [f"{y}年" for y in self.years]
+        return "、".join(parts)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which reports an answer may use, and why; `refusal` set means: do not answer, say this."""
+
+    reports: tuple[str, ...]
+    reason: str  # all | filter | named
+    refusal: str = ""
+    scope: Scope = field(default_factory=Scope)
+
+
+# ---- parsing ----------------------------------------------------------------------------------------
+
+
+def _library_names(record: ReportRecord) -> set[str]:
+    """Names a question may use for a report that the gazetteer does not know: a zone (蓉江新区, 蓉江)
+    or a place the gazetteer lacks, and the file name."""
+    meta = record.meta
+    names: set[str] = set()
+    division = gazetteer.load().get(meta.region_code) if meta.region_code else None
+    if meta.region and (division is None or division.name != meta.region):
+        names |= {meta.region, meta.issuer, re.sub(r"(新区|开发区|高新区)$", "", meta.region)}
+    stem = record.report_id.rsplit(".", 1)[0]
+    return {normalize(n) for n in names if n and len(n) >= 2} | (
+        {normalize(stem)} if len(stem) >= 4 else set()
+    )
+
+
+def parse(question: str, records: Sequence[ReportRecord], g: Gazetteer | None = None) -> Scope:
+    """The scope a question names (not inherited; see `for_turn`)."""
+    g = g or gazetteer.load()
+    q = normalize(question)
+    known = {r.meta.region_code for r in records if r.meta.region_code}
+    mentions = g.mentions(q, known)
+    places: list[PlaceRef] = []
+    for mention in mentions:
+        previous = places[-1] if places else None
+        inside = tuple(c for c in mention.codes if previous and any(g.within(c, p) for p in previous.codes))
+        if previous and inside and q.find(previous.text) + len(previous.text) == mention.start:
+            places[-1] = PlaceRef(previous.text + mention.text, inside)  # 北京市朝阳区, 青岛城阳
+        else:
+            places.append(PlaceRef(mention.text, mention.codes))
+    # a place that contains another named place is context (2022年云南省政府授予丽江市…), not a scope
+    places = [p for p in places
+              if not any(o is not p and all(any(g.within(c, pc) and c != pc for pc in p.codes) for c in o.codes)
+                         for o in places if o.codes and p.codes)]  # fmt: skip
+    # department named right after a place
+    with_issuers = []
+    for place in places:
+        at = q.find(place.text) + len(place.text)
+        department = _DEPARTMENT.match(q[at:])
+        issuer = department.group(1) if department and not re.match(r"^(?:人民)?政府", q[at:]) else ""
+        with_issuers.append(PlaceRef(place.text, place.codes, place.reports, issuer))
+    places = with_issuers
+    # library names (zones, file names) the gazetteer does not know
+    covered = "".join(p.text for p in places)
+    named_reports: list[str] = []
+    for record in records:
+        for name in sorted(_library_names(record), key=len, reverse=True):
+            if name in q and name not in covered:
+                if name == normalize(record.report_id.rsplit(".", 1)[0]):
+                    named_reports.append(record.report_id)
+                else:
+                    places.append(PlaceRef(name, (), (record.report_id,)))
+                break
+    places.sort(key=lambda p: q.find(p.text))
+    years = tuple(dict.fromkeys(int(y) for y in _YEAR.findall(_NOT_ASKED_YEAR.sub(" ", q))))
+    return Scope(
+        places=tuple(places),
+        years=years,
+        national=not places and bool(_NATIONAL.search(q)),
+        across=asks_across_reports(question),
+        reports=tuple(named_reports),
+    )
+
+
+def for_turn(question: str, previous: Scope | None, records: Sequence[ReportRecord]) -> Scope:
+    """A turn that names its own place/year/report is never merged with the previous one; only a turn
+    without any (其中刑事案件多少？) inherits the previous turn's scope, unless it asks over the whole library
+    (各地区…分别是多少？ after a 洛江区 turn is about every region)."""
+    own = parse(question, records)
+    if own.empty and previous is not None and not previous.empty and not asks_across_library(question):
+        return Scope(previous.places, previous.years, previous.national, own.across or previous.across,
+                     previous.reports, inherited=True)  # fmt: skip
+    return own
+
+
+# ---- routing ---------------------------------------------------------------------------------------
+
+
+def _place_reports(place: PlaceRef, records: Sequence[ReportRecord], g: Gazetteer) -> list[ReportRecord]:
+    out = []
+    for record in records:
+        meta = record.meta
+        own_division = (
+            meta.region_code in place.codes
+            and g.get(meta.region_code) is not None
+            and (g.divisions[meta.region_code].name == meta.region)
+        )
+        if own_division or record.report_id in place.reports:
+            if place.issuer and not _abbreviates(place.issuer, meta.issuer):
+                continue
+            out.append(record)
+    return out
+
+
+def _using_the_name(
+    place: PlaceRef,
+    question: str,
+    records: Sequence[ReportRecord],
+    g: Gazetteer,
+    text_of: Callable[[str], str] | None,
+    context: int = 4,
+) -> list[ReportRecord]:
+    """Reports of places inside the named one that use the place, with the words after it, as a name
+    (a province's training platform, a city's court in a county report): the question is about them."""
+    q = normalize(question)
+    at = q.find(place.text)
+    phrase = q[at : at + len(place.text) + context]
+    if text_of is None or not place.codes or at < 0 or len(phrase) < len(place.text) + context:
+        return []
+    inside = [r for r in records if r.meta.region_code
+              and any(g.within(r.meta.region_code, c) and r.meta.region_code != c for c in place.codes)]  # fmt: skip
+    return [r for r in inside if phrase in normalize(text_of(r.report_id))]
+
+
+def _abbreviates(short: str, full: str) -> bool:
+    """人社厅 for 人力资源和社会保障厅, 市场监管局 for 市场监督管理局: the characters in order."""
+    position = 0
+    for char in short:
+        position = full.find(char, position)
+        if position < 0:
+            return False
+        position += 1
+    return True
+
+
+def covers_year(
+    record: ReportRecord, year: int, question: str, text_of: Callable[[str], str] | None = None
+) -> bool:
+    """A report covers the year it reports on, and the next one when asked about its plans; a report
+    whose year is unknown covers a year it mentions."""
+    if record.meta.year is None:
+        return text_of is not None and f"{year}年" in text_of(record.report_id)
+    return year == record.meta.year or (year == record.meta.year + 1 and bool(parts.PLANS.search(question)))
+
+
+def _label(record: ReportRecord) -> str:
+    return record.meta.label or "未识别地区的报告"
+
+
+def labels(records: Sequence[ReportRecord]) -> dict[str, str]:
+    """How answers and tables name each report: its label (place, or department). Where the library holds
+    several reports under one label, what tells them apart follows it: the issuer (洛江区（区委）beside
+    洛江区（人民政府）), the year, else the file name — so an answer never says one place twice for two reports."""
+    base = {r.report_id: r.meta.label or r.meta.title or r.report_id for r in records}
+    groups: dict[str, list[ReportRecord]] = {}
+    for record in records:
+        groups.setdefault(base[record.report_id], []).append(record)
+    out: dict[str, str] = {}
+    for label, group in groups.items():
+        if len(group) == 1:
+            out[group[0].report_id] = label
+            continue
+        issuers = {r.meta.issuer for r in group}
+        years = {r.meta.year for r in group}
+        for record in group:
+            said = []
+            if len(issuers) > 1 and record.meta.issuer:
+                said.append(record.meta.issuer.removeprefix(label) or record.meta.issuer)
+            if len(years) > 1 and record.meta.year:
+                said.append(f"{record.meta.year}年")
+            out[record.report_id] = f"{label}（{'，'.join(said)}）" if said else label
+        named = [out[r.report_id] for r in group]
+        for record in group:  # still alike: the file name
+            if named.count(out[record.report_id]) > 1:
+                out[record.report_id] = f"{label}（{record.report_id}）"
+    return out
+
+
+def route(
+    scope: Scope,
+    question: str,
+    records: Sequence[ReportRecord],
+    *,
+    report_ids: Sequence[str] | None = None,
+    regions: Sequence[str] | None = None,
+    years: Sequence[int] | None = None,
+    text_of: Callable[[str], str]
+    | None = None,  # a report's text: for an unknown year, a place used as a name
+) -> Route:
+    """The reports inside the question's scope and the user's filters — or a refusal that says why."""
+    g = gazetteer.load()
+    selected = list(records)
+    reason = "all"
+    if report_ids:
+        selected = [r for r in selected if r.report_id in set(report_ids)]
+        reason = "filter"
+    if regions:
+        wanted = {normalize(x) for x in regions}
+        selected = [r for r in selected
+                    if wanted & {normalize(n) for n in (r.meta.region, r.meta.issuer, *r.meta.region_path) if n}]  # fmt: skip
+        reason = "filter"
+    if years:
+        selected = [r for r in selected if r.meta.year in set(years)]
+        reason = "filter"
+    filtered = reason == "filter"
+    selected_ids = {r.report_id for r in selected}
+
+    def refuse(text: str) -> Route:
+        return Route((), reason, text, scope)
+
+    def conflict(named: str, found: Sequence[ReportRecord]) -> Route:
+        chosen = "、".join(_label(r) for r in selected) or "（没有报告）"
+        have = "、".join(_label(r) for r in found)
+        return refuse(
+            f"问题问的是{named}（资料库中有：{have}），但当前筛选的是{chosen}；请取消筛选或改问筛选内的报告"
+        )
+
+    if scope.national and not scope.places:
+        return refuse("资料库中没有全国的报告，各地报告的数字不能代表全国")
+    named: list[ReportRecord] = []
+    for report_id in scope.reports:
+        record = next(r for r in records if r.report_id == report_id)
+        if filtered and report_id not in selected_ids:
+            return conflict(_label(record), [record])
+        named.append(record)
+    for place in scope.places:
+        # 山东省行政执法人员培训云平台 asked of a 淄川区 report: a name that report uses, not a place without one
+        found = _place_reports(place, records, g) or _using_the_name(place, question, records, g, text_of)
+        if not found:
+            issuer = f"{place.issuer}" if place.issuer else ""
+            return refuse(f"资料库中没有{place.text}{issuer}的报告")
+        inside = [r for r in found if r.report_id in selected_ids]
+        if filtered and not inside:
+            return conflict(place.text + place.issuer, found)
+        named.extend(r for r in inside if r not in named)
+    pool = named if (scope.places or scope.reports) else selected
+    if scope.years:
+        covered = [r for r in pool
+                   if any(covers_year(r, y, question, text_of) for y in scope.years)]  # fmt: skip
+        if not covered:
+            asked = "、".join(f"{y}年" for y in scope.years)
+            if scope.places or scope.reports:
+                have = "；".join(f"{_label(r)}的报告是{r.meta.year}年度的" if r.meta.year else f"{_label(r)}的报告未识别年度"
+                                for r in pool)  # fmt: skip
+                where = "、".join(p.text + p.issuer for p in scope.places) or "、".join(
+                    _label(r) for r in pool
+                )
+                return refuse(f"资料库中没有{where}{asked}的报告；{have}")
+            return refuse(f"资料库中没有{asked}的报告" + ("（当前筛选内）" if filtered else ""))
+        pool = covered
+    if scope.places or scope.reports or (scope.years and len(pool) < len(selected)):
+        return Route(tuple(r.report_id for r in pool), "named", scope=scope)
+    return Route(tuple(r.report_id for r in selected), reason, scope=scope)

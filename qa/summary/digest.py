@@ -1,0 +1,203 @@
+"""A short summary built from a report's own words: select, trim, de-duplicate. Pure.
+
+The offline summary is extractive-plus: nothing is generated except the 概况 sentence, which is composed
+from the report's identity and the catalogue indicators it states, so every figure in it is one the
+report states. Items are the report's sentences with their list markers, boilerplate lead clauses and
+repeated wording removed, cut at clause boundaries (never inside a number) to a length budget: a summary
+is at most `SHARE` of its report's length (text a reader reads; quotes are shown on demand).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from qa.core.text import normalize
+from qa.genre.figures import Figure, qualified
+from qa.genre.indicators import CATALOGUE, candidates, is_catalogued
+
+SHARE = 0.25  # a summary's text is at most this share of its report's
+MAX_FIGURES = 12
+MAX_MEASURES = 6
+MIN_MEASURES = 3
+
+_CN = "一二三四五六七八九十"
+_MARKER = re.compile(
+    rf"^\s*(?:[（(][{_CN}]+[)）]|[{_CN}]+[、是]|\d{{1,2}}[.．、)）](?!\d)|第[{_CN}]+[，,、]|首先|其次|再次|最后)[，,、：:\s]*"
+)
+# A clause that frames rather than states (坚持以…为指导 / 在…领导下 / 深入贯彻…): dropped when it leads an
+# item and carries no figure. These are the genre's formulae, not one report's sentence.
+_FRAMING = re.compile(
+    r"^(?:\d{4}年(?:以来|来)?[，,]?)?(?:坚持以|坚持|始终坚持|在.{0,24}(?:领导|指导|支持)下|深入(?:学习)?贯彻|认真(?:学习)?贯彻"
+    r"|全面贯彻|以习近平|按照|根据|围绕|聚焦|立足|紧扣|紧紧围绕|为(?:进一步|深入|全面|切实))"
+)
+_CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
+# Verbs that lead the phrase before a figure (调处矛盾纠纷2632件): the counted thing is what follows them.
+_LEAD_VERB = re.compile(
+    r"^(?:累计|全年|共|新|办理|开展|组织|完成|受理|审查|审核|举办|召开|发放|设立|配备|提供|接待|培养|建立|建成|打造"
+    r"|推动|推进|实现|化解|调处|处理|解决|清理|修订|制定|出台|印发|收到|新收|办结|审结|查处|立案|帮助|挽回|追回"
+    r"|公布|公开|编制|梳理|排查|开通|发布|培训)+"
+)
+_NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
+# A change said of the thing before it (…亿元，同比增长7% / …93254亩，减少479亩): no subject of its own. As a
+# label it names nothing; as a clause it belongs to the clause before it and is never kept without it.
+_CHANGE = r"(?:同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|分别)?(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑)"
+_CHANGE_ONLY = re.compile(rf"^{_CHANGE}了?$")
+_DEPENDENT_CLAUSE = re.compile(rf"^(?:{_CHANGE}|其中|占|比重|增速|增幅)")
+
+
+def strip_marker(text: str) -> str:
+    """一是… / （一）… / 1. … / 首先… → the item itself."""
+    return _MARKER.sub("", text.strip(), count=1).strip()
+
+
+def clauses(sentence: str) -> list[str]:
+    return [m.group() for m in _CLAUSE.finditer(sentence) if m.group().strip("，,；;。！？ ")]
+
+
+def _has_figure(text: str) -> bool:
+    return bool(re.search(r"\d", text))
+
+
+def compress(sentence: str, limit: int, seen: set[str] | None = None, filler: float = 0.6) -> str:
+    """One item from one sentence: marker and framing clauses off, clauses already said elsewhere (seen,
+    normalised; updated) off, then the first clause and the clauses with figures, in order, while they fit
+    (clauses without figures only within `filler` of the limit). Every clause kept is the sentence's own,
+    with its own punctuation; the result ends with 。."""
+    seen = seen if seen is not None else set()
+    parts = [strip_marker(p) for p in clauses(strip_marker(sentence))]  # 一是… inside a sentence too
+    parts = [p for p in parts if p.strip("，,；;。！？ ")]
+    while len(parts) > 1 and _FRAMING.match(parts[0]) and not _has_figure(parts[0]):
+        parts = parts[1:]
+    fresh = [p for p in parts if _key(p) not in seen] or parts[:1]
+    kept: list[str] = []
+    for n, part in enumerate(fresh):
+        if n and _DEPENDENT_CLAUSE.match(part) and (not kept or kept[-1] is not fresh[n - 1]):
+            continue  # 减少3304亩 without the clause that says what decreased
+        size = sum(len(k) for k in kept) + len(part)
+        if n == 0 or (_has_figure(part) and size <= limit) or size <= limit * filler:
+            if size > limit + 1 and kept:
+                break
+            kept.append(part)
+    out = "".join(kept).rstrip("，,、；;：:。！？ ")
+    if len(out) > limit:
+        out = _cut(out, limit)
+    seen.update(_key(k) for k in kept)
+    return out if out.endswith("…") else out + "。"
+
+
+def _key(clause: str) -> str:
+    return normalize(clause.strip("，,；;。！？ "))
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` characters, cut after a 、 or a clause, never inside a number or a quoted name."""
+    head = text[:limit]
+    for stops in ("，,；;", "、"):
+        at = max(head.rfind(ch) for ch in stops)
+        if at >= limit // 2:
+            return head[:at] + "…"
+    cut = limit - 1
+    while cut > 0 and (re.match(r"[\d.％%]", text[cut - 1]) or re.match(r"[\d.％%余万亿]", text[cut])):
+        cut -= 1
+    return text[:cut] + "…"
+
+
+def short_title(title: str, limit: int = 16) -> str:
+    """A section title as an area label: marker off, its first clause, at most `limit` characters."""
+    first = clauses(strip_marker(title)) or [title]
+    text = first[0].strip("，,；;。！？ ")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# ---- figures -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stated:
+    """A figure a summary shows: its label (the counted thing), the value as written with its qualifier
+    (约1.1亿元, 300余场次, 100%以上), the sentence it is quoted from, and where that is."""
+
+    label: str
+    raw: str
+    quote: str
+    where: str  # the chunk id
+    catalogued: bool
+
+
+def counted_label(figure: Figure) -> str | None:
+    """What a figure outside the catalogue counts, when the report names it just before the number and
+    the number ends its clause (调处矛盾纠纷2632件。 → 矛盾纠纷); None when that is not a clean noun
+    phrase (a verb alone, a phrase ending in 等/和…, a thing named after the number)."""
+    tail = figure.after.strip()
+    if tail and not re.match(r"^[，,；;。！？、（()）]", tail):
+        return None
+    # the whole clause before the number, across quotes (培养“法律明白人”骨干2130名 → 法律明白人骨干)
+    label = re.sub(r"[“”\"「」\s]", "", figure.clause or figure.indicator)
+    label = re.sub(r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|计)$", "", label)
+    label = _LEAD_VERB.sub("", label)
+    if not 2 <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= 10 or _NOT_A_LABEL_END.search(label):
+        return None
+    if _CHANGE_ONLY.match(label):  # 同比增长 7%: a change of something the label does not name
+        return None
+    if re.search(r"[\d，,、：:]", label):
+        return None
+    return label
+
+
+def key_figures(
+    figures: Sequence[tuple[Figure, str]], limit: int = MAX_FIGURES, fill_to: int = 10
+) -> list[Stated]:
+    """The catalogue indicators the report states (the same catalogue and choice as the comparison table),
+    in catalogue order; then, up to `fill_to` rows, other figures with a clean label: amounts of money
+    first (惠企资金约1.1亿元), then in reading order."""
+    where = {id(f): chunk for f, chunk in figures}
+    plain = [f for f, _ in figures]
+    rows: list[Stated] = []
+    used: set[int] = set()
+    for indicator in CATALOGUE:
+        found = candidates(indicator, plain)
+        if found:
+            hit = found[0]
+            used.add(id(hit))
+            rows.append(Stated(indicator.label, qualified(hit), hit.quote, where[id(hit)], True))
+    shown = {r.raw for r in rows}
+    for figure in sorted(plain, key=lambda f: f.number.unit != "元"):  # stable: reading order otherwise
+        if len(rows) >= max(fill_to, len([r for r in rows if r.catalogued])):
+            break
+        label = counted_label(figure)
+        if label and id(figure) not in used and qualified(figure) not in shown:
+            rows.append(Stated(label, qualified(figure), figure.quote, where[id(figure)], False))
+            shown.add(qualified(figure))
+    return rows[:limit]
+
+
+def salience(sentence: str, figures: Iterable[Figure], lead: bool) -> float:
+    """How much a sentence says: its catalogued figures most, other figures, and being a section's lead."""
+    found = [f for f in figures if (f.quote and f.quote in sentence) or sentence in f.quote]
+    return (
+        sum(3.0 if is_catalogued(f) else 1.0 for f in found) + (1.0 if lead else 0.0) - len(sentence) / 1000
+    )
+
+
+def composed_overview(who: str, year: int | None, topic: str, headline: Sequence[Stated]) -> str:
+    """概况: who reports on which year, and the headline figures — composed, every figure the report's."""
+    kind = "" if re.search(r"(?:报告|公报|通报|总结|白皮书)$", topic) else "报告"
+    when = (f"{year}年" if "年度" in topic else f"{year}年度") if year else ""  # never 2023年度…年度报告
+    first = f"{who}{when}{topic}{kind}。"
+    if not headline:
+        return first
+    said = "，".join(f"{s.label.replace(' ', '')}{s.raw}" for s in headline)
+    return first + f"主要数据：{said}。"
+
+
+def topic_of(title: str, names: Sequence[str]) -> str:
+    """What a report is about, from its title without the issuer, places and year: 法治政府建设情况."""
+    topic = re.sub(r"\s+", "", title)
+    for name in sorted((n for n in names if n), key=len, reverse=True):
+        topic = topic.replace(name, "")
+    topic = re.sub(r"[（(]\d{4}年?[)）]|\d{4}年度?|关于|^[的之]", "", topic).strip("《》")
+    topic = re.sub(r"的?(?:年度)?报告$", "报告", topic)  # 法治政府建设年度报告 → 法治政府建设报告
+    topic = re.sub(r"的$", "", topic)
+    return topic if len(re.sub(r"报告$", "", topic)) >= 2 else "工作"
