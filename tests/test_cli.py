@@ -227,7 +227,7 @@ def test_summarize_names_only_an_index_it_wrote(tmp_path: Path) -> None:
 
 
 def test_a_long_quote_is_shortened_around_the_number_the_answer_cites() -> None:
-    from qa.cli.main import _shorten
+    from qa.cli.present import shorten
 
     quote = (
         "编制公布行政许可事项清单236项,"
@@ -235,10 +235,10 @@ def test_a_long_quote_is_shortened_around_the_number_the_answer_cites() -> None:
         + "受理法律援助案件537件,挽回损失27.4万元;"
         + "全面推行审批服务," * 6
     )
-    assert "537件" not in _shorten(quote)  # the plain opening-and-end form would hide it
-    shown = _shorten(quote, keep=["537件"])
+    assert "537件" not in shorten(quote)  # the plain opening-and-end form would hide it
+    shown = shorten(quote, keep=["537件"])
     assert "537件" in shown and shown.startswith("编制公布") and f"（共 {len(quote)} 字）" in shown
-    assert _shorten("短句,3件。", keep=["3件"]) == "短句,3件。"
+    assert shorten("短句,3件。", keep=["3件"]) == "短句,3件。"
 
 
 def test_a_failed_report_in_a_summary_batch_is_named_once(tmp_path: Path) -> None:

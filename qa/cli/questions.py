@@ -1,0 +1,53 @@
+"""`qa search` and `qa ask`: passages for a question, and a cited answer."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rich.markup import escape
+
+from qa.cli import present
+from qa.cli.console import err, out
+from qa.cli.library import open_library
+from qa.core.config import Settings
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    lib = open_library(settings)
+    report_ids = [lib.resolve(r) for r in args.report] if args.report else None
+    started = time.perf_counter()
+    result = lib.services.retriever.search(
+        args.question, k=args.k, report_ids=report_ids, regions=args.region, years=args.year, mode=args.mode
+    )
+    ms = (time.perf_counter() - started) * 1000
+    if args.json:
+        present.search_json(args.question, result, ms)
+    else:
+        present.search_hits(result, ms)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    lib = open_library(settings, args.engine)
+    llm = lib.llm
+    streamed: list[str] = []
+
+    def on_token(token: str) -> None:
+        streamed.append(token)
+        if (
+            not args.json and llm is not None
+        ):  # a model's reply is shown as it comes; the offline one is instant
+            out.print(escape(token), end="")
+
+    if not args.json:
+        err.print(f"[dim]engine: {escape(present.engine_label(llm))}[/]")
+    answer = lib.ask(args.question, session=args.session, reports=args.report, regions=args.region,
+                     years=args.year, k=args.k, on_token=on_token)  # fmt: skip
+    if args.json:
+        payload = answer.to_dict()
+        payload.pop("sources")
+        out.print_json(data=payload)
+        return 0
+    present.answer(answer, None if llm is None else "".join(streamed))
+    return 0
