@@ -295,66 +295,77 @@ class Pack:
         """Raise PackDamaged unless every index the search follows is in bounds and every vector usable: the
         postings (term → rows), each report's row range and the chunk columns, finite tf and lengths, unit
         vectors where a row has one."""
-        n = self.n_rows
-
-        def need(ok: object, what: str) -> None:
-            if not ok:
-                raise PackDamaged(what)
-
         try:
-            need(
-                isinstance(self.keys, list) and all(isinstance(k, str) for k in self.keys),
-                "keys are not text",
-            )
-            need(
-                isinstance(self.vocab, list) and all(isinstance(t, str) for t in self.vocab),
-                "vocabulary is not text",
-            )
-            for name, kind in (("starts", "i"), ("indptr", "i"), ("rows", "i"), ("tf", "f"), ("doc_len", "f"),
-                               ("vectors", "f"), ("has_vector", "b")):  # fmt: skip
-                array = getattr(self, name)
-                need(isinstance(array, np.ndarray) and array.dtype.kind == kind, f"{name} has the wrong type")
-            need(self.doc_len.ndim == 1 and np.isfinite(self.doc_len).all() and (self.doc_len >= 0).all(),
-                 "row lengths are not finite counts")  # fmt: skip
-            starts = self.starts
-            need(starts.shape == (len(self.keys) + 1,) and starts[0] == 0 and starts[-1] == n
-                 and (np.diff(starts) >= 0).all(), f"report row ranges do not cover the pack's {n} rows")  # fmt: skip
-            indptr, rows, tf = self.indptr, self.rows, self.tf
-            need(indptr.shape == (len(self.vocab) + 1,) and indptr[0] == 0 and indptr[-1] == len(rows)
-                 and (np.diff(indptr) >= 0).all(), "posting lists do not match the vocabulary")  # fmt: skip
-            need(rows.ndim == 1 and tf.shape == rows.shape, "postings and term counts differ in length")
-            need(
-                not len(rows) or (rows.min() >= 0 and rows.max() < n),
-                f"postings point beyond the pack's {n} rows",
-            )
-            need(np.isfinite(tf).all() and (tf > 0).all(), "term counts are not positive")
-            ascending = np.diff(rows) > 0
-            ascending[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < len(rows))] - 1] = True  # term starts
-            need(ascending.all(), "a posting list is out of order")
-            # every token of a row is one posting: the counts add up to the row's length
-            need(np.array_equal(np.bincount(rows, weights=tf, minlength=n), self.doc_len),
-                 "term counts do not add up to the row lengths")  # fmt: skip
-            vectors, has = self.vectors, self.has_vector
-            need(
-                vectors.ndim == 2 and vectors.shape[0] == n and has.shape == (n,),
-                "vectors do not match the rows",
-            )
-            need(dim is None or vectors.shape[1] == dim, f"vectors are not {dim}-dimensional")
-            need(_unit_rows(vectors, has), "vectors are not of unit length (zeroed, or not numbers)")
-            columns = self.columns
-            need(isinstance(columns, dict) and all(isinstance(columns.get(c), list) and len(columns[c]) == n
-                                                   for c in _COLUMNS), "chunk columns do not match the rows")  # fmt: skip
-            for i, pack_key in enumerate(self.keys):
-                report_id, _, version = pack_key.partition("\t")
-                s, e = int(starts[i]), int(starts[i + 1])
-                versions = set(columns["version"][s:e]) if version else set()  # keys are report id + version
-                need(set(columns["report_id"][s:e]) <= {report_id} and versions <= {version},
-                     f"rows of {report_id} belong to another report")  # fmt: skip
-            need(isinstance(self.cells, dict), "comparison cells are not a mapping")
+            self._check_types()
+            self._check_postings()
+            self._check_vectors(dim)
+            self._check_columns()
         except PackDamaged:
             raise
         except Exception as ex:  # a value of the wrong kind anywhere above
             raise PackDamaged(f"inconsistent: {type(ex).__name__}: {ex}") from ex
+
+    def _check_types(self) -> None:
+        """Keys and vocabulary are text; each array is of its kind; row lengths are counts."""
+        _need(isinstance(self.keys, list) and all(isinstance(k, str) for k in self.keys), "keys are not text")
+        _need(
+            isinstance(self.vocab, list) and all(isinstance(t, str) for t in self.vocab),
+            "vocabulary is not text",
+        )
+        for name, kind in (("starts", "i"), ("indptr", "i"), ("rows", "i"), ("tf", "f"), ("doc_len", "f"),
+                           ("vectors", "f"), ("has_vector", "b")):  # fmt: skip
+            array = getattr(self, name)
+            _need(isinstance(array, np.ndarray) and array.dtype.kind == kind, f"{name} has the wrong type")
+        _need(self.doc_len.ndim == 1 and np.isfinite(self.doc_len).all() and (self.doc_len >= 0).all(),
+              "row lengths are not finite counts")  # fmt: skip
+
+    def _check_postings(self) -> None:
+        """Report row ranges cover the rows; each term's postings are in bounds, in order, and add up to the
+        rows' lengths."""
+        n, starts = self.n_rows, self.starts
+        _need(starts.shape == (len(self.keys) + 1,) and starts[0] == 0 and starts[-1] == n
+              and (np.diff(starts) >= 0).all(), f"report row ranges do not cover the pack's {n} rows")  # fmt: skip
+        indptr, rows, tf = self.indptr, self.rows, self.tf
+        _need(indptr.shape == (len(self.vocab) + 1,) and indptr[0] == 0 and indptr[-1] == len(rows)
+              and (np.diff(indptr) >= 0).all(), "posting lists do not match the vocabulary")  # fmt: skip
+        _need(rows.ndim == 1 and tf.shape == rows.shape, "postings and term counts differ in length")
+        _need(
+            not len(rows) or (rows.min() >= 0 and rows.max() < n),
+            f"postings point beyond the pack's {n} rows",
+        )
+        _need(np.isfinite(tf).all() and (tf > 0).all(), "term counts are not positive")
+        ascending = np.diff(rows) > 0
+        ascending[indptr[1:-1][(indptr[1:-1] > 0) & (indptr[1:-1] < len(rows))] - 1] = True  # term starts
+        _need(ascending.all(), "a posting list is out of order")
+        # every token of a row is one posting: the counts add up to the row's length
+        _need(np.array_equal(np.bincount(rows, weights=tf, minlength=n), self.doc_len),
+              "term counts do not add up to the row lengths")  # fmt: skip
+
+    def _check_vectors(self, dim: int | None) -> None:
+        n, vectors, has = self.n_rows, self.vectors, self.has_vector
+        _need(
+            vectors.ndim == 2 and vectors.shape[0] == n and has.shape == (n,), "vectors do not match the rows"
+        )
+        _need(dim is None or vectors.shape[1] == dim, f"vectors are not {dim}-dimensional")
+        _need(_unit_rows(vectors, has), "vectors are not of unit length (zeroed, or not numbers)")
+
+    def _check_columns(self) -> None:
+        """The chunk columns have a value per row, and each report's rows are its own."""
+        n, starts, columns = self.n_rows, self.starts, self.columns
+        _need(isinstance(columns, dict) and all(isinstance(columns.get(c), list) and len(columns[c]) == n
+                                                for c in _COLUMNS), "chunk columns do not match the rows")  # fmt: skip
+        for i, pack_key in enumerate(self.keys):
+            report_id, _, version = pack_key.partition("\t")
+            s, e = int(starts[i]), int(starts[i + 1])
+            versions = set(columns["version"][s:e]) if version else set()  # keys are report id + version
+            _need(set(columns["report_id"][s:e]) <= {report_id} and versions <= {version},
+                  f"rows of {report_id} belong to another report")  # fmt: skip
+        _need(isinstance(self.cells, dict), "comparison cells are not a mapping")
+
+
+def _need(ok: object, what: str) -> None:
+    if not ok:
+        raise PackDamaged(what)
 
 
 def _unit_rows(vectors: np.ndarray, has: np.ndarray, block: int = 8192) -> bool:

@@ -101,12 +101,25 @@ class Retriever:
         # a report's vectors may come after its keywords: checked (and searched) apart
         state = {key: key + ("\tv" if r.embedded else "\tk") for key, r in wanted.items()}
         packs = self._shelf.packs()
-        held: dict[str, tuple[derived.Pack, int, bool]] = {}  # key → (pack, row start, rows have vectors)
-        for pack in packs:
-            for i, key in enumerate(pack.keys):
-                has = bool(pack.starts[i + 1] > pack.starts[i] and pack.has_vector[pack.starts[i]])
-                if key not in held or (has and not held[key][2]):
-                    held[key] = (pack, i, has)
+        missing = self._unverified(wanted, state, _held(packs))
+        fresh, problems = self._add_packs(missing, wanted, state, signature)
+        packs = [*packs, *fresh]  # not the manifest again: a pack loaded above may have been dropped since
+        alive = {key: wanted[key].embedded for key in wanted if key not in problems}
+        search = self._compacted(derived.Index(packs, alive), fresh, alive, signature)
+        absent = [key for key in alive if key not in search.where]
+        if absent:  # a report with no rows would be a false "not mentioned", cached until the next write
+            raise StoreChanged(f"the search index of {self.store.location} lost {len(absent)} reports while it "
+                               "was read (another process changed it); read it again")  # fmt: skip
+        for damage in self._shelf.take_damage():  # its reports were read from the store above, or are gone
+            log.warning("warning: %s; its reports were read from the store again", damage.describe())
+        damaged_reports = {wanted[key].report_id: problem for key, problem in problems.items()}
+        exact = sum(r.n_chunks for r in records) <= self.settings.exact_dense_max
+        return _Index(signature, search, exact, damaged_reports, stamp)
+
+    def _unverified(self, wanted: dict[str, ReportRecord], state: dict[str, str],
+                    held: dict[str, tuple[derived.Pack, int, bool]]) -> list[str]:  # fmt: skip
+        """The keys no loaded pack holds as this process verified them: to be read from the store. A pack's
+        rows for a key are verified once, when their count is the count the store lists and holds."""
         # A key counts as held only when a pack this process has loaded holds it (with vectors, once the
         # report has them). What was verified once may be gone since: a pack merged or dropped by another
         # process (a `qa rm` then `qa ingest` of the same file comes back at the same version), and a key
@@ -121,9 +134,14 @@ class Retriever:
                 rows = int(pack.starts[i + 1] - pack.starts[i])
                 if rows == wanted[key].n_chunks == counts.get(wanted[key].version, 0):
                     self._verified.add(state[key])
-        missing = [key for key in wanted if key not in usable or state[key] not in self._verified]
+        return [key for key in wanted if key not in usable or state[key] not in self._verified]
+
+    def _add_packs(self, missing: list[str], wanted: dict[str, ReportRecord], state: dict[str, str],
+                   signature: str) -> tuple[list[derived.Pack], dict[str, str]]:  # fmt: skip
+        """Read the missing keys from the store into new packs on the shelf. Returns the packs built here
+        (searched even if another process drops them) and the damaged keys (key → what is wrong)."""
         problems: dict[str, str] = {}
-        fresh: list[derived.Pack] = []  # packs built here: searched even if another process drops them
+        fresh: list[derived.Pack] = []
         for batch in _batches(missing, wanted, derived.MAX_PACK_ROWS):  # a pack each: memory stays bounded
             pieces = self._read_pieces([wanted[key] for key in batch])
             for key in batch:
@@ -140,9 +158,11 @@ class Retriever:
                 fresh.append(derived.Pack.build(good, self.store.dim))
                 self._shelf.add(fresh[-1])
                 self._verified.update(state[p.key] for p in good)
-        packs = [*packs, *fresh]  # not the manifest again: a pack loaded above may have been dropped since
-        alive = {key: wanted[key].embedded for key in wanted if key not in problems}
-        search = derived.Index(packs, alive)
+        return fresh, problems
+
+    def _compacted(self, search: derived.Index, fresh: Sequence[derived.Pack], alive: dict[str, bool],
+                   signature: str) -> derived.Index:  # fmt: skip
+        """The index over the shelf's packs once compacted, or as it was when compacting is not safe now."""
         # Compact only when the registry now is the one these records were read from: the packs were loaded
         # after the records, and a pack another process added meanwhile holds a report this view does not
         # know yet — compacting would drop it as dead. Every pack loaded is added after its report's flip, so
@@ -151,16 +171,8 @@ class Retriever:
             compacted = derived.Index(self._with(self._shelf.packs(), fresh), alive)
             # another process may have merged away what this one just merged: keep the packs in memory then
             if all(key in compacted.where for key in alive):
-                search = compacted
-        absent = [key for key in alive if key not in search.where]
-        if absent:  # a report with no rows would be a false "not mentioned", cached until the next write
-            raise StoreChanged(f"the search index of {self.store.location} lost {len(absent)} reports while it "
-                               "was read (another process changed it); read it again")  # fmt: skip
-        for damage in self._shelf.take_damage():  # its reports were read from the store above, or are gone
-            log.warning("warning: %s; its reports were read from the store again", damage.describe())
-        damaged_reports = {wanted[key].report_id: problem for key, problem in problems.items()}
-        exact = sum(r.n_chunks for r in records) <= self.settings.exact_dense_max
-        return _Index(signature, search, exact, damaged_reports, stamp)
+                return compacted
+        return search
 
     @staticmethod
     def _with(packs: list[derived.Pack], fresh: Sequence[derived.Pack]) -> list[derived.Pack]:
@@ -371,6 +383,18 @@ class Retriever:
             )
         fused = fuse(ranked, pool, self.settings.rrf_k)
         return diversify(fused, k) if spread else fused[:k]
+
+
+def _held(packs: Sequence[derived.Pack]) -> dict[str, tuple[derived.Pack, int, bool]]:
+    """key → (the pack holding it, its row in that pack, whether those rows have vectors); a pack with
+    vectors for a key wins over one with its keywords only."""
+    held: dict[str, tuple[derived.Pack, int, bool]] = {}
+    for pack in packs:
+        for i, key in enumerate(pack.keys):
+            has = bool(pack.starts[i + 1] > pack.starts[i] and pack.has_vector[pack.starts[i]])
+            if key not in held or (has and not held[key][2]):
+                held[key] = (pack, i, has)
+    return held
 
 
 def _batches(keys: Sequence[str], records: dict[str, ReportRecord], rows: int) -> list[list[str]]:
