@@ -387,28 +387,41 @@ def _best(asked: Asked, sentences: Sequence[Sentence], min_coverage: float) -> t
         return REFUSAL, []
     chosen = [best]
     if asked.wants_list or asked.part:
-        # "有哪些举措": the points (headings, 一是…) of that section of the report, in order.
-        top = parts.top_section(best.source.section)
-        points = [s for _, c, s in scored if c >= min_coverage and heading_level(s.text)
-                  and s.source.report_id == best.source.report_id and parts.top_section(s.source.section) == top]  # fmt: skip
-        if len(points) >= 2:
-            # The part's own title, then its points at the highest level present: （一）… before 一是…
-            levels = sorted({heading_level(p.text) for p in points} - {1})
-            keep = {1, levels[0]} if levels else {1}
-            chosen = sorted((p for p in points if heading_level(p.text) in keep), key=lambda s: s.position)[
-                :9
-            ]
-    # A second sentence when it is nearly as good and adds figures the first lacks (两个指标 / 分别).
-    for score, coverage, sentence in scored[1:4] if len(chosen) == 1 else ():
+        chosen = _part_points(scored, best, min_coverage) or chosen
+    if len(chosen) == 1:
+        second = _second_sentence(asked, scored, best_score, best, min_coverage)
+        chosen += [second] if second is not None else []
+    chosen.sort(key=lambda s: s.position)
+    quotes = [Quote(s.source.n, s.text, s.start, s.end) for s in chosen]
+    joiner = "\n" if len(quotes) > 2 else ""
+    return joiner.join(f"{without_footnote_marks(q.text)}[{q.n}]" for q in quotes), quotes
+
+
+def _part_points(scored: Sequence[tuple[float, float, Sentence]], best: Sentence,
+                 min_coverage: float) -> list[Sentence]:  # fmt: skip
+    """For 有哪些举措: the points (headings, 一是…) of the best sentence's section of the report, in order — the
+    part's own title, then its points at the highest level present (（一）… before 一是…); none when fewer
+    than two points match."""
+    top = parts.top_section(best.source.section)
+    points = [s for _, c, s in scored if c >= min_coverage and heading_level(s.text)
+              and s.source.report_id == best.source.report_id and parts.top_section(s.source.section) == top]  # fmt: skip
+    if len(points) < 2:
+        return []
+    levels = sorted({heading_level(p.text) for p in points} - {1})
+    keep = {1, levels[0]} if levels else {1}
+    return sorted((p for p in points if heading_level(p.text) in keep), key=lambda s: s.position)[:9]
+
+
+def _second_sentence(asked: Asked, scored: Sequence[tuple[float, float, Sentence]], best_score: float,
+                     best: Sentence, min_coverage: float) -> Sentence | None:  # fmt: skip
+    """A second sentence of the same report when it is nearly as good and adds figures the first lacks
+    (两个指标 / 分别)."""
+    for score, coverage, sentence in scored[1:4]:
         if coverage < min_coverage or score < 0.85 * best_score or sentence.text == best.text:
             continue
         if sentence.source.report_id != best.source.report_id:
             continue
         new_numbers = {n.key for n in find_numbers(sentence.text)} - {n.key for n in find_numbers(best.text)}
         if new_numbers and states_asked_number(sentence.text, asked):
-            chosen.append(sentence)
-            break
-    chosen.sort(key=lambda s: s.position)
-    quotes = [Quote(s.source.n, s.text, s.start, s.end) for s in chosen]
-    joiner = "\n" if len(quotes) > 2 else ""
-    return joiner.join(f"{without_footnote_marks(q.text)}[{q.n}]" for q in quotes), quotes
+            return sentence
+    return None
