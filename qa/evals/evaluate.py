@@ -436,19 +436,13 @@ def run_qa(
 def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
     metrics = summarize_rows(rows, k)
     answerable = [r for r in rows if r["answer_type"] != "unanswerable"]
-    cited = sum(len(r["citations"]) for r in rows if r["answer_type"] != "unanswerable" and not r["refused"])
-    precise = sum(
-        r["citations_with_evidence"] for r in rows if r["answer_type"] != "unanswerable" and not r["refused"]
-    )
-    numbers = sum(r["numbers"] for r in rows)
-    unverified = sum(len(r["unverified_numbers"]) for r in rows)
     # an errored question was neither refused nor answered: wrong either way
     refused_right = [r["refused"] == (r["answer_type"] == "unanswerable") and not r["error"] for r in rows]
     metrics.update(
         {
             "answer_accuracy": round(mean([bool(r["correct"]) for r in answerable]), 4),
             "refusal_accuracy": round(mean(refused_right), 4),
-            "citation_precision": round(precise / cited, 4) if cited else 1.0,
+            "citation_precision": citation_precision(rows),
             # an answer was given (not a refusal, not an error) and it is wrong: the worst outcome, over all
             # questions
             "confidently_wrong": round(
@@ -456,18 +450,38 @@ def summarize_qa(rows: list[dict[str, Any]], k: int) -> dict[str, Any]:
             ),
             "errors": sum(bool(r.get("error")) for r in rows),  # questions that failed (each counted wrong)
             "false_refusals": round(mean([bool(r["refused"]) for r in answerable]), 4) if answerable else 0.0,
-            "number_grounding": round((numbers - unverified) / numbers, 4) if numbers else 1.0,
-            "by_type": {
-                t: {"n": len(group), "correct": round(mean([bool(r["correct"]) for r in group]), 4)}
-                for t in ("number", "text", "list", "unanswerable")
-                if (group := [r for r in rows if r["answer_type"] == t])
-            },
+            "number_grounding": number_grounding(rows),
+            "by_type": accuracy_by_type(rows),
         }
     )
     keys = ["n", "k", "retrieval_recall_at_k", "answer_accuracy", "refusal_accuracy", "citation_precision",
             "number_grounding", "confidently_wrong", "false_refusals", "errors", "p50_ms", "p95_ms", "by_type",
             "rows"]  # fmt: skip
     return {key: metrics[key] for key in keys}
+
+
+def citation_precision(rows: list[dict[str, Any]]) -> float:
+    """Of the citations in answers given to answerable questions, the share whose passage holds the evidence."""
+    answered = [r for r in rows if r["answer_type"] != "unanswerable" and not r["refused"]]
+    cited = sum(len(r["citations"]) for r in answered)
+    precise = sum(r["citations_with_evidence"] for r in answered)
+    return round(precise / cited, 4) if cited else 1.0
+
+
+def number_grounding(rows: list[dict[str, Any]]) -> float:
+    """Of the numbers in all answers, the share found in the passages they cite."""
+    numbers = sum(r["numbers"] for r in rows)
+    unverified = sum(len(r["unverified_numbers"]) for r in rows)
+    return round((numbers - unverified) / numbers, 4) if numbers else 1.0
+
+
+def accuracy_by_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Questions and accuracy per answer type (number, text, list, unanswerable), for the types asked."""
+    return {
+        t: {"n": len(group), "correct": round(mean([bool(r["correct"]) for r in group]), 4)}
+        for t in ("number", "text", "list", "unanswerable")
+        if (group := [r for r in rows if r["answer_type"] == t])
+    }
 
 
 # ---- summary checks ------------------------------------------------------------------------------
