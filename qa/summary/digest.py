@@ -66,11 +66,28 @@ def compress(sentence: str, limit: int, seen: set[str] | None = None, filler: fl
     (clauses without figures only within `filler` of the limit). Every clause kept is the sentence's own,
     with its own punctuation; the result ends with 。."""
     seen = seen if seen is not None else set()
+    parts = _stating_clauses(sentence)
+    fresh = [p for p in parts if _key(p) not in seen] or parts[:1]
+    kept = _fitting(fresh, limit, filler)
+    out = "".join(kept).rstrip("，,、；;：:。！？ ")
+    if len(out) > limit:
+        out = _cut(out, limit)
+    seen.update(_key(k) for k in kept)
+    return out if out.endswith("…") else out + "。"
+
+
+def _stating_clauses(sentence: str) -> list[str]:
+    """A sentence's clauses, markers off, without the framing clauses that lead it with no figure."""
     parts = [strip_marker(p) for p in clauses(strip_marker(sentence))]  # 一是… inside a sentence too
     parts = [p for p in parts if p.strip("，,；;。！？ ")]
     while len(parts) > 1 and _FRAMING.match(parts[0]) and not _has_figure(parts[0]):
         parts = parts[1:]
-    fresh = [p for p in parts if _key(p) not in seen] or parts[:1]
+    return parts
+
+
+def _fitting(fresh: list[str], limit: int, filler: float) -> list[str]:
+    """The first clause, then the clauses with figures while they fit the limit (others within `filler` of
+    it); a change (减少3304亩) only with the clause before it that says what changed."""
     kept: list[str] = []
     for n, part in enumerate(fresh):
         if n and _DEPENDENT_CLAUSE.match(part) and (not kept or kept[-1] is not fresh[n - 1]):
@@ -80,11 +97,7 @@ def compress(sentence: str, limit: int, seen: set[str] | None = None, filler: fl
             if size > limit + 1 and kept:
                 break
             kept.append(part)
-    out = "".join(kept).rstrip("，,、；;：:。！？ ")
-    if len(out) > limit:
-        out = _cut(out, limit)
-    seen.update(_key(k) for k in kept)
-    return out if out.endswith("…") else out + "。"
+    return kept
 
 
 def _key(clause: str) -> str:

@@ -100,119 +100,158 @@ def summary_docx(summary: Summary, meta: ReportMeta | None = None, chunks: Seque
     """The summary as a Word document with the Markdown's content (qa.summary.render): title, identity line, 概况 /
     主要举措 / 关键指标 (指标, 数值, 原文) / 存在的不足 / 下一步计划, cited [n]; an appendix lists each source n
     with its place in the report and the words quoted from it. meta adds the region path, chunks the quotes."""
-    from docx import Document
-    from docx.shared import Cm, Pt, RGBColor
+    from qa.summary.summarize import labels_of  # here: the tables alone never load the summarizer
 
-    from qa.summary.summarize import (  # here: the tables alone never load the summarizer
-        labels_of,
-        summary_heading,
-    )
+    doc = _Doc(summary)
+    names = labels_of(summary)
+    doc.heading(summary, meta)
+    # a section the report does not have is left out, not shown empty
+    if summary.overview.strip():
+        doc.document.add_heading(names.overview, level=1)
+        doc.cite(doc.document.add_paragraph(" ".join(summary.overview.split())), summary.overview_citations)
+    if any(area.points for area in summary.measures):
+        doc.document.add_heading(names.measures, level=1)
+    for area in (a for a in summary.measures if a.points):
+        doc.document.add_heading(" ".join(area.area.split()), level=2)
+        doc.points(area.points)
+    if summary.key_figures:
+        doc.document.add_heading(names.figures, level=1)
+        doc.figures_table(summary.key_figures)
+    for heading, items in ((names.problems, summary.problems), (names.plans, summary.plans)):
+        if items:
+            doc.document.add_heading(heading, level=1)
+            doc.points(items)
+    doc.appendix(summary, chunks)
+    doc.grey(doc.document.add_paragraph(), made_line(summary), 8)
+    buffer = io.BytesIO()
+    doc.document.save(buffer)
+    return buffer.getvalue()
 
-    document = Document()
-    styles = document.styles
-    _set_fonts(styles["Normal"], BODY_FONT)
-    for name in ("Title", "Heading 1", "Heading 2"):
-        _set_fonts(styles[name], HEADING_FONT)
-    properties = document.core_properties
-    properties.title = summary_heading(summary)
-    properties.subject = "报告摘要"
-    properties.author = properties.last_modified_by = "reportqa"
-    with contextlib.suppress(ValueError):  # an old or hand-edited summary without a valid time
-        properties.created = properties.modified = datetime.fromisoformat(summary.created_at)
 
-    refs: dict[str, int] = {}
+class _Doc:
+    """A summary's Word document as it is written: its fonts and properties, and the sources it cites,
+    numbered [n] in the order first cited."""
 
-    def cite(paragraph, chunk_ids: Sequence[str]) -> None:
+    def __init__(self, summary: Summary) -> None:
+        from docx import Document
+
+        from qa.summary.summarize import summary_heading
+
+        self.document = document = Document()
+        self.refs: dict[str, int] = {}  # chunk id → n
+        styles = document.styles
+        _set_fonts(styles["Normal"], BODY_FONT)
+        for name in ("Title", "Heading 1", "Heading 2"):
+            _set_fonts(styles[name], HEADING_FONT)
+        properties = document.core_properties
+        properties.title = summary_heading(summary)
+        properties.subject = "报告摘要"
+        properties.author = properties.last_modified_by = "reportqa"
+        with contextlib.suppress(ValueError):  # an old or hand-edited summary without a valid time
+            properties.created = properties.modified = datetime.fromisoformat(summary.created_at)
+
+    def cite(self, paragraph, chunk_ids: Sequence[str]) -> None:
         for chunk_id in chunk_ids:
-            n = refs.setdefault(chunk_id, len(refs) + 1)
+            n = self.refs.setdefault(chunk_id, len(self.refs) + 1)
             paragraph.add_run(f"[{n}]").font.superscript = True
 
+    @staticmethod
     def flag(paragraph, text: str = " ⚠ 未核实") -> None:
+        from docx.shared import RGBColor
+
         run = paragraph.add_run(text)
         run.bold = True
         run.font.color.rgb = RGBColor(*RED)
 
+    @staticmethod
     def grey(paragraph, text: str, size: float = 9) -> None:
+        from docx.shared import Pt, RGBColor
+
         run = paragraph.add_run(text)
         run.font.size = Pt(size)
         run.font.color.rgb = RGBColor(*GREY)
 
-    def points(items: Sequence[Point]) -> None:
+    def points(self, items: Sequence[Point]) -> None:
         for point in items:
-            paragraph = document.add_paragraph(" ".join(point.text.split()), style="List Bullet")
-            cite(paragraph, point.citations)
+            paragraph = self.document.add_paragraph(" ".join(point.text.split()), style="List Bullet")
+            self.cite(paragraph, point.citations)
             if not point.verified:
-                flag(paragraph)
+                self.flag(paragraph)
 
-    names = labels_of(summary)
-    document.add_heading(summary_heading(summary), level=0)
-    document.add_paragraph(identity_line(summary, meta))
-    details = [
-        ("发布日期", summary.publish_date),
-        ("文号", summary.doc_number),
-        ("生成方式", engine_line(summary.engine, summary.model)),
-    ]
-    grey(document.add_paragraph(), " · ".join(f"{label}：{value}" for label, value in details if value), 10)
-    if summary.unverified:
-        flag(document.add_paragraph(), f"⚠ {summary.unverified} 处内容未能在原文中核实，已标注“未核实”。")
+    def heading(self, summary: Summary, meta: ReportMeta | None) -> None:
+        """The title, the identity line, the details line (date, 文号, engine), and the unverified warning."""
+        from qa.summary.summarize import summary_heading
 
-    # a section the report does not have is left out, not shown empty
-    if summary.overview.strip():
-        document.add_heading(names.overview, level=1)
-        cite(document.add_paragraph(" ".join(summary.overview.split())), summary.overview_citations)
+        document = self.document
+        document.add_heading(summary_heading(summary), level=0)
+        document.add_paragraph(identity_line(summary, meta))
+        details = [
+            ("发布日期", summary.publish_date),
+            ("文号", summary.doc_number),
+            ("生成方式", engine_line(summary.engine, summary.model)),
+        ]
+        self.grey(
+            document.add_paragraph(), " · ".join(f"{label}：{value}" for label, value in details if value), 10
+        )
+        if summary.unverified:
+            self.flag(
+                document.add_paragraph(), f"⚠ {summary.unverified} 处内容未能在原文中核实，已标注“未核实”。"
+            )
 
-    if any(area.points for area in summary.measures):
-        document.add_heading(names.measures, level=1)
-    for area in (a for a in summary.measures if a.points):
-        document.add_heading(" ".join(area.area.split()), level=2)
-        points(area.points)
+    def figures_table(self, figures: Sequence) -> None:
+        """关键指标: 指标, 数值, 原文 (the figure in bold inside its sentence, cited), 核实."""
+        from docx.shared import Cm
 
-    if summary.key_figures:
-        document.add_heading(names.figures, level=1)
-        table = document.add_table(rows=1, cols=4)
+        table = self.document.add_table(rows=1, cols=4)
         table.style = "Table Grid"
         for cell, title in zip(table.rows[0].cells, ("指标", "数值", "原文", "核实"), strict=True):
             cell.paragraphs[0].add_run(title).bold = True
-        for figure in summary.key_figures:
+        for figure in figures:
             indicator, value, quote, mark = table.add_row().cells
             indicator.text = figure.indicator
             value.text = figure.raw
-            at = figure.quote.find(figure.raw) if figure.raw else -1
-            if at < 0:
-                quote.paragraphs[0].add_run(figure.quote)
-            else:  # the figure in bold inside its sentence, as the app marks it
-                quote.paragraphs[0].add_run(figure.quote[:at])
-                quote.paragraphs[0].add_run(figure.raw).bold = True
-                quote.paragraphs[0].add_run(figure.quote[at + len(figure.raw) :])
-            cite(quote.paragraphs[0], [figure.chunk_id])
+            _quote_with_figure(quote.paragraphs[0], figure.quote, figure.raw)
+            self.cite(quote.paragraphs[0], [figure.chunk_id])
             if figure.verified:
                 mark.text = "✓"
             else:
-                flag(mark.paragraphs[0], "⚠ 未核实")
+                self.flag(mark.paragraphs[0], "⚠ 未核实")
         for column, width in zip(table.columns, (3.5, 2.5, 9.0, 1.5), strict=True):
             for cell in column.cells:
                 cell.width = Cm(width)
 
-    for heading, items in ((names.problems, summary.problems), (names.plans, summary.plans)):
-        if items:
-            document.add_heading(heading, level=1)
-            points(items)
+    def appendix(self, summary: Summary, chunks: Sequence[Chunk]) -> None:
+        """附录：来源: each source n, its place in the report, and the report's words quoted from it."""
+        from docx.shared import Pt
 
-    if refs:
-        document.add_heading("附录：来源", level=1)
-        grey(document.add_paragraph(), f"摘要中的 [n] 指向《{summary_heading(summary)}》的下列原文段落。", 10)
-    quotes = source_quotes(summary, list(refs), chunks)
-    sections = {c.id: c.section for c in chunks}
-    for chunk_id, n in refs.items():
-        paragraph = document.add_paragraph()
-        paragraph.add_run(f"[{n}] ").bold = True
-        paragraph.add_run(sections.get(chunk_id) or "（正文开头）")
-        for quote in quotes.get(chunk_id, []):  # the report's words, as a block under their place
-            line = document.add_paragraph()
-            line.paragraph_format.left_indent = Pt(21)
-            line.add_run(" ".join(quote.split())).font.size = Pt(10)
-    grey(document.add_paragraph(), made_line(summary), 8)
+        from qa.summary.summarize import summary_heading
 
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
+        document = self.document
+        if self.refs:
+            document.add_heading("附录：来源", level=1)
+            self.grey(
+                document.add_paragraph(),
+                f"摘要中的 [n] 指向《{summary_heading(summary)}》的下列原文段落。",
+                10,
+            )
+        quotes = source_quotes(summary, list(self.refs), chunks)
+        sections = {c.id: c.section for c in chunks}
+        for chunk_id, n in self.refs.items():
+            paragraph = document.add_paragraph()
+            paragraph.add_run(f"[{n}] ").bold = True
+            paragraph.add_run(sections.get(chunk_id) or "（正文开头）")
+            for quote in quotes.get(chunk_id, []):  # the report's words, as a block under their place
+                line = document.add_paragraph()
+                line.paragraph_format.left_indent = Pt(21)
+                line.add_run(" ".join(quote.split())).font.size = Pt(10)
+
+
+def _quote_with_figure(paragraph, quote: str, raw: str) -> None:
+    """The figure in bold inside its sentence, as the app marks it (the sentence plain when it is not there)."""
+    at = quote.find(raw) if raw else -1
+    if at < 0:
+        paragraph.add_run(quote)
+    else:
+        paragraph.add_run(quote[:at])
+        paragraph.add_run(raw).bold = True
+        paragraph.add_run(quote[at + len(raw) :])
