@@ -18,7 +18,7 @@ from qa.core.errors import InputError, QAError
 from qa.core.schemas import IngestResult, ReportRecord
 from qa.engines.llm import ChatLLM
 from qa.ingest.pipeline import collect_files, ingest_file
-from qa.store.chroma import ReportDamaged, StoreBusy, StoreDamaged, StoreError, StoreReadOnly
+from qa.store.chroma import ReportDamaged, StoreDamaged, StoreError, StoreReadOnly
 from qa.wiring import Services, make_llm, open_services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,30 +148,13 @@ def show_flash() -> None:
 
 
 def store_message(error: StoreError) -> ui.UserMessage:
-    """A store error in Chinese: what happened and what to do; the original in 详细信息."""
-    original = str(error)
-    if isinstance(error, StoreBusy):
-        text = ("文档库正在被其他程序写入（例如命令行中的 qa ingest / qa rm 或其他用户的上传），等待超时，本次操作没有执行。"
-                "请稍后点「重试」。")  # fmt: skip
-    elif isinstance(error, StoreDamaged):
-        text = ("文档库已损坏，无法读取其中的报告；程序没有做任何改动。请管理员从备份恢复文档库文件夹，"
-                "或把它移到别处后重新导入报告（详见下方“详细信息”）。")  # fmt: skip
-    elif isinstance(error, StoreReadOnly):
-        text = ("文档库为只读（当前程序没有写入权限）：可以浏览、检索和问答，但不能导入、替换或删除报告。"
-                "请管理员调整文档库文件夹的权限。")  # fmt: skip
-    elif isinstance(error, ReportDamaged):
-        text = (f"报告「{error.report_id}」在文档库中的数据不完整（部分分块缺失），无法据此作答。请重新导入这份报告："
-                "在「文档库」页面重新上传，或在命令行运行 qa ingest。")  # fmt: skip
-    else:
-        text = (
-            "读取文档库时出错：文档库可能刚被其他程序修改（导入或删除了报告）。对话记录已保留，请点「重试」。"
-        )
-    return ui.UserMessage(text, original)
+    """A store error in Chinese: what happened and what to do (by its code); the original in 详细信息."""
+    return ui.error_message(error)
 
 
 def message_for(error: QAError) -> ui.UserMessage:
-    """Any QAError as the app shows it (store errors here, the rest by ui.error_message)."""
-    return store_message(error) if isinstance(error, StoreError) else ui.error_message(error)
+    """Any QAError as the app shows it (ui.error_message: by its code, from one table)."""
+    return ui.error_message(error)
 
 
 def retry_store() -> None:
@@ -208,7 +191,7 @@ def ingest_one(path: Path, services: Services, progress: Callable[[int], None] |
         return IngestResult(str(path), path.name, "failed", store_message(ex).text)
     except QAError as ex:
         reason = ex.reason if isinstance(ex, InputError) else str(ex)
-        return IngestResult(str(path), path.name, "failed", reason)
+        return IngestResult(str(path), path.name, "failed", reason, code=ex.code, fields=ex.fields)
 
 
 def save_and_ingest(
@@ -266,7 +249,7 @@ def show_import_result(results: list[IngestResult], names: list[str], on_next_ru
              if r.status != "failed"]  # fmt: skip
     text = "  \n".join([ui.escape_markdown(headline), *lines])
     failures = [
-        (ui.escape_markdown(ui.ingest_line(n, r)), ui.reason_message(r.reason).detail)
+        (ui.escape_markdown(ui.ingest_line(n, r)), ui.result_message(r).detail)
         for n, r in zip(names, results, strict=True)
         if r.status == "failed"
     ]

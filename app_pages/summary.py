@@ -122,7 +122,7 @@ def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, 
     counts = ui_summary.batch_counts(items)
     fatal = next((i for i in items if i.fatal), None)
     if fatal is not None:
-        reason = ui.text_message(fatal.reason)
+        reason = ui.row_message(fatal.reason, fatal.code, fatal.fields)
         st.error(
             f"批量生成已停止：{ui.escape_markdown(reason.text)} 请检查模型设置后重试（已生成的摘要会保留）。"
         )

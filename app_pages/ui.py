@@ -12,23 +12,15 @@ import html
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from qa.answer.pipeline import Turn, citation_numbers
 from qa.core.errors import (
-    ConfigError,
-    DeadlineExceeded,
-    DegenerateReply,
-    EmptyIndexError,
-    EndpointUnreachable,
     InputError,
-    OutputError,
-    ProviderError,
     QAError,
-    TruncatedReply,
 )
 from qa.core.office import local_time
 from qa.core.redact import redact
@@ -361,10 +353,10 @@ def report_option(record: ReportRecord | None, report_id: str) -> str:
 
 def ingest_line(name: str, result: IngestResult) -> str:
     """One line per ingested file: status in Chinese, chunk count, or why it failed (in Chinese: the
-    original reason is reason_message(result.reason).detail)."""
+    original reason is result_message(result).detail)."""
     label = STATUS_LABELS.get(result.status, result.status)
     if result.status == "failed":
-        return f"{label}：{name} — {reason_message(result.reason).text}"
+        return f"{label}：{name} — {result_message(result).text}"
     extra = f"（{result.n_chunks} 个分块）" if result.n_chunks else ""
     return f"{label}：{name}{extra}"
 
@@ -502,95 +494,92 @@ class UserMessage:
 
 _TYPES_TEXT = "、".join(sorted({t.upper() for t in UPLOAD_TYPES} - {"HTM"}))
 _RESAVE = "请另存为 UTF-8 编码的文本后再上传。"
-# An InputError's reason (English, from qa.ingest.loaders / qa.ingest.pipeline / qa.store.chroma) → Chinese; {groups} filled in.
-_INPUT_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern, re.S), text)
-    for pattern, text in (
-        (r"unsupported file type '?(?P<suffix>[^';]*)'?;.*", f"不支持的文件类型（{{suffix}}）。请另存为 {_TYPES_TEXT} 之一后再上传。"),
-        (r"not a PDF file \(no %PDF header\)",
-         "不是有效的 PDF 文件（文件开头没有 %PDF 标记，可能是改了扩展名的其他文件）。请上传原始 PDF，或另存为 Word / TXT 后再上传。"),
-        (r"PDF is password-protected.*", "PDF 设有密码保护，无法读取。请另存一份不加密的副本后再上传。"),
-        (r"not a readable PDF.*", "PDF 文件已损坏或无法读取。请重新导出 PDF，或另存为 Word / TXT 后再上传。"),
-        (r"not a \.docx file.*",
-         "不是有效的 Word（.docx）文件。如果是旧版 .doc 或 WPS 文件，请在 Word / WPS 中另存为 .docx 后再上传。"),
-        (r"not a readable \.docx file.*", "Word（.docx）文件已损坏或无法读取。请在 Word / WPS 中重新保存后再上传。"),
-        (r"no report text found after removing page furniture \(a scanned PDF\?.*",
-         "没有可提取的文字，可能是扫描件（图片）PDF。请先做文字识别（OCR），或上传文字版 PDF / Word。"),
-        (r"no report text found after removing page furniture.*",
-         "去掉网页导航和页眉页脚后没有报告正文。请确认文件是报告全文。"),
-        (r"no readable text in the file.*", f"文件中没有可读的文字（可能是二进制文件或乱码）。{_RESAVE}"),
-        (r"looks like a binary file.*", "看起来是二进制文件，不是文本。请上传报告的 TXT、PDF 或 Word 文件。"),
-        (r"cannot decode the text.*", f"无法识别文字编码（不是 UTF-8、UTF-16 或 GB18030/GBK），可能是乱码。{_RESAVE}"),
-        (r"starts with a (?P<encoding>\S+) byte-order mark.*",
-         f"文件开头标明是 {{encoding}} 编码，但内容不是有效的 {{encoding}}（可能已损坏）。{_RESAVE}"),
-        (r"file is (?P<size>[\d.]+) MB, over the (?P<limit>[\d.]+) MB limit.*",
-         "文件大小 {size} MB，超过 {limit} MB 的上限。请压缩或拆分后再上传，或请管理员调高 QA_MAX_FILE_MB。"),
-        (r"unpacks to more than (?P<limit>[\d.]+) MB.*",
-         "文件解压后超过 {limit} MB（可能是“压缩炸弹”，或不是报告），已拒绝，没有解压。如果确是报告，请另存为 PDF 或 TXT 后再上传，或请管理员调高 QA_MAX_FILE_MB。"),
-        (r"file is empty", "文件为空（0 字节）。请检查文件后重新上传。"),
-        (r"no such file or folder", "找不到这个文件或文件夹，请检查路径。"),
-        (r"is a folder, expected a file", "这是一个文件夹，请选择文件。"),
-        (r"no text to index after cleaning", "清洗后没有可检索的文字。请确认文件是报告全文。"),
-        (r"same content as (?P<twin>.+?), already in the store.*",
-         "与文档库中的报告 {twin} 内容完全相同（同一份文件），没有重复导入。如要改用这个文件名，请先删除 {twin} 再上传。"),
-        (r"no report '(?P<report>.+)' in the store.*",
-         "文档库中没有报告 {report}（可能已被删除）。请到「文档库」页面查看现有报告。"),
-    )
-)  # fmt: skip
-# Other errors: (class, message pattern, Chinese); the first match wins, so subclasses come first.
-_ERRORS: tuple[tuple[type[QAError], re.Pattern[str], str], ...] = tuple(
-    (kind, re.compile(pattern, re.S), text)
-    for kind, pattern, text in (
-        (ConfigError, r".*rejected the API key \(401\).*",
-         "模型服务拒绝了 API 密钥（401）。请把 QA_LLM_API_KEY（或 OPENAI_API_KEY）设为有效的密钥，或不设置 QA_LLM_MODEL，改用离线引擎。"),
-        (ConfigError, r".*denied access \(403\).*", "模型服务拒绝访问（403）。请检查 API 密钥的权限，或改用离线引擎。"),
-        (ConfigError, r".*answered 404.*",
-         "模型服务返回 404（找不到）。请检查模型名称（QA_LLM_MODEL），以及 QA_LLM_BASE_URL 是否以 /v1 结尾。"),
-        (ConfigError, r"no LLM configured.*",
-         "没有配置 LLM。请设置 QA_LLM_MODEL（以及 QA_LLM_BASE_URL / QA_LLM_API_KEY），或使用离线引擎。"),
-        (ConfigError, r"QA_LLM_MODEL=(?P<model>\S+) is set but there is no endpoint.*",
-         "已设置 QA_LLM_MODEL={model}，但没有模型服务地址。请设置 QA_LLM_BASE_URL（任一 OpenAI 兼容服务），"
-         "或设置 QA_LLM_API_KEY / OPENAI_API_KEY 以使用 api.openai.com。"),
-        (ConfigError, r"(?P<name>QA_[A-Z_]+)=(?P<raw>.+) is not a valid (?P<kind>\w+)",
-         "设置项 {name} 的值 {raw} 无效，应为{kind}。请修改这个环境变量后重启应用。"),
-        (ConfigError, r"(?P<name>QA_[A-Z_]+) must be positive", "设置项 {name} 必须大于 0。请修改这个环境变量后重启应用。"),
-        (ConfigError, r"(?P<name>QA_[A-Z_]+)(?: \(or --data-dir\))? is (?P<path>.+), which is a file, not a folder.*",
-         "设置项 {name} 指向的 {path} 是一个文件，不是文件夹。请改为一个文件夹（不存在时会自动创建）后重启应用。"),
-        (ConfigError, r"(?P<name>QA_[A-Z_]+) has a query string.*",
-         "设置项 {name} 带有查询参数（“?”之后的部分，可能含有密钥），地址中不能有。请把 API 密钥放在 QA_LLM_API_KEY 中，"
-         "把 {name} 改为不带“?”的地址（通常以 /v1 结尾）后重启应用。"),
-        (ConfigError, r"QA_CHROMA_URL='(?P<raw>.*)': .* Set it to a Chroma server's URL.*",
-         "设置项 QA_CHROMA_URL 的值 {raw} 不是有效的 Chroma 服务地址。请改为形如 http://localhost:8000 的地址"
-         "（http 或 https、主机名、1–65535 之间的端口），或不设置它以使用内置文档库，然后重启应用。"),
-        (EndpointUnreachable, r".*cannot connect to (?P<where>\S+);.*",
-         "无法连接到模型服务 {where}。请检查 QA_LLM_BASE_URL，以及模型服务是否已启动。"),
-        (DeadlineExceeded, r".*no free slot within.*",
-         "同时进行的模型调用太多，等待超时。请减少并发数，或调高 QA_LLM_DEADLINE。"),
-        (DeadlineExceeded, r".*no reply within (?P<seconds>\d+) s.*",
-         "模型在 {seconds} 秒内没有完成回答。请重试，或调高 QA_LLM_DEADLINE。"),
-        (ProviderError, r".*is rate-limiting \(429\).*", "模型服务限流（429）。请稍等后重试，或减少同时进行的请求。"),
-        (ProviderError, r".*did not answer in time.*", "模型服务没有及时回答（超时）。请重试，或调高 QA_LLM_TIMEOUT。"),
-        (ProviderError, r".*failed with (?P<status>5\d\d).*", "模型服务出错（{status}）。请稍后重试。"),
-        (ProviderError, r".*(not valid OpenAI JSON|not JSON).*",
-         "模型服务返回的内容不是 OpenAI 格式。请检查 QA_LLM_BASE_URL 是否指向 OpenAI 兼容接口（通常以 /v1 结尾）。"),
-        (TruncatedReply, r".*", "模型的回答达到长度上限被截断，未采用。请调高 QA_LLM_MAX_TOKENS，或换用更大的模型。"),
-        (DegenerateReply, r".*",
-         "模型的回答无效（空白、循环重复或照抄了提示词），未采用。请换用更大的模型，或检查服务端的对话模板（llama-server 需加 --jinja）。"),
-        (EmptyIndexError, r"the store has no reports yet.*",
-         "文档库中还没有报告。请先到「文档库」页面上传报告，或导入示例报告。"),
-    )
-)  # fmt: skip
-# What an error of each class is, for a message no pattern above knows (the original follows it).
-_ERROR_KINDS: tuple[tuple[type[QAError], str], ...] = (
-    (ConfigError, "设置有误"),
-    (EndpointUnreachable, "无法连接到模型服务"),
-    (DeadlineExceeded, "模型服务超时"),
-    (ProviderError, "模型服务出错"),
-    (OutputError, "模型的输出无法使用"),
-    (EmptyIndexError, "文档库中没有可用的报告"),
-    (InputError, "输入有误"),
-    (QAError, "出错了"),
+_RESTART = "请修改这个环境变量后重启应用。"
+_STORE_RETRY = (
+    "读取文档库时出错：文档库可能刚被其他程序修改（导入或删除了报告）。对话记录已保留，请点「重试」。"
 )
+# What the app says for each error code (qa.core.errors: every raise site names its code and passes the
+# fields the message is built from). {field} is filled from the error's fields; an InputError's file name
+# goes before the text. Rewording an English message changes nothing here.
+ERROR_TEXTS: dict[str, str] = {
+    # files and uploads (qa.ingest.loaders, qa.ingest.pipeline, qa.store.chroma)
+    "input.unsupported_type": f"不支持的文件类型（{{suffix}}）。请另存为 {_TYPES_TEXT} 之一后再上传。",
+    "input.not_pdf": "不是有效的 PDF 文件（文件开头没有 %PDF 标记，可能是改了扩展名的其他文件）。请上传原始 PDF，或另存为 Word / TXT 后再上传。",
+    "input.pdf_encrypted": "PDF 设有密码保护，无法读取。请另存一份不加密的副本后再上传。",
+    "input.pdf_unreadable": "PDF 文件已损坏或无法读取。请重新导出 PDF，或另存为 Word / TXT 后再上传。",
+    "input.not_docx": "不是有效的 Word（.docx）文件。如果是旧版 .doc 或 WPS 文件，请在 Word / WPS 中另存为 .docx 后再上传。",
+    "input.docx_unreadable": "Word（.docx）文件已损坏或无法读取。请在 Word / WPS 中重新保存后再上传。",
+    "input.scanned_pdf": "没有可提取的文字，可能是扫描件（图片）PDF。请先做文字识别（OCR），或上传文字版 PDF / Word。",
+    "input.no_report_text": "去掉网页导航和页眉页脚后没有报告正文。请确认文件是报告全文。",
+    "input.no_readable_text": f"文件中没有可读的文字（可能是二进制文件或乱码）。{_RESAVE}",
+    "input.binary": "看起来是二进制文件，不是文本。请上传报告的 TXT、PDF 或 Word 文件。",
+    "input.undecodable": f"无法识别文字编码（不是 UTF-8、UTF-16 或 GB18030/GBK），可能是乱码。{_RESAVE}",
+    "input.bad_bom": f"文件开头标明是 {{encoding}} 编码，但内容不是有效的 {{encoding}}（可能已损坏）。{_RESAVE}",
+    "input.too_large": "文件大小 {size_mb} MB，超过 {limit_mb} MB 的上限。请压缩或拆分后再上传，或请管理员调高 QA_MAX_FILE_MB。",
+    "input.unpacks_too_large": "文件解压后超过 {limit_mb} MB（可能是“压缩炸弹”，或不是报告），已拒绝，没有解压。如果确是报告，请另存为 PDF 或 TXT 后再上传，或请管理员调高 QA_MAX_FILE_MB。",
+    "input.zip_bomb": "文件解压后会膨胀成原来的许多倍（可能是“压缩炸弹”，或不是报告），已拒绝，没有解压。如果确是报告，请另存为 PDF 或 TXT 后再上传。",
+    "input.empty": "文件为空（0 字节）。请检查文件后重新上传。",
+    "input.not_found": "找不到这个文件或文件夹，请检查路径。",
+    "input.is_folder": "这是一个文件夹，请选择文件。",
+    "input.no_reports_in_folder": f"文件夹中没有报告文件（支持 {_TYPES_TEXT}）。",
+    "input.bad_file_name": "文件名不是有效的 UTF-8 编码（报告以文件名区分）。请重命名文件后再导入。",
+    "input.same_name": "与 {other} 文件名相同（报告以文件名区分）。请重命名其中一个后再导入。",
+    "input.no_text_after_cleaning": "清洗后没有可检索的文字。请确认文件是报告全文。",
+    "input.duplicate": "与文档库中的报告 {twin} 内容完全相同（同一份文件），没有重复导入。如要改用这个文件名，请先删除 {twin} 再上传。",
+    "input.unknown_report": "文档库中没有报告 {report}（可能已被删除）。请到「文档库」页面查看现有报告。",
+    # settings (qa.core.config, qa.store.chroma, qa.ingest.embeddings)
+    "config.invalid_value": f"设置项 {{name}} 的值 {{raw}} 无效，应为{{kind}}。{_RESTART}",
+    "config.not_positive": f"设置项 {{name}} 必须大于 0。{_RESTART}",
+    "config.path_is_file": "设置项 {name} 指向的 {path} 是一个文件，不是文件夹。请改为一个文件夹（不存在时会自动创建）后重启应用。",
+    "config.url_has_query": "设置项 {name} 带有查询参数（“?”之后的部分，可能含有密钥），地址中不能有。请把 API 密钥放在 QA_LLM_API_KEY 中，"
+                            "把 {name} 改为不带“?”的地址（通常以 /v1 结尾）后重启应用。",
+    "config.bad_url": "设置项 {name} 不是有效的服务地址。请改为形如 http://127.0.0.1:8000/v1 的 OpenAI 兼容服务地址（http 或 https、主机名），"
+                      "或不设置它，然后重启应用。",
+    "config.bad_chroma_url": "设置项 QA_CHROMA_URL 的值 {raw} 不是有效的 Chroma 服务地址。请改为形如 http://localhost:8000 的地址"
+                             "（http 或 https、主机名、1–65535 之间的端口），或不设置它以使用内置文档库，然后重启应用。",
+    "config.unusable_folder": "无法使用文件夹 {path}（不能创建或写入）。请把 QA_DATA_DIR 设为一个可写的文件夹后重启应用。",
+    # the model service (qa.engines.llm)
+    "llm.not_configured": "没有配置 LLM。请设置 QA_LLM_MODEL（以及 QA_LLM_BASE_URL / QA_LLM_API_KEY），或使用离线引擎。",
+    "llm.no_endpoint": "已设置 QA_LLM_MODEL={model}，但没有模型服务地址。请设置 QA_LLM_BASE_URL（任一 OpenAI 兼容服务），"
+                       "或设置 QA_LLM_API_KEY / OPENAI_API_KEY 以使用 api.openai.com。",
+    "llm.auth_rejected": "模型服务拒绝了 API 密钥（401）。请把 QA_LLM_API_KEY（或 OPENAI_API_KEY）设为有效的密钥，或不设置 QA_LLM_MODEL，改用离线引擎。",
+    "llm.forbidden": "模型服务拒绝访问（403）。请检查 API 密钥的权限，或改用离线引擎。",
+    "llm.not_found": "模型服务返回 404（找不到）。请检查模型名称（QA_LLM_MODEL），以及 QA_LLM_BASE_URL 是否以 /v1 结尾。",
+    "llm.unreachable": "无法连接到模型服务 {endpoint}。请检查 QA_LLM_BASE_URL，以及模型服务是否已启动。",
+    "llm.busy": "同时进行的模型调用太多，等待超时。请减少并发数，或调高 QA_LLM_DEADLINE。",
+    "llm.deadline": "模型在 {seconds} 秒内没有完成回答。请重试，或调高 QA_LLM_DEADLINE。",
+    "llm.still_writing": "模型在 {seconds} 秒内没有写完回答（已写 {chars} 字），未完成的回答未采用。请调高 QA_LLM_DEADLINE，或换用更快的模型。",
+    "llm.rate_limited": "模型服务限流（429）。请稍等后重试，或减少同时进行的请求。",
+    "llm.timeout": "模型服务没有及时回答（超时）。请重试，或调高 QA_LLM_TIMEOUT。",
+    "llm.server_error": "模型服务出错（{status}）。请稍后重试。",
+    "llm.http_error": "模型服务返回错误（{status}）。请检查模型设置，或稍后重试。",
+    "llm.bad_response": "模型服务返回的内容不是 OpenAI 格式。请检查 QA_LLM_BASE_URL 是否指向 OpenAI 兼容接口（通常以 /v1 结尾）。",
+    "llm.no_choices": "模型服务返回了空的回答。请重试，或换用其他模型。",
+    "llm.truncated": "模型的回答达到长度上限被截断，未采用。请调高 QA_LLM_MAX_TOKENS，或换用更大的模型。",
+    "llm.degenerate": "模型的回答无效（空白、循环重复或照抄了提示词），未采用。请换用更大的模型，或检查服务端的对话模板（llama-server 需加 --jinja）。",
+    # the store (qa.store.chroma, qa.index.retriever)
+    "store.empty": "文档库中还没有报告。请先到「文档库」页面上传报告，或导入示例报告。",
+    "store.busy": "文档库正在被其他程序写入（例如命令行中的 qa ingest / qa rm 或其他用户的上传），等待超时，本次操作没有执行。请稍后点「重试」。",
+    "store.damaged": "文档库已损坏，无法读取其中的报告；程序没有做任何改动。请管理员从备份恢复文档库文件夹，或把它移到别处后重新导入报告（详见下方“详细信息”）。",
+    "store.read_only": "文档库为只读（当前程序没有写入权限）：可以浏览、检索和问答，但不能导入、替换或删除报告。请管理员调整文档库文件夹的权限。",
+    "store.report_damaged": "报告「{report}」在文档库中的数据不完整（部分分块缺失），无法据此作答。请重新导入这份报告：在「文档库」页面重新上传，或在命令行运行 qa ingest。",
+    "store.error": _STORE_RETRY,
+    "store.read_failed": _STORE_RETRY,
+    "store.changed": _STORE_RETRY,
+    "store.unusable_path": "无法使用文件夹 {path} 存放文档库（不能创建或写入）。请把 QA_DATA_DIR 设为一个可写的文件夹后重启应用。",
+    "store.unreadable": "无法打开文档库 {path}，它可能已损坏。请管理员从备份恢复文档库文件夹，或把它移到别处后重新导入报告。",
+    "store.unreachable": "无法连接到 Chroma 服务 {url}（QA_CHROMA_URL）。请启动该服务，或不设置 QA_CHROMA_URL 以使用内置文档库，然后重启应用。",
+}  # fmt: skip
+# Codes that name only a kind of error (a raise site that gave no narrower code): a Chinese lead, then the
+# English message whole (nothing lost). A message written in Chinese already is shown as it is.
+ERROR_LEADS: dict[str, str] = {
+    "config": "设置有误",
+    "input": "输入有误",
+    "llm.error": "模型服务出错",
+    "output": "模型的输出无法使用",
+    "error": "出错了",
+}
+_ZH_KINDS = {"float": "数字", "int": "整数", "bool": "true 或 false"}
 _CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
 _NAMES_IN_TEXT = re.compile(r"'[^']*'|\"[^\"]*\"|\S*[/\\.]\S*")
 
@@ -601,57 +590,64 @@ def _is_chinese(text: str) -> bool:
     return len(_CJK_CHAR.findall(prose)) * 3 > len(re.findall(r"[A-Za-z]", prose))
 
 
-def reason_message(reason: str) -> UserMessage:
-    """An InputError's reason (or an ingest result's) in Chinese, without the file name; detail = the
-    original when translated. A reason that is Chinese already, or unknown, is kept as it is."""
-    for pattern, text in _INPUT_REASONS:
-        match = pattern.fullmatch(reason.strip())
-        if match:
-            groups = {k: v if v not in ("(none)", "") else "无扩展名" for k, v in match.groupdict().items()}
-            return UserMessage(text.format(**groups), reason)
-    return UserMessage(reason)
+def _zh_fields(fields: Mapping[str, object]) -> dict[str, str]:
+    shown = {name: "" if value is None else str(value) for name, value in fields.items()}
+    if "kind" in shown:
+        shown["kind"] = _ZH_KINDS.get(shown["kind"], shown["kind"])
+    if "suffix" in shown and shown["suffix"] in ("", "(none)"):
+        shown["suffix"] = "无扩展名"
+    return shown
+
+
+def coded_text(code: str, fields: Mapping[str, object]) -> str | None:
+    """The Chinese text for an error code, filled from its fields; None for a code without its own text."""
+    template = ERROR_TEXTS.get(code)
+    if template is None:
+        return None
+    return template.format_map(_Blank(_zh_fields(fields)))
+
+
+class _Blank(dict):
+    """A field a raise site did not pass reads as empty: a message short of a detail beats a KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 def error_message(error: QAError) -> UserMessage:
-    """Any QAError as the app shows it: in Chinese, naming the file, saying what to do; the original (English)
-    message kept as detail. An unknown English message is kept whole after a Chinese lead (nothing lost)."""
+    """Any QAError as the app shows it: in Chinese (from its code and fields), naming the file, saying what
+    to do; the original (English) message kept as detail. An error without a text of its own is kept whole
+    after a Chinese lead for its kind (nothing lost), or as it is when it is Chinese already."""
     original = str(error)
-    if isinstance(error, InputError):
-        name = _file_name(error.path) if error.path else ""
-        reason = reason_message(error.reason)
-        if reason.detail or _is_chinese(error.reason):
-            return UserMessage(
-                f"{name}：{reason.text}" if name else reason.text, original if reason.detail else ""
-            )
-    for kind, pattern, text in _ERRORS:
-        match = pattern.fullmatch(original.strip()) if isinstance(error, kind) else None
-        if match:
-            return UserMessage(text.format(**_zh_groups(match.groupdict())), original)
+    text = coded_text(error.code, error.fields)
+    if text is not None:
+        if isinstance(error, InputError) and error.path:
+            text = f"{_file_name(error.path)}：{text}"
+        return UserMessage(text, original)
+    if isinstance(error, InputError) and error.path and _is_chinese(error.reason):
+        return UserMessage(f"{_file_name(error.path)}：{error.reason}")
     if _is_chinese(original):
         return UserMessage(original)
-    lead = next(text for kind, text in _ERROR_KINDS if isinstance(error, kind))
+    kinds = [getattr(kind, "code", None) for kind in type(error).__mro__]
+    lead = next(ERROR_LEADS[code] for code in kinds if code in ERROR_LEADS)
     return UserMessage(f"{lead}：{original}")
 
 
-def text_message(text: str) -> UserMessage:
-    """An error that arrives as text, its class lost (a batch row's reason): the same rules, by wording."""
-    reason = reason_message(text)
-    if reason.detail:
-        return reason
-    for _, pattern, zh in _ERRORS:
-        match = pattern.fullmatch(text.strip())
-        if match and pattern.pattern != ".*":
-            return UserMessage(zh.format(**_zh_groups(match.groupdict())), text)
-    return UserMessage(text)
+def row_message(reason: str, code: str = "", fields: Mapping[str, object] | None = None) -> UserMessage:
+    """A failure kept in a row (an ingest result, a batch item: its reason, code and fields) as the app
+    shows it, without the file name; detail = the original when translated. A reason without a code's
+    text (Chinese already, or a failure no error raised) is kept as it is."""
+    text = coded_text(code, fields or {}) if code else None
+    return UserMessage(text, reason) if text is not None else UserMessage(reason)
+
+
+def result_message(result: IngestResult) -> UserMessage:
+    """Why an ingest failed, as the app shows it (row_message of its reason, code and fields)."""
+    return row_message(result.reason, result.code, result.fields)
 
 
 def _file_name(path: str) -> str:
     return PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
-
-
-def _zh_groups(groups: dict[str, str | None]) -> dict[str, str]:
-    kinds = {"float": "数字", "int": "整数", "bool": "true 或 false"}
-    return {k: kinds.get(v or "", v or "") if k == "kind" else (v or "") for k, v in groups.items()}
 
 
 # ---- Streamlit's own widget text in Chinese ------------------------------------------------------

@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from app_pages.ui import OFFLINE_ENGINE_LABEL, local_time, text_message
+from app_pages.ui import OFFLINE_ENGINE_LABEL, local_time, row_message
 from qa.engines.llm import ChatLLM
 from qa.summary.batch import (
     BatchItem,
@@ -126,7 +126,7 @@ def batch_rows(items: Sequence[BatchItem]) -> list[dict]:
                 "结果": STATUS_LABELS.get(item.status, item.status),
                 "未核实": item.unverified if item.status != "failed" else None,
                 "用时（秒）": round(item.seconds, 2),
-                "原因": text_message(item.reason).text if item.reason else "",
+                "原因": row_message(item.reason, item.code, item.fields).text if item.reason else "",
             }
         )
     return rows

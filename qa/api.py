@@ -93,7 +93,9 @@ class Library:
             return matches[0]
         raise InputError(
             f"no report {report!r} in the store; `qa ls` lists the reports it holds"
-            + (f" (did you mean {', '.join(matches)}?)" if matches else "")
+            + (f" (did you mean {', '.join(matches)}?)" if matches else ""),
+            code="input.unknown_report",
+            report=report,
         )
 
     def ask(self, question: str, *, session: str | None = None, reports: Sequence[str] | None = None,
@@ -119,14 +121,9 @@ class Library:
         return answer
 
     def remove(self, report: str) -> bool:
-        """Remove a report and all its chunks; False when it is not (or no longer) in the store."""
-        from qa.core.errors import InputError
-
-        try:
-            report_id = self.resolve(report)
-        except InputError:
-            return False
-        return self.services.store.remove_report(report_id)
+        """Remove a report and all its chunks. An InputError when the store has no such report (as `qa rm`
+        says); False when another process removed it in the meantime."""
+        return self.services.store.remove_report(self.resolve(report))
 
     def summarize(self, report: str, *, template: str | None = None, strict: bool = False) -> Summary:
         """A verified structured summary of a stored report (the whole report, never top-k)."""

@@ -1102,9 +1102,8 @@ def test_labels() -> None:
         ui.ingest_line("a.txt", IngestResult("a.txt", "a.txt", "updated", n_chunks=3))
         == "更新：a.txt（3 个分块）"
     )
-    assert ui.ingest_line("b.txt", IngestResult("b.txt", None, "failed", "file is empty")) == (
-        "失败：b.txt — 文件为空（0 字节）。请检查文件后重新上传。"
-    )
+    empty = IngestResult("b.txt", None, "failed", "file is empty", code="input.empty")
+    assert ui.ingest_line("b.txt", empty) == "失败：b.txt — 文件为空（0 字节）。请检查文件后重新上传。"
     llm_answer = Answer("q", "a", [], [], False, "llm", "m", "answer@1#abc", prompt_tokens=10,
                         completion_tokens=2, cost_usd=None, latency_ms=1234)  # fmt: skip
     assert ui.answer_meta(llm_answer) == "LLM：m · 用时 1.23 秒 · tokens 10 输入 / 2 输出 · 费用未知"
@@ -1146,36 +1145,43 @@ def test_local_time_uses_the_servers_time_zone(monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("error", "text", "detail"),
     [
-        (InputError("not a PDF file (no %PDF header)", "/data/uploads/报告.pdf"),
+        (InputError("not a PDF file (no %PDF header)", "/data/uploads/报告.pdf", code="input.not_pdf"),
          "报告.pdf：不是有效的 PDF 文件（文件开头没有 %PDF 标记，可能是改了扩展名的其他文件）。请上传原始 PDF，或另存为 Word / TXT 后再上传。",
          "/data/uploads/报告.pdf: not a PDF file (no %PDF header)"),
-        (InputError("unsupported file type '.xls'; supported: .docx, .pdf", "a.xls"),
+        (InputError("unsupported file type '.xls'; supported: .docx, .pdf", "a.xls", code="input.unsupported_type",
+                    suffix=".xls"),
          "a.xls：不支持的文件类型（.xls）。请另存为 DOCX、HTML、MD、PDF、TXT 之一后再上传。", "*"),
-        (InputError("no report text found after removing page furniture (a scanned PDF? run OCR first)", "扫描.pdf"),
+        (InputError("no report text found after removing page furniture (a scanned PDF? run OCR first)", "扫描.pdf",
+                    code="input.scanned_pdf"),
          "扫描.pdf：没有可提取的文字，可能是扫描件（图片）PDF。请先做文字识别（OCR），或上传文字版 PDF / Word。", "*"),
-        (InputError("no readable text in the file (binary or garbled?)", "x.txt"),
+        (InputError("no readable text in the file (binary or garbled?)", "x.txt", code="input.no_readable_text"),
          "x.txt：文件中没有可读的文字（可能是二进制文件或乱码）。请另存为 UTF-8 编码的文本后再上传。", "*"),
-        (InputError("file is 25.0 MB, over the 20 MB limit (raise QA_MAX_FILE_MB to allow it)", "C:\\报告\\大.docx"),
+        (InputError("file is 25.0 MB, over the 20 MB limit (raise QA_MAX_FILE_MB to allow it)", "C:\\报告\\大.docx",
+                    code="input.too_large", size_mb="25.0", limit_mb="20"),
          "大.docx：文件大小 25.0 MB，超过 20 MB 的上限。请压缩或拆分后再上传，或请管理员调高 QA_MAX_FILE_MB。", "*"),
-        (InputError("not a .docx file (not a zip package)", "旧.docx"),
+        (InputError("not a .docx file (not a zip package)", "旧.docx", code="input.not_docx"),
          "旧.docx：不是有效的 Word（.docx）文件。如果是旧版 .doc 或 WPS 文件，请在 Word / WPS 中另存为 .docx 后再上传。", "*"),
         (InputError("文件为空（0 字节）"), "文件为空（0 字节）", ""),  # Chinese already: as it is
         (InputError("line 2: not valid JSON (Expecting value)", "/x/mini.jsonl"),  # unknown: kept whole
          "输入有误：/x/mini.jsonl: line 2: not valid JSON (Expecting value)", ""),
-        (ConfigError("QA_RRF_K='x' is not a valid int"),
+        (ConfigError("QA_RRF_K='x' is not a valid int", code="config.invalid_value", name="QA_RRF_K", raw="'x'",
+                     kind="int"),
          "设置项 QA_RRF_K 的值 'x' 无效，应为整数。请修改这个环境变量后重启应用。", "*"),
-        (EndpointUnreachable("model m: cannot connect to http://127.0.0.1:9/v1; check QA_LLM_BASE_URL"),
+        (EndpointUnreachable("model m: cannot connect to http://127.0.0.1:9/v1; check QA_LLM_BASE_URL",
+                             endpoint="http://127.0.0.1:9/v1"),
          "无法连接到模型服务 http://127.0.0.1:9/v1。请检查 QA_LLM_BASE_URL，以及模型服务是否已启动。", "*"),
-        (ProviderError("model m: http://x/v1 failed with 503 (request id r1); try again later"),
+        (ProviderError("model m: http://x/v1 failed with 503 (request id r1); try again later",
+                       code="llm.server_error", status=503, request_id="r1"),
          "模型服务出错（503）。请稍后重试。", "*"),
         (EmptyIndexError("the store has no reports yet; run `qa ingest PATH` first"),
          "文档库中还没有报告。请先到「文档库」页面上传报告，或导入示例报告。", "*"),
         (ConfigError("prompt file /p/x.yaml: bad"), "设置有误：prompt file /p/x.yaml: bad", ""),
         (InputError("unpacks to more than 100 MB (its parts declare 301 MB): a zip bomb or not a report, so it is "
-                    "refused. If it is a real report, save it as PDF or text", "/u/炸弹.docx"),
+                    "refused. If it is a real report, save it as PDF or text", "/u/炸弹.docx",
+                    code="input.unpacks_too_large", limit_mb="100"),
          "炸弹.docx：文件解压后超过 100 MB（可能是“压缩炸弹”，或不是报告），已拒绝，没有解压。如果确是报告，请另存为 PDF 或 TXT 后再上传，或请管理员调高 QA_MAX_FILE_MB。", "*"),
         (ConfigError("QA_LLM_BASE_URL has a query string (http://h/v1?…, the rest not shown: it may hold a key); "
-                     "a base URL cannot have one"),
+                     "a base URL cannot have one", code="config.url_has_query", name="QA_LLM_BASE_URL"),
          "设置项 QA_LLM_BASE_URL 带有查询参数（“?”之后的部分，可能含有密钥），地址中不能有。请把 API 密钥放在 QA_LLM_API_KEY 中，"
          "把 QA_LLM_BASE_URL 改为不带“?”的地址（通常以 /v1 结尾）后重启应用。", "*"),
     ],

@@ -174,12 +174,16 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
 
 def test_the_app_shows_no_secret_in_errors_or_the_engine_label() -> None:
     from app_pages import ui
-    from qa.core.errors import ConfigError, ProviderError
+    from qa.core.errors import ConfigError, EndpointUnreachable, ProviderError
 
     label = ui.engine_label(f"m @ http://{USER}:{PASSWORD}@h/v1")
     assert label == "LLM：m @ http://***@h/v1"
     for error in (ConfigError(f"model m: http://{USER}:{PASSWORD}@h/v1 rejected the API key (401). Set …"),
-                  ProviderError(f"model m: h answered 418: echo Authorization: Bearer {KEY}")):  # fmt: skip
+                  ProviderError(f"model m: h answered 418: echo Authorization: Bearer {KEY}"),
+                  EndpointUnreachable(f"model m: cannot connect to http://{USER}:{PASSWORD}@h/v1",
+                                      endpoint=f"http://{USER}:{PASSWORD}@h/v1"),
+                  ProviderError("model m: h answered 418", code="llm.http_error", status=418,
+                                detail=f"echo Authorization: Bearer {KEY}")):  # fmt: skip
         message = ui.error_message(error)
         _no_secret(message.text + message.detail, "ui.error_message")
-    _no_secret(ui.text_message(f"failed: api_key={KEY}").text, "ui.text_message")
+    _no_secret(ui.row_message(f"failed: api_key={KEY}").text, "ui.row_message")

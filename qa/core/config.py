@@ -76,20 +76,24 @@ class Settings:
                 "need size ≥ 50 and 0 ≤ overlap < size"
             )
         if self.session_hours <= 0:
-            raise ConfigError("QA_SESSION_HOURS must be positive (hours a sign-in lasts; default 8)")
+            raise ConfigError("QA_SESSION_HOURS must be positive (hours a sign-in lasts; default 8)",
+                              code="config.not_positive", name="QA_SESSION_HOURS")  # fmt: skip
         if self.max_file_mb <= 0:
-            raise ConfigError("QA_MAX_FILE_MB must be positive")
+            raise ConfigError(
+                "QA_MAX_FILE_MB must be positive", code="config.not_positive", name="QA_MAX_FILE_MB"
+            )
         if self.embed_concurrency < 1:
             raise ConfigError(
                 f"QA_EMBED_CONCURRENCY={self.embed_concurrency} must be 1 or more (batches in flight)"
             )
-        folders = (("QA_DATA_DIR (or --data-dir)", self.data_dir), ("QA_CACHE_DIR", self.cache_dir))
-        for name, folder in folders:
+        folders = (("QA_DATA_DIR", " (or --data-dir)", self.data_dir), ("QA_CACHE_DIR", "", self.cache_dir))
+        for name, also, folder in folders:
             if folder is not None and folder.exists() and not folder.is_dir():
                 raise ConfigError(
-                    f"{name} is {folder}, which is a file, not a folder: point it at a folder "
-                    "(it is created if missing)"
-                )
+                    f"{name}{also} is {folder}, which is a file, not a folder: point it at a folder "
+                    "(it is created if missing)",
+                    code="config.path_is_file", name=name, path=str(folder),
+                )  # fmt: skip
         if self.chroma_url:
             _check_chroma_url(self.chroma_url)
         if self.llm_base_url:
@@ -150,7 +154,8 @@ class Settings:
             try:
                 return cast(raw)
             except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}") from None
+                raise ConfigError(f"{name}={raw!r} is not a valid {cast.__name__}", code="config.invalid_value",
+                                  name=name, raw=repr(raw), kind=cast.__name__) from None  # fmt: skip
 
         defaults = cls()
         return cls(
@@ -201,8 +206,9 @@ def _check_chroma_url(raw: str) -> None:
     if problem:
         raise ConfigError(
             f"QA_CHROMA_URL={redact(raw)!r}: {problem}. Set it to a Chroma server's URL like "
-            "http://localhost:8000, or unset it to use the embedded store"
-        )
+            "http://localhost:8000, or unset it to use the embedded store",
+            code="config.bad_chroma_url", raw=redact(raw),
+        )  # fmt: skip
 
 
 def _check_base_url(name: str, raw: str, key_name: str) -> None:
@@ -217,8 +223,9 @@ def _check_base_url(name: str, raw: str, key_name: str) -> None:
         raise ConfigError(
             f"{name} has {extra} ({redact(bare)}{mark}…, the rest not shown: it may hold a key); a base URL "
             f"cannot have one, as the client adds {path} after it. Put the API key in {key_name} and set "
-            f"{name}={redact(bare)}"
-        )
+            f"{name}={redact(bare)}",
+            code="config.url_has_query" if mark == "?" else "config.bad_url", name=name,
+        )  # fmt: skip
     url = urlparse(raw)
     if "://" not in raw:
         problem = f"it has no scheme: write http://{redact(raw)} (or https://)"
@@ -233,8 +240,9 @@ def _check_base_url(name: str, raw: str, key_name: str) -> None:
     )
     raise ConfigError(
         f"{name}={redact(raw)!r}: {problem}. Set it to an OpenAI-compatible endpoint like "
-        f"http://127.0.0.1:8000/v1, or {offline}"
-    )
+        f"http://127.0.0.1:8000/v1, or {offline}",
+        code="config.bad_url", name=name,
+    )  # fmt: skip
 
 
 def workspaces(data_dir: Path) -> list[str]:

@@ -113,6 +113,8 @@ class IngestResult:
     n_chunks: int = 0
     embedded: int = 0  # chunks that had to be embedded (not found in the cache)
     pending: int = 0  # chunks whose vectors follow in the background pass (searchable by keywords now)
+    code: str = ""  # a failure's error code (qa.core.errors) and the fields its reason is built from,
+    fields: dict = field(default_factory=dict, compare=False)  # so an interface can say it in its own words
 
 
 @dataclass(frozen=True)

@@ -161,44 +161,59 @@ def call(client: Any, what: str, fn: Callable[[], T]) -> T:
     except openai.AuthenticationError as ex:
         raise ConfigError(
             f"{what}: {where} rejected the API key (401). Set QA_LLM_API_KEY (or OPENAI_API_KEY) "
-            "to a valid key, or unset QA_LLM_MODEL to use the offline engine"
-        ) from ex
+            "to a valid key, or unset QA_LLM_MODEL to use the offline engine",
+            code="llm.auth_rejected", what=what, endpoint=where, status=401,
+        ) from ex  # fmt: skip
     except openai.PermissionDeniedError as ex:
-        raise ConfigError(f"{what}: {where} denied access (403): {_detail(ex, client)}") from ex
+        detail = _detail(ex, client)
+        raise ConfigError(f"{what}: {where} denied access (403): {detail}", code="llm.forbidden", what=what,
+                          endpoint=where, status=403, detail=detail) from ex  # fmt: skip
     except openai.NotFoundError as ex:
+        detail = _detail(ex, client)
         raise ConfigError(
-            f"{what}: {where} answered 404 ({_detail(ex, client)}): check the model name and that the base URL "
-            "ends with /v1"
-        ) from ex
+            f"{what}: {where} answered 404 ({detail}): check the model name and that the base URL ends with /v1",
+            code="llm.not_found", what=what, endpoint=where, status=404, detail=detail,
+        ) from ex  # fmt: skip
     except openai.RateLimitError as ex:
+        request_id = _request_id(ex)
         raise _retriable(ProviderError(
-            f"{what}: {where} is rate-limiting (429){_request_id(ex)}; wait and retry, or lower --concurrency"
+            f"{what}: {where} is rate-limiting (429){_with_id(request_id)}; wait and retry, or lower --concurrency",
+            code="llm.rate_limited", what=what, endpoint=where, status=429, request_id=request_id,
         ), ex) from ex  # fmt: skip
     except openai.APITimeoutError as ex:
-        raise _retriable(
-            ProviderError(f"{what}: {where} did not answer in time; raise QA_LLM_TIMEOUT or retry"), ex
-        ) from ex
+        raise _retriable(ProviderError(
+            f"{what}: {where} did not answer in time; raise QA_LLM_TIMEOUT or retry",
+            code="llm.timeout", what=what, endpoint=where,
+        ), ex) from ex  # fmt: skip
     except openai.APIConnectionError as ex:
         raise _retriable(EndpointUnreachable(
-            f"{what}: cannot connect to {where}; check QA_LLM_BASE_URL and that the server is running"
+            f"{what}: cannot connect to {where}; check QA_LLM_BASE_URL and that the server is running",
+            what=what, endpoint=where,
         ), ex) from ex  # fmt: skip
     except openai.InternalServerError as ex:
+        request_id = _request_id(ex)
         raise _retriable(ProviderError(
-            f"{what}: {where} failed with {ex.status_code}{_request_id(ex)}; try again later"
+            f"{what}: {where} failed with {ex.status_code}{_with_id(request_id)}; try again later",
+            code="llm.server_error", what=what, endpoint=where, status=ex.status_code, request_id=request_id,
         ), ex) from ex  # fmt: skip
     except openai.APIStatusError as ex:
-        error = ProviderError(f"{what}: {where} answered {ex.status_code}: {_detail(ex, client)}")
+        detail = _detail(ex, client)
+        error = ProviderError(f"{what}: {where} answered {ex.status_code}: {detail}", code="llm.http_error",
+                              what=what, endpoint=where, status=ex.status_code, detail=detail)  # fmt: skip
         raise (_retriable(error, ex) if ex.status_code in (408, 409) else error) from ex
     except openai.APIResponseValidationError as ex:
-        raise ProviderError(f"{what}: {where} sent a response that is not valid OpenAI JSON") from ex
+        raise ProviderError(f"{what}: {where} sent a response that is not valid OpenAI JSON",
+                            code="llm.bad_response", what=what, endpoint=where) from ex  # fmt: skip
     except openai.OpenAIError as ex:
-        raise ProviderError(f"{what}: {where}: {redact(str(ex), _secrets(client))}") from ex
+        detail = redact(str(ex), _secrets(client))
+        raise ProviderError(f"{what}: {where}: {detail}", what=what, endpoint=where, detail=detail) from ex
     except json.JSONDecodeError as ex:
         # The SDK lets a 200 whose body (or SSE event) is not JSON escape as a bare JSONDecodeError.
         raise ProviderError(
             f"{what}: {where} sent a response that is not JSON ({ex.msg} at char {ex.pos}); check that "
-            "the base URL points at an OpenAI-compatible API (it usually ends with /v1)"
-        ) from ex
+            "the base URL points at an OpenAI-compatible API (it usually ends with /v1)",
+            code="llm.bad_response", what=what, endpoint=where, detail=f"{ex.msg} at char {ex.pos}",
+        ) from ex  # fmt: skip
 
 
 def _retriable(error: QAError, ex: Any) -> QAError:
@@ -211,8 +226,8 @@ def _retriable(error: QAError, ex: Any) -> QAError:
         hint = (
             max(0.0, float(raw)) / (1000 if headers.get("retry-after-ms") else 1) if raw is not None else None
         )
-    error.retriable = True  # type: ignore[attr-defined]
-    error.retry_after = hint if raw is not None else None  # type: ignore[attr-defined]
+    error.retriable = True
+    error.retry_after = hint if raw is not None else None
     return error
 
 
@@ -228,7 +243,10 @@ def _detail(ex: Any, client: Any) -> str:
 
 
 def _request_id(ex: Any) -> str:
-    request_id = getattr(ex, "request_id", None)
+    return str(getattr(ex, "request_id", None) or "")
+
+
+def _with_id(request_id: str) -> str:
     return f" (request id {request_id})" if request_id else ""
 
 
@@ -238,8 +256,9 @@ def embed_texts(client: Any, model: str, texts: list[str]) -> list[list[float]]:
     data = sorted(response.data, key=lambda item: item.index)
     if len(data) != len(texts):
         raise ProviderError(
-            f"embeddings: {_where(client)} returned {len(data)} vectors for {len(texts)} texts"
-        )
+            f"embeddings: {_where(client)} returned {len(data)} vectors for {len(texts)} texts",
+            code="llm.bad_response", what="embeddings", endpoint=_where(client),
+        )  # fmt: skip
     return [item.embedding for item in data]
 
 
@@ -366,9 +385,7 @@ class ChatLLM:
 
     def _check_broken(self) -> None:
         if self._broken is not None:
-            error = type(self._broken)(str(self._broken))
-            error.not_sent = True  # type: ignore[attr-defined]  # nothing to log: no request was made
-            raise error
+            raise self._broken.unsent()  # nothing to log: no request was made
 
     @property
     def label(self) -> str:
@@ -427,8 +444,9 @@ class ChatLLM:
             if self._slots is not None and not self._slots.acquire(timeout=max(0.0, deadline.left())):
                 raise DeadlineExceeded(
                     f"model {self.model}: no free slot within {deadline.seconds:.0f} s ({self._calls} call(s) "
-                    "at a time are busy); lower --concurrency, or raise QA_LLM_DEADLINE"
-                )
+                    "at a time are busy); lower --concurrency, or raise QA_LLM_DEADLINE",
+                    code="llm.busy", model=self.model, seconds=round(deadline.seconds), calls=self._calls,
+                )  # fmt: skip
             try:
                 self._check_broken()  # checked after waiting for a slot: another call may have just failed
                 reply = self._attempts(messages, params, on_token, deadline, prompt_ref, started)
@@ -437,7 +455,7 @@ class ChatLLM:
                     self._slots.release()
             self._check_reply(reply, messages, budget, free_text=json_schema is None)
         except QAError as ex:
-            if getattr(ex, "not_sent", False):
+            if ex.not_sent:
                 raise
             if self._slots is not None and ex.stops_batch and self._broken is None:
                 self._broken = ex
@@ -467,17 +485,20 @@ class ChatLLM:
                 f"model {self.model} hit the {budget or '?'}-token limit"
                 + (" while repeating itself in a loop" if looping else "")
                 + "; the cut reply is not used. Raise QA_LLM_MAX_TOKENS"
-                + (f", or {sanity.WHAT_TO_TRY}" if looping else "")
-            )
+                + (f", or {sanity.WHAT_TO_TRY}" if looping else ""),
+                model=self.model, limit=budget or "?", looping=looping,
+            )  # fmt: skip
         chars = sum(len(m.get("content", "")) for m in messages)
         if sanity.implausible_prompt_tokens(reply.prompt_tokens, chars):
             raise DegenerateReply(
                 f"model {self.model}: {self.endpoint} counted {reply.prompt_tokens} prompt tokens for a "
-                f"{chars:,}-character prompt, so it did not read the prompt as sent; {sanity.WHAT_TO_TRY}"
-            )
+                f"{chars:,}-character prompt, so it did not read the prompt as sent; {sanity.WHAT_TO_TRY}",
+                model=self.model, endpoint=self.endpoint, problem="prompt not read",
+            )  # fmt: skip
         problem = sanity.problem(reply.text, messages, free_text=free_text)
         if problem:
-            raise DegenerateReply(f"model {self.model}: {problem}; {sanity.WHAT_TO_TRY}")
+            raise DegenerateReply(f"model {self.model}: {problem}; {sanity.WHAT_TO_TRY}", model=self.model,
+                                  problem=problem)  # fmt: skip
 
     def _attempts(self, messages: list[dict[str, str]], params: dict[str, Any],
                   on_token: Callable[[str], None] | None, deadline: _Deadline, prompt_ref: str,
@@ -502,14 +523,14 @@ class ChatLLM:
                 reply.tries = tries
                 return reply
             except QAError as ex:
-                hint = getattr(ex, "retry_after", None)
+                hint = ex.retry_after
                 wait = hint if hint is not None else min(8.0, 0.5 * 2 ** (tries - 1))
-                last = (not getattr(ex, "retriable", False) or tries > self.retries or bool(shown)
+                last = (not ex.retriable or tries > self.retries or bool(shown)
                         or wait >= deadline.left())  # fmt: skip
                 if last:
                     if tries > 1:
                         elapsed = time.perf_counter() - started
-                        raise type(ex)(f"{ex} (after {tries} tries in {elapsed:.0f} s)") from ex
+                        raise ex.noted(f"(after {tries} tries in {elapsed:.0f} s)") from ex
                     raise
                 self._record(
                     prompt_ref,
@@ -522,8 +543,9 @@ class ChatLLM:
         left = deadline.left()
         if left <= 0:
             raise DeadlineExceeded(
-                f"model {self.model}: no reply within {deadline.seconds:.0f} s; raise QA_LLM_DEADLINE or retry"
-            )
+                f"model {self.model}: no reply within {deadline.seconds:.0f} s; raise QA_LLM_DEADLINE or retry",
+                model=self.model, seconds=round(deadline.seconds),
+            )  # fmt: skip
         return min(self.read_timeout, left)
 
     def _once(self, messages: list[dict[str, str]], params: dict[str, Any], deadline: _Deadline) -> _Reply:
@@ -543,8 +565,9 @@ class ChatLLM:
             _CALL_DEADLINE.reset(bound)
         if not getattr(response, "choices", None):
             raise ProviderError(
-                f"model {self.model}: {self.endpoint} returned no choices; try again or another model"
-            )
+                f"model {self.model}: {self.endpoint} returned no choices; try again or another model",
+                code="llm.no_choices", model=self.model, endpoint=self.endpoint,
+            )  # fmt: skip
         choice = response.choices[0]
         usage = getattr(response, "usage", None)
         return _Reply(_clean(choice.message.content or ""), _tokens(usage, "prompt_tokens"),
@@ -581,7 +604,8 @@ class ChatLLM:
                             parts.append(delta)
                             on_token(delta)
             if not saw_choice:
-                raise ProviderError(f"model {self.model}: {self.endpoint} streamed no choices; try again")
+                raise ProviderError(f"model {self.model}: {self.endpoint} streamed no choices; try again",
+                                    code="llm.no_choices", model=self.model, endpoint=self.endpoint)  # fmt: skip
             return _Reply(_clean("".join(parts)), _tokens(usage, "prompt_tokens"),
                           _tokens(usage, "completion_tokens"), finish)  # fmt: skip
 
@@ -598,14 +622,16 @@ class ChatLLM:
         if shown:
             return DeadlineExceeded(
                 f"model {self.model} was still writing after {deadline.seconds:.0f} s ({shown} characters); "
-                "the unfinished answer is not used. Raise QA_LLM_DEADLINE, or use a faster model"
-            )
+                "the unfinished answer is not used. Raise QA_LLM_DEADLINE, or use a faster model",
+                code="llm.still_writing", model=self.model, seconds=round(deadline.seconds), chars=shown,
+            )  # fmt: skip
         trickle = f" (only keep-alives or a trickle, {received} bytes in all)" if received else ""
         return DeadlineExceeded(
             f"model {self.model}: {self.endpoint} kept the connection open but sent no reply within "
             f"{deadline.seconds:.0f} s{trickle}; gave up. Raise QA_LLM_DEADLINE if the model is only slow, "
-            "or check the server (a proxy or gateway that holds requests open)"
-        )
+            "or check the server (a proxy or gateway that holds requests open)",
+            model=self.model, endpoint=self.endpoint, seconds=round(deadline.seconds), received=received,
+        )  # fmt: skip
 
 
 def _clean(text: str) -> str:
@@ -622,13 +648,15 @@ def make_chat_llm(settings: Settings, log: CallLog | None = None) -> ChatLLM:
     if not settings.llm_model:
         raise ConfigError(
             "no LLM configured: set QA_LLM_MODEL (and QA_LLM_BASE_URL / QA_LLM_API_KEY for your endpoint), "
-            "or use the offline engine (--engine offline)"
-        )
+            "or use the offline engine (--engine offline)",
+            code="llm.not_configured",
+        )  # fmt: skip
     if not settings.llm_base_url and not settings.llm_api_key:
         raise ConfigError(
             f"QA_LLM_MODEL={settings.llm_model} is set but there is no endpoint: set QA_LLM_BASE_URL "
-            "(any OpenAI-compatible server) or QA_LLM_API_KEY / OPENAI_API_KEY for api.openai.com"
-        )
+            "(any OpenAI-compatible server) or QA_LLM_API_KEY / OPENAI_API_KEY for api.openai.com",
+            code="llm.no_endpoint", model=settings.llm_model,
+        )  # fmt: skip
     # retries are ChatLLM's own (logged, inside the call's deadline), not the SDK's
     client = make_client(settings.llm_base_url, settings.llm_api_key, settings.llm_timeout, retries=0)
     return ChatLLM(client, settings.llm_model, temperature=settings.llm_temperature, prices=settings.prices,

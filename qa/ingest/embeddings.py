@@ -124,6 +124,13 @@ class CachedEmbedder:
         self.misses = 0  # passages embedded by the model (not found in the cache), for reports/benches
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as ex:  # the data folder itself cannot be made: a setting to fix, not a broken cache
+            raise ConfigError(
+                f"cannot use {cache_path.parent} for the caches ({ex}); set QA_DATA_DIR (or QA_CACHE_DIR) to "
+                "a writable folder",
+                code="config.unusable_folder", path=str(cache_path.parent),
+            ) from ex  # fmt: skip
+        try:
             self._db: sqlite3.Connection | None = sqlite3.connect(cache_path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(

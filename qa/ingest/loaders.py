@@ -40,13 +40,15 @@ _MAX_ENTRIES = 10_000  # a report's .docx has tens of parts, a few hundred with 
 def read_bytes(path: Path, max_bytes: int) -> bytes:
     """Read a report file, refusing what cannot be a report before decoding anything."""
     if not path.exists():
-        raise InputError("no such file or folder", str(path))
+        raise InputError("no such file or folder", str(path), code="input.not_found")
     if path.is_dir():
-        raise InputError("is a folder, expected a file", str(path))
+        raise InputError("is a folder, expected a file", str(path), code="input.is_folder")
     if path.suffix.lower() not in SUPPORTED:
         raise InputError(
             f"unsupported file type {path.suffix or '(none)'!r}; supported: {', '.join(sorted(SUPPORTED))}",
             str(path),
+            code="input.unsupported_type",
+            suffix=path.suffix,
         )
     size = path.stat().st_size
     if size > max_bytes:
@@ -54,9 +56,12 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
             f"file is {size / 1048576:.1f} MB, over the {max_bytes / 1048576:.0f} MB limit "
             "(raise QA_MAX_FILE_MB to allow it)",
             str(path),
+            code="input.too_large",
+            size_mb=f"{size / 1048576:.1f}",
+            limit_mb=f"{max_bytes / 1048576:.0f}",
         )
     if size == 0:
-        raise InputError("file is empty", str(path))
+        raise InputError("file is empty", str(path), code="input.empty")
     return path.read_bytes()
 
 
@@ -68,10 +73,13 @@ def decode_text(data: bytes, path: str = "") -> tuple[str, str]:
                 return data.decode(encoding), encoding.replace("-sig", "") + (" (BOM)")
             except UnicodeDecodeError:
                 raise InputError(
-                    f"starts with a {encoding} byte-order mark but is not valid {encoding}", path
+                    f"starts with a {encoding} byte-order mark but is not valid {encoding}",
+                    path,
+                    code="input.bad_bom",
+                    encoding=encoding,
                 ) from None
     if b"\x00" in data[:4096]:
-        raise InputError("looks like a binary file (NUL bytes), not text", path)
+        raise InputError("looks like a binary file (NUL bytes), not text", path, code="input.binary")
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -89,7 +97,9 @@ def decode_text(data: bytes, path: str = "") -> tuple[str, str]:
     if text and _looks_like_chinese(text):
         return text, "gb18030"
     raise InputError(
-        "cannot decode the text: not UTF-8, UTF-16 or GB18030/GBK (undecodable bytes); save it as UTF-8", path
+        "cannot decode the text: not UTF-8, UTF-16 or GB18030/GBK (undecodable bytes); save it as UTF-8",
+        path,
+        code="input.undecodable",
     )
 
 
@@ -137,7 +147,9 @@ def pdf_to_text(data: bytes, path: str = "", unpacked_max: int | None = None) ->
         with _pdf_stream_limit(unpacked_max):
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not reader.decrypt(""):
-                raise InputError("PDF is password-protected; save an unprotected copy", path)
+                raise InputError(
+                    "PDF is password-protected; save an unprotected copy", path, code="input.pdf_encrypted"
+                )
             pages: list[str] = []
             for page in reader.pages:
                 if budget is not None:
@@ -152,9 +164,13 @@ def pdf_to_text(data: bytes, path: str = "", unpacked_max: int | None = None) ->
     except LimitReachedError as ex:
         if unpacked_max and "decompress" in str(ex).lower():
             raise _too_big(unpacked_max, "one of its compressed streams", path, **_PDF_BOMB) from ex
-        raise InputError(f"not a readable PDF: over a safety limit of the PDF reader ({ex})", path) from ex
+        raise InputError(
+            f"not a readable PDF: over a safety limit of the PDF reader ({ex})",
+            path,
+            code="input.pdf_unreadable",
+        ) from ex
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError) as ex:
-        raise InputError(f"not a readable PDF ({ex})", path) from ex
+        raise InputError(f"not a readable PDF ({ex})", path, code="input.pdf_unreadable") from ex
     return _join_wrapped_lines("\n".join(pages))
 
 
@@ -206,6 +222,8 @@ def _too_big(
         f"If it is a real report, save it as {save_as}, or raise QA_MAX_FILE_MB (a file may unpack to "
         f"{UNPACKED_PER_FILE_LIMIT}× it)",
         path,
+        code="input.unpacks_too_large",
+        limit_mb=_mb(limit).removesuffix(" MB"),
     )
 
 
@@ -226,6 +244,7 @@ def check_package(data: bytes, limit: int, path: str = "") -> None:
                     f"holds {len(entries):,} parts (a report's .docx has tens): a zip bomb or not a report; "
                     "save the report as PDF or text",
                     path,
+                    code="input.zip_bomb",
                 )
             declared = sum(entry.file_size for entry in entries)
             if declared > limit:
@@ -237,6 +256,7 @@ def check_package(data: bytes, limit: int, path: str = "") -> None:
                         f"part {entry.filename} unpacks {ratio:,.0f} times larger ({_mb(entry.file_size)}): a zip "
                         "bomb, not a report's text; save the report as PDF or text",
                         path,
+                        code="input.zip_bomb",
                     )
             unpacked = 0
             for entry in entries:
@@ -249,7 +269,9 @@ def check_package(data: bytes, limit: int, path: str = "") -> None:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as ex:
         # a wrong CRC here is a part that unpacks to other bytes than it declares: damaged or crafted
-        raise InputError(f"not a readable .docx file (a damaged zip package: {ex})", path) from ex
+        raise InputError(
+            f"not a readable .docx file (a damaged zip package: {ex})", path, code="input.docx_unreadable"
+        ) from ex
 
 
 def docx_to_text(data: bytes, path: str = "") -> str:
@@ -261,9 +283,11 @@ def docx_to_text(data: bytes, path: str = "") -> str:
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, ValueError, KeyError) as ex:
-        raise InputError(f"not a readable .docx file ({ex})", path) from ex
+        raise InputError(f"not a readable .docx file ({ex})", path, code="input.docx_unreadable") from ex
     except Exception as ex:  # zipfile.BadZipFile and lxml errors surface as assorted types
-        raise InputError(f"not a readable .docx file ({type(ex).__name__}: {ex})", path) from ex
+        raise InputError(
+            f"not a readable .docx file ({type(ex).__name__}: {ex})", path, code="input.docx_unreadable"
+        ) from ex
     lines: list[str] = []
     for child in document.element.body.iterchildren():
         if child.tag.endswith("}p"):
@@ -338,11 +362,11 @@ def load(path: Path, max_bytes: int = 20 * 1024 * 1024, report_id: str | None = 
         page_title, raw = html_to_text(decoded)
     elif fmt == "pdf":
         if not data.startswith(b"%PDF"):
-            raise InputError("not a PDF file (no %PDF header)", shown)
+            raise InputError("not a PDF file (no %PDF header)", shown, code="input.not_pdf")
         raw = pdf_to_text(data, shown, unpacked_limit(max_bytes))
     else:
         if not data.startswith(b"PK"):
-            raise InputError("not a .docx file (not a zip package)", shown)
+            raise InputError("not a .docx file (not a zip package)", shown, code="input.not_docx")
         check_package(data, unpacked_limit(max_bytes), shown)
         raw = docx_to_text(data, shown)
     header, body, footer = split_boilerplate(raw)
@@ -350,9 +374,12 @@ def load(path: Path, max_bytes: int = 20 * 1024 * 1024, report_id: str | None = 
         header = page_title + ("\n" + header if header else "")
     if not body.strip():
         hint = " (a scanned PDF? run OCR first)" if fmt == "pdf" else ""
-        raise InputError(f"no report text found after removing page furniture{hint}", shown)
+        code = "input.scanned_pdf" if fmt == "pdf" else "input.no_report_text"
+        raise InputError(f"no report text found after removing page furniture{hint}", shown, code=code)
     if len(_CJK.findall(body)) + len(re.findall(r"[A-Za-z]{2,}", body)) < 5:
-        raise InputError("no readable text in the file (binary or garbled?)", shown)
+        raise InputError(
+            "no readable text in the file (binary or garbled?)", shown, code="input.no_readable_text"
+        )
     return Document(
         report_id=report_id or path.name,
         source_path=str(path),

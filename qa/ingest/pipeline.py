@@ -36,7 +36,9 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]
     failed: list[IngestResult] = []
     for path in paths:
         if not path.exists():
-            failed.append(IngestResult(_shown(path), None, "failed", "no such file or folder"))
+            failed.append(
+                IngestResult(_shown(path), None, "failed", "no such file or folder", code="input.not_found")
+            )
         elif path.is_dir():
             found = sorted(
                 p
@@ -52,6 +54,7 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]
                         None,
                         "failed",
                         f"folder has no reports ({', '.join(sorted(loaders.SUPPORTED))})",
+                        code="input.no_reports_in_folder",
                     )  # fmt: skip
                 )
             files.extend(found)
@@ -59,7 +62,8 @@ def collect_files(paths: Iterable[Path]) -> tuple[list[Path], list[IngestResult]
             files.append(path)
     unnamed = [path for path in files if not _utf8_name(path)]
     failed += [IngestResult(_shown(path), None, "failed", "file name is not valid UTF-8: rename the file "
-                            "(reports are identified by name), then ingest it again") for path in unnamed]  # fmt: skip
+                            "(reports are identified by name), then ingest it again", code="input.bad_file_name")
+               for path in unnamed]  # fmt: skip
     return [path for path in files if _utf8_name(path)], failed
 
 
@@ -112,6 +116,8 @@ def _settled(
             f"same content as {twin}, already in the store (identical bytes); a report is stored once: "
             f"remove {twin} first (`qa rm {twin}`) to store it under this name",
             str(path),
+            code="input.duplicate",
+            twin=twin,
         )
     return None, ""
 
@@ -145,7 +151,7 @@ def ingest_file(
         report_id, document.text, document.meta, version, settings.chunk_size, settings.chunk_overlap
     )
     if not chunks:
-        raise InputError("no text to index after cleaning", str(path))
+        raise InputError("no text to index after cleaning", str(path), code="input.no_text_after_cleaning")
     misses_before = getattr(embedder, "misses", 0)
     texts = [c.embed_text for c in chunks]
     if vectors_later is not None:  # cached vectors are stored at once; the rest follow in the background
@@ -337,6 +343,7 @@ def ingest_paths(
             result = IngestResult(
                 str(path), path.name, "failed",
                 f"same file name as {seen[path.name]}; reports are identified by file name — rename one",
+                code="input.same_name", other=str(seen[path.name]),
             )  # fmt: skip
         else:
             seen[path.name] = path
@@ -345,7 +352,7 @@ def ingest_paths(
                 result = indexed_again(written)
             except QAError as ex:
                 reason = ex.reason if isinstance(ex, InputError) else str(ex)
-                result = IngestResult(str(path), path.name, "failed", reason)
+                result = IngestResult(str(path), path.name, "failed", reason, code=ex.code, fields=ex.fields)
         results.append(result)
         if on_result:
             on_result(result)

@@ -89,43 +89,52 @@ class StoreError(QAError):
     """The store could not be read or written, is busy, or holds a damaged report; the message says what
     to do. `retryable`: a reconnect and a second try may succeed (another process changed the store)."""
 
+    code = "store.error"
     retryable = False
 
 
 class StoreReadError(StoreError):
     """A read failed twice (the second time after reconnecting)."""
 
+    code = "store.read_failed"
     retryable = True
 
 
 class StoreChanged(StoreError):
     """Another process changed the store while this one read it; reading again sees the new state."""
 
+    code = "store.changed"
     retryable = True
 
 
 class StoreBusy(StoreError):
     """Another writer held the store's writer lock for longer than this one would wait."""
 
+    code = "store.busy"
+
 
 class StoreDamaged(StoreError):
     """The store's database file is damaged (empty, or missing beside Chroma's index data). It is never
     opened: Chroma would write a new, empty database over an empty file, and every report would be lost."""
 
+    code = "store.damaged"
     stops_batch = True
 
 
 class StoreReadOnly(StoreError):
     """A write to a store this process may not write to (permissions, a read-only disk). Reads work."""
 
+    code = "store.read_only"
     stops_batch = True
 
 
 class ReportDamaged(StoreError):
     """A listed report's chunks are missing or belong to another report: it must be ingested again."""
 
+    code = "store.report_damaged"
+
     def __init__(self, message: str, report_id: str):
-        super().__init__(message)
+        super().__init__(message, report=report_id)
         self.report_id = report_id
 
 
@@ -169,8 +178,9 @@ def _open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str, ReadOnly 
         )
         if not url.hostname:
             raise ConfigError(
-                f"QA_CHROMA_URL={settings.chroma_url!r} is not a URL like http://localhost:8000"
-            )
+                f"QA_CHROMA_URL={settings.chroma_url!r} is not a URL like http://localhost:8000",
+                code="config.bad_chroma_url", raw=settings.chroma_url,
+            )  # fmt: skip
         ssl = url.scheme == "https"
         port = url.port or (443 if ssl else 8000)
         try:
@@ -182,8 +192,9 @@ def _open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str, ReadOnly 
             raise ConfigError(
                 f"cannot reach the Chroma server at {settings.chroma_url} (QA_CHROMA_URL): "
                 f"{type(ex).__name__}. Start it with `chroma run --path DIR --port {port}` "
-                "or unset QA_CHROMA_URL to use the embedded store"
-            ) from ex
+                "or unset QA_CHROMA_URL to use the embedded store",
+                code="store.unreachable", url=settings.chroma_url, port=port,
+            ) from ex  # fmt: skip
         return client, settings.chroma_url, None
     path = settings.data_dir / "chroma"
     try:
@@ -201,14 +212,16 @@ def _open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str, ReadOnly 
             return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path), None
     except (OSError, filelock.Timeout) as ex:
         raise ConfigError(
-            f"cannot use {path} for the store ({ex}); set QA_DATA_DIR to a writable folder"
-        ) from ex
+            f"cannot use {path} for the store ({ex}); set QA_DATA_DIR to a writable folder",
+            code="store.unusable_path", path=str(path),
+        ) from ex  # fmt: skip
     except chromadb.errors.ChromaError as ex:  # e.g. chroma.sqlite3 is not a database
         raise ConfigError(
             f"cannot open the store at {path}: {_reason(ex)}. If it is damaged, restore the folder from a "
             "backup, or move the folder aside and ingest the reports again (`qa ingest PATH`), or set "
-            "QA_DATA_DIR to another folder"
-        ) from ex
+            "QA_DATA_DIR to another folder",
+            code="store.unreadable", path=str(path),
+        ) from ex  # fmt: skip
 
 
 def _check_not_damaged(path: Path) -> None:
@@ -726,7 +739,8 @@ class Store:
                          lambda: self.reports_col.get(ids=[report_id], include=["documents", "metadatas"]))  # fmt: skip
         meta = got["metadatas"][0] if got["ids"] else None
         if meta is None or report_id == STAMP_ID or meta.get("deleted"):
-            raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
+            raise InputError(f"no report {report_id!r} in the store; see `qa ls`", code="input.unknown_report",
+                             report=report_id)  # fmt: skip
         if "text_gaps" not in meta:
             return got["documents"][0] or ""
         key = (report_id, str(meta.get("version", "")))
@@ -1070,7 +1084,8 @@ class Store:
         for _ in range(2):  # a second look when another process replaced the report while we read it
             record = self.get_report(report_id)
             if record is None:
-                raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
+                raise InputError(f"no report {report_id!r} in the store; see `qa ls`",
+                                 code="input.unknown_report", report=report_id)  # fmt: skip
             chunks = sorted(
                 self.iter_chunks([record.version], report_ids=[report_id]), key=lambda c: c.ordinal
             )

@@ -60,7 +60,8 @@ def view_from_store(store: Store, report_id: str) -> ReportView:
     if record is None:
         from qa.core.errors import InputError
 
-        raise InputError(f"no report {report_id!r} in the store; see `qa ls`")
+        raise InputError(f"no report {report_id!r} in the store; see `qa ls`", code="input.unknown_report",
+                         report=report_id)  # fmt: skip
     return ReportView(report_id, record.meta, store.report_text(report_id), store.report_chunks(report_id),
                       record.content_hash)  # fmt: skip
 
@@ -130,6 +131,8 @@ class BatchItem:
     status: str = "pending"  # ok | skipped | failed | stopped (not run: the batch stopped on a config error)
     reason: str = ""
     fatal: bool = False  # failed on a configuration error that every other report would hit too
+    code: str = ""  # the error's code and fields (qa.core.errors), for an interface's own wording
+    fields: dict = field(default_factory=dict)
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -151,7 +154,7 @@ def plan(paths: Sequence[Path], out_dir: Path | None = None) -> BatchPlan:
     if out_dir is not None:
         out = out_dir.resolve()
         files = [f for f in files if not f.resolve().is_relative_to(out)]
-    items = [BatchItem(r.path, None, "failed", r.reason) for r in failed]
+    items = [BatchItem(r.path, None, "failed", r.reason, code=r.code, fields=r.fields) for r in failed]
     seen: dict[str, Path] = {}
     unique: list[Path] = []
     for path in files:
@@ -264,9 +267,8 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
         item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
         item.cost_usd, item.unverified = summary.cost_usd, summary.unverified
     except QAError as ex:
-        if getattr(
-            ex, "not_sent", False
-        ):  # the batch's LLM handle already failed for good: nothing was tried
+        item.code, item.fields = ex.code, ex.fields
+        if ex.not_sent:  # the batch's LLM handle already failed for good: nothing was tried
             item.status, item.reason = "stopped", f"not run: {ex}"
         else:
             item.status, item.reason, item.fatal = "failed", str(ex), ex.stops_batch

@@ -629,9 +629,7 @@ def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTe
         try:
             completion = llm.complete(messages, prompt_ref=template.ref, json_schema=schema)
         except QAError as ex:  # say which report and which part: "zichuan.txt (map, part 2/5): …"
-            named = type(ex)(f"{what}: {ex}")
-            named.__dict__.update(ex.__dict__)  # keeps what the error carries (not_sent…)
-            raise named from ex
+            raise ex.within(what) from ex
         _add_usage(usage, {"prompt_tokens": completion.prompt_tokens, "llm_calls": 1,
                            "completion_tokens": completion.completion_tokens, "cost_usd": completion.cost_usd})  # fmt: skip
         try:
@@ -722,9 +720,7 @@ def summarize_report(
         except QAError as ex:
             if report.report_id in str(ex):
                 raise
-            named = type(ex)(f"{report.report_id}: {ex}")
-            named.__dict__.update(ex.__dict__)  # keeps what the error carries (path, not_sent…)
-            raise named from ex
+            raise ex.within(report.report_id) from ex
     content = content.model_copy(update={"overview": clip(content.overview.strip(), OVERVIEW_MAX)})
     if llm is not None:  # a model's summary keeps the same budget as the offline one
         content = fit(content, budget(report))
