@@ -11,10 +11,10 @@ import streamlit as st
 
 from app_pages import ui
 from app_pages.common import (
+    engine_or_error,
     get_services,
     go_to,
     keep_valid,
-    llm_or_error,
     message_for,
     reports_multiselect,
     retry_store,
@@ -25,7 +25,7 @@ from app_pages.common import (
 from qa.api import Library
 from qa.core.errors import InputError, QAError
 from qa.core.schemas import Citation, ReportRecord
-from qa.engines.llm import ChatLLM
+from qa.engines.base import Engine
 from qa.store.chroma import StoreError
 from qa.wiring import Services
 
@@ -158,7 +158,7 @@ def render_message(message: dict, records: list[ReportRecord], last: bool = Fals
 def answer_question(
     question: str,
     services: Services,
-    llm: ChatLLM | None,
+    engine: Engine,
     records: list[ReportRecord],
     report_ids: list[str],
     years: list[int],
@@ -178,7 +178,7 @@ def answer_question(
 
         try:
             with st.spinner("正在检索并作答…"):
-                library = Library(services.settings, services=services, llm=llm)  # the notebook API, shared
+                library = Library(services.settings, engine, services=services)  # the notebook API, shared
                 answer = library.ask(question, reports=report_ids or None, years=years or None,
                                      history=history, on_token=on_token)  # fmt: skip
         except QAError as ex:
@@ -228,7 +228,7 @@ def start_screen(records: list[ReportRecord], disabled: bool) -> None:
 
 def page_chat() -> None:
     services = get_services()
-    llm, llm_error = llm_or_error()
+    engine, llm_error = engine_or_error()
     st.title("问答")
     st.html(ui.CITE_SCRIPT, unsafe_allow_javascript=True)
     show_flash()
@@ -251,4 +251,4 @@ def page_chat() -> None:
     question = st.chat_input("请输入问题，例如：某区办理行政复议案件多少件？", disabled=llm_error is not None)
     question = question or example
     if question and question.strip():
-        answer_question(question.strip(), services, llm, records, report_ids, years)
+        answer_question(question.strip(), services, engine, records, report_ids, years)

@@ -16,10 +16,10 @@ from app_pages import auth, ui
 from qa.core.config import Settings
 from qa.core.errors import InputError, QAError
 from qa.core.schemas import IngestResult, ReportRecord
-from qa.engines.llm import ChatLLM
+from qa.engines.base import Engine
 from qa.ingest.pipeline import collect_files, ingest_file
 from qa.store.chroma import ReportDamaged, StoreDamaged, StoreError, StoreReadOnly
-from qa.wiring import Services, make_llm, open_services
+from qa.wiring import Services, make_engine, open_services
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = ROOT / "data" / "reports"
@@ -64,27 +64,29 @@ def get_services() -> Services:
 
 
 @st.cache_resource(show_spinner=False)
-def get_llm() -> ChatLLM | None:
-    return make_llm(base_settings())
+def get_engine(name: str | None = None) -> Engine:
+    """The engine named (offline, llm), default the configured one; built once per server."""
+    return make_engine(base_settings(), name)
 
 
-def llm_or_error() -> tuple[ChatLLM | None, ui.UserMessage | None]:
+def engine_or_error() -> tuple[Engine, ui.UserMessage | None]:
+    """The configured engine, or the offline one and what is wrong with the configured LLM."""
     try:
-        return get_llm(), None
+        return get_engine(), None
     except QAError as ex:
-        return None, ui.error_message(ex)
+        return get_engine("offline"), ui.error_message(ex)
 
 
-def engine_choice(key: str, label: str) -> ChatLLM | None:
+def engine_choice(key: str, label: str) -> Engine:
     """The engine for a page: offline unless QA_LLM_MODEL is set, then a choice between the configured LLM
     (the default) and the offline engine. A misconfigured LLM raises its ConfigError for the page to show."""
     settings = get_settings()
     if not settings.llm_model:
         st.caption(ui.escape_markdown(f"引擎：{ui.OFFLINE_ENGINE_LABEL}。设置 QA_LLM_MODEL 后可改用 LLM。"))
-        return None
+        return get_engine("offline")
     labels = {"llm": f"LLM：{settings.llm_model}", "offline": ui.OFFLINE_ENGINE_LABEL}
     choice = st.radio(label, list(labels), format_func=labels.get, key=key, horizontal=True)
-    return get_llm() if choice == "llm" else None
+    return get_engine(choice)
 
 
 def keep_widget_state() -> None:

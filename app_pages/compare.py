@@ -8,6 +8,7 @@ import streamlit as st
 
 from app_pages import ui, ui_compare
 from app_pages.common import empty_library, get_services, reports_multiselect, show_flash
+from qa.compare.columns import compared_records, report_columns
 from qa.compare.table import CompareTable, to_csv, to_markdown, to_xlsx
 from qa.core.office import CSV_MIME, XLSX_MIME
 from qa.wiring import Services
@@ -18,9 +19,7 @@ def library_table(location: str, signature: str) -> CompareTable:
     """The table over every report of the library; rebuilt only when a report is added, replaced or removed
     (the store's signature changes), not on every rerun of the page."""
     services = get_services()
-    return services.retriever.compare_table(
-        ui_compare.report_columns(ui_compare.compared_records(services.store.reports()))
-    )
+    return services.retriever.compare_table(report_columns(compared_records(services.store.reports())))
 
 
 def comparison_table(services: Services) -> CompareTable | None:
@@ -28,7 +27,7 @@ def comparison_table(services: Services) -> CompareTable | None:
     if not records:
         empty_library(services, "没有可以对比的内容", "samples-compare")
         return None
-    compared = ui_compare.compared_records(records)
+    compared = compared_records(records)
     if len(compared) < len(records):
         st.caption(f"对比表的指标目录针对法治政府建设报告；另有 {len(records) - len(compared)} 份其他类型的报告"
                    "（政府工作报告、统计公报等）未列入。")  # fmt: skip

@@ -69,7 +69,7 @@ def choose_inputs() -> dict[str, Any]:
         st.session_state.setdefault("eval_k", 5)
         docs = st.selectbox("文档目录", folders, key="eval_docs", format_func=lambda c: ui_eval.docs_label(c, ROOT),
                             help="数据集中的 doc 须是这个目录里的文件名。")  # fmt: skip
-        llm = engine_choice("eval_engine", "引擎")
+        engine = engine_choice("eval_engine", "引擎")
         k = st.number_input("k（检索段落数）", min_value=1, max_value=20, step=1, key="eval_k")
     return {
         "dataset": None if dataset == UPLOAD else Path(dataset),
@@ -78,7 +78,7 @@ def choose_inputs() -> dict[str, Any]:
         "baseline": None if baseline == NO_FILE else Path(baseline),
         "gold": None if gold == NO_FILE else Path(gold),
         "docs": docs,
-        "llm": llm,
+        "engine": engine,
         "k": int(k),
     }
 
@@ -116,7 +116,7 @@ def _run(inputs: dict[str, Any], settings: Settings, docs: Path) -> dict[str, An
         fraction, text = ui_eval.progress_value(stage, done, total, golds is not None)
         bar.progress(min(1.0, fraction), text=text)
 
-    result = run_eval(settings, cases, docs, llm=inputs["llm"], options=EvalOptions(k=inputs["k"]),
+    result = run_eval(settings, cases, docs, engine=inputs["engine"], options=EvalOptions(k=inputs["k"]),
                       summary_golds=golds, progress=on_progress)  # fmt: skip
     bar.progress(1.0, text=f"评测完成：{len(cases)} 个问题")
     metrics = result.metrics

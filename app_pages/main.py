@@ -14,25 +14,25 @@ import streamlit as st
 
 from app_pages import auth, ui
 from app_pages.chat import page_chat
-from app_pages.common import GOTO, base_settings, get_services, keep_widget_state, llm_or_error, show_error
+from app_pages.common import GOTO, base_settings, engine_or_error, get_services, keep_widget_state, show_error
 from app_pages.compare import page_compare
 from app_pages.evals import page_eval
 from app_pages.library import page_library
 from app_pages.summary import page_summary
 from qa.core.errors import QAError
 from qa.core.redact import redact
-from qa.engines.llm import ChatLLM
+from qa.engines.base import Engine
 from qa.wiring import Services
 
 
-def sidebar_status(services: Services, llm: ChatLLM | None, llm_error: ui.UserMessage | None) -> None:
+def sidebar_status(services: Services, engine: Engine, llm_error: ui.UserMessage | None) -> None:
     """Engine in use and library size; drawn after the page so an upload or delete shows at once."""
     st.subheader("回答引擎")
     if llm_error:
         show_error(llm_error)
     else:
         # an HTML block, so the endpoint URL is not turned into a link
-        st.markdown(ui.text_html(ui.engine_label(llm.label if llm else None)), unsafe_allow_html=True)
+        st.markdown(ui.text_html(ui.engine_label(engine.label)), unsafe_allow_html=True)
     try:
         records = services.store.reports()
     except QAError:  # the page above already said what failed, with 重试
@@ -79,14 +79,14 @@ def main() -> None:
     except QAError as ex:
         show_error(ex)
         st.stop()
-    llm, llm_error = llm_or_error()
+    engine, llm_error = engine_or_error()
     status = st.sidebar.container()  # above the page's own sidebar widgets, filled after the page ran
     try:
         current.run()
     except QAError as ex:
         show_error(ex)
     with status:
-        sidebar_status(services, llm, llm_error)
+        sidebar_status(services, engine, llm_error)
         auth.sidebar(user)
 
 

@@ -24,7 +24,7 @@ from app_pages.common import (
 from qa.core.errors import QAError
 from qa.core.office import DOCX_MIME
 from qa.core.schemas import ReportRecord
-from qa.engines.llm import ChatLLM
+from qa.engines.base import Engine
 from qa.summary.batch import BatchItem, Job, run_jobs, view_from_store
 from qa.summary.summarize import Summary, summary_heading
 from qa.wiring import Services
@@ -39,19 +39,17 @@ def regenerate(report_id: str) -> None:
     st.session_state[FORCE] = report_id
 
 
-def single_report(
-    services: Services, records: list[ReportRecord], llm: ChatLLM | None, out_dir: Path
-) -> None:
+def single_report(services: Services, records: list[ReportRecord], engine: Engine, out_dir: Path) -> None:
     report_id = report_picker(records, "报告", "sum_report")
     view = view_from_store(services.store, report_id)
     force = st.session_state.pop(FORCE, None) == report_id
-    summary = None if force else ui_summary.cached_summary(view, out_dir, llm)
+    summary = None if force else ui_summary.cached_summary(view, out_dir, engine)
     status = "已从缓存读取（报告、模板与引擎均未变化）"
     if summary is None:
-        if llm is not None and not force:
+        if engine.model is not None and not force:  # the whole report goes to a model: say so first
             st.info(
                 ui.escape_markdown(
-                    f"这份报告还没有 {llm.model} 生成的摘要。生成时会把整份报告分段发给模型（不是只取检索片段），"
+                    f"这份报告还没有 {engine.model} 生成的摘要。生成时会把整份报告分段发给模型（不是只取检索片段），"
                     "会产生 token 费用。"
                 ),
                 icon=":material/info:",
@@ -66,7 +64,7 @@ def single_report(
             with st.spinner(
                 ui.escape_markdown(f"正在生成《{view.meta.title or report_id}》的摘要（整份报告）…")
             ):
-                summary = ui_summary.make_summary(view, out_dir, llm)
+                summary = ui_summary.make_summary(view, out_dir, engine)
         except QAError as ex:  # shown in this tab, like a failed answer in 问答: the batch tab stays usable
             show_error(ex)
             return
@@ -102,14 +100,14 @@ def render_summary(summary: Summary, view_sections: dict[str, str], status: str,
             st.caption("  \n".join(ui.escape_markdown(line) for line in ui.summary_details(summary)))
 
 
-def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, out_dir: Path) -> None:
+def batch(services: Services, records: list[ReportRecord], engine: Engine, out_dir: Path) -> None:
     chosen = reports_multiselect(records, "选择报告", "sum_batch", "选择要生成摘要的报告")
     force = st.checkbox("忽略缓存，全部重新生成", key="sum_batch_force")
     st.caption("已缓存且报告、模板与引擎都未变化的摘要会直接沿用；单份报告失败不会中断其余报告。")
     if st.button(
         "批量生成", type="primary", icon=":material/playlist_play:", disabled=not chosen, key="sum-batch-run"
     ):
-        items = run_batch(services, chosen, llm, out_dir, force)
+        items = run_batch(services, chosen, engine, out_dir, force)
         done = [i.report_id for i in items if i.status != "failed" and i.report_id]
         st.session_state[BATCH_RESULT] = {
             "items": [asdict(i) for i in items],
@@ -137,7 +135,7 @@ def batch(services: Services, records: list[ReportRecord], llm: ChatLLM | None, 
 
 
 def run_batch(
-    services: Services, report_ids: list[str], llm: ChatLLM | None, out_dir: Path, force: bool
+    services: Services, report_ids: list[str], engine: Engine, out_dir: Path, force: bool
 ) -> list[BatchItem]:
     """Summarize the reports with qa.summary.batch's runner (as `qa summarize`): a progress bar, several reports at
     a time with an LLM, stopped on a configuration error. Views are read from the store here, on the
@@ -153,7 +151,8 @@ def run_batch(
 
     jobs = [Job(report_id, ui_summary.preloaded(lambda r=report_id: view_from_store(services.store, r)))
             for report_id in report_ids]  # fmt: skip
-    items = run_jobs(jobs, out_dir, llm, force=force, concurrency=LLM_CONCURRENCY if llm else 1, on_done=tick)
+    items = run_jobs(jobs, out_dir, engine, force=force, concurrency=LLM_CONCURRENCY if engine.model else 1,
+                     on_done=tick)  # fmt: skip
     order = {report_id: n for n, report_id in enumerate(report_ids)}
     items.sort(key=lambda i: order.get(i.path, 0))
     bar.progress(1.0, text=f"完成：{ui_summary.batch_counts(items)}")
@@ -169,13 +168,13 @@ def page_summary() -> None:
     if not records:
         empty_library(services, "没有可以摘要的内容", "samples-summary")
         return
-    llm = engine_choice("sum_engine", "摘要引擎")
-    out_dir = ui_summary.summary_dir(services.settings.data_dir, llm)
+    engine = engine_choice("sum_engine", "摘要引擎")
+    out_dir = ui_summary.summary_dir(services.settings.data_dir, engine)
     one, many = st.tabs(["单份报告", "批量生成"])
     with one:
-        single_report(services, records, llm, out_dir)
+        single_report(services, records, engine, out_dir)
     with many:
         if auth.can("summarize"):
-            batch(services, records, llm, out_dir)
+            batch(services, records, engine, out_dir)
         else:
             st.caption("批量生成摘要需要编辑权限。")

@@ -527,7 +527,7 @@ ERROR_TEXTS: dict[str, str] = {
     "input.no_text_after_cleaning": "清洗后没有可检索的文字。请确认文件是报告全文。",
     "input.duplicate": "与文档库中的报告 {twin} 内容完全相同（同一份文件），没有重复导入。如要改用这个文件名，请先删除 {twin} 再上传。",
     "input.unknown_report": "文档库中没有报告 {report}（可能已被删除）。请到「文档库」页面查看现有报告。",
-    # settings (qa.core.config, qa.store.chroma, qa.ingest.embeddings)
+    # settings (qa.core.config, qa.store.chroma, qa.models.embeddings)
     "config.invalid_value": f"设置项 {{name}} 的值 {{raw}} 无效，应为{{kind}}。{_RESTART}",
     "config.not_positive": f"设置项 {{name}} 必须大于 0。{_RESTART}",
     "config.path_is_file": "设置项 {name} 指向的 {path} 是一个文件，不是文件夹。请改为一个文件夹（不存在时会自动创建）后重启应用。",
@@ -538,7 +538,7 @@ ERROR_TEXTS: dict[str, str] = {
     "config.bad_chroma_url": "设置项 QA_CHROMA_URL 的值 {raw} 不是有效的 Chroma 服务地址。请改为形如 http://localhost:8000 的地址"
                              "（http 或 https、主机名、1–65535 之间的端口），或不设置它以使用内置文档库，然后重启应用。",
     "config.unusable_folder": "无法使用文件夹 {path}（不能创建或写入）。请把 QA_DATA_DIR 设为一个可写的文件夹后重启应用。",
-    # the model service (qa.engines.llm)
+    # the model service (qa.models.llm)
     "llm.not_configured": "没有配置 LLM。请设置 QA_LLM_MODEL（以及 QA_LLM_BASE_URL / QA_LLM_API_KEY），或使用离线引擎。",
     "llm.no_endpoint": "已设置 QA_LLM_MODEL={model}，但没有模型服务地址。请设置 QA_LLM_BASE_URL（任一 OpenAI 兼容服务），"
                        "或设置 QA_LLM_API_KEY / OPENAI_API_KEY 以使用 api.openai.com。",

@@ -12,24 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa.compare.table import Cell, CompareTable, ReportColumn
-from qa.core.schemas import ReportRecord
 from qa.genre.indicators import Indicator
-from qa.genre.kinds import compared
-from qa.question.scope import labels
 
 EMPTY = ""  # what a cell shows when the report does not state the indicator
-
-
-def report_columns(records: Sequence[ReportRecord]) -> list[ReportColumn]:
-    """One column per report, labelled as answers name it (ReportMeta.label: its place, or its department;
-    else its title), else the file name."""
-    named = labels(records)
-    return [ReportColumn(r.report_id, named[r.report_id], r.meta.year) for r in records]
-
-
-def compared_records(records: Sequence[ReportRecord]) -> list[ReportRecord]:
-    """The reports the comparison table is about by default: 法治 reports (qa.genre.kinds.compared)."""
-    return [r for r in records if compared(r.meta.kind)]
 
 
 def subset(table: CompareTable, report_ids: Sequence[str]) -> CompareTable:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from app_pages.ui import OFFLINE_ENGINE_LABEL, local_time, row_message
-from qa.engines.llm import ChatLLM
+from qa.engines.base import Engine
 from qa.summary.batch import (
     BatchItem,
     SummaryIndex,
@@ -66,11 +66,12 @@ ol.qa-sources { font-size: 0.88rem; color: rgba(49, 51, 63, 0.8); }
 # ---- the cache ---------------------------------------------------------------------------------------
 
 
-def summary_dir(data_dir: Path, llm: ChatLLM | None = None) -> Path:
+def summary_dir(data_dir: Path, engine: Engine | None = None) -> Path:
     """The cache folder of one engine (summaries/offline, summaries/llm-<model>): switching engines back and
     forth reuses each engine's summaries instead of overwriting one with the other."""
-    engine = "offline" if llm is None else "llm-" + re.sub(r"[^\w.-]+", "_", llm.model)
-    return data_dir / SUMMARY_DIR / engine
+    model = engine.model if engine is not None else None
+    folder = "offline" if model is None else "llm-" + re.sub(r"[^\w.-]+", "_", model)
+    return data_dir / SUMMARY_DIR / folder
 
 
 def cached_paths(data_dir: Path, report_id: str) -> list[Path]:
@@ -79,17 +80,17 @@ def cached_paths(data_dir: Path, report_id: str) -> list[Path]:
     return [path for folder in sorted(root.glob("*/")) for path in output_paths(folder, report_id)]
 
 
-def cached_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary | None:
+def cached_summary(view: ReportView, out_dir: Path, engine: Engine) -> Summary | None:
     """The summary on disk when it is still current for this report and engine (qa.summary.batch's rule); its Word
     file is written from it if missing."""
-    if not up_to_date(view, out_dir, None, llm.model if llm else None):
+    if not up_to_date(view, out_dir, None, engine):
         return None
     return complete_outputs(view, out_dir)
 
 
-def make_summary(view: ReportView, out_dir: Path, llm: ChatLLM | None) -> Summary:
+def make_summary(view: ReportView, out_dir: Path, engine: Engine) -> Summary:
     """Summarize the whole report and cache it. Raises QAError for the page to show."""
-    summary = summarize_report(view, llm.limited(MAP_CALLS) if llm else None, map_workers=MAP_CALLS)
+    summary = summarize_report(view, engine.limited(MAP_CALLS), map_workers=MAP_CALLS)
     write_summary(summary, view, out_dir)
     return summary
 

@@ -30,8 +30,8 @@ def peak_rss_mb() -> float:
 def bound(docs: Path, settings: Settings) -> float:
     """Chunks/s of the bundled model alone on the chunks these files make (no store, no cache)."""
     from qa.ingest.chunking import chunk_document
-    from qa.ingest.embeddings import LocalE5Embedder
     from qa.ingest.pipeline import collect_files, load_document
+    from qa.models.embeddings import LocalE5Embedder
 
     files, _ = collect_files([docs])
     texts = []

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from qa.answer.pipeline import ask  # noqa: E402
 from qa.core.config import Settings  # noqa: E402
 from qa.evals.evaluate import load_dataset, number_correct, percentile  # noqa: E402
-from qa.ingest import gazetteer  # noqa: E402
+from qa.genre import gazetteer  # noqa: E402
 from qa.ingest.pipeline import COMPACT_EVERY, compact_index, ingest_file, ingest_paths  # noqa: E402
 from qa.wiring import Services, open_services  # noqa: E402
 

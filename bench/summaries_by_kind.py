@@ -45,7 +45,7 @@ def heading_only(point_text: str, headings: set[str]) -> bool:
 def measure(row: dict, golds: dict, settings: Settings) -> dict:
     path = ROOT / row["doc"]
     view = view_from_file(path, settings, settings.embedder)
-    summary = summarize_report(view, None)
+    summary = summarize_report(view)
     headings = {normalize(MARKER.sub("", s.title)).rstrip("。；;，,！") for s in sections(view.text)}
     points = [p for a in summary.measures for p in a.points] + summary.problems + summary.plans
     markdown = summary_markdown(summary, {c.id: c.section for c in view.chunks})

@@ -26,8 +26,9 @@ from openai_server import OpenAIServer  # noqa: E402
 from summary_llm import summary_responder  # noqa: E402
 
 from qa.core.config import Settings  # noqa: E402
-from qa.engines.llm import make_chat_llm  # noqa: E402
-from qa.ingest.embeddings import make_embedder  # noqa: E402
+from qa.engines.chat import ChatEngine  # noqa: E402
+from qa.models.embeddings import make_embedder  # noqa: E402
+from qa.models.llm import make_chat_llm  # noqa: E402
 from qa.summary.batch import plan, run_batch  # noqa: E402
 
 DOCS = ROOT / "data" / "reports"
@@ -60,7 +61,12 @@ def llm_run(files: list[Path], out: Path, settings: Settings, embedder: str, lat
                                         llm_timeout=60)  # fmt: skip
         started = time.perf_counter()
         items = run_batch(
-            files, out, llm_settings, embedder, make_chat_llm(llm_settings), concurrency=concurrency
+            files,
+            out,
+            llm_settings,
+            embedder,
+            ChatEngine(make_chat_llm(llm_settings)),
+            concurrency=concurrency,
         )
         return items, time.perf_counter() - started, len(server.chat_requests())
 

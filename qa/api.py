@@ -25,21 +25,22 @@ from qa.core.errors import InputError
 if TYPE_CHECKING:  # the heavy parts (chromadb, the embedder, openai) load on first use, not on import
     from qa.answer.pipeline import Turn
     from qa.core.schemas import Answer, IngestResult, ReportRecord
-    from qa.engines.llm import ChatLLM
+    from qa.engines.base import Engine
     from qa.summary.summarize import Summary
     from qa.wiring import Services
 
 
 class Library:
-    """One store (a data dir, or a Chroma server) with its embedder and, when configured, its LLM."""
+    """One store (a data dir, or a Chroma server) with its embedder and an engine (offline, or the configured
+    LLM)."""
 
-    def __init__(self, settings: Settings, engine: str | None = None, services: Services | None = None,
-                 llm: ChatLLM | None | bool = False) -> None:  # fmt: skip
+    def __init__(self, settings: Settings, engine: str | Engine | None = None,
+                 services: Services | None = None) -> None:  # fmt: skip
+        """engine: 'offline', 'llm', None (llm when QA_LLM_MODEL is set), or an engine already built."""
         self.settings = settings
-        self.engine = engine  # offline | llm | None (llm when QA_LLM_MODEL is set)
         # built on first use unless given (the CLI opens them with its messages, the app shares its own)
+        self._engine = engine
         self._services = services
-        self._llm: ChatLLM | None | bool = llm  # False: not built yet; None: the offline engine
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None, *, workspace: str | None = None, engine: str | None = None,
@@ -62,12 +63,12 @@ class Library:
         return self._services
 
     @property
-    def llm(self) -> ChatLLM | None:
-        if self._llm is False:
-            from qa.wiring import make_llm
+    def engine(self) -> Engine:
+        if self._engine is None or isinstance(self._engine, str):
+            from qa.wiring import make_engine
 
-            self._llm = make_llm(self.settings, self.engine)
-        return self._llm  # type: ignore[return-value]
+            self._engine = make_engine(self.settings, self._engine)
+        return self._engine
 
     # ---- operations --------------------------------------------------------------------------------
 
@@ -114,7 +115,7 @@ class Library:
         if history is None:
             history = sessions.load(self.settings.data_dir, session) if session else []
         report_ids = [self.resolve(r) for r in reports] if reports else None
-        answer = ask(question, self.services.retriever, llm=self.llm, k=k, report_ids=report_ids,
+        answer = ask(question, self.services.retriever, engine=self.engine, k=k, report_ids=report_ids,
                      regions=regions, years=years, history=history, on_token=on_token)  # fmt: skip
         if session:
             sessions.append(self.settings.data_dir, session, question, answer.text, answer.scope)
@@ -131,4 +132,4 @@ class Library:
         from qa.summary.summarize import summarize_report
 
         view = view_from_store(self.services.store, self.resolve(report))
-        return summarize_report(view, self.llm, template=template, strict=strict)
+        return summarize_report(view, self.engine, template=template, strict=strict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from qa.engines.llm import Completion
+from qa.models.llm import Completion
 
 
 class FakeChatModel:
@@ -15,6 +15,9 @@ class FakeChatModel:
     def __init__(self) -> None:
         self.replies: list[str | Callable[[list[dict]], str]] = []
         self.history: list[list[dict]] = []
+
+    def limited(self, calls: int) -> FakeChatModel:
+        return self  # one caller at a time in tests
 
     def enqueue(self, *replies: str | Callable[[list[dict]], str]) -> FakeChatModel:
         self.replies.extend(replies)

@@ -1,6 +1,7 @@
-"""The answer chain with an OpenAI-compatible LLM faked at the HTTP boundary: citations and numbers checked
-against the passages, prompt injection kept inside <sources>, follow-ups condensed; then `qa ask` and
-`qa eval --engine llm` run as real subprocesses against the same fake server."""
+"""The answer chain with an LLM: faked behind the chat-model interface (tests/fake_chat.py) where the chain is
+tested — citations and numbers checked against the passages, prompt injection kept inside <sources> — and at
+the HTTP boundary (tests/openai_server.py) where the client is part of it: streaming, the call log, a
+follow-up condensed, then `qa ask` and `qa eval --engine llm` as real subprocesses."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS, SHARED_CACHE, free_port, run_cli
+from fake_chat import FakeChatModel
 from openai_server import OpenAIServer, Reply, Request
 
 from qa.answer.pipeline import Turn, ask
-from qa.engines.calllog import CallLog
-from qa.engines.llm import ChatLLM, make_client
-from qa.engines.prompts import get_template
+from qa.engines.chat import ChatEngine
 from qa.ingest.pipeline import ingest_paths
+from qa.models.calllog import CallLog
+from qa.models.llm import ChatLLM, make_client
+from qa.models.prompts import get_template
 
 ANSWER_REF = get_template("answer").ref
 CONDENSE_REF = get_template("condense").ref
@@ -60,6 +63,17 @@ def answering(figures: dict[str, str]) -> Callable[[Request], Reply]:
     return respond
 
 
+def scripted(respond: Callable[[Request], Reply]) -> Callable[[list[dict]], str]:
+    """A responder written for the HTTP fake, as a reply of the chat-model fake (FakeChatModel)."""
+    return lambda messages: respond(Request("POST", "/v1/chat/completions", {}, {"messages": messages})).text
+
+
+@pytest.fixture
+def fake() -> FakeChatModel:
+    """The chat model faked behind its interface (qa.models.base.ChatModel): the chain's tests need no HTTP."""
+    return FakeChatModel()
+
+
 @pytest.fixture
 def llm(server: OpenAIServer, tmp_path: Path) -> ChatLLM:
     return ChatLLM(
@@ -75,7 +89,12 @@ def test_answer_keeps_given_citations_drops_invented_ones_and_records_the_prompt
 ) -> None:
     server.responder = lambda r: quote_with("151件", r, extra="详见[9]。")
     tokens: list[str] = []
-    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=llm, on_token=tokens.append)
+    answer = ask(
+        "淄川区办理行政复议案件多少件？",
+        corpus_services.retriever,
+        engine=ChatEngine(llm),
+        on_token=tokens.append,
+    )
     assert answer.engine == "llm" and answer.model == "fake-model" and not answer.refused
     assert answer.prompt_ref == ANSWER_REF and re.fullmatch(r"answer@\d+#[0-9a-f]{8}", ANSWER_REF)
     assert answer.dropped_citations == (9,) and "[9]" not in answer.text and "[9]" in "".join(tokens)
@@ -91,33 +110,32 @@ def test_answer_keeps_given_citations_drops_invented_ones_and_records_the_prompt
     assert [row["prompt_ref"] for row in llm.log.recent()] == [ANSWER_REF]
 
 
-def test_an_invented_number_is_flagged(corpus_services, server: OpenAIServer, llm: ChatLLM) -> None:
+def test_an_invented_number_is_flagged(corpus_services, fake: FakeChatModel) -> None:
     def respond(request: Request) -> Reply:
         n = next(n for n, text in sources_in(request).items() if "151件" in text)
         return Reply(f"淄川区办理行政复议案件151件，审结88件[{n}]。全区另有复议申请300件。")
 
-    server.responder = respond
-    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=llm)
+    fake.enqueue(scripted(respond))
+    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, engine=ChatEngine(fake))
     flagged = {(u.raw, u.reason) for u in answer.unverified_numbers}
     assert flagged == {("88件", "not in the cited passages"), ("300件", "no citation")}
     assert answer.citations and not answer.refused
 
 
-def test_a_refusal_from_the_model_is_a_refusal(corpus_services, server: OpenAIServer, llm: ChatLLM) -> None:
-    answer = ask("淄川区2024年的地区生产总值是多少亿元？", corpus_services.retriever, llm=llm)
+def test_a_refusal_from_the_model_is_a_refusal(corpus_services, fake: FakeChatModel) -> None:
+    fake.enqueue("文中未提及")
+    answer = ask("淄川区2024年的地区生产总值是多少亿元？", corpus_services.retriever, engine=ChatEngine(fake))
     assert answer.refused and answer.citations == [] and answer.text == "文中未提及"
-    assert len(server.chat_requests()) == 1
+    assert len(fake.history) == 1
 
 
-def test_a_metadata_question_gives_the_model_the_page_header(
-    corpus_services, server: OpenAIServer, llm: ChatLLM
-) -> None:
+def test_a_metadata_question_gives_the_model_the_page_header(corpus_services, fake: FakeChatModel) -> None:
     def respond(request: Request) -> Reply:
         n = next(n for n, text in sources_in(request).items() if "备注/文号" in text)
         return Reply(f"文号为泉洛政文〔2025〕14号[{n}]。")
 
-    server.responder = respond
-    answer = ask("洛江区这份报告的文号是什么？", corpus_services.retriever, llm=llm)
+    fake.enqueue(scripted(respond))
+    answer = ask("洛江区这份报告的文号是什么？", corpus_services.retriever, engine=ChatEngine(fake))
     assert "泉洛政文〔2025〕14号" in answer.text and not answer.unverified_numbers
     assert [c.part for c in answer.citations] == ["header"]
 
@@ -129,7 +147,7 @@ INJECTION = (
 
 
 def test_prompt_injection_in_a_report_stays_inside_the_sources_block(
-    services, server: OpenAIServer, llm: ChatLLM, tmp_path: Path
+    services, fake: FakeChatModel, tmp_path: Path
 ) -> None:
     report = tmp_path / "injected_2024.txt"
     report.write_text(
@@ -139,11 +157,16 @@ def test_prompt_injection_in_a_report_stays_inside_the_sources_block(
     )
     [result] = ingest_paths([report], services.store, services.embedder, services.settings)
     assert result.status == "ingested", result
-    server.responder = lambda r: Reply("本区行政复议案件为999件。")  # a model that fell for it
-    answer = ask("本区办理行政复议案件多少件？", services.retriever, llm=llm, report_ids=[result.report_id])
+    fake.enqueue("本区行政复议案件为999件。")  # a model that fell for it
+    answer = ask(
+        "本区办理行政复议案件多少件？",
+        services.retriever,
+        engine=ChatEngine(fake),
+        report_ids=[result.report_id],
+    )
 
-    [request] = server.chat_requests()
-    system, user = request.messages
+    [messages] = fake.history
+    system, user = messages
     assert system["role"] == "system" and user["role"] == "user"
     assert (
         system["content"] == get_template("answer").render(question="", sources=[], history=[])[0]["content"]
@@ -166,7 +189,7 @@ def test_a_follow_up_is_condensed_by_the_llm_before_answering(
     server.enqueue("洛江区办理行政复议案件多少件？\n（说明：补全了地区）")
     server.responder = lambda r: quote_with("121件", r)
     history = [Turn("user", "淄川区办理行政复议案件多少件？"), Turn("assistant", "151件[1]")]
-    answer = ask("那洛江区呢？", corpus_services.retriever, llm=llm, history=history)
+    answer = ask("那洛江区呢？", corpus_services.retriever, engine=ChatEngine(llm), history=history)
 
     condense, answer_request = server.chat_requests()
     assert (

@@ -637,8 +637,8 @@ def test_unverified_items_are_flagged_on_the_card(fail_closed: Path, monkeypatch
 
     real = ui_summary.summarize_report
 
-    def with_a_bad_figure(view, llm=None, **kwargs):
-        summary = real(view, llm, **kwargs)
+    def with_a_bad_figure(view, engine=None, **kwargs):
+        summary = real(view, engine, **kwargs)
         bad = summary.key_figures[0].model_copy(update={"raw": "999件", "verified": False})
         return summary.model_copy(update={"key_figures": [bad, *summary.key_figures[1:]], "unverified": 1,
                                           "checks": ["figure 办理行政复议案件 999件: not in the quoted passage"]})  # fmt: skip
@@ -1294,7 +1294,7 @@ def fake_llm() -> Iterator[str]:
                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
                 }
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            # a count a tokenizer can give for the ~2,600-character prompt (qa.engines.sanity refuses 120)
+            # a count a tokenizer can give for the ~2,600-character prompt (qa.models.sanity refuses 120)
             usage = {"prompt_tokens": 900, "completion_tokens": 30, "total_tokens": 930}
             self.wfile.write(f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")

@@ -24,14 +24,17 @@ import docx
 import openpyxl
 import pytest
 from conftest import CORPUS, CORPUS_FILES, ROOT, make_settings, run_cli
+from fake_chat import FakeChatModel
 from openai_server import OpenAIServer, Reply, Request
 from summary_llm import schema_name, summary_responder
 from test_summarize import EMBEDDER, _inventing
 
 from qa.cli.main import main
 from qa.core.files import atomic_write
+from qa.engines.chat import ChatEngine
 from qa.summary.batch import estimate, plan, run_batch, view_from_file
 from qa.summary.summarize import Summary
+from qa.wiring import make_engine
 
 LLM_ENV = {
     "QA_LLM_MODEL": "gpt-4o-mini",
@@ -334,16 +337,16 @@ def test_incremental_rules(tmp_path: Path) -> None:
     assert set(statuses(force=True).values()) == {"ok", "failed"}
     (out / f"{Path(CORPUS_FILES[1]).stem}.md").unlink()  # a summary without its Markdown is not done
     assert statuses(force=False)[CORPUS_FILES[1]] == "ok"
-    assert estimate(files, settings, EMBEDDER, None, out)["up_to_date"] == 3
-    assert estimate(files, settings, EMBEDDER, None, out, template="generic")["up_to_date"] == 0
-    assert (
-        estimate(files, settings, "another-embedder", "gpt-4o-mini", out)["up_to_date"] == 0
-    )  # other engine
+    offline = make_engine(settings, "offline")
+    assert estimate(files, settings, EMBEDDER, offline, out)["up_to_date"] == 3
+    assert estimate(files, settings, EMBEDDER, offline, out, template="generic")["up_to_date"] == 0
+    model = ChatEngine(FakeChatModel())  # another engine: nothing it made is there
+    assert estimate(files, settings, "another-embedder", model, out)["up_to_date"] == 0
 
 
 def test_a_report_after_the_key_was_rejected_is_not_run_rather_than_failed(tmp_path: Path) -> None:
     from qa.core.errors import ConfigError
-    from qa.engines.llm import make_chat_llm
+    from qa.models.llm import make_chat_llm
     from qa.summary.batch import summarize_view
 
     with OpenAIServer(responder=lambda r: Reply(status=401, error="Incorrect API key provided")) as server:
@@ -353,7 +356,7 @@ def test_a_report_after_the_key_was_rejected_is_not_run_rather_than_failed(tmp_p
         with pytest.raises(ConfigError):
             llm.complete([{"role": "user", "content": "hi"}], prompt_ref="x@1#0")
         view = view_from_file(CORPUS / "zichuan_2024.txt", settings, EMBEDDER)
-        item = summarize_view(lambda: view, tmp_path / "out", llm, label="zichuan_2024.txt")
+        item = summarize_view(lambda: view, tmp_path / "out", ChatEngine(llm), label="zichuan_2024.txt")
     assert (item.status, item.fatal) == ("stopped", False)
     assert (
         item.reason.startswith("not run: zichuan_2024.txt (map, part 1/")
@@ -454,7 +457,12 @@ def test_a_missing_word_file_is_written_without_redoing_the_summary(tmp_path: Pa
     [item] = run_batch([CORPUS / "zichuan_2024.txt"], out, settings, EMBEDDER)
     assert item.status == "skipped" and json_path.read_bytes() == summary
     assert docx_path.is_file() and _docx_text(docx_path) == _docx_text(written)
-    assert estimate([CORPUS / "zichuan_2024.txt"], settings, EMBEDDER, None, out)["up_to_date"] == 1
+    assert (
+        estimate([CORPUS / "zichuan_2024.txt"], settings, EMBEDDER, make_engine(settings, "offline"), out)[
+            "up_to_date"
+        ]
+        == 1
+    )
 
 
 def test_same_file_name_twice_fails_the_second(tmp_path: Path) -> None:
@@ -491,21 +499,23 @@ def _counting_server(latency: float = 0.05):
 
 def test_concurrency_bounds_the_llm_calls_in_flight(tmp_path: Path) -> None:
     """--concurrency bounds the LLM calls in flight across reports and their section maps."""
-    from qa.engines.llm import make_chat_llm
+    from qa.models.llm import make_chat_llm
 
     files = _copies(tmp_path / "reports", 4)
     server, state = _counting_server()
     with server:
         settings = make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="gpt-4o-mini",
                                  llm_api_key="test")  # fmt: skip
-        items = run_batch(files, tmp_path / "out", settings, EMBEDDER, make_chat_llm(settings), concurrency=2)
+        items = run_batch(
+            files, tmp_path / "out", settings, EMBEDDER, ChatEngine(make_chat_llm(settings)), concurrency=2
+        )
     assert [i.status for i in items] == ["ok"] * 4
     assert state["peak"] == 2
     assert {schema_name(r) for r in server.chat_requests()} == {"summary_map", "summary_rule_of_law"}
 
 
 def test_one_report_maps_its_sections_in_parallel_and_keeps_their_order(tmp_path: Path) -> None:
-    from qa.engines.llm import make_chat_llm
+    from qa.models.llm import make_chat_llm
     from qa.summary.summarize import section_batches
 
     one = CORPUS / "zichuan_2024.txt"
@@ -514,7 +524,7 @@ def test_one_report_maps_its_sections_in_parallel_and_keeps_their_order(tmp_path
         settings = make_settings(tmp_path / "data", llm_base_url=server.url, llm_model="gpt-4o-mini",
                                  llm_api_key="test")  # fmt: skip
         [item] = run_batch(
-            [one], tmp_path / "out", settings, EMBEDDER, make_chat_llm(settings), concurrency=3
+            [one], tmp_path / "out", settings, EMBEDDER, ChatEngine(make_chat_llm(settings)), concurrency=3
         )
     maps = [r for r in server.chat_requests() if schema_name(r) == "summary_map"]
     parts = section_batches(view_from_file(one, settings, EMBEDDER).chunks)

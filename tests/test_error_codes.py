@@ -14,8 +14,8 @@ from openai_server import OpenAIServer, Reply
 from app_pages import ui
 from qa.core.config import Settings
 from qa.core.errors import ConfigError, InputError, ProviderError, QAError
-from qa.engines.llm import ChatLLM, make_chat_llm, make_client
 from qa.ingest.pipeline import load_document
+from qa.models.llm import ChatLLM, make_chat_llm, make_client
 
 MESSAGES = [{"role": "user", "content": "淄川区行政复议案件多少件？"}]
 

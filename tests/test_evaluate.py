@@ -13,8 +13,6 @@ from openai_server import OpenAIServer, Reply
 
 from qa.core.errors import EndpointUnreachable, OutputError, ProviderError
 from qa.core.schemas import Answer, Source
-from qa.engines.calllog import CallLog
-from qa.engines.llm import ChatLLM, make_client
 from qa.evals import gate, history, judge
 from qa.evals import report as evalreport
 from qa.evals.evaluate import (
@@ -30,6 +28,8 @@ from qa.evals.evaluate import (
     score_summary,
     summarize_summary_rows,
 )
+from qa.models.calllog import CallLog
+from qa.models.llm import ChatLLM, make_client
 from qa.summary.summarize import KeyFigure, Point, Summary
 
 DATASETS = ROOT / "evals" / "datasets"

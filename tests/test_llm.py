@@ -18,11 +18,11 @@ from openai_server import OpenAIServer, Reply
 
 from qa.core.config import Settings
 from qa.core.errors import ConfigError, ProviderError
-from qa.engines.calllog import CallLog
-from qa.engines.llm import ChatLLM, cost_of, make_chat_llm, make_client
-from qa.ingest.embeddings import OpenAIEmbedder, make_embedder
 from qa.ingest.pipeline import ingest_paths
-from qa.wiring import call_log, make_llm, open_services
+from qa.models.calllog import CallLog
+from qa.models.embeddings import OpenAIEmbedder, make_embedder
+from qa.models.llm import ChatLLM, cost_of, make_chat_llm, make_client
+from qa.wiring import call_log, make_engine, open_services
 
 MESSAGES = [
     {"role": "system", "content": "只依据资料回答。"},
@@ -87,8 +87,9 @@ def test_configured_settings_reach_the_server(server: OpenAIServer, fail_closed:
     """Base URL, model and key (OPENAI_API_KEY as fallback) go from the environment to the HTTP request."""
     settings = Settings.from_env({"QA_LLM_BASE_URL": server.url, "QA_LLM_MODEL": "qwen-plus",
                                   "OPENAI_API_KEY": "sk-fallback", "QA_DATA_DIR": str(fail_closed)})  # fmt: skip
-    llm = make_llm(settings)
-    assert llm is not None and llm.label == f"qwen-plus @ {server.url}"
+    engine = make_engine(settings)
+    assert engine.name == "llm" and engine.label == f"qwen-plus @ {server.url}"
+    llm = engine.chat
     server.enqueue("151件")
     completion, _ = ask_once(llm)
     [request] = server.chat_requests()
@@ -100,13 +101,19 @@ def test_configured_settings_reach_the_server(server: OpenAIServer, fail_closed:
 
 
 def test_no_model_means_offline_and_an_unusable_model_setting_says_what_to_set() -> None:
-    assert make_llm(Settings()) is None
+    offline = make_engine(Settings())
+    assert (offline.name, offline.model, offline.label, offline.prompt_ref) == (
+        "extractive",
+        None,
+        None,
+        None,
+    )
     with pytest.raises(ConfigError, match="QA_LLM_MODEL"):
-        make_llm(Settings(), "llm")
+        make_engine(Settings(), "llm")
     with pytest.raises(ConfigError, match="QA_LLM_BASE_URL"):
         make_chat_llm(Settings(llm_model="gpt-4o-mini"))  # no endpoint and no key
     with pytest.raises(ConfigError, match="unknown engine"):
-        make_llm(Settings(), "gpt")
+        make_engine(Settings(), "gpt")
 
 
 # ---- completions, streaming, usage, cost ---------------------------------------------------------
@@ -443,13 +450,17 @@ def test_cache_is_opt_in_through_settings_and_errors_are_not_cached(
     env = {"QA_LLM_BASE_URL": server.url, "QA_LLM_MODEL": "fake-model", "QA_DATA_DIR": str(fail_closed),
            "QA_LLM_RETRIES": "0"}  # fmt: skip
     server.enqueue(Reply(status=500), "151件", "不该发出")
-    cached_llm = make_llm(Settings.from_env({**env, "QA_LLM_CACHE": "1"}))
+    cached = Settings.from_env({**env, "QA_LLM_CACHE": "1"})
+    cached_llm = make_chat_llm(cached, call_log(cached))
     with pytest.raises(ProviderError):
         ask_once(cached_llm)
     assert ask_once(cached_llm)[0].text == "151件"
     assert ask_once(cached_llm)[0].cached
     assert len(server.chat_requests()) == 2
-    assert not ask_once(make_llm(Settings.from_env(env)))[0].cached  # QA_LLM_CACHE unset: asks again
+    uncached = Settings.from_env(env)
+    assert not ask_once(make_chat_llm(uncached, call_log(uncached)))[
+        0
+    ].cached  # QA_LLM_CACHE unset: asks again
     assert len(server.chat_requests()) == 3
 
 

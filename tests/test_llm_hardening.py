@@ -20,11 +20,12 @@ from summary_llm import schema_name, summary_responder
 from qa.answer.pipeline import ask
 from qa.core.config import MAX_TOKENS
 from qa.core.errors import DeadlineExceeded, DegenerateReply, ProviderError, TruncatedReply
-from qa.engines import sanity
-from qa.engines.calllog import CallLog
-from qa.engines.llm import ChatLLM, make_chat_llm, make_client
-from qa.engines.prompts import PROMPTS_DIR, get_template
+from qa.engines.chat import ChatEngine
 from qa.genre.numbers import find_numbers
+from qa.models import sanity
+from qa.models.calllog import CallLog
+from qa.models.llm import ChatLLM, make_chat_llm, make_client
+from qa.models.prompts import PROMPTS_DIR, get_template
 from qa.summary.batch import view_from_file
 from qa.summary.summarize import section_batches, summarize_report
 from qa.wiring import call_log
@@ -177,7 +178,7 @@ def test_a_cut_map_reply_names_the_part_and_is_not_repaired(tmp_path: Path, zich
             Reply('{"points": [{"area": "行政复议", "points": [{"text": "办理', finish_reason="length")
         )
         with pytest.raises(TruncatedReply) as caught:
-            summarize_report(zichuan_view, llm_from_settings(tmp_path, server))
+            summarize_report(zichuan_view, ChatEngine(llm_from_settings(tmp_path, server)))
         requests = server.chat_requests()
     n = len(section_batches(zichuan_view.chunks))
     assert f"(map, part 1/{n})" in str(caught.value) and "token limit" in str(caught.value)
@@ -190,7 +191,7 @@ def test_an_empty_json_map_reply_fails_instead_of_dropping_the_section(tmp_path:
     with OpenAIServer(responder=summary_responder) as server:
         server.enqueue(Reply("{}"))
         with pytest.raises(DegenerateReply, match=r"part 1/\d+.*empty JSON reply"):
-            summarize_report(zichuan_view, llm_from_settings(tmp_path, server))
+            summarize_report(zichuan_view, ChatEngine(llm_from_settings(tmp_path, server)))
 
 
 def test_a_failing_map_call_names_its_part_and_its_tries(tmp_path: Path, zichuan_view) -> None:
@@ -199,7 +200,7 @@ def test_a_failing_map_call_names_its_part_and_its_tries(tmp_path: Path, zichuan
         server.enqueue(*[Reply(status=503, headers={"Retry-After": "0"}) for _ in range(2)])
         llm = llm_from_settings(tmp_path, server, llm_retries=1)
         with pytest.raises(ProviderError, match=r"zichuan_2024.txt \(map, part 1/\d+\).*503.*after 2 tries"):
-            summarize_report(zichuan_view, llm)
+            summarize_report(zichuan_view, ChatEngine(llm))
     rows = CallLog.in_dir(tmp_path / "data").recent()
     assert len(rows) == 2 and all("503" in r["error"] for r in rows)
 
@@ -212,7 +213,11 @@ def test_an_echo_of_the_prompt_fails_the_answer(
 ) -> None:
     server.enqueue(Reply(echo=True))
     with pytest.raises(DegenerateReply, match="instructions"):
-        ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
+        ask(
+            "淄川区办理行政复议案件多少件？",
+            corpus_services.retriever,
+            engine=ChatEngine(chat(server, tmp_path)),
+        )
 
 
 def test_an_echo_of_the_passages_fails_the_answer(
@@ -224,13 +229,21 @@ def test_an_echo_of_the_passages_fails_the_answer(
 
     server.responder = passages_back
     with pytest.raises(DegenerateReply, match="copies the passages back"):
-        ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
+        ask(
+            "淄川区办理行政复议案件多少件？",
+            corpus_services.retriever,
+            engine=ChatEngine(chat(server, tmp_path)),
+        )
 
 
 def test_a_loop_fails_the_answer(corpus_services, server: OpenAIServer, tmp_path: Path) -> None:
     server.enqueue(Reply("淄川区办理行政复议案件多少件？\n" * 61))
     with pytest.raises(DegenerateReply, match="loop"):
-        ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
+        ask(
+            "淄川区办理行政复议案件多少件？",
+            corpus_services.retriever,
+            engine=ChatEngine(chat(server, tmp_path)),
+        )
 
 
 def test_citations_copied_from_the_rules_cite_nothing(
@@ -238,7 +251,9 @@ def test_citations_copied_from_the_rules_cite_nothing(
 ) -> None:
     """Before: rule 1's example （如 [1]、[2]） counted as two citations, so this was not a refusal."""
     server.enqueue(Reply("只回答“文中未提及”（如 [1]、[2]）"))
-    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
+    answer = ask(
+        "淄川区办理行政复议案件多少件？", corpus_services.retriever, engine=ChatEngine(chat(server, tmp_path))
+    )
     assert answer.refused and answer.citations == []
 
 
@@ -246,7 +261,9 @@ def test_an_answer_that_cites_nothing_is_flagged(
     corpus_services, server: OpenAIServer, tmp_path: Path
 ) -> None:
     server.enqueue(Reply("淄川区的法治政府建设成效显著。"))
-    answer = ask("淄川区法治政府建设怎么样？", corpus_services.retriever, llm=chat(server, tmp_path))
+    answer = ask(
+        "淄川区法治政府建设怎么样？", corpus_services.retriever, engine=ChatEngine(chat(server, tmp_path))
+    )
     assert not answer.refused and answer.uncited and answer.to_dict()["uncited"] is True
 
 
@@ -290,7 +307,9 @@ def test_a_year_from_the_title_given_to_the_model_is_not_unverified(
         raise AssertionError("no passage with 151件 and without the year")
 
     server.responder = answer_with_year
-    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=chat(server, tmp_path))
+    answer = ask(
+        "淄川区办理行政复议案件多少件？", corpus_services.retriever, engine=ChatEngine(chat(server, tmp_path))
+    )
     assert not answer.refused and answer.unverified_numbers == []
 
 
@@ -306,7 +325,7 @@ def test_prompts_hold_no_real_figures_as_examples() -> None:
 
 def test_the_schema_sent_holds_only_what_the_model_writes(tmp_path: Path, zichuan_view) -> None:
     with OpenAIServer(responder=summary_responder) as server:
-        summarize_report(zichuan_view, llm_from_settings(tmp_path, server))
+        summarize_report(zichuan_view, ChatEngine(llm_from_settings(tmp_path, server)))
         requests = server.chat_requests()
     for request in requests:
         schema = json.dumps(request.body["response_format"]["json_schema"]["schema"])

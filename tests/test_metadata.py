@@ -103,7 +103,7 @@ def test_all_corpus_files_have_expectations() -> None:
     ],
 )
 def test_place_from_issuer(issuer: str, path: tuple[str, ...]) -> None:
-    from qa.ingest import gazetteer
+    from qa.genre import gazetteer
 
     place = metadata.find_place("", issuer, "", "")
     assert place is not None and place.path(gazetteer.load()) == path
@@ -171,7 +171,7 @@ def test_identity_of_unseen_report_openings() -> None:
 
 def test_the_parsed_gazetteer_is_kept_and_a_bad_copy_is_parsed_again(tmp_path: Path) -> None:
     """A cold `qa ask` loads the gazetteer from the cache folder instead of parsing jionlp's data (~0.35 s)."""
-    from qa.ingest import gazetteer
+    from qa.genre import gazetteer
 
     try:
         gazetteer.keep_in(tmp_path)

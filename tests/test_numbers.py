@@ -103,12 +103,15 @@ def test_percentage_points_are_not_percent() -> None:
 
 def test_a_change_of_a_rate_is_asked_in_percentage_points() -> None:
     """破案率比上年提高了多少 is answered in 个百分点; 破案率是多少 in %; a count is neither."""
-    from qa.engines.extractive import expected_units, parse_question, states_asked_number
+    from qa.answer.extractive import parse_question, states_asked_number
+    from qa.question.query import read
 
-    assert expected_units("刑事案件破案率比上年提高了多少？") == {"%", "个百分点"}
-    assert expected_units("刑事案件破案率是多少？") == {"%"}
-    change = parse_question("刑事案件破案率比上年提高了多少？")
-    assert states_asked_number("刑事案件破案率比上年提高7.6个百分点。", change)
-    assert not states_asked_number(
-        "刑事案件破案率比上年提高7.6个百分点。", parse_question("刑事案件破案率是多少？")
+    def asked(question: str):
+        return parse_question(read(question, []))
+
+    assert read("刑事案件破案率比上年提高了多少？", []).units == {"%", "个百分点"}
+    assert read("刑事案件破案率是多少？", []).units == {"%"}
+    assert states_asked_number(
+        "刑事案件破案率比上年提高7.6个百分点。", asked("刑事案件破案率比上年提高了多少？")
     )
+    assert not states_asked_number("刑事案件破案率比上年提高7.6个百分点。", asked("刑事案件破案率是多少？"))

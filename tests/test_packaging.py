@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from qa.engines.prompts import PROMPTS_DIR
+from qa.models.prompts import PROMPTS_DIR
 
 
 def test_the_wheel_ships_every_prompt_template_inside_the_package(tmp_path: Path) -> None:
@@ -41,11 +41,11 @@ def test_the_wheel_ships_every_prompt_template_inside_the_package(tmp_path: Path
 
 def test_only_the_prompt_loader_looks_for_files_beside_the_code() -> None:
     """A module that reads a file next to its own source breaks once installed unless the file ships in the
-    package (pyproject.toml package data) and is found with importlib.resources, as qa/engines/prompts.py
+    package (pyproject.toml package data) and is found with importlib.resources, as qa/models/prompts.py
     does."""
     readers = sorted(
         path.relative_to(ROOT).as_posix()
         for path in (ROOT / "qa").rglob("*.py")
         if re.search(r"__file__|\.\./", path.read_text(encoding="utf-8"))
     )
-    assert readers == ["qa/engines/prompts.py"]
+    assert readers == ["qa/models/prompts.py"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qa.core.errors import ConfigError
-from qa.engines.prompts import PROMPTS_DIR, all_templates, get_template, load_template
+from qa.models.prompts import PROMPTS_DIR, all_templates, get_template, load_template
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 SOURCES = [

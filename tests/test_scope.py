@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from qa.answer.pipeline import Turn, plan
+from qa.core.naming import labels
 from qa.core.schemas import ReportMeta, ReportRecord
-from qa.ingest import gazetteer
+from qa.engines.chat import ChatEngine
+from qa.genre import gazetteer
 from qa.question import scope
 
 
@@ -126,7 +128,9 @@ def test_llm_answers_are_checked_against_the_scope(corpus_services) -> None:
     from qa.answer.pipeline import ask
 
     fake = FakeChatModel()
-    answer = ask("北京市朝阳区2024年办理行政复议案件多少件？", corpus_services.retriever, llm=fake)
+    answer = ask(
+        "北京市朝阳区2024年办理行政复议案件多少件？", corpus_services.retriever, engine=ChatEngine(fake)
+    )
     assert answer.refused and "北京市朝阳区" in answer.text and fake.history == []
 
     def cite_every_source(messages: list[dict]) -> str:
@@ -137,7 +141,7 @@ def test_llm_answers_are_checked_against_the_scope(corpus_services) -> None:
         return "".join(f"办理案件若干[{n}]。" for n in dict.fromkeys(numbers))
 
     fake.enqueue(cite_every_source)
-    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, llm=fake)
+    answer = ask("淄川区办理行政复议案件多少件？", corpus_services.retriever, engine=ChatEngine(fake))
     assert {c.report_id for c in answer.citations} <= {"zichuan_2024.txt"}
     assert all(s.report_id == "zichuan_2024.txt" for s in answer.sources)
 
@@ -189,7 +193,7 @@ def test_reports_of_one_place_are_told_apart_where_answers_name_them() -> None:
         record("zichuan_2023.txt", ("山东省", "淄博市", "淄川区"), 2023),
         record("jingyuan_gaj_2024.txt", ("宁夏回族自治区", "固原市", "泾源县"), 2024, issuer="泾源县公安局"),
     ]
-    named = scope.labels(library)
+    named = labels(library)
     assert named["zichuan.txt"] == "淄川区（2024年）" and named["zichuan_2023.txt"] == "淄川区（2023年）"
     assert named["jingyuan_gaj.txt"] == "泾源县公安局（2025年）"
     assert named["luojiang.txt"] == "洛江区"
@@ -198,4 +202,4 @@ def test_reports_of_one_place_are_told_apart_where_answers_name_them() -> None:
         record("a.txt", ("山东省", "淄博市", "淄川区"), 2024),
         record("b.txt", ("山东省", "淄博市", "淄川区"), 2024),
     ]
-    assert scope.labels(twins) == {"a.txt": "淄川区（a.txt）", "b.txt": "淄川区（b.txt）"}
+    assert labels(twins) == {"a.txt": "淄川区（a.txt）", "b.txt": "淄川区（b.txt）"}

@@ -324,6 +324,7 @@ def test_a_waiting_writer_is_told_who_holds_the_lock(services, tmp_path: Path) -
 
 def test_a_writer_gives_up_after_the_lock_timeout_naming_the_holder(services, tmp_path: Path) -> None:
     impatient = Store.open(services.settings, services.embedder.name, services.embedder.dim, lock_timeout=0.3,
+                           index_dir=services.store.index_dir,
                            owner="second writer")  # fmt: skip
     told: list[str] = []
     impatient.on_lock_wait = told.append

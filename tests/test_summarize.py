@@ -17,9 +17,10 @@ from openai_server import OpenAIServer, Reply, Request
 from summary_llm import reduce_summary, schema_name, summary_responder
 
 from qa.core.errors import ConfigError, OutputError, ProviderError
-from qa.engines.llm import make_chat_llm
-from qa.engines.prompts import PROMPTS_DIR
+from qa.engines.chat import ChatEngine
 from qa.genre.indicators import CATALOGUE
+from qa.models.llm import make_chat_llm
+from qa.models.prompts import PROMPTS_DIR
 from qa.summary.batch import view_from_file
 from qa.summary.exports import summary_docx
 from qa.summary.render import summary_markdown
@@ -381,7 +382,7 @@ def _llm(tmp_path: Path, server: OpenAIServer, retries: int = 0):
 def test_llm_maps_every_section_then_reduces(tmp_path: Path, views: dict[str, ReportView]) -> None:
     view = views["zichuan_2024.txt"]
     with OpenAIServer(responder=summary_responder) as server:
-        summary = summarize_report(view, _llm(tmp_path, server))
+        summary = summarize_report(view, ChatEngine(_llm(tmp_path, server)))
     requests = server.chat_requests()
     steps = [schema_name(r) for r in requests]
     n_batches = len(section_batches(view.chunks))
@@ -406,7 +407,7 @@ def test_invalid_json_is_repaired_once(tmp_path: Path, views: dict[str, ReportVi
     view = views["dabancheng_2024.txt"]
     with OpenAIServer(responder=summary_responder) as server:
         server.enqueue("好的，这是摘要：{not json")
-        summary = summarize_report(view, _llm(tmp_path, server))
+        summary = summarize_report(view, ChatEngine(_llm(tmp_path, server)))
     requests = server.chat_requests()
     assert len(requests) == len(section_batches(view.chunks)) + 2
     first, repair = requests[0], requests[1]
@@ -421,7 +422,7 @@ def test_invalid_json_twice_is_a_clear_error(tmp_path: Path, views: dict[str, Re
     with OpenAIServer(responder=summary_responder) as server:
         server.enqueue(Reply(json.dumps({"points": "not a list"})), Reply("still not json"))
         with pytest.raises(OutputError) as caught:
-            summarize_report(views["zichuan_2024.txt"], _llm(tmp_path, server))
+            summarize_report(views["zichuan_2024.txt"], ChatEngine(_llm(tmp_path, server)))
     message = str(caught.value)
     assert "zichuan_2024.txt" in message and "map, part 1/" in message and "invalid JSON twice" in message
     assert len(server.chat_requests()) == 2  # gave up on that report: no further steps
@@ -444,9 +445,9 @@ def test_invented_figure_is_flagged_and_fails_strict(tmp_path: Path, views: dict
     view = views["zichuan_2024.txt"]
     with OpenAIServer(responder=_inventing) as server:
         llm = _llm(tmp_path, server)
-        summary = summarize_report(view, llm)
+        summary = summarize_report(view, ChatEngine(llm))
         with pytest.raises(OutputError, match=r"zichuan_2024.txt: 2 unverified .*--strict"):
-            summarize_report(view, llm, strict=True)
+            summarize_report(view, ChatEngine(llm), strict=True)
     invented = [f for f in summary.key_figures if not f.verified]
     assert [f.raw for f in invented] == ["9999件"]
     assert summary.unverified == 2 and any("8888件" in c for c in summary.checks)
@@ -465,7 +466,7 @@ def test_rate_limit_storm_is_retried_then_a_provider_error(
             match=r"zichuan_2024.txt \(map, part 1/\d+\): .*429.*lower --concurrency.*after 3 tries",
         ),
     ):
-        summarize_report(views["zichuan_2024.txt"], _llm(tmp_path, server, retries=2))
+        summarize_report(views["zichuan_2024.txt"], ChatEngine(_llm(tmp_path, server, retries=2)))
     assert len(server.chat_requests()) == 3  # the first call and its two retries, then no further steps
 
 

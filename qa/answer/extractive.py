@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from qa.core.schemas import Source
-from qa.core.text import without_footnote_marks
+from qa.core.text import folded, without_footnote_marks
 from qa.genre import parts
 from qa.genre.numbers import find_numbers
-from qa.ingest.chunking import heading_level
+from qa.genre.outline import heading_level, without_level_1
+from qa.question.query import PERCENTS, Query
 
 REFUSAL = "文中未提及"
 _INTERROGATIVES = re.compile(
@@ -27,17 +27,6 @@ _INTERROGATIVES = re.compile(
 )
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
-# Units that answer "how many X": the unit right after 多少/几, and its family.
-_UNIT_FAMILIES = [
-    {"件", "起", "宗", "件次", "单"},
-    {"人", "名", "人次", "位"},
-    {"次", "场", "场次", "期", "轮", "批次"},
-    {"项", "条", "类"},
-    {"个", "家", "所", "处", "座"},
-    {"户", "户次"},
-    {"元"},
-    {"%"},
-]
 # Text addressed to a model rather than a reader is never quoted as an answer (prompt injection).
 _INSTRUCTION = re.compile(
     r"忽略(?:以上|上述|之前|前面|先前|所有)|无视(?:以上|上述|之前)|(?:系统|system)\s*(?:提示|prompt)|你(?:现在)?是一个|"
@@ -49,12 +38,6 @@ _INSTRUCTION = re.compile(
 def addresses_a_model(text: str) -> bool:
     """Text written to steer a model (忽略以上指令…, you are now…): never quoted, never support."""
     return bool(_INSTRUCTION.search(text))
-
-
-_LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
-_ASKED_UNIT = re.compile(
-    r"(?<![哪第])(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
-)
 
 
 @dataclass(frozen=True)
@@ -108,7 +91,7 @@ def sentences_of(sources: Sequence[Source]) -> list[Sentence]:
 
 
 def _norm(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).lower()
+    return folded(text)
 
 
 def question_terms(
@@ -136,37 +119,6 @@ def question_terms(
     return list(dict.fromkeys(terms))
 
 
-_RATE_CHANGE = re.compile(r"提高|提升|增长|增加|上升|下降|降低|减少|回落|变化|比上年|同比")
-PERCENTS = frozenset({"%", "个百分点"})  # a rate, or a change of one
-
-
-def expected_units(question: str) -> set[str] | None:
-    """Units an answer should carry, from the question's wording; None when it asks for no number."""
-    q = _norm(question)
-    units: set[str] = set()
-    for match in _ASKED_UNIT.finditer(q):
-        unit = match.group(1)
-        unit = "元" if unit in ("万元", "亿元") else unit
-        units |= next((family for family in _UNIT_FAMILIES if unit in family), {unit})
-    if re.search(r"率|比例|占比|百分比|百分之", q):
-        units.add("%")
-        if _RATE_CHANGE.search(q):  # 破案率比上年提高了多少: a change of a rate is said in 个百分点
-            units.add("个百分点")
-    if "百分点" in q:
-        units.add("个百分点")
-    if re.search(r"金额|资金|经费|多少钱|万元|亿元|投入|补贴|罚款", q):
-        units.add("元")
-    if units:
-        return units
-    if re.search(r"(?<![哪第])(?:多少|几[个件次项名人场家所户])|数量|人数|次数", q):
-        return set()  # some number, any unit
-    return None
-
-
-_RATE = re.compile(r"([\u4e00-\u9fff]{2})率")
-_COUNTED = re.compile(
-    r"(?<![哪第])(?:多少|几)\s*(?:人次|场次|件次|户次|[件起宗人名次场期项条类个家所处户位座轮单])\s*[“\"「]?([\u4e00-\u9fff]{2,6})"
-)
 _QUOTES = '“”"「」『』 '
 
 
@@ -183,24 +135,21 @@ class Asked:
     wants_list: bool = False
 
 
-def parse_question(question: str, drop: Sequence[str] = (), known: Collection[str] | None = None) -> Asked:
-    """drop: names (regions, issuers) that select a report rather than describe the answer.
-    known: the library's vocabulary; the rate and counted noun are only kept when reports use them."""
-    q = _norm(question)
-    units = expected_units(question)
-    rates = [m.group(0) for m in _RATE.finditer(q) if m.group(1)[-1] not in "比效频概"]
-    counted = _COUNTED.search(q)
-    noun = counted.group(1) if counted else None
+def parse_question(query: Query, drop: Sequence[str] = (), known: Collection[str] | None = None) -> Asked:
+    """What the offline engine looks for, from the question as read (qa.question.query).
+    drop: names (regions, issuers) that select a report rather than describe the answer.
+    known: the library's vocabulary; the counted noun is only kept when reports use it."""
+    noun = query.counted
     if noun and known is not None and noun[:2] not in known:
         noun = None  # 几件“案子”: a colloquial word no report uses names nothing to attach to
     return Asked(
-        question=question,
-        terms=tuple(question_terms(question, drop, known)),
-        units=frozenset(units) if units is not None else None,
-        rate=rates[0] if rates else None,
+        question=query.text,
+        terms=tuple(question_terms(query.text, drop, known)),
+        units=query.units,
+        rate=query.rate,
         counted=noun,
-        part=parts.asked_part(question),
-        wants_list=bool(_LIST_QUESTION.search(question)),
+        part=query.part,
+        wants_list=query.wants_list,
     )
 
 
@@ -307,16 +256,6 @@ def answer(
     return f"{source_label(source)}：" + text, quotes
 
 
-_ASKS = re.compile(r"多少|几|什么|哪|是否|如何|怎样|怎么|谁|何时")
-
-
-def sub_questions(question: str) -> list[str]:
-    """A question that asks several things (年末常住人口有多少？城镇化率是多少？): each part that asks."""
-    parts_ = [p.strip() for p in re.split(r"[？?]", question) if len(p.strip()) >= 3]
-    asking = [p for p in parts_ if _ASKS.search(p)]
-    return asking if len(asking) > 1 else [question]
-
-
 def answer_parts(asked_parts: Sequence[Asked], sources: Sequence[Source], min_coverage: float = 0.5
                  ) -> tuple[str, list[Quote]]:  # fmt: skip
     """The whole question first (asked_parts[0]), then each part of a several-part question answered on its own; the quotes merged in document order
@@ -366,7 +305,7 @@ def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, l
         if not picked:
             continue
         label = source_label(source)
-        section = re.sub(r"^[一二三四五六七八九十]+、", "", source.section)
+        section = without_level_1(source.section)
         # the part's own title is quoted from the source too, so it carries the citation
         blocks.append(
             f"{label}（{section}）[{source.n}]：\n"

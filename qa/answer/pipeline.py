@@ -16,21 +16,18 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from qa.answer import extractive
+from qa.core.naming import labels as report_labels
 from qa.core.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
 from qa.core.text import normalize, without_footnote_marks
-from qa.engines import extractive, sanity
-from qa.engines.llm import ChatLLM
 from qa.genre import kinds, parts
 from qa.genre.numbers import find_numbers, ungrounded
 from qa.index.retriever import Retriever
 from qa.ingest.chunking import sections
 from qa.question import ranking, scope
-
-if TYPE_CHECKING:
-    from qa.engines.prompts import PromptTemplate
+from qa.question.query import Query, read
 
 REFUSAL = extractive.REFUSAL
 HEADER_SECTION = "报告信息（网页页眉）"
@@ -271,37 +268,17 @@ def is_refusal(text: str, cited: Sequence[int]) -> bool:
 @dataclass(frozen=True)
 class Plan:
     question: str
-    standalone: str  # the question as retrieval and the engine see it
-    scope: scope.Scope
+    query: Query  # the question read once (qa.question.query): scope, what it asks for, follow-up made whole
     route: scope.Route
 
+    @property
+    def standalone(self) -> str:
+        """The question as retrieval and the engine see it."""
+        return self.query.text
 
-_FILLER = re.compile(r"[那呢吗？?，,。！!\s]|那么|的情况|情况|怎么样|如何|又|同样")
-
-
-def _swap(question: str, own: scope.Scope, previous_text: str, previous: scope.Scope) -> str | None:
-    """那洛江区呢？ / 那2023年呢？: a turn that names only a new place or year asks the previous question
-    about it — the new place/year *replaces* the old one (never both)."""
-    core = normalize(question)
-    for place in own.places:
-        core = core.replace(place.text, "")
-    core = re.sub(r"(?:19|20)\d{2}年?", "", core)
-    if len(_FILLER.sub("", core)) > 2 or not previous_text:
-        return None
-    swapped = previous_text
-    if own.places:
-        old = [p.text for p in previous.places] or []
-        if not old:
-            return None
-        for i, text in enumerate(sorted(old, key=len, reverse=True)):
-            swapped = swapped.replace(text, own.places[0].text if i == 0 else "")
-    if own.years:
-        swapped = (
-            re.sub(r"(?:19|20)\d{2}(?=\s*年)", str(own.years[0]), swapped)
-            if previous.years
-            else (f"{own.years[0]}年{swapped}")
-        )
-    return swapped
+    @property
+    def scope(self) -> scope.Scope:
+        return self.query.scope
 
 
 def plan(
@@ -315,46 +292,12 @@ def plan(
     condensed: str | None = None,
     text_of: Callable[[str], str] | None = None,
 ) -> Plan:
-    """The question's scope (inherited only by a turn that names none) and the reports it may use."""
-    previous: scope.Scope | None = None
-    previous_text = ""
-    for turn in history:
-        if turn.role == "user":
-            own = scope.parse(turn.content, records)
-            swapped = (
-                _swap(turn.content, own, previous_text, previous) if previous and not own.empty else None
-            )
-            previous_text = swapped or (turn.content if not own.empty or previous is None else previous_text)
-            previous = (
-                scope.parse(swapped, records) if swapped else scope.for_turn(turn.content, previous, records)
-            )
-    own = scope.parse(question, records)
-    swapped = _swap(question, own, previous_text, previous) if previous and not own.empty else None
-    if swapped:  # the scope is the swapped one; an LLM's rewrite is only the wording
-        asked, standalone = scope.parse(swapped, records), condensed or swapped
-    else:
-        asked = scope.for_turn(question, previous, records)
-        standalone = condensed or question
-        if asked.inherited and condensed is None:
-            # the engine reads the question; retrieval also gets the place it inherited
-            standalone = "".join(p.text for p in asked.places) + question
-    routed = scope.route(asked, standalone, records, report_ids=report_ids, regions=regions, years=years,
-                         text_of=text_of)  # fmt: skip
-    return Plan(question, standalone, asked, routed)
-
-
-def condense_llm(
-    question: str, history: Sequence[Turn], llm: ChatLLM, prompts_dir: Path | None = None
-) -> str:
-    """An LLM rewrite of a follow-up as a standalone question (the scope is decided by `plan`, not by it)."""
-    from qa.engines.prompts import get_template  # jinja + yaml: only the LLM engine needs them
-
-    template = get_template("condense", prompts_dir)
-    messages = template.render(
-        question=question, history=[{"role": t.role, "content": t.content} for t in history]
-    )
-    rewritten = llm.complete(messages, prompt_ref=template.ref).text.strip()
-    return rewritten.splitlines()[0].strip() if rewritten else question
+    """The question read (its scope inherited only by a turn that names none) and the reports it may use."""
+    earlier = [turn.content for turn in history if turn.role == "user"]
+    query = read(question, records, earlier, condensed)
+    routed = scope.route(query.scope, query.text, records, report_ids=report_ids, regions=regions,
+                         years=years, text_of=text_of)  # fmt: skip
+    return Plan(question, query, routed)
 
 
 def citation_numbers(text: str, cited: Iterable[int]) -> dict[int, int]:
@@ -375,9 +318,9 @@ def renumbered(text: str, numbers: dict[int, int]) -> str:
 # ---- gather: sources from the reports in scope ---------------------------------------------------------
 
 
-def part_reports(question: str, report_ids: Sequence[str], hits: Sequence[Hit]) -> list[str]:
+def part_reports(query: Query, report_ids: Sequence[str], hits: Sequence[Hit]) -> list[str]:
     """Whose part to read: the reports in scope when few or asked across, else the best hit's report."""
-    if len(report_ids) <= 3 or scope.asks_across_reports(question):
+    if len(report_ids) <= 3 or query.across:
         return list(report_ids)
     return [hits[0].chunk.report_id] if hits else []
 
@@ -459,16 +402,15 @@ def gather(
     reports = plan_.route.reports
     spread = len(reports) > 1 and (plan_.route.reason == "named" or plan_.scope.across)
     hits = retriever.search_reports(plan_.standalone, reports, k, spread=spread, records=records)
-    subs = extractive.sub_questions(plan_.standalone)
-    if len(subs) > 1:  # 常住人口有多少？城镇化率是多少？: each part finds its own passages too
-        hits = _interleave([hits, *(retriever.search_reports(q, reports, k, spread=spread, records=records)
-                                    for q in subs)], k)  # fmt: skip
+    if plan_.query.subs:  # 常住人口有多少？城镇化率是多少？: each part finds its own passages too
+        hits = _interleave([hits, *(retriever.search_reports(q.text, reports, k, spread=spread, records=records)
+                                    for q in plan_.query.subs)], k)  # fmt: skip
     if not hits:
         return Gathered([], "passages")
-    labels = scope.labels(records)
-    whose = part_reports(plan_.standalone, reports, hits)
-    part = parts.asked_part(plan_.standalone)
-    field_ = parts.asked_field(plan_.standalone)
+    labels = report_labels(records)
+    whose = part_reports(plan_.query, reports, hits)
+    part = plan_.query.part
+    field_ = plan_.query.field
     header = header_sources(retriever, whose, field_, labels) if field_ else []
     sources = part_sources(retriever, whose, part, labels) if part else []
     kind = "part" if sources else "passages"
@@ -497,7 +439,9 @@ class Draft:
 
 
 class Answerer(Protocol):
-    engine: str
+    """What the chain needs of an engine (qa.engines.base.Engine is one)."""
+
+    name: str
     model: str | None
     prompt_ref: str | None
 
@@ -505,11 +449,16 @@ class Answerer(Protocol):
                vocabulary: frozenset[str], history: Sequence[Turn],
                on_token: Callable[[str], None] | None) -> Draft: ...  # fmt: skip
 
+    def condense(self, question: str, history: Sequence[Turn]) -> str | None: ...
+
 
 class ExtractiveAnswerer:
-    """The offline engine: quotes sentences of the sources verbatim (qa.engines.extractive)."""
+    """The offline engine: quotes sentences of the sources verbatim (qa.answer.extractive)."""
 
-    engine, model, prompt_ref = "extractive", None, None
+    name, model, prompt_ref = "extractive", None, None
+
+    def condense(self, question: str, history: Sequence[Turn]) -> str | None:
+        return None  # the plan reads a follow-up's place and years from the turns before it
 
     def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
                vocabulary: frozenset[str], history: Sequence[Turn],
@@ -536,39 +485,13 @@ class ExtractiveAnswerer:
             per_report = plan_.route.reports
         elif several and plan_.scope.across:  # "哪些地区…": only the reports that say so
             per_report = gathered.hit_reports
-        subs = extractive.sub_questions(plan_.standalone)
-        if len(subs) > 1 and not per_report:  # 有多少？…是多少？: each part answered on its own
-            asked_parts = [extractive.parse_question(q, drop, vocabulary) for q in (plan_.standalone, *subs)]
+        query = plan_.query
+        if query.subs and not per_report:  # 有多少？…是多少？: each part answered on its own
+            asked_parts = [extractive.parse_question(q, drop, vocabulary) for q in (query, *query.subs)]
             return extractive.answer_parts(asked_parts, gathered.sources)
-        asked = extractive.parse_question(plan_.standalone, drop, vocabulary)
+        asked = extractive.parse_question(query, drop, vocabulary)
         return extractive.answer(asked, gathered.sources, per_report=per_report,
                                  only_supported=plan_.route.reason != "named")  # fmt: skip
-
-
-class LLMAnswerer:
-    """An OpenAI-compatible chat model, prompted with the numbered sources (prompts/answer.yaml)."""
-
-    engine = "llm"
-
-    def __init__(self, llm: ChatLLM, template: PromptTemplate) -> None:
-        self.llm = llm
-        self.template = template
-        self.model = llm.model
-        self.prompt_ref = template.ref
-
-    def answer(self, plan_: Plan, gathered: Gathered, records: Sequence[ReportRecord],
-               vocabulary: frozenset[str], history: Sequence[Turn],
-               on_token: Callable[[str], None] | None) -> Draft:  # fmt: skip
-        messages = self.template.render(
-            question=plan_.standalone, sources=prompt_sources(gathered.sources),
-            history=[{"role": t.role, "content": t.content} for t in history],
-        )  # fmt: skip
-        completion = self.llm.complete(messages, prompt_ref=self.template.ref, on_token=on_token)
-        # "（如 [1]、[2]）" copied from the rules cites nothing: only markers the model wrote count
-        instructions = "\n".join(m["content"] for m in messages if m["role"] == "system")
-        text = sanity.drop_echoed_markers(completion.text, instructions)
-        return Draft(text, [], completion.prompt_tokens, completion.completion_tokens,
-                     completion.cost_usd)  # fmt: skip
 
 
 # ---- verify -------------------------------------------------------------------------------------------
@@ -630,7 +553,7 @@ def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
         lines = ranking.select(
             replace(asked, op="max" if asked.op == "above" else "min", top=len(stated)), stated
         )
-    labels = scope.labels(records)
+    labels = report_labels(records)
     sources, quotes, numbers = [], [], {}
     for line in lines[: ranking.LIST_AT_MOST]:
         chunk = cells[line.report_id][1]
@@ -656,7 +579,7 @@ def ask(
     question: str,
     retriever: Retriever,
     *,
-    llm: ChatLLM | None = None,
+    engine: Answerer | None = None,
     k: int = 6,
     report_ids: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
@@ -664,24 +587,19 @@ def ask(
     history: Sequence[Turn] = (),
     on_token: Callable[[str], None] | None = None,
     context_chars: int = 3500,
-    prompts_dir: Path | None = None,
-    answerer: Answerer | None = None,
 ) -> Answer:
-    """Answer a question with citations: plan → gather → answer → verify. The offline extractive engine
-    unless an LLM (or another Answerer) is given."""
+    """Answer a question with citations: plan → gather → answer → verify. `engine` writes the answer
+    (qa.wiring.make_engine builds one; default: the offline extractive answerer)."""
     started = time.perf_counter()
-    if answerer is None:
-        from qa.engines.prompts import get_template  # jinja + yaml: only the LLM engine needs them
-
-        answerer = LLMAnswerer(llm, get_template("answer", prompts_dir)) if llm else ExtractiveAnswerer()
+    answerer = engine or ExtractiveAnswerer()
     records = retriever.store.reports()
     if not records:
         retriever.search(question)  # raises EmptyIndexError with the message users know
-    condensed = condense_llm(question, history, llm, prompts_dir) if llm is not None and history else None
+    condensed = answerer.condense(question, history) if history else None
     plan_ = plan(question, records, history, report_ids=report_ids, regions=regions, years=years,
                  condensed=condensed, text_of=retriever.store.report_text)  # fmt: skip
     common = {
-        "question": question, "engine": answerer.engine, "model": answerer.model,
+        "question": question, "engine": answerer.name, "model": answerer.model,
         "prompt_ref": answerer.prompt_ref, "standalone_question": plan_.standalone,
     }  # fmt: skip
 
@@ -694,7 +612,7 @@ def ask(
 
     if plan_.route.refusal:
         return refuse(plan_.route.refusal)
-    table_question = ranking.parse(plan_.standalone) if len(plan_.route.reports) > 1 else None
+    table_question = plan_.query.ranking if len(plan_.route.reports) > 1 else None
     if table_question is not None:  # 哪个…最高 / 各…分别 / 合计: from the comparison table, every value cited
         draft, gathered = ranked(table_question, plan_, retriever, records)
         if on_token:

@@ -55,7 +55,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.engines.calllog import CallLog  # not qa.wiring: reading the log needs no store or model
+    from qa.models.calllog import CallLog  # not qa.wiring: reading the log needs no store or model
 
     path = settings.data_dir / CallLog.FILE_NAME
     if not path.is_file():  # do not create a data dir just to say it is empty

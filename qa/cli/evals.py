@@ -18,7 +18,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from qa.evals import gate
     from qa.evals.evaluate import load_dataset, load_summary_gold
     from qa.evals.run import EvalOptions, conclude, dataset_sha
-    from qa.wiring import make_llm
+    from qa.wiring import make_engine
 
     docs, dataset = Path(args.docs), Path(args.dataset)
     if not docs.is_dir():
@@ -28,14 +28,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     baseline = gate.load_baseline(Path(args.baseline)) if args.baseline and not args.update_baseline else None
     if args.update_baseline and not args.baseline:
         raise InputError("--update-baseline needs --baseline FILE (the file to write)")
-    llm = None if args.retrieval_only else make_llm(settings, args.engine)
-    judge_llm = _judge_llm(args, settings, llm, cases) if args.judge else None
+    engine = make_engine(settings, "offline" if args.retrieval_only else args.engine)
+    judge_llm = _judge_llm(args, settings, engine, cases) if args.judge else None
     err.print(
-        f"[dim]engine: {escape(present.engine_label(llm) if not args.retrieval_only else 'retrieval only')}[/]"
+        f"[dim]engine: {escape(present.engine_label(engine) if not args.retrieval_only else 'retrieval only')}[/]"
     )
     options = EvalOptions(k=args.k, mode=args.mode, scope=args.scope, retrieval_only=args.retrieval_only,
                           store_dir=Path(args.store) if args.store else None)  # fmt: skip
-    run = _run(args, settings, cases, docs, llm, options, golds, judge_llm)
+    run = _run(args, settings, cases, docs, engine, options, golds, judge_llm)
     metrics = run.metrics
     for r in run.failed_docs:
         err.print(f"[red]failed[/] {escape(r.path)}: {escape(r.reason)}")
@@ -55,14 +55,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if comparison is not None and comparison.regressed else 0
 
 
-def _judge_llm(args: argparse.Namespace, settings: Settings, llm: Any, cases: list) -> Any:
+def _judge_llm(args: argparse.Namespace, settings: Settings, engine: Any, cases: list) -> Any:
     """The LLM judge of text/list answers (verdicts always cached), after saying what it will cost."""
     from qa.evals import judge
-    from qa.wiring import make_llm
+    from qa.wiring import make_chat_model
 
-    if llm is None:
+    if engine.model is None:
         raise InputError("--judge needs an LLM: set QA_LLM_MODEL (and QA_LLM_BASE_URL / QA_LLM_API_KEY)")
-    judge_llm = make_llm(settings.replace(llm_cache=True), "llm")  # judge verdicts are always cached
+    judge_llm = make_chat_model(settings.replace(llm_cache=True))  # judge verdicts are always cached
     n_judged = sum(c.answer_type in judge.JUDGED_TYPES for c in cases)
     guess = judge.estimate(n_judged, args.judge_runs, judge_llm.model, dict(settings.prices))
     cost = (
@@ -76,7 +76,7 @@ def _judge_llm(args: argparse.Namespace, settings: Settings, llm: Any, cases: li
     return judge_llm
 
 
-def _run(args: argparse.Namespace, settings: Settings, cases: list, docs: Path, llm: Any, options: Any,
+def _run(args: argparse.Namespace, settings: Settings, cases: list, docs: Path, engine: Any, options: Any,
          golds: Any, judge_llm: Any) -> Any:  # fmt: skip
     """The eval run under progress bars, one per stage, then the judge's verdicts when asked for."""
     from qa.evals import judge
@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace, settings: Settings, cases: list, docs: Path, 
             progress.update(tasks[stage], completed=done, total=total)
 
         run = run_eval(
-            settings, cases, docs, llm=llm, options=options, summary_golds=golds, progress=on_progress
+            settings, cases, docs, engine=engine, options=options, summary_golds=golds, progress=on_progress
         )
         metrics = run.metrics
         if judge_llm is not None:

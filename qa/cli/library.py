@@ -19,20 +19,21 @@ if TYPE_CHECKING:
     from qa.api import Library
 
 
-def open_services(settings: Settings):
+def open_services(settings: Settings, question: str | None = None):
     from qa.wiring import open_services
 
-    services = open_services(settings)
+    services = open_services(settings, question=question)
     # A writer waiting for another's store lock says for whom (qa.store.chroma), once per holder.
     services.store.on_lock_wait = lambda text: err.print(f"[yellow]{escape(text)}[/]")
     return services
 
 
-def open_library(settings: Settings, engine: str | None = None) -> Library:
-    """The store as qa.api.Library, its services opened with the lock-wait message."""
+def open_library(settings: Settings, engine: str | None = None, question: str | None = None) -> Library:
+    """The store as qa.api.Library, its services opened with the lock-wait message (and the question about
+    to be asked embedded meanwhile)."""
     from qa.api import Library
 
-    return Library(settings, engine, services=open_services(settings))
+    return Library(settings, engine, services=open_services(settings, question))
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,7 +95,7 @@ def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from app_pages.ui_compare import compared_records, report_columns
+    from qa.compare.columns import compared_records, report_columns
     from qa.compare.table import to_csv, to_markdown, to_xlsx
 
     lib = open_library(settings)

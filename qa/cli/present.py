@@ -24,10 +24,10 @@ _STATUS_STYLE = {"ingested": "green", "updated": "cyan", "unchanged": "dim", "fa
 _BATCH_STYLE = {"ok": "green", "skipped": "dim", "failed": "red", "stopped": "yellow"}
 
 
-def engine_label(llm) -> str:
-    if llm is None:
+def engine_label(engine) -> str:
+    if engine.label is None:
         return "extractive (offline, quotes the reports verbatim)"
-    return redact(f"LLM {llm.label}")  # an endpoint may carry user:password
+    return redact(f"LLM {engine.label}")  # an endpoint may carry user:password
 
 
 def cost_total(known: float | None, unpriced: int) -> str:

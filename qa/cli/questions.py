@@ -29,19 +29,19 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    lib = open_library(settings, args.engine)
-    llm = lib.llm
+    lib = open_library(settings, args.engine, None if args.session else args.question)
+    engine = lib.engine
     streamed: list[str] = []
 
     def on_token(token: str) -> None:
         streamed.append(token)
         if (
-            not args.json and llm is not None
+            not args.json and engine.streams
         ):  # a model's reply is shown as it comes; the offline one is instant
             out.print(escape(token), end="")
 
     if not args.json:
-        err.print(f"[dim]engine: {escape(present.engine_label(llm))}[/]")
+        err.print(f"[dim]engine: {escape(present.engine_label(engine))}[/]")
     answer = lib.ask(args.question, session=args.session, reports=args.report, regions=args.region,
                      years=args.year, k=args.k, on_token=on_token)  # fmt: skip
     if args.json:
@@ -49,5 +49,5 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         payload.pop("sources")
         out.print_json(data=payload)
         return 0
-    present.answer(answer, None if llm is None else "".join(streamed))
+    present.answer(answer, "".join(streamed) if engine.streams else None)
     return 0

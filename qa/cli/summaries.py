@@ -17,10 +17,10 @@ from qa.core.config import Settings
 
 
 def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.ingest.embeddings import make_embedder
+    from qa.models.embeddings import make_embedder
     from qa.summary import batch
     from qa.summary.summarize import template_by_name
-    from qa.wiring import make_llm
+    from qa.wiring import make_engine
 
     out_dir = Path(args.out)
     planned = batch.plan([Path(p) for p in args.paths], out_dir)
@@ -28,21 +28,21 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
         err.print(f"[red]failed[/] {escape(item.path)}  {escape(item.reason)}")
     if args.template:
         template_by_name(args.template)  # an unknown name fails here, once, not once per report
-    llm = make_llm(settings, args.engine)
+    engine = make_engine(settings, args.engine)
     embedder_name = make_embedder(settings).name
     if args.dry_run:
-        figures = batch.estimate(planned.files, settings, embedder_name, llm.model if llm else None, out_dir,
+        figures = batch.estimate(planned.files, settings, embedder_name, engine, out_dir,
                                  args.template, args.force)  # fmt: skip
-        present.dry_run(figures, present.engine_label(llm))
+        present.dry_run(figures, present.engine_label(engine))
         return 1 if planned.failed or figures["unreadable"] else 0
     if not planned.files:
         return 1
-    err.print(f"[dim]engine: {escape(present.engine_label(llm))}; writing to {escape(str(out_dir))}[/]")
+    err.print(f"[dim]engine: {escape(present.engine_label(engine))}; writing to {escape(str(out_dir))}[/]")
     started = time.perf_counter()
     with _sigterm_as_interrupt():
-        items = _run_batch(args, settings, planned.files, out_dir, embedder_name, llm)
+        items = _run_batch(args, settings, planned.files, out_dir, embedder_name, engine)
     items += planned.failed
-    present.batch_totals(items, llm is None, time.perf_counter() - started)
+    present.batch_totals(items, engine.model is None, time.perf_counter() - started)
     index = [out_dir / name for name in ("index.csv", "index.xlsx") if (out_dir / name).is_file()]
     if index:  # only what was written: nothing is when no report got as far as its folder
         out.print(f"[dim]index: {' + '.join(escape(str(path)) for path in index)}[/]")
@@ -77,7 +77,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _run_batch(args: argparse.Namespace, settings: Settings, files: list, out_dir: Path, embedder_name: str,
-               llm: Any) -> list:  # fmt: skip
+               engine: Any) -> list:  # fmt: skip
     """The summaries, a line for each report as it finishes under one progress bar."""
     from qa.summary import batch
 
@@ -88,6 +88,6 @@ def _run_batch(args: argparse.Namespace, settings: Settings, files: list, out_di
             progress.console.print(present.batch_item_line(item))
             progress.advance(task)
 
-        return batch.run_batch(files, out_dir, settings, embedder_name, llm,
+        return batch.run_batch(files, out_dir, settings, embedder_name, engine,
                                template=args.template, force=args.force, strict=args.strict,
                                concurrency=args.concurrency, on_done=on_done)  # fmt: skip

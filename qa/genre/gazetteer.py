@@ -17,7 +17,6 @@ import importlib.util
 import pickle
 import re
 import sys
-import unicodedata
 import zipfile
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from qa.core.errors import ConfigError
 from qa.core.files import atomic_write
+from qa.core.text import squashed
 
 PROVINCE, PREFECTURE, COUNTY = 1, 2, 3
 LEVEL_NAMES = {PROVINCE: "省级", PREFECTURE: "地市", COUNTY: "区县"}
@@ -172,7 +172,7 @@ def _names_an_organ(mention: Mention, norm_text: str) -> bool:
 
 
 def _norm(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    return squashed(text)
 
 
 def _forms(division: Division) -> Iterable[tuple[str, bool]]:

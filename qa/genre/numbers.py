@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+from qa.core.text import nfkc, squashed
 
 # Longest first so 人次 wins over 人 and 万元 over 万.
 UNITS = sorted(
@@ -113,11 +114,7 @@ def find_numbers(text: str) -> list[Number]:
     """Every number mention in text, in order, with offsets into text (citation markers skipped)."""
     masked = _CITATION.sub(lambda m: " " * len(m.group()), text)
     masked = _LIST_MARK.sub(lambda m: " " * len(m.group()), masked)
-    masked = (
-        unicodedata.normalize("NFKC", masked)
-        if len(unicodedata.normalize("NFKC", masked)) == len(masked)
-        else masked
-    )
+    masked = nfkc(masked) if len(nfkc(masked)) == len(masked) else masked
     found: list[Number] = []
     taken: list[tuple[int, int]] = []
     for match in _DATE.finditer(masked):
@@ -175,7 +172,7 @@ def parse_number(text: str) -> Number | None:
 
 
 def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    return squashed(text)
 
 
 def ungrounded(answer: str, sources: list[str]) -> list[Number]:

@@ -11,7 +11,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_CN = "一二三四五六七八九十"
+from qa.genre.outline import LEVEL_2, LEVEL_3, NUMERALS
+
+_CN = NUMERALS
 PROBLEMS = re.compile(r"不足|问题|短板|差距|困难|薄弱")
 PLANS = re.compile(r"安排|计划|下一步|下步|打算|思路|展望|工作重点")
 # A question asks for a whole part: its shortcomings, or what comes next.
@@ -64,8 +66,8 @@ def part_span(text: str, kind: str, part: str) -> Span | None:
     return Span(split, len(text)) if part == "plans" else Span(0, split)
 
 
-_HEAD_LINE = re.compile(rf"(?m)^[ \t\u3000]*[（(][{_CN}]+[)）]")
-_NUM_LINE = re.compile(r"(?m)^[ \t\u3000]*\d{1,2}[.．、](?!\d)")
+_HEAD_LINE = re.compile(rf"(?m)^[ \t\u3000]*{LEVEL_2}")
+_NUM_LINE = re.compile(rf"(?m)^[ \t\u3000]*{LEVEL_3}(?!\d)")
 _INLINE = re.compile(rf"(?:^|(?<=[\n。；;：:，,]))[ \t\u3000]*([{_CN}])是")
 _POINT_END = re.compile(r"[。；;！？\n]")
 MAX_POINT = 60

@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import numpy as np
 
 from qa.core.files import atomic_write
 from qa.core.schemas import Chunk
+from qa.core.text import folded
 
 if TYPE_CHECKING:
     from qa.compare.table import Cell
@@ -75,6 +75,11 @@ BUILT_BY = (
     "qa.genre.numbers",
     "qa.core.text",
 )
+
+
+def folder_for(data_dir: Path, embedder_name: str) -> Path:
+    """Where a store's packs live: per embedder, and per version of the code that builds them (built_by)."""
+    return data_dir / "index" / embedder_name / built_by()
 
 
 def built_by() -> str:
@@ -120,7 +125,7 @@ _STOP = frozenset(
 
 def tokenize(text: str) -> list[str]:
     """CJK unigrams + bigrams, ASCII words and numbers (decimals kept whole): BM25's terms."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = folded(text)
     tokens: list[str] = []
     for run in _CJK_RUN.findall(text):
         tokens.extend(ch for ch in run if ch not in _STOP)

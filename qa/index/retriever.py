@@ -23,7 +23,7 @@ from qa.core.errors import EmptyIndexError
 from qa.core.schemas import Chunk, Hit, ReportRecord
 from qa.index import packs as derived
 from qa.index.packs import tokenize
-from qa.ingest.embeddings import Embedder
+from qa.models.embeddings import Embedder
 from qa.question import scope
 from qa.question.scope import asks_across_reports
 from qa.store.chroma import Store, StoreChanged, StoreError, damaged

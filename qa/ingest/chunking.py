@@ -5,26 +5,13 @@ from __future__ import annotations
 import re
 
 from qa.core.schemas import Chunk, ReportMeta, Section
+from qa.genre.outline import heading_level
 
-_CN_NUM = "一二三四五六七八九十"
-HEADING_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = (
-    (1, re.compile(rf"^[{_CN_NUM}]+、")),
-    (2, re.compile(rf"^[（(][{_CN_NUM}]+[)）]")),
-    (3, re.compile(r"^\d{1,2}[.．、](?![\d.．])")),
-    (4, re.compile(rf"^[{_CN_NUM}]+是")),
-)
 # Boundaries only at punctuation or line breaks: never inside "517 宗" or "1.1亿元".
 SEPARATORS = ["\n\n", "\n", "。", "；", "！", "？", "，", "、"]
 SECTION_SEP = " > "
 MIN_CHUNK = 80  # a shorter heading-only piece is merged into the next one
 _MAX_TITLE = {1: 40, 2: 40, 3: 40, 4: 30}
-
-
-def heading_level(line: str) -> int | None:
-    for level, pattern in HEADING_PATTERNS:
-        if pattern.match(line):
-            return level
-    return None
 
 
 def _heading_title(line: str, level: int) -> str:

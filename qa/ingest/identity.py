@@ -1,7 +1,7 @@
 """Report identity and metadata: title, issuer (and its kind), region as a gazetteer path, level, year
 reported on, dates, 文号, 索引号 — from the header block, title line, wrapper sentences (关于…的报告,
 现将…报告如下), the body (我县 / 本区 / 全市 resolved to the report's own place) and the sign-off.
-Pure functions over text; the gazetteer (qa.ingest.gazetteer) is the only data they use."""
+Pure functions over text; the gazetteer (qa.genre.gazetteer) is the only data they use."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 from qa.core.schemas import Document, ReportMeta
+from qa.genre import gazetteer
+from qa.genre.gazetteer import COUNTY, LEVEL_NAMES, PREFECTURE, PROVINCE, Division, Gazetteer
 from qa.genre.kinds import report_kind
-from qa.ingest import gazetteer
-from qa.ingest.gazetteer import COUNTY, LEVEL_NAMES, PREFECTURE, PROVINCE, Division, Gazetteer
 
 _SEP = r"\s*[:：]?\s*\|?\s*"  # "key:value", "key: | value |" (header tables) and "key value"
 _VALUE = r"([^\s|]+)"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from qa.core.errors import InputError
 from qa.core.schemas import Document
+from qa.genre.outline import LEVEL_1, LEVEL_2, LEVEL_3, SEQUENCE_WORDS
 
 SUPPORTED = {".txt": "txt", ".md": "md", ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx"}
 
@@ -301,9 +302,7 @@ def docx_to_text(data: bytes, path: str = "") -> str:
 # ---- boilerplate -------------------------------------------------------------------------------
 
 _SPACE = "\u00a0\u3000\u2002\u2003\u2009\u200b\ufeff \t\r"
-_HEADING_START = re.compile(
-    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[)）]|\d{1,2}[.．、](?!\d))"
-)
+_HEADING_START = re.compile(rf"^(?:{LEVEL_1}|{LEVEL_2}|{LEVEL_3}(?!\d))")
 # Lines that are page furniture wherever they occur.
 _JUNK_ANYWHERE = re.compile(
     r"^(?:扫一扫.*|分享到[:：]?.*|附件下载|相关附件[:：]?|相关文章|相关链接|文章关键词[:：]?.*|[(（]此件主动公开[)）]"
@@ -340,7 +339,7 @@ def split_boilerplate(text: str) -> tuple[str, str, str]:
 
 
 def _is_header_line(line: str) -> bool:
-    if _HEADING_START.match(line) or line.startswith(("一是", "首先")):
+    if _HEADING_START.match(line) or line.startswith(("一是", SEQUENCE_WORDS[0])):
         return False
     if _HEADER_LINE.match(line):
         return True

@@ -19,7 +19,7 @@ from qa.index.packs import Index, Pack, Piece, Shelf, key
 from qa.ingest import identity as metadata
 from qa.ingest import loaders
 from qa.ingest.chunking import chunk_document
-from qa.ingest.embeddings import Embedder
+from qa.models.embeddings import Embedder
 from qa.store.chroma import Store, damaged
 
 # Bump when loading, metadata or chunking logic changes: every report is then re-ingested once.

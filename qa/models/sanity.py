@@ -2,7 +2,7 @@
 
 A weak or misconfigured model (a tiny model, a wrong chat template) does not fail loudly: it repeats the
 instructions, copies the passages back, loops on one line, returns an empty JSON map, or never stops.
-Each check here returns what is wrong in words a user can act on, or None; `qa.engines.llm.ChatLLM` raises
+Each check here returns what is wrong in words a user can act on, or None; `qa.models.llm.ChatLLM` raises
 `DegenerateReply` with it, so such a reply never reaches the screen as a normal-looking answer.
 """
 

@@ -10,12 +10,12 @@ it adds up.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from qa.compare.table import Cell
+from qa.core.text import nfkc
 from qa.genre.indicators import CATALOGUE, Indicator
 from qa.genre.numbers import find_numbers, parse_number
 
@@ -43,7 +43,7 @@ class Ranking:
 def parse(question: str) -> Ranking | None:
     """The indicator and what to do with it, when the question asks across reports about a catalogue
     indicator; None otherwise (the passages answer it)."""
-    text = unicodedata.normalize("NFKC", question)
+    text = nfkc(question)
     indicator = _indicator(text)
     if indicator is None:
         return None

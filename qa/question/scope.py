@@ -8,15 +8,14 @@ Pure functions over the question, the report registry and the gazetteer.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from qa.core.naming import label_of as _label
 from qa.core.schemas import ReportRecord
-from qa.core.text import normalize
-from qa.genre import parts
-from qa.ingest import gazetteer
-from qa.ingest.gazetteer import Gazetteer
+from qa.core.text import nfkc, normalize
+from qa.genre import gazetteer, parts
+from qa.genre.gazetteer import Gazetteer
 
 # A year that is not the one asked about: inside 《…》, a span (2021—2025年).
 _NOT_ASKED_YEAR = re.compile(r"《[^》]{0,80}》|(?:19|20)\d{2}\s*[-—–~至到]\s*(?:19|20)?\d{2}\s*年?")
@@ -40,11 +39,11 @@ _LIBRARY_WIDE = re.compile(
 
 
 def asks_across_reports(question: str) -> bool:
-    return bool(_ACROSS.search(unicodedata.normalize("NFKC", question)))
+    return bool(_ACROSS.search(nfkc(question)))
 
 
 def asks_across_library(question: str) -> bool:
-    return bool(_LIBRARY_WIDE.search(unicodedata.normalize("NFKC", question)))
+    return bool(_LIBRARY_WIDE.search(nfkc(question)))
 
 
 @dataclass(frozen=True)
@@ -110,30 +109,53 @@ def parse(question: str, records: Sequence[ReportRecord], g: Gazetteer | None = 
     """The scope a question names (not inherited; see `for_turn`)."""
     g = g or gazetteer.load()
     q = normalize(question)
+    places = _with_departments(q, _divisions_named(q, records, g))
+    more, named_reports = _library_names_in(q, records, "".join(p.text for p in places))
+    places = sorted([*places, *more], key=lambda p: q.find(p.text))
+    years = tuple(dict.fromkeys(int(y) for y in _YEAR.findall(_NOT_ASKED_YEAR.sub(" ", q))))
+    return Scope(
+        places=tuple(places),
+        years=years,
+        national=not places and bool(_NATIONAL.search(q)),
+        across=asks_across_reports(question),
+        reports=tuple(named_reports),
+    )
+
+
+def _divisions_named(q: str, records: Sequence[ReportRecord], g: Gazetteer) -> list[PlaceRef]:
+    """The divisions a (normalised) question names, a place written with its parent as one (北京市朝阳区);
+    a place that contains another named place is context (2022年云南省政府授予丽江市…), not a scope."""
     known = {r.meta.region_code for r in records if r.meta.region_code}
-    mentions = g.mentions(q, known)
     places: list[PlaceRef] = []
-    for mention in mentions:
+    for mention in g.mentions(q, known):
         previous = places[-1] if places else None
         inside = tuple(c for c in mention.codes if previous and any(g.within(c, p) for p in previous.codes))
         if previous and inside and q.find(previous.text) + len(previous.text) == mention.start:
             places[-1] = PlaceRef(previous.text + mention.text, inside)  # 北京市朝阳区, 青岛城阳
         else:
             places.append(PlaceRef(mention.text, mention.codes))
-    # a place that contains another named place is context (2022年云南省政府授予丽江市…), not a scope
-    places = [p for p in places
-              if not any(o is not p and all(any(g.within(c, pc) and c != pc for pc in p.codes) for c in o.codes)
-                         for o in places if o.codes and p.codes)]  # fmt: skip
-    # department named right after a place
-    with_issuers = []
+    return [p for p in places
+            if not any(o is not p and all(any(g.within(c, pc) and c != pc for pc in p.codes) for c in o.codes)
+                       for o in places if o.codes and p.codes)]  # fmt: skip
+
+
+def _with_departments(q: str, places: Sequence[PlaceRef]) -> list[PlaceRef]:
+    """Each place with the department named right after it (泾源县公安局), if any."""
+    out = []
     for place in places:
         at = q.find(place.text) + len(place.text)
         department = _DEPARTMENT.match(q[at:])
         issuer = department.group(1) if department and not re.match(r"^(?:人民)?政府", q[at:]) else ""
-        with_issuers.append(PlaceRef(place.text, place.codes, place.reports, issuer))
-    places = with_issuers
-    # library names (zones, file names) the gazetteer does not know
-    covered = "".join(p.text for p in places)
+        out.append(PlaceRef(place.text, place.codes, place.reports, issuer))
+    return out
+
+
+def _library_names_in(
+    q: str, records: Sequence[ReportRecord], covered: str
+) -> tuple[list[PlaceRef], list[str]]:
+    """Names of the library's own reports the gazetteer does not know (zones, file names) in the question,
+    outside the places already read (`covered`): as places, and the reports named by their file name."""
+    places: list[PlaceRef] = []
     named_reports: list[str] = []
     for record in records:
         for name in sorted(_library_names(record), key=len, reverse=True):
@@ -143,15 +165,7 @@ def parse(question: str, records: Sequence[ReportRecord], g: Gazetteer | None = 
                 else:
                     places.append(PlaceRef(name, (), (record.report_id,)))
                 break
-    places.sort(key=lambda p: q.find(p.text))
-    years = tuple(dict.fromkeys(int(y) for y in _YEAR.findall(_NOT_ASKED_YEAR.sub(" ", q))))
-    return Scope(
-        places=tuple(places),
-        years=years,
-        national=not places and bool(_NATIONAL.search(q)),
-        across=asks_across_reports(question),
-        reports=tuple(named_reports),
-    )
+    return places, named_reports
 
 
 def for_turn(question: str, previous: Scope | None, records: Sequence[ReportRecord]) -> Scope:
@@ -225,39 +239,6 @@ def covers_year(
     return year == record.meta.year or (year == record.meta.year + 1 and bool(parts.PLANS.search(question)))
 
 
-def _label(record: ReportRecord) -> str:
-    return record.meta.label or "未识别地区的报告"
-
-
-def labels(records: Sequence[ReportRecord]) -> dict[str, str]:
-    """How answers and tables name each report: its label (place, or department). Where the library holds
-    several reports under one label, what tells them apart follows it: the issuer (洛江区（区委）beside
-    洛江区（人民政府）), the year, else the file name — so an answer never says one place twice for two reports."""
-    base = {r.report_id: r.meta.label or r.meta.title or r.report_id for r in records}
-    groups: dict[str, list[ReportRecord]] = {}
-    for record in records:
-        groups.setdefault(base[record.report_id], []).append(record)
-    out: dict[str, str] = {}
-    for label, group in groups.items():
-        if len(group) == 1:
-            out[group[0].report_id] = label
-            continue
-        issuers = {r.meta.issuer for r in group}
-        years = {r.meta.year for r in group}
-        for record in group:
-            said = []
-            if len(issuers) > 1 and record.meta.issuer:
-                said.append(record.meta.issuer.removeprefix(label) or record.meta.issuer)
-            if len(years) > 1 and record.meta.year:
-                said.append(f"{record.meta.year}年")
-            out[record.report_id] = f"{label}（{'，'.join(said)}）" if said else label
-        named = [out[r.report_id] for r in group]
-        for record in group:  # still alike: the file name
-            if named.count(out[record.report_id]) > 1:
-                out[record.report_id] = f"{label}（{record.report_id}）"
-    return out
-
-
 def route(
     scope: Scope,
     question: str,
@@ -270,7 +251,27 @@ def route(
     | None = None,  # a report's text: for an unknown year, a place used as a name
 ) -> Route:
     """The reports inside the question's scope and the user's filters — or a refusal that says why."""
-    g = gazetteer.load()
+    selected, reason = _filtered(records, report_ids, regions, years)
+    if scope.national and not scope.places:
+        return Route((), reason, "资料库中没有全国的报告，各地报告的数字不能代表全国", scope)
+    named, refusal = _named(scope, question, records, selected, reason == "filter", text_of)
+    if refusal:
+        return Route((), reason, refusal, scope)
+    pool = named if (scope.places or scope.reports) else selected
+    if scope.years:
+        covered = [r for r in pool
+                   if any(covers_year(r, y, question, text_of) for y in scope.years)]  # fmt: skip
+        if not covered:
+            return Route((), reason, _no_report_for_the_year(scope, pool, reason == "filter"), scope)
+        pool = covered
+    if scope.places or scope.reports or (scope.years and len(pool) < len(selected)):
+        return Route(tuple(r.report_id for r in pool), "named", scope=scope)
+    return Route(tuple(r.report_id for r in selected), reason, scope=scope)
+
+
+def _filtered(records: Sequence[ReportRecord], report_ids: Sequence[str] | None, regions: Sequence[str] | None,
+              years: Sequence[int] | None) -> tuple[list[ReportRecord], str]:  # fmt: skip
+    """The reports the user's filters leave, and the reason: 'filter' when any filter is set, else 'all'."""
     selected = list(records)
     reason = "all"
     if report_ids:
@@ -284,52 +285,48 @@ def route(
     if years:
         selected = [r for r in selected if r.meta.year in set(years)]
         reason = "filter"
-    filtered = reason == "filter"
+    return selected, reason
+
+
+def _named(scope: Scope, question: str, records: Sequence[ReportRecord], selected: Sequence[ReportRecord],
+           filtered: bool, text_of: Callable[[str], str] | None) -> tuple[list[ReportRecord], str]:  # fmt: skip
+    """The reports of the places and files the question names, inside the filters; or the refusal (no report
+    of a named place, or one outside the filters)."""
+    g = gazetteer.load()
     selected_ids = {r.report_id for r in selected}
 
-    def refuse(text: str) -> Route:
-        return Route((), reason, text, scope)
-
-    def conflict(named: str, found: Sequence[ReportRecord]) -> Route:
+    def conflict(named: str, found: Sequence[ReportRecord]) -> str:
         chosen = "、".join(_label(r) for r in selected) or "（没有报告）"
         have = "、".join(_label(r) for r in found)
-        return refuse(
+        return (
             f"问题问的是{named}（资料库中有：{have}），但当前筛选的是{chosen}；请取消筛选或改问筛选内的报告"
         )
 
-    if scope.national and not scope.places:
-        return refuse("资料库中没有全国的报告，各地报告的数字不能代表全国")
     named: list[ReportRecord] = []
     for report_id in scope.reports:
         record = next(r for r in records if r.report_id == report_id)
         if filtered and report_id not in selected_ids:
-            return conflict(_label(record), [record])
+            return [], conflict(_label(record), [record])
         named.append(record)
     for place in scope.places:
         # 山东省行政执法人员培训云平台 asked of a 淄川区 report: a name that report uses, not a place without one
         found = _place_reports(place, records, g) or _using_the_name(place, question, records, g, text_of)
         if not found:
             issuer = f"{place.issuer}" if place.issuer else ""
-            return refuse(f"资料库中没有{place.text}{issuer}的报告")
+            return [], f"资料库中没有{place.text}{issuer}的报告"
         inside = [r for r in found if r.report_id in selected_ids]
         if filtered and not inside:
-            return conflict(place.text + place.issuer, found)
+            return [], conflict(place.text + place.issuer, found)
         named.extend(r for r in inside if r not in named)
-    pool = named if (scope.places or scope.reports) else selected
-    if scope.years:
-        covered = [r for r in pool
-                   if any(covers_year(r, y, question, text_of) for y in scope.years)]  # fmt: skip
-        if not covered:
-            asked = "、".join(f"{y}年" for y in scope.years)
-            if scope.places or scope.reports:
-                have = "；".join(f"{_label(r)}的报告是{r.meta.year}年度的" if r.meta.year else f"{_label(r)}的报告未识别年度"
-                                for r in pool)  # fmt: skip
-                where = "、".join(p.text + p.issuer for p in scope.places) or "、".join(
-                    _label(r) for r in pool
-                )
-                return refuse(f"资料库中没有{where}{asked}的报告；{have}")
-            return refuse(f"资料库中没有{asked}的报告" + ("（当前筛选内）" if filtered else ""))
-        pool = covered
-    if scope.places or scope.reports or (scope.years and len(pool) < len(selected)):
-        return Route(tuple(r.report_id for r in pool), "named", scope=scope)
-    return Route(tuple(r.report_id for r in selected), reason, scope=scope)
+    return named, ""
+
+
+def _no_report_for_the_year(scope: Scope, pool: Sequence[ReportRecord], filtered: bool) -> str:
+    """Why no report answers for the years asked: what the named reports cover instead."""
+    asked = "、".join(f"{y}年" for y in scope.years)
+    if scope.places or scope.reports:
+        have = "；".join(f"{_label(r)}的报告是{r.meta.year}年度的" if r.meta.year else f"{_label(r)}的报告未识别年度"
+                        for r in pool)  # fmt: skip
+        where = "、".join(p.text + p.issuer for p in scope.places) or "、".join(_label(r) for r in pool)
+        return f"资料库中没有{where}{asked}的报告；{have}"
+    return f"资料库中没有{asked}的报告" + ("（当前筛选内）" if filtered else "")

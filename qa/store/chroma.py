@@ -50,7 +50,6 @@ import numpy as np
 from qa.core.config import Settings
 from qa.core.errors import ConfigError, InputError, QAError
 from qa.core.schemas import Chunk, ReportMeta, ReportRecord
-from qa.index.packs import built_by
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -585,12 +584,15 @@ class Store:
         *,
         lock_timeout: float | None = None,
         owner: str | None = None,
+        index_dir: Path | None = None,
     ) -> Store:
+        """index_dir: where the derived search index is kept on disk (qa.index.packs.folder_for); None: in
+        memory only."""
         client, location, read_only = _open_client(settings)
         connect = (lambda: open_client(settings)[0]) if settings.chroma_url else None
         return cls(client, embedder_name, dim, location, connect=connect, owner=owner,
                    lock_timeout=LOCK_TIMEOUT if lock_timeout is None else lock_timeout,
-                   index_dir=settings.data_dir / "index" / embedder_name / built_by(),
+                   index_dir=index_dir,
                    read_only=read_only)  # fmt: skip
 
     def _open(self, client: chromadb.ClientAPI) -> None:

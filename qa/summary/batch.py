@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -18,22 +19,26 @@ from qa.core.config import Settings
 from qa.core.errors import QAError
 from qa.core.files import atomic_write
 from qa.core.office import csv_bytes, local_time, xlsx_bytes
-from qa.engines.llm import ChatLLM, cost_of
-from qa.engines.prompts import get_template
 from qa.ingest.chunking import chunk_document
 from qa.ingest.pipeline import collect_files, ingest_version, load_document
+from qa.models.llm import cost_of
+from qa.models.prompts import get_template
 from qa.store.chroma import Store
 from qa.summary.exports import engine_line, summary_docx
 from qa.summary.render import summary_markdown
 from qa.summary.summarize import (
     MAP,
+    OFFLINE_WRITER,
     ReportView,
     Summary,
+    SummaryWriter,
     choose_template,
     section_batches,
     summarize_report,
-    summary_refs,
 )
+
+if TYPE_CHECKING:
+    from qa.engines.base import Engine
 
 # index.jsonl key → index.csv / index.xlsx heading (the JSONL is for machines, the tables for people: the
 # engine in Chinese, times in local time, no template refs or hashes)
@@ -115,13 +120,12 @@ def is_current(json_path: Path, source_hash: str, template_ref: str, engine: str
     )
 
 
-def up_to_date(view: ReportView, out_dir: Path, template: str | None, llm_model: str | None) -> bool:
+def up_to_date(view: ReportView, out_dir: Path, template: str | None, engine: SummaryWriter) -> bool:
     """The reuse rule (`qa summarize` and the app alike): a summary in out_dir made from the same bytes,
     template and prompt refs, engine and model, with its Markdown present."""
     chosen = choose_template(view, template)
     return is_current(output_paths(out_dir, view.report_id)[0], view.source_hash, chosen.ref,
-                      "llm" if llm_model else "extractive", llm_model,
-                      summary_refs(chosen, llm_model is not None))  # fmt: skip
+                      engine.name, engine.model, engine.summary_refs(chosen))  # fmt: skip
 
 
 @dataclass
@@ -173,12 +177,13 @@ TOKENS_PER_CHAR = 0.8
 NOTES_RATIO = 0.35
 
 
-def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, model: str | None,
+def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, engine: Engine,
              out_dir: Path, template: str | None = None, force: bool = False) -> dict:  # fmt: skip
     """What a run would do and cost, without any LLM call: the map prompts are rendered exactly, the reduce
     prompt and the replies are estimated. `rows` has one entry per report."""
     rows: list[dict] = []
-    mapper = get_template(MAP) if model else None
+    model = engine.model
+    mapper = get_template(MAP) if model else None  # no model, no calls: the offline engine costs nothing
     for path in files:
         row: dict = {"path": str(path), "report_id": None, "status": "to summarize", "llm_calls": 0,
                      "est_prompt_tokens": 0, "est_completion_tokens": 0, "reason": ""}  # fmt: skip
@@ -186,7 +191,7 @@ def estimate(files: Sequence[Path], settings: Settings, embedder_name: str, mode
         try:
             view = view_from_file(path, settings, embedder_name)
             row["report_id"] = view.report_id
-            if not force and up_to_date(view, out_dir, template, model):
+            if not force and up_to_date(view, out_dir, template, engine):
                 row["status"] = "up to date"
                 continue
             if mapper is None:
@@ -245,7 +250,7 @@ def complete_outputs(view: ReportView, out_dir: Path) -> Summary | None:
     return summary
 
 
-def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: ChatLLM | None, *,
+def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, engine: SummaryWriter, *,
                    label: str, template: str | None = None, force: bool = False,
                    strict: bool = False, map_workers: int = 1) -> BatchItem:  # fmt: skip
     """One report of a batch (from a file or from the store), never raising: any failure becomes a failed
@@ -256,12 +261,12 @@ def summarize_view(load_view: Callable[[], ReportView], out_dir: Path, llm: Chat
     try:
         view = load_view()
         item.report_id = view.report_id
-        if not force and up_to_date(view, out_dir, template, llm.model if llm else None):
+        if not force and up_to_date(view, out_dir, template, engine):
             item.status = "skipped"
             cached = complete_outputs(view, out_dir)
             item.unverified = cached.unverified if cached else 0
             return item
-        summary = summarize_report(view, llm, template=template, strict=strict, map_workers=map_workers)
+        summary = summarize_report(view, engine, template=template, strict=strict, map_workers=map_workers)
         write_summary(summary, view, out_dir)
         item.status = "ok"
         item.prompt_tokens, item.completion_tokens = summary.prompt_tokens, summary.completion_tokens
@@ -306,7 +311,7 @@ def remove_stale_temp_files(out_dir: Path) -> int:
 def run_jobs(
     jobs: Sequence[Job],
     out_dir: Path,
-    llm: ChatLLM | None = None,
+    engine: Engine | None = None,
     *,
     template: str | None = None,
     force: bool = False,
@@ -327,7 +332,7 @@ def run_jobs(
     """
     remove_stale_temp_files(out_dir)
     concurrency = max(1, concurrency)
-    llm = llm.limited(concurrency) if llm is not None else None
+    engine = (engine or OFFLINE_WRITER).limited(concurrency)
     todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
     for job in jobs:
         todo.put(job)
@@ -340,7 +345,7 @@ def run_jobs(
                 job = todo.get_nowait()
             except queue.Empty:
                 return
-            item = summarize_view(job.load_view, out_dir, llm, label=job.label, template=template, force=force,
+            item = summarize_view(job.load_view, out_dir, engine, label=job.label, template=template, force=force,
                                   strict=strict, map_workers=concurrency)  # fmt: skip
             if item.fatal:
                 stop.set()
@@ -383,9 +388,9 @@ def run_jobs(
 
 
 def run_batch(files: Sequence[Path], out_dir: Path, settings: Settings, embedder_name: str,
-              llm: ChatLLM | None = None, **options) -> list[BatchItem]:  # fmt: skip
+              engine: Engine | None = None, **options) -> list[BatchItem]:  # fmt: skip
     """run_jobs over report files (`qa summarize`)."""
-    return run_jobs(file_jobs(files, settings, embedder_name), out_dir, llm, **options)
+    return run_jobs(file_jobs(files, settings, embedder_name), out_dir, engine, **options)
 
 
 class SummaryIndex:

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 from qa.core.text import normalize
 from qa.genre.figures import Figure, qualified
 from qa.genre.indicators import CATALOGUE, candidates, is_catalogued
+from qa.genre.outline import LEVEL_2, NUMERALS, ORDINAL, SEQUENCE_WORDS
 
 SHARE = 0.25  # a summary's text is at most this share of its report's
 MAX_FIGURES = 12
 MAX_MEASURES = 6
 MIN_MEASURES = 3
 
-_CN = "一二三四五六七八九十"
 _MARKER = re.compile(
-    rf"^\s*(?:[（(][{_CN}]+[)）]|[{_CN}]+[、是]|\d{{1,2}}[.．、)）](?!\d)|第[{_CN}]+[，,、]|首先|其次|再次|最后)[，,、：:\s]*"
+    rf"^\s*(?:{LEVEL_2}|[{NUMERALS}]+[、是]|\d{{1,2}}[.．、)）](?!\d)|{ORDINAL}|{'|'.join(SEQUENCE_WORDS)})[，,、：:\s]*"
 )
 # A clause that frames rather than states (坚持以…为指导 / 在…领导下 / 深入贯彻…): dropped when it leads an
 # item and carries no figure. These are the genre's formulae, not one report's sentence.

@@ -12,35 +12,35 @@ import json
 import queue
 import re
 import threading
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from qa.compare.table import report_figures
 from qa.core.errors import ConfigError, DegenerateReply, OutputError, QAError
 from qa.core.schemas import Chunk, ReportMeta
-from qa.core.text import normalize
-from qa.engines import sanity
-from qa.engines.llm import ChatLLM
-from qa.engines.prompts import PromptTemplate, all_templates, get_template
+from qa.core.text import normalize, squashed
+from qa.genre.outline import LEVEL_1, LEVEL_2, LEVEL_3, LEVEL_4
+
+if TYPE_CHECKING:
+    from qa.models.base import ChatModel
 from qa.genre import kinds, parts
 from qa.genre.figures import extract_figures
 from qa.genre.numbers import Number, find_numbers, parse_number
 from qa.ingest.chunking import sections
+from qa.models import sanity
+from qa.models.prompts import PromptTemplate, all_templates, get_template
 from qa.summary import digest
 
 RULE_OF_LAW = "summary_rule_of_law"
 GENERIC = "summary_generic"
 MAP = "summary_map"
 OVERVIEW_MAX = 200
-_HEADING = re.compile(
-    r"^(?:[一二三四五六七八九十]+、|[（(][一二三四五六七八九十]+[)）]|\d{1,2}[.．、]|[一二三四五六七八九十]+是)"
-)
+_HEADING = re.compile(rf"^(?:{LEVEL_1}|{LEVEL_2}|{LEVEL_3}|{LEVEL_4})")
 
 
 # ---- schema -------------------------------------------------------------------------------------
@@ -446,14 +446,14 @@ def fit(content: SummaryContent, limit: int) -> SummaryContent:
 
 def _grounding(report_text: str) -> Callable[[str], list[Number]]:
     """qa.genre.numbers.ungrounded against one report, with the report's numbers found once (not per field)."""
-    squashed = re.sub(r"\s+", "", unicodedata.normalize("NFKC", report_text))
+    in_report = squashed(report_text)
     report_numbers = find_numbers(report_text)
     dates = {n.value for n in report_numbers if n.unit == "date"}
 
     def missing(text: str) -> list[Number]:
         out = []
         for number in find_numbers(text):
-            if re.sub(r"\s+", "", unicodedata.normalize("NFKC", number.raw)) in squashed:
+            if squashed(number.raw) in in_report:
                 continue
             if number.unit == "date":
                 if number.value not in dates:
@@ -619,7 +619,7 @@ def _empty(reply: BaseModel) -> bool:
     return not any(v for v in reply.model_dump().values() if not isinstance(v, bool))
 
 
-def _json_reply(llm: ChatLLM, messages: list[dict[str, str]], template: PromptTemplate, model: type[BaseModel],
+def _json_reply(llm: ChatModel, messages: list[dict[str, str]], template: PromptTemplate, model: type[BaseModel],
                 usage: dict[str, Any], what: str) -> BaseModel:  # fmt: skip
     """Ask for JSON, validate it; on failure send the error back once for a repair, then give up with an
     error that names the report and the step (`what`). A reply cut at the token limit, or one that is not
@@ -662,7 +662,7 @@ class SectionNotes(_Strict):
     plans: list[Point] = Field(default_factory=list)
 
 
-def llm_content(report: ReportView, llm: ChatLLM, template: PromptTemplate, usage: dict[str, Any],
+def llm_content(report: ReportView, llm: ChatModel, template: PromptTemplate, usage: dict[str, Any],
                 prompts_dir: Path | None = None, map_workers: int = 1) -> tuple[SummaryContent, list[str]]:  # fmt: skip
     """Map every section batch to notes (the whole report, never top-k; up to `map_workers` at a time, notes
     kept in document order), then reduce the notes into the template's schema."""
@@ -688,42 +688,69 @@ def llm_content(report: ReportView, llm: ChatLLM, template: PromptTemplate, usag
         budget=budget(report),
     )
     content = _json_reply(llm, messages, template, SummaryContent, usage, f"{report.report_id} (reduce)")
-    return content, [mapper.ref, template.ref]  # type: ignore[return-value]
+    content = content.model_copy(update={"overview": clip(content.overview.strip(), OVERVIEW_MAX)})  # type: ignore[attr-defined]
+    # a model's summary keeps the length budget the offline one is made to
+    return fit(content, budget(report)), [mapper.ref, template.ref]  # type: ignore[arg-type]
 
 
 # ---- entry point --------------------------------------------------------------------------------
 
 
-def summary_refs(template: PromptTemplate, llm: bool, prompts_dir: Path | None = None) -> list[str]:
-    """The prompt refs a summary made now would record (a batch redoes a summary whose refs differ)."""
-    return [get_template(MAP, prompts_dir).ref, template.ref] if llm else [template.ref]
+class SummaryWriter(Protocol):
+    """What the summarizer needs of an engine (qa.engines.base.Engine is one)."""
+
+    name: str
+    model: str | None
+
+    def summary_content(self, report: ReportView, template: PromptTemplate, usage: dict[str, Any],
+                        map_workers: int) -> tuple[SummaryContent, list[str]]: ...  # fmt: skip
+
+    def summary_refs(self, template: PromptTemplate) -> list[str]: ...
+
+    def limited(self, calls: int) -> SummaryWriter: ...
+
+
+class OfflineWriter:
+    """The default writer: the report's own words (offline_content), no model."""
+
+    name, model = "extractive", None
+
+    def summary_content(self, report: ReportView, template: PromptTemplate, usage: dict[str, Any],
+                        map_workers: int) -> tuple[SummaryContent, list[str]]:  # fmt: skip
+        return offline_content(report), [template.ref]
+
+    def summary_refs(self, template: PromptTemplate) -> list[str]:
+        return [template.ref]
+
+    def limited(self, calls: int) -> OfflineWriter:
+        return self
+
+
+OFFLINE_WRITER = OfflineWriter()
 
 
 def summarize_report(
     report: ReportView,
-    llm: ChatLLM | None = None,
+    engine: SummaryWriter | None = None,
     *,
     template: str | None = None,
     strict: bool = False,
     prompts_dir: Path | None = None,
     map_workers: int = 1,
 ) -> Summary:
-    """A verified structured summary of a whole report. map_workers: section maps sent at once (bound the
-    calls in flight across threads with ChatLLM.limited)."""
+    """A verified structured summary of a whole report, its content written by `engine` (qa.wiring.make_engine
+    builds one; default: offline, from the report's own words). map_workers: section maps sent at once
+    (bound the calls in flight across threads with the engine's `limited`)."""
+    writer = engine or OFFLINE_WRITER
     chosen = choose_template(report, template, prompts_dir)
     usage: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None}
-    if llm is None:
-        content, refs = offline_content(report), [chosen.ref]
-    else:
-        try:
-            content, refs = llm_content(report, llm, chosen, usage, prompts_dir, map_workers)
-        except QAError as ex:
-            if report.report_id in str(ex):
-                raise
-            raise ex.within(report.report_id) from ex
+    try:
+        content, refs = writer.summary_content(report, chosen, usage, map_workers)
+    except QAError as ex:
+        if report.report_id in str(ex):
+            raise
+        raise ex.within(report.report_id) from ex
     content = content.model_copy(update={"overview": clip(content.overview.strip(), OVERVIEW_MAX)})
-    if llm is not None:  # a model's summary keeps the same budget as the offline one
-        content = fit(content, budget(report))
     checked, flags = verify(content, report)
     if strict and flags:
         raise OutputError(f"{report.report_id}: {len(flags)} unverified item(s) (--strict): {flags[0]}")
@@ -739,8 +766,8 @@ def summarize_report(
         year=meta.year,
         publish_date=meta.publish_date,
         doc_number=meta.doc_number,
-        engine="llm" if llm else "extractive",
-        model=llm.model if llm else None,
+        engine=writer.name,
+        model=writer.model,
         prompt_refs=refs,
         prompt_tokens=usage["prompt_tokens"],
         completion_tokens=usage["completion_tokens"],

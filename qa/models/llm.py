@@ -29,8 +29,8 @@ from qa.core.errors import (
     TruncatedReply,
 )
 from qa.core.redact import redact
-from qa.engines import sanity
-from qa.engines.calllog import CallLog
+from qa.models import sanity
+from qa.models.calllog import CallLog
 
 if TYPE_CHECKING:
     import openai
@@ -338,7 +338,7 @@ class ChatLLM:
 
     Every call is bounded: a max_tokens budget per prompt kind, and a total deadline covering the wait for
     a slot, every retry (each logged with its wait) and the whole stream. A reply cut at the budget, and
-    a reply that is not a reply (qa.engines.sanity), fail the call with a message instead of being used."""
+    a reply that is not a reply (qa.models.sanity), fail the call with a message instead of being used."""
 
     engine = "llm"
 

@@ -3,11 +3,13 @@ cache keyed by (model, text hash) so re-ingesting unchanged text embeds nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,7 +84,7 @@ class OpenAIEmbedder:
         return self._dim
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        from qa.engines.llm import embed_texts
+        from qa.models.llm import embed_texts
 
         return np.asarray(embed_texts(self._client, self.model, texts), dtype=np.float32)
 
@@ -121,6 +123,7 @@ class CachedEmbedder:
         self.cache_path = cache_path
         self._lock = threading.Lock()
         self._query = lru_cache(maxsize=2048)(inner.embed_query)
+        self._ahead: dict[str, Future[np.ndarray]] = {}  # queries embedded on a background thread
         self.misses = 0  # passages embedded by the model (not found in the cache), for reports/benches
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,7 +202,27 @@ class CachedEmbedder:
         return np.vstack([found[k] for k in keys])
 
     def embed_query(self, text: str) -> np.ndarray:
+        ahead = self._ahead.pop(text, None)
+        if ahead is not None:
+            with contextlib.suppress(Exception):  # a failed prefetch: asked again here, where its error shows
+                return ahead.result()
         return self._query(text)
+
+    def prefetch_query(self, text: str) -> None:
+        """Embed a query on a background thread (the model loads meanwhile): a cold `qa ask` embeds the
+        question while the store opens; embed_query(text) then takes the result."""
+        if text in self._ahead:
+            return
+        future: Future[np.ndarray] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(self._query(text))
+            except BaseException as ex:  # handed to embed_query, which asks again
+                future.set_exception(ex)
+
+        self._ahead[text] = future
+        threading.Thread(target=run, daemon=True, name="qa-query-embedding").start()
 
 
 def make_embedder(settings: Settings) -> CachedEmbedder:
@@ -212,7 +235,7 @@ def make_embedder(settings: Settings) -> CachedEmbedder:
                 "QA_EMBEDDER=openai needs QA_EMBED_BASE_URL (or QA_LLM_BASE_URL) and/or an API key; "
                 "unset QA_EMBEDDER to use the bundled offline model"
             )
-        from qa.engines.llm import make_client
+        from qa.models.llm import make_client
 
         client = make_client(
             settings.embed_base_url, settings.embed_api_key, settings.llm_timeout, settings.llm_retries
