@@ -157,12 +157,13 @@ def test_odd_file_names_neither_stop_a_batch_nor_break_the_listing(tmp_path: Pat
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from qa.cli import library
     from qa.cli import main as cli
 
     def broken(args, settings) -> int:
         raise RuntimeError(f"boom at http://{USER}:{PASSWORD}@h/v1")
 
-    monkeypatch.setattr(cli, "cmd_ls", broken)
+    monkeypatch.setattr(library, "cmd_ls", broken)
     assert cli.main(["ls"]) == 1
     shown = capsys.readouterr().err
     assert shown.startswith("error: unexpected RuntimeError: boom at http://***@h/v1"), shown

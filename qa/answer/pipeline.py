@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from qa.answer import extractive
 from qa.core.naming import labels as report_labels
@@ -26,8 +26,11 @@ from qa.genre import kinds, parts
 from qa.genre.numbers import find_numbers, ungrounded
 from qa.index.retriever import Retriever
 from qa.ingest.chunking import sections
-from qa.question import ranking, scope
+from qa.question import scope
 from qa.question.query import Query, read
+
+if TYPE_CHECKING:
+    from qa.question.ranking import Ranking
 
 REFUSAL = extractive.REFUSAL
 HEADER_SECTION = "报告信息（网页页眉）"
@@ -538,10 +541,12 @@ def verify(draft: Draft, plan_: Plan, gathered: Gathered) -> dict:
     }
 
 
-def ranked(asked: ranking.Ranking, plan_: Plan, retriever: Retriever,
+def ranked(asked: Ranking, plan_: Plan, retriever: Retriever,
            records: Sequence[ReportRecord]) -> tuple[Draft, Gathered]:  # fmt: skip
     """The comparison table's cells for the indicator over the routed reports, listed as the question asks;
     each listed value's passage is a source, its quote the cell's."""
+    from qa.question import ranking  # here: a question about one report never loads the catalogue
+
     # the catalogue is a 法治 report's: a work report or a bulletin in scope is neither ranked nor counted
     kind_of = {r.report_id: r.meta.kind for r in records}
     pool = [r for r in plan_.route.reports if kinds.compared(kind_of.get(r, ""))] or list(plan_.route.reports)

@@ -7,6 +7,8 @@ present_eval; the arguments, in parser.
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -14,23 +16,33 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from qa.cli.admin import cmd_log, cmd_users
 from qa.cli.console import err, hide_secrets
-from qa.cli.evals import cmd_eval, cmd_history
-from qa.cli.library import cmd_compare, cmd_ingest, cmd_ls, cmd_rm
 from qa.cli.parser import Command, build_parser
-from qa.cli.questions import cmd_ask, cmd_search
-from qa.cli.summaries import cmd_summarize
 from qa.core.config import Settings
 from qa.core.errors import QAError
 from qa.core.redact import redact
 
+# Where each subcommand lives: only the one that runs is imported (a cold `qa ask` loads no eval, summary
+# or admin code).
+COMMANDS = {
+    "ingest": "library", "ls": "library", "rm": "library", "compare": "library",
+    "search": "questions", "ask": "questions", "summarize": "summaries",
+    "eval": "evals", "history": "evals", "users": "admin", "log": "admin",
+}  # fmt: skip
+
+
+def _command(name: str) -> Command:
+    """qa.cli.<module>.cmd_<name>, imported and looked up when it runs (so a test may swap it there)."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        module = importlib.import_module(f"qa.cli.{COMMANDS[name]}")
+        return getattr(module, f"cmd_{name}")(args, settings)
+
+    return run
+
 
 def commands() -> dict[str, Command]:
-    """Each subcommand's function, looked up when `qa` runs (a test may swap one here)."""
-    return {"ingest": cmd_ingest, "ls": cmd_ls, "rm": cmd_rm, "search": cmd_search, "ask": cmd_ask,
-            "summarize": cmd_summarize, "compare": cmd_compare, "log": cmd_log, "eval": cmd_eval,
-            "users": cmd_users, "history": cmd_history}  # fmt: skip
+    return {name: _command(name) for name in COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

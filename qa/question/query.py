@@ -13,11 +13,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from qa.core.schemas import ReportRecord
 from qa.core.text import folded, normalize
 from qa.genre import parts
-from qa.question import ranking, scope
+from qa.question import scope
+
+if TYPE_CHECKING:
+    from qa.question.ranking import Ranking
 
 # Units that answer "how many X": the unit right after 多少/几, and its family.
 _UNIT_FAMILIES = [
@@ -128,8 +132,10 @@ class Query:
         return scope.asks_across_reports(self.text)
 
     @cached_property
-    def ranking(self) -> ranking.Ranking | None:
+    def ranking(self) -> Ranking | None:
         """哪个…最高 / 各…分别 / 合计 over a catalogue indicator: answered from the comparison table."""
+        from qa.question import ranking  # here: a question about one report never loads the catalogue
+
         return ranking.parse(self.text)
 
     @cached_property
