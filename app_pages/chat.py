@@ -26,7 +26,7 @@ from qa.api import Library
 from qa.core.errors import InputError, QAError
 from qa.core.schemas import Citation, ReportRecord
 from qa.engines.base import Engine
-from qa.store.chroma import StoreError
+from qa.store.errors import StoreError
 from qa.wiring import Services
 
 ASK = "chat_ask"  # an example question to ask on this run (set by its button)

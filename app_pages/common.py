@@ -18,7 +18,7 @@ from qa.core.errors import InputError, QAError
 from qa.core.schemas import IngestResult, ReportRecord
 from qa.engines.base import Engine
 from qa.ingest.pipeline import collect_files, ingest_file
-from qa.store.chroma import ReportDamaged, StoreDamaged, StoreError, StoreReadOnly
+from qa.store.errors import ReportDamaged, StoreDamaged, StoreError, StoreReadOnly
 from qa.wiring import Services, make_engine, open_services
 
 ROOT = Path(__file__).resolve().parent.parent

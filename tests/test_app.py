@@ -1194,7 +1194,7 @@ def test_errors_are_shown_in_chinese_with_the_original_kept(error, text: str, de
 
 def test_a_damaged_or_read_only_store_is_said_so_in_chinese_without_a_retry() -> None:
     from app_pages.common import store_message
-    from qa.store.chroma import StoreDamaged, StoreReadOnly
+    from qa.store.errors import StoreDamaged, StoreReadOnly
 
     damaged = store_message(
         StoreDamaged("the store at /d/chroma is damaged: /d/chroma/chroma.sqlite3 is empty")

@@ -180,7 +180,7 @@ def test_context_and_notes_keep_code_fields_and_class() -> None:
     assert unsent.not_sent and not named.not_sent and str(unsent) == str(named)
     assert ui.error_message(named).text == "模型服务出错（503）。请稍后重试。"
 
-    from qa.store.chroma import ReportDamaged
+    from qa.store.errors import ReportDamaged
 
     damaged = ReportDamaged("zichuan.txt is listed with 5 chunks, holding 3", "zichuan.txt").within("x")
     assert damaged.report_id == "zichuan.txt" and damaged.code == "store.report_damaged"

@@ -115,7 +115,7 @@ def test_a_long_running_reader_answers_after_every_rm_and_re_ingest_by_another_p
     import threading
 
     from qa import Library
-    from qa.store.chroma import StoreError
+    from qa.store.errors import StoreError
 
     data_dir = tmp_path / "data"
     env = {"QA_CACHE_DIR": str(SHARED_CACHE), "QA_DATA_DIR": str(data_dir)}

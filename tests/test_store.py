@@ -13,7 +13,8 @@ from conftest import CORPUS, make_settings
 
 from qa.core.errors import ConfigError, EmptyIndexError
 from qa.ingest.pipeline import ingest_file, ingest_paths
-from qa.store.chroma import Store, StoreReadOnly
+from qa.store.chroma import Store
+from qa.store.errors import StoreReadOnly
 from qa.wiring import open_services
 
 
@@ -324,12 +325,12 @@ def test_a_read_only_store_answers_and_refuses_writes_saying_why(tmp_path: Path)
 def test_a_read_only_reader_follows_writes_made_elsewhere(tmp_path: Path, monkeypatch) -> None:
     """A long-running reader of a read-only store (the app run by a user who may only read) sees what a
     writer with the rights adds and removes: its copy is taken again when the store changes."""
-    import qa.store.chroma
+    import qa.store.client
 
     data_dir = tmp_path / "data"
     assert _cli("ingest", str(CORPUS / "zichuan_2024.txt"), data_dir=data_dir).returncode == 0
     # This process is root and may write anywhere: it is told it may not, as access(2) would tell a reader.
-    monkeypatch.setattr(qa.store.chroma, "_unwritable", lambda path: f"this process may not write to {path}")
+    monkeypatch.setattr(qa.store.client, "_unwritable", lambda path: f"this process may not write to {path}")
     reader = open_services(make_settings(data_dir))
     assert reader.store.read_only is not None
     assert [r.report_id for r in reader.store.reports()] == ["zichuan_2024.txt"]

@@ -20,15 +20,11 @@ from conftest import CORPUS, ROOT, make_settings, run_cli
 
 from qa.index.retriever import Retriever
 from qa.ingest.pipeline import ingest_file, ingest_paths
-from qa.store.chroma import (
-    LOCK_COLLECTION,
-    STAMP_ID,
-    ReportDamaged,
-    Store,
-    StoreBusy,
-    StoreReadError,
-    process_name,
-)
+from qa.store.chroma import Store
+from qa.store.client import process_name
+from qa.store.errors import ReportDamaged, StoreBusy, StoreReadError
+from qa.store.lock import LOCK_COLLECTION
+from qa.store.records import STAMP_ID
 from qa.wiring import open_services
 
 ZICHUAN = "zichuan_2024.txt"

@@ -26,7 +26,8 @@ from qa.index.packs import tokenize
 from qa.models.embeddings import Embedder
 from qa.question import scope
 from qa.question.scope import asks_across_reports
-from qa.store.chroma import Store, StoreChanged, StoreError, damaged
+from qa.store.chroma import Store
+from qa.store.errors import StoreChanged, StoreError, damaged
 
 if TYPE_CHECKING:
     from qa.compare.table import CompareTable, ReportColumn

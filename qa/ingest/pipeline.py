@@ -20,7 +20,8 @@ from qa.ingest import identity as metadata
 from qa.ingest import loaders
 from qa.ingest.chunking import chunk_document
 from qa.models.embeddings import Embedder
-from qa.store.chroma import Store, damaged
+from qa.store.chroma import Store
+from qa.store.errors import damaged
 
 # Bump when loading, metadata or chunking logic changes: every report is then re-ingested once.
 # 6: versions (and so chunk ids) are keyed by report id as well as content: two reports never share chunks

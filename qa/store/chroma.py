@@ -1,5 +1,6 @@
-"""Chroma adapter (embedded PersistentClient, or HttpClient for a server): the only module that imports
-chromadb. We always pass embeddings ourselves: Chroma's default embedding function downloads a model.
+"""The store: Chroma (embedded PersistentClient, or HttpClient for a server) behind `Store`; the store package
+(client, lock, records, errors, this module) is the only code that imports chromadb. We always pass
+embeddings ourselves: Chroma's default embedding function downloads a model.
 
 Two collections per embedder: `qa-chunks-<embedder>` (one record per chunk) and `qa-reports-<embedder>`
 (one record per report: metadata, clean text and the *active version*). A version belongs to one report
@@ -25,500 +26,56 @@ when the store changes (Chroma cannot open a database it cannot write); its writ
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
-import json
 import logging
 import os
-import re
-import socket
-import sys
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
 
-import filelock
-import httpx
 import numpy as np
 
 from qa.core.config import Settings
-from qa.core.errors import ConfigError, InputError, QAError
+from qa.core.errors import ConfigError, InputError
 from qa.core.schemas import Chunk, ReportMeta, ReportRecord
+from qa.store.client import ReadOnly, _fresh_embedded_client, _open_client, open_client, process_name
+from qa.store.errors import (
+    CHROMA_ERRORS,
+    StoreBusy,
+    StoreError,
+    StoreReadError,
+    StoreReadOnly,
+    _reason,
+    damaged,
+)
+from qa.store.lock import LOCK_FILE, LOCK_TIMEOUT, LockHolder, _CollectionLock, _FileLock
+from qa.store.records import (
+    _META_FIELDS,
+    _PATH_SEP,
+    CHUNKS_PREFIX,
+    REPORTS_PREFIX,
+    STAMP_ID,
+    _chunk,
+    _chunk_filter,
+    _chunk_meta,
+    _gaps,
+    _laid_out,
+    _place,
+    _record,
+    _stamp,
+)
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import chromadb  # noqa: E402  (telemetry must be off before import)
 import chromadb.errors  # noqa: E402
-from chromadb.api import ServerAPI  # noqa: E402
-from chromadb.api.client import Client as _ChromaClient  # noqa: E402
-from chromadb.config import System  # noqa: E402
-from chromadb.telemetry.product import ProductTelemetryClient  # noqa: E402
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-CHUNKS_PREFIX = "qa-chunks-"
-REPORTS_PREFIX = "qa-reports-"
-STAMP_ID = "__registry__"  # a record in the reports collection whose stamp changes with every write
-_META_FIELDS = ("title", "issuer", "publisher", "region", "publish_date", "doc_number", "index_no",
-                "region_code", "level", "issuer_kind", "kind")  # fmt: skip
-_PATH_SEP = " › "  # region_path is stored as one string (Chroma metadata values are scalars)
-
-LOCK_TIMEOUT = 120.0  # seconds a writer waits for another before giving up with StoreBusy
-LOCK_STALE_AFTER = 60.0  # server lock: a holder that has not renewed it for this long is gone
-LOCK_FILE = "qa-writer.lock"  # embedded store: in the store folder, next to chroma.sqlite3
-HOLDER_FILE = "qa-writer.json"  # who holds the file lock (the lock file itself is truncated by waiters)
-LOCK_COLLECTION = "qa-writer-lock"  # Chroma server: one per database, whatever the embedder
-DATABASE_FILE = "chroma.sqlite3"  # the embedded store's database, in its folder
-# What a failing Chroma call raises: its own errors (InternalError "Error finding id"…) and, for a server,
-# the HTTP client's (connection refused, timeouts).
-_CHROMA_ERRORS = (chromadb.errors.ChromaError, httpx.HTTPError)
-
-
-# ---- errors ------------------------------------------------------------------------------------------
-
-
-class StoreError(QAError):
-    """The store could not be read or written, is busy, or holds a damaged report; the message says what
-    to do. `retryable`: a reconnect and a second try may succeed (another process changed the store)."""
-
-    code = "store.error"
-    retryable = False
-
-
-class StoreReadError(StoreError):
-    """A read failed twice (the second time after reconnecting)."""
-
-    code = "store.read_failed"
-    retryable = True
-
-
-class StoreChanged(StoreError):
-    """Another process changed the store while this one read it; reading again sees the new state."""
-
-    code = "store.changed"
-    retryable = True
-
-
-class StoreBusy(StoreError):
-    """Another writer held the store's writer lock for longer than this one would wait."""
-
-    code = "store.busy"
-
-
-class StoreDamaged(StoreError):
-    """The store's database file is damaged (empty, or missing beside Chroma's index data). It is never
-    opened: Chroma would write a new, empty database over an empty file, and every report would be lost."""
-
-    code = "store.damaged"
-    stops_batch = True
-
-
-class StoreReadOnly(StoreError):
-    """A write to a store this process may not write to (permissions, a read-only disk). Reads work."""
-
-    code = "store.read_only"
-    stops_batch = True
-
-
-class ReportDamaged(StoreError):
-    """A listed report's chunks are missing or belong to another report: it must be ingested again."""
-
-    code = "store.report_damaged"
-
-    def __init__(self, message: str, report_id: str):
-        super().__init__(message, report=report_id)
-        self.report_id = report_id
-
-
-# ---- connecting ------------------------------------------------------------------------------------
-
-
-def _client_settings() -> chromadb.Settings:
-    return chromadb.Settings(anonymized_telemetry=False, allow_reset=False)
-
-
-def _workspace_database(workspace: str, host: str, port: int, ssl: bool) -> str:
-    """A workspace on a Chroma server is a database of its own (created on first use): its collections,
-    registry and writer lock are apart from every other workspace's. The default workspace is Chroma's
-    default database."""
-    if not workspace:
-        return chromadb.DEFAULT_DATABASE
-    plain = re.fullmatch(r"[A-Za-z0-9_-]{1,40}", workspace)
-    name = f"qa-{workspace}" if plain else "qa-" + hashlib.sha256(workspace.encode()).hexdigest()[:20]
-    admin = chromadb.AdminClient(chromadb.Settings(
-        chroma_api_impl="chromadb.api.fastapi.FastAPI", chroma_server_host=host, chroma_server_http_port=port,
-        chroma_server_ssl_enabled=ssl, anonymized_telemetry=False))  # fmt: skip
-    try:
-        admin.get_database(name)
-    except Exception:  # NotFoundError (its type varies across chromadb versions): create it
-        with contextlib.suppress(chromadb.errors.UniqueConstraintError):  # another process just did
-            admin.create_database(name)
-    return name
-
-
-def open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str]:
-    """Embedded client under QA_DATA_DIR, or an HTTP client when QA_CHROMA_URL is set."""
-    client, location, _ = _open_client(settings)
-    return client, location
-
-
-def _open_client(settings: Settings) -> tuple[chromadb.ClientAPI, str, ReadOnly | None]:
-    """(client, location, how the store is read when this process may not write to it)."""
-    if settings.chroma_url:
-        url = urlparse(
-            settings.chroma_url if "://" in settings.chroma_url else "http://" + settings.chroma_url
-        )
-        if not url.hostname:
-            raise ConfigError(
-                f"QA_CHROMA_URL={settings.chroma_url!r} is not a URL like http://localhost:8000",
-                code="config.bad_chroma_url", raw=settings.chroma_url,
-            )  # fmt: skip
-        ssl = url.scheme == "https"
-        port = url.port or (443 if ssl else 8000)
-        try:
-            database = _workspace_database(settings.workspace, url.hostname, port, ssl)
-            client = chromadb.HttpClient(host=url.hostname, port=port, ssl=ssl, settings=_client_settings(),
-                                         database=database)  # fmt: skip
-            client.heartbeat()
-        except Exception as ex:  # chromadb raises assorted httpx/ValueError types for a dead server
-            raise ConfigError(
-                f"cannot reach the Chroma server at {settings.chroma_url} (QA_CHROMA_URL): "
-                f"{type(ex).__name__}. Start it with `chroma run --path DIR --port {port}` "
-                "or unset QA_CHROMA_URL to use the embedded store",
-                code="store.unreachable", url=settings.chroma_url, port=port,
-            ) from ex  # fmt: skip
-        return client, settings.chroma_url, None
-    path = settings.data_dir / "chroma"
-    try:
-        if path.is_dir():
-            _check_not_damaged(path)  # before Chroma touches it: it would write over an empty database
-            refused = _unwritable(path)
-            if refused:
-                read_only = ReadOnly(path, refused)
-                return read_only.snapshot(), str(path), read_only
-        path.mkdir(parents=True, exist_ok=True)
-        if (path / DATABASE_FILE).exists():
-            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path), None
-        # A new store: two processes creating it at once would both run Chroma's migrations.
-        with filelock.FileLock(str(path / LOCK_FILE), timeout=LOCK_TIMEOUT, thread_local=False):
-            return chromadb.PersistentClient(path=str(path), settings=_client_settings()), str(path), None
-    except (OSError, filelock.Timeout) as ex:
-        raise ConfigError(
-            f"cannot use {path} for the store ({ex}); set QA_DATA_DIR to a writable folder",
-            code="store.unusable_path", path=str(path),
-        ) from ex  # fmt: skip
-    except chromadb.errors.ChromaError as ex:  # e.g. chroma.sqlite3 is not a database
-        raise ConfigError(
-            f"cannot open the store at {path}: {_reason(ex)}. If it is damaged, restore the folder from a "
-            "backup, or move the folder aside and ingest the reports again (`qa ingest PATH`), or set "
-            "QA_DATA_DIR to another folder",
-            code="store.unreadable", path=str(path),
-        ) from ex  # fmt: skip
-
-
-def _check_not_damaged(path: Path) -> None:
-    """Raise StoreDamaged when the store's database is empty, or missing beside Chroma's index data. An empty
-    file is also what SQLite leaves for a moment while another process creates the store, so an empty one
-    is looked at again under the lock its creator holds."""
-    database = path / DATABASE_FILE
-
-    def damage() -> str:
-        try:
-            size = database.stat().st_size
-        except FileNotFoundError:
-            segments = sorted(p.name for p in path.iterdir() if p.is_dir())
-            if not segments:
-                return ""  # a new store (or one not created yet)
-            return (f"{database} is missing, while the folder holds Chroma's index data "
-                    f"({len(segments)} folders, e.g. {segments[0]})")  # fmt: skip
-        return f"{database} is empty (0 bytes)" if size == 0 else ""
-
-    found = damage()
-    if found.endswith("(0 bytes)"):
-        creator = filelock.FileLock(str(path / LOCK_FILE), timeout=LOCK_TIMEOUT, thread_local=False)
-        # a read-only store cannot be locked: what was seen is what there is
-        with contextlib.suppress(OSError, filelock.Timeout), creator:
-            found = damage()
-    if found:
-        raise StoreDamaged(
-            f"the store at {path} is damaged: {found}, so its reports cannot be read. Nothing was changed. "
-            f"Restore the folder from a backup, or move it aside (`mv {path} {path}.damaged`) and ingest the "
-            "reports again (`qa ingest PATH`)"
-        )
-
-
-def _unwritable(path: Path) -> str:
-    """Why this process cannot write to the embedded store at path ("" when it can): the folder (SQLite
-    writes its journal beside the database) or the database file. Asked with access(2), which honours
-    permissions, ACLs and a read-only mount, without opening the database (closing another descriptor of
-    a file SQLite has open would drop SQLite's locks on it)."""
-    effective = os.access in os.supports_effective_ids
-    for where in (path, path / DATABASE_FILE):
-        if where.exists() and not os.access(where, os.W_OK, effective_ids=effective):
-            with contextlib.suppress(OSError, AttributeError):  # statvfs: not on every system
-                if os.statvfs(where).f_flag & os.ST_RDONLY:
-                    return f"{where} is on a read-only file system"
-            return f"this process may not write to {where}"
-    return ""
-
-
-class ReadOnly:
-    """An embedded store this process may read but not write (Chroma cannot open a database it cannot
-    write: it writes on start). It is read from a snapshot in a temporary folder — a consistent copy of the
-    database (SQLite's backup, under a read lock) and of Chroma's index folders — taken again when the
-    store changes (a writer elsewhere); writes are refused with StoreReadOnly."""
-
-    def __init__(self, source: Path, reason: str) -> None:
-        self.source = source
-        self.reason = reason
-        self._taken: tuple[int, int] | None = None  # the database's (mtime, size) when last copied
-        self._folders: list[str] = []
-
-    def _fingerprint(self) -> tuple[int, int]:
-        info = (self.source / DATABASE_FILE).stat()
-        return info.st_mtime_ns, info.st_size
-
-    def changed(self) -> bool:
-        """The store was written since the last snapshot."""
-        try:
-            return self._fingerprint() != self._taken
-        except OSError:
-            return False
-
-    def snapshot(self) -> chromadb.ClientAPI:
-        """A client on a fresh copy of the store (the previous copies are deleted when the process ends)."""
-        import atexit
-        import shutil
-        import sqlite3
-        import tempfile
-        from urllib.parse import quote
-
-        folder = Path(tempfile.mkdtemp(prefix="qa-read-only-store-"))
-        if not self._folders:
-            atexit.register(lambda: [shutil.rmtree(f, ignore_errors=True) for f in self._folders])
-        # Copies older than the one in use are deleted (a thread may still be reading the one in use).
-        for old in self._folders[:-1]:
-            shutil.rmtree(old, ignore_errors=True)
-        self._folders = [*self._folders[-1:], str(folder)]
-        taken = self._fingerprint()
-        source = sqlite3.connect(f"file:{quote(str(self.source / DATABASE_FILE))}?mode=ro", uri=True)
-        try:
-            with sqlite3.connect(folder / DATABASE_FILE) as copy:
-                source.backup(copy)
-        except sqlite3.Error as ex:
-            raise StoreReadOnly(
-                f"the store at {self.source} is read-only ({self.reason}) and could not be read: {ex}. If a "
-                "writer was stopped mid-write, run any qa command once as a user who may write there"
-            ) from ex
-        finally:
-            source.close()
-        for entry in self.source.iterdir():
-            if entry.is_dir():  # Chroma's index folders (one per segment)
-                shutil.copytree(entry, folder / entry.name)
-        self._taken = taken
-        log.info("the store at %s is read-only (%s): reading a copy in %s", self.source, self.reason, folder)
-        return _fresh_embedded_client(str(folder))
-
-    def refusal(self) -> StoreReadOnly:
-        return StoreReadOnly(
-            f"the store at {self.source} is read-only: {self.reason}. Its reports can be listed, searched and "
-            "asked about, but not added, replaced or removed: run the command as a user who may write there, "
-            "or make the folder writable"
-        )
-
-
-def _fresh_embedded_client(path: str) -> chromadb.ClientAPI:
-    """A client on its own Chroma System. PersistentClient would hand back this process's cached System for
-    the path, whose in-memory vector index is the stale one being replaced."""
-    settings = _client_settings()
-    settings.is_persistent = True
-    settings.persist_directory = path
-    system = System(settings)
-    system.instance(ProductTelemetryClient)
-    system.instance(ServerAPI)
-    system.start()
-    return _ChromaClient.from_system(system)
-
-
-def process_name(argv: Sequence[str] | None = None) -> str:
-    """What this process is, for the lock holder's description: `qa ingest`, `streamlit`, `pytest`…"""
-    argv = list(sys.argv if argv is None else argv)
-    program = Path(argv[0]).name if argv and argv[0] else "python"
-    if program not in ("qa", "cli.py", "__main__.py"):
-        return program
-    words = argv[1:]
-    for i, word in enumerate(words):  # the sub-command: the first word that is not an option's value
-        if not word.startswith("-") and not (i and words[i - 1].startswith("--") and "=" not in words[i - 1]):
-            return f"qa {word}"
-    return "qa"
-
-
-# ---- the writer lock -------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class LockHolder:
-    """Who holds a store's writer lock."""
-
-    owner: str  # qa ingest, the app…
-    pid: int
-    host: str
-    since: str  # ISO 8601, UTC
-    token: str = ""
-
-    @classmethod
-    def me(cls, owner: str) -> LockHolder:
-        return cls(owner, os.getpid(), socket.gethostname(), datetime.now(UTC).isoformat(timespec="seconds"),
-                   uuid.uuid4().hex)  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> LockHolder | None:
-        try:
-            return cls(str(data["owner"]), int(data["pid"]), str(data["host"]), str(data["since"]),
-                       str(data.get("token", "")))  # fmt: skip
-        except (KeyError, TypeError, ValueError):
-            return None
-
-    def to_dict(self) -> dict[str, str | int]:
-        return dataclasses.asdict(self)
-
-    def describe(self) -> str:
-        """`qa ingest (pid 1234 on host x) since 12:03:05` (local time; the date too when not today)."""
-        return f"{self.owner} (pid {self.pid} on host {self.host}) since {_local_time(self.since)}"
-
-
-def _local_time(iso: str) -> str:
-    try:
-        when = datetime.fromisoformat(iso).astimezone()
-    except ValueError:
-        return iso
-    today = datetime.now().astimezone().date()
-    return when.strftime("%H:%M:%S" if when.date() == today else "%Y-%m-%d %H:%M:%S")
-
-
-class _FileLock:
-    """Embedded store: an OS file lock (filelock) in the store folder, freed by the kernel when its process
-    dies, so it is never stale. Who holds it is written beside it."""
-
-    def __init__(self, folder: Path) -> None:
-        self._lock = filelock.FileLock(str(folder / LOCK_FILE), thread_local=False)
-        self._info = folder / HOLDER_FILE
-        self.lost = False  # a file lock cannot be taken away
-
-    def acquire(self, me: LockHolder, wait: float) -> bool:
-        try:
-            self._lock.acquire(timeout=wait, poll_interval=0.02)
-        except filelock.Timeout:
-            return False
-        try:  # who holds it: a nicety for waiting writers, never a reason to fail
-            temporary = self._info.with_name(f".{HOLDER_FILE}.{os.getpid()}")
-            temporary.write_text(json.dumps(me.to_dict()), encoding="utf-8")
-            os.replace(temporary, self._info)
-        except OSError as ex:
-            log.warning("could not record the store lock's holder in %s: %s", self._info, ex)
-        return True
-
-    def holder(self) -> LockHolder | None:
-        try:
-            return LockHolder.from_dict(json.loads(self._info.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            return None
-
-    def release(self) -> None:
-        with contextlib.suppress(OSError):
-            self._info.unlink()
-        self._lock.release()
-
-
-class _CollectionLock:
-    """Chroma server: creating a collection is atomic (a second create of the name fails), so the lock is a
-    collection whose metadata names its holder. The holder renews it (a counter, not a time: machines'
-    clocks differ); a waiter breaks a lock whose renewal has not moved for `stale_after` seconds of its own
-    clock (its holder crashed or lost the network)."""
-
-    def __init__(self, client_of: Callable[[], chromadb.ClientAPI], stale_after: float = LOCK_STALE_AFTER):
-        self._client_of = client_of
-        self.stale_after = stale_after
-        self._seen: tuple[tuple, float] | None = None  # (holder token + renewal, when first seen so)
-        self._me: LockHolder | None = None
-        self._stop = threading.Event()
-        self._renewer: threading.Thread | None = None
-        self.lost = False
-
-    def _current(self) -> dict | None:
-        try:
-            collection = self._client_of().get_collection(LOCK_COLLECTION, embedding_function=None)
-        except chromadb.errors.NotFoundError:
-            return None
-        return dict(collection.metadata or {})
-
-    def acquire(self, me: LockHolder, wait: float) -> bool:
-        try:
-            self._client_of().create_collection(
-                LOCK_COLLECTION, metadata={**me.to_dict(), "renewed": 0}, embedding_function=None
-            )
-        except chromadb.errors.ChromaError:  # it exists: somebody holds the lock
-            self._break_if_stale()
-            time.sleep(wait)
-            return False
-        self._me, self.lost, self._seen = me, False, None
-        self._stop.clear()
-        self._renewer = threading.Thread(target=self._renew, name="qa-store-lock", daemon=True)
-        self._renewer.start()
-        return True
-
-    def _break_if_stale(self) -> None:
-        meta = self._current()
-        if meta is None:
-            self._seen = None
-            return
-        key, now = (meta.get("token"), meta.get("renewed")), time.monotonic()
-        if self._seen is None or self._seen[0] != key:
-            self._seen = (key, now)
-        elif now - self._seen[1] >= self.stale_after:
-            holder = LockHolder.from_dict(meta)
-            log.warning("breaking the store lock of %s: not renewed for %.0fs",
-                        holder.describe() if holder else "an unknown holder", now - self._seen[1])  # fmt: skip
-            with contextlib.suppress(*_CHROMA_ERRORS):
-                self._client_of().delete_collection(LOCK_COLLECTION)
-            self._seen = None
-
-    def _renew(self) -> None:
-        renewed = 0
-        while not self._stop.wait(self.stale_after / 4):
-            try:
-                collection = self._client_of().get_collection(LOCK_COLLECTION, embedding_function=None)
-                if (collection.metadata or {}).get("token") != self._me.token:
-                    self.lost = True  # broken as stale by another writer: our flip must not happen
-                    return
-                renewed += 1
-                collection.modify(metadata={**self._me.to_dict(), "renewed": renewed})
-            except _CHROMA_ERRORS as ex:  # the server is away for a moment: try again at the next beat
-                log.warning("could not renew the store lock: %s", ex)
-
-    def holder(self) -> LockHolder | None:
-        try:
-            return LockHolder.from_dict(self._current())
-        except _CHROMA_ERRORS:
-            return None
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout=5)
-        try:
-            meta = self._current()
-            if meta is not None and self._me is not None and meta.get("token") == self._me.token:
-                self._client_of().delete_collection(LOCK_COLLECTION)
-        except _CHROMA_ERRORS as ex:  # left behind: the next writer breaks it once it is stale
-            log.warning("could not release the store lock: %s", ex)
 
 
 # ---- the store -------------------------------------------------------------------------------------
@@ -568,7 +125,7 @@ class Store:
         self.client = client
         try:
             self._open(client)
-        except _CHROMA_ERRORS as ex:
+        except CHROMA_ERRORS as ex:
             raise StoreError(f"cannot open the store at {location or 'Chroma'}: {_reason(ex)}") from ex
         if not self.registry_stamp() and read_only is None:  # a new store, or one written before stamps
             with self._writer_lock():
@@ -647,7 +204,7 @@ class Store:
                     client = self.client
                 self._attach(client, create=False)
         # ConfigError: open_client cannot reach the server; OSError: a read-only store's copy failed
-        except (*_CHROMA_ERRORS, ConfigError, OSError) as ex:
+        except (*CHROMA_ERRORS, ConfigError, OSError) as ex:
             raise StoreReadError(
                 f"cannot reconnect to the store at {self.location}: {_reason(ex)}; try again in a moment"
             ) from ex
@@ -661,12 +218,12 @@ class Store:
         """A Chroma read; a failure reconnects and tries once more, then says what happened."""
         try:
             return read()
-        except _CHROMA_ERRORS as ex:
+        except CHROMA_ERRORS as ex:
             log.info("reading %s failed (%s); reconnecting to the store", what, _reason(ex))
         self.reload()
         try:
             return read()
-        except _CHROMA_ERRORS as ex:
+        except CHROMA_ERRORS as ex:
             raise StoreReadError(
                 f"cannot read {what} from the store at {self.location}: {_reason(ex)}. Another process may be "
                 "changing it: try again in a moment; if it keeps failing, check the store with `qa ls`"
@@ -675,7 +232,7 @@ class Store:
     def _write(self, what: str, write: Callable[[], T]) -> T:
         try:
             return write()
-        except _CHROMA_ERRORS as ex:
+        except CHROMA_ERRORS as ex:
             raise StoreError(
                 f"writing {what} to the store at {self.location} failed: {_reason(ex)}. What was active before "
                 "is still served; run the command again"
@@ -819,7 +376,7 @@ class Store:
                     if told is not None:
                         log.info("got the store lock after %.1fs", self.lock_waits[-1])
                     return
-            except _CHROMA_ERRORS as ex:
+            except CHROMA_ERRORS as ex:
                 raise StoreError(f"cannot take the store lock at {self.location}: {_reason(ex)}") from ex
             except OSError as ex:  # the lock file cannot be opened for writing (its owner, its mode)
                 raise StoreReadOnly(
@@ -1097,123 +654,3 @@ class Store:
 
     def count_chunks(self) -> int:
         return self._read("the chunk count", lambda: self.chunks.count())
-
-
-def damaged(record: ReportRecord, problem: str) -> ReportDamaged:
-    """The error for a report that is not stored as listed: it names the file to ingest again."""
-    source = record.source_path or record.report_id
-    return ReportDamaged(
-        f"report {record.report_id} is damaged in the store ({problem}); ingest its file again: "
-        f"qa ingest {source}",
-        record.report_id,
-    )
-
-
-def _reason(ex: BaseException) -> str:
-    text = str(ex).strip()
-    return f"{type(ex).__name__}: {text}" if text else type(ex).__name__
-
-
-def _gaps(text: str, chunks: Sequence[Chunk]) -> str | None:
-    """The text between the chunks, as JSON [[offset, text], …], when the chunks are slices of the text at
-    their offsets and the text is them plus these gaps (the splitter drops only whitespace); else None.
-    A registry document the size of a report makes every later write to Chroma's embedded log slower."""
-    covered = [False] * len(text)
-    for chunk in chunks:
-        if text[chunk.start : chunk.end] != chunk.text:
-            return None
-        covered[chunk.start : chunk.end] = [True] * (chunk.end - chunk.start)
-    gaps: list[list] = []
-    for i, (char, seen) in enumerate(zip(text, covered, strict=True)):
-        if seen:
-            continue
-        if gaps and gaps[-1][0] + len(gaps[-1][1]) == i:
-            gaps[-1][1] += char
-        else:
-            gaps.append([i, char])
-    laid = json.dumps(gaps, ensure_ascii=False)
-    return laid if len(laid) <= 4000 else None
-
-
-def _laid_out(chunks: Sequence[Chunk], gaps: str, length: int) -> str:
-    chars = [""] * length
-    for chunk in chunks:
-        chars[chunk.start : chunk.end] = list(chunk.text)
-    for offset, run in json.loads(gaps):
-        chars[offset : offset + len(run)] = list(run)
-    return "".join(chars)
-
-
-def _place(record_id: str) -> float:
-    """The registry's (unused) one-dimensional vector: a value of its own per record. Equal vectors make
-    Chroma's HNSW graph degenerate: with [1.0] for every record, one registry write took ~1 s at 300 reports
-    and grew with every report."""
-    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:6]) / float(1 << 48)
-
-
-def _stamp() -> dict[str, str]:
-    return {"stamp": uuid.uuid4().hex}
-
-
-def _chunk_filter(versions: Sequence[str], report_ids: Sequence[str] | None = None) -> dict:
-    by_version = {"version": {"$in": list(versions)}}
-    if not report_ids:
-        return by_version
-    return {"$and": [by_version, {"report_id": {"$in": list(report_ids)}}]}
-
-
-def _chunk_meta(chunk: Chunk) -> dict:
-    meta: dict[str, str | int] = {
-        "report_id": chunk.report_id,
-        "version": chunk.version,
-        "ordinal": chunk.ordinal,
-        "section": chunk.section,
-        "start": chunk.start,
-        "end": chunk.end,
-        "title": chunk.title,
-        "region": chunk.region,
-    }
-    if chunk.year is not None:
-        meta["year"] = chunk.year
-    return meta
-
-
-def _chunk(chunk_id: str, text: str | None, meta: dict) -> Chunk:
-    text = text or ""
-    title, section = str(meta.get("title", "")), str(meta.get("section", ""))
-    prefix = f"{title} · {section} · " if section else f"{title} · "
-    return Chunk(
-        id=chunk_id,
-        report_id=str(meta["report_id"]),
-        version=str(meta["version"]),
-        ordinal=int(meta.get("ordinal", 0)),
-        section=section,
-        start=int(meta.get("start", 0)),
-        end=int(meta.get("end", 0)),
-        text=text,
-        embed_text=prefix + text,
-        title=title,
-        region=str(meta.get("region", "")),
-        year=int(meta["year"]) if meta.get("year") is not None else None,
-    )
-
-
-def _record(report_id: str, meta: dict | None) -> ReportRecord:
-    meta = meta or {}
-    return ReportRecord(
-        report_id=report_id,
-        version=str(meta.get("version", "")),
-        meta=ReportMeta(
-            **{k: str(meta.get(k, "")) for k in _META_FIELDS if k != "publish_date"},
-            year=int(meta["year"]) if meta.get("year") is not None else None,
-            publish_date=str(meta["publish_date"]) if meta.get("publish_date") else None,
-            region_path=tuple(str(meta["region_path"]).split(_PATH_SEP)) if meta.get("region_path") else (),
-        ),
-        n_chunks=int(meta.get("n_chunks", 0)),
-        source_path=str(meta.get("source_path", "")),
-        content_hash=str(meta.get("content_hash", "")),
-        format=str(meta.get("format", "")),
-        encoding=str(meta["encoding"]) if meta.get("encoding") else None,
-        ingested_at=str(meta.get("ingested_at", "")),
-        embedded=not meta.get("pending_vectors"),
-    )
