@@ -12,8 +12,9 @@ import pytest
 from bm25s.tokenization import Tokenized
 
 from qa.core.schemas import Chunk
-from qa.index import packs as derived
+from qa.index import packs, searcher
 from qa.index.retriever import Retriever, tokenize
+from qa.index.shelf import Shelf
 from qa.ingest.pipeline import ingest_paths
 
 DOCS = Path(__file__).resolve().parent.parent / "data" / "reports"
@@ -25,11 +26,11 @@ TEXTS = {
 QUESTIONS = ["行政复议案件多少件", "败诉率", "法律援助", "欠薪 万元", "调解 复议 复议"]
 
 
-def piece(key: str, texts: list[str], dim: int = 4) -> derived.Piece:
+def piece(key: str, texts: list[str], dim: int = 4) -> packs.Piece:
     chunks = [Chunk(id=f"{key}-{i}", report_id=key, version="v", ordinal=i, section="", start=i * 100,
                     end=i * 100 + len(t), text=t, embed_text=t) for i, t in enumerate(texts)]  # fmt: skip
     vectors = np.random.default_rng(len(key)).normal(size=(len(texts), dim)).astype(np.float32)
-    return derived.Piece(key, chunks, [tokenize(t) for t in texts], vectors)
+    return packs.Piece(key, chunks, [tokenize(t) for t in texts], vectors)
 
 
 def bm25s_scores(texts: list[str], question: str) -> np.ndarray:
@@ -40,14 +41,14 @@ def bm25s_scores(texts: list[str], question: str) -> np.ndarray:
     return np.asarray(model.get_scores([t for t in tokenize(question) if t in vocab]), dtype=np.float64)
 
 
-def our_scores(index: derived.Index, keys: list[str], n_rows: int, question: str) -> np.ndarray:
+def our_scores(index: searcher.Index, keys: list[str], n_rows: int, question: str) -> np.ndarray:
     got = {c.text: s for c, s in index.bm25(tokenize(question), keys, n_rows)}
     return np.array([got.get(t, 0.0) for k in keys for t in TEXTS[k]])
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_bm25_scores_are_bm25s_scores(question: str) -> None:
-    index = derived.Index([derived.Pack.build([piece(k, TEXTS[k]) for k in TEXTS], 4)], TEXTS)
+    index = searcher.Index([packs.Pack.build([piece(k, TEXTS[k]) for k in TEXTS], 4)], TEXTS)
     texts = [t for k in TEXTS for t in TEXTS[k]]
     assert np.allclose(our_scores(index, list(TEXTS), len(texts), question), bm25s_scores(texts, question),
                        rtol=1e-5)  # fmt: skip
@@ -55,17 +56,17 @@ def test_bm25_scores_are_bm25s_scores(question: str) -> None:
 
 @pytest.mark.parametrize("question", QUESTIONS)
 def test_a_report_added_or_removed_changes_the_statistics_without_a_rebuild(question: str) -> None:
-    first = derived.Pack.build([piece("a", TEXTS["a"]), piece("b", TEXTS["b"])], 4)
-    added = derived.Pack.build([piece("c", TEXTS["c"])], 4)  # one report added: one more pack
+    first = packs.Pack.build([piece("a", TEXTS["a"]), piece("b", TEXTS["b"])], 4)
+    added = packs.Pack.build([piece("c", TEXTS["c"])], 4)  # one report added: one more pack
     # b removed: its rows are dead, and the library-wide statistics are those of a and c alone
-    index = derived.Index([first, added], ["a", "c"])
+    index = searcher.Index([first, added], ["a", "c"])
     texts = TEXTS["a"] + TEXTS["c"]
     assert index.n_docs == len(texts) and index.dead_rows == len(TEXTS["b"])
     assert np.allclose(
         our_scores(index, ["a", "c"], len(texts), question), bm25s_scores(texts, question), rtol=1e-5
     )
     # merging the alive rows into one pack keeps every score
-    merged = derived.Index([derived.Pack.merge([(p, a) for p, a in zip(index.packs, index.alive, strict=True)])],
+    merged = searcher.Index([packs.Pack.merge([(p, a) for p, a in zip(index.packs, index.alive, strict=True)])],
                            ["a", "c"])  # fmt: skip
     assert merged.dead_rows == 0 and len(merged.packs[0].keys) == 2
     assert np.allclose(our_scores(merged, ["a", "c"], len(texts), question),
@@ -80,7 +81,7 @@ def test_a_report_added_or_removed_changes_the_statistics_without_a_rebuild(ques
 def test_dense_is_exact_cosine_over_the_selected_reports_and_skips_rows_without_vectors() -> None:
     a, c = piece("a", TEXTS["a"]), piece("c", TEXTS["c"])
     c.vectors = None  # stored, not embedded yet: found by BM25, not by dense
-    index = derived.Index([derived.Pack.build([a, c], 4)], ["a", "c"])
+    index = searcher.Index([packs.Pack.build([a, c], 4)], ["a", "c"])
     query = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
     got = index.dense(query, ["a", "c"], 10)
     unit = a.vectors / np.linalg.norm(a.vectors, axis=1, keepdims=True)
@@ -89,16 +90,16 @@ def test_dense_is_exact_cosine_over_the_selected_reports_and_skips_rows_without_
 
 
 def test_packs_survive_on_disk_and_a_damaged_one_is_read_again(tmp_path: Path) -> None:
-    shelf = derived.Shelf(tmp_path)
-    pack = derived.Pack.build([piece("a", TEXTS["a"])], 4)
+    shelf = Shelf(tmp_path)
+    pack = packs.Pack.build([piece("a", TEXTS["a"])], 4)
     shelf.add(pack)
-    again = derived.Shelf(tmp_path).packs()  # another process
+    again = Shelf(tmp_path).packs()  # another process
     assert [p.keys for p in again] == [["a"]]
-    index = derived.Index(again, ["a"])
+    index = searcher.Index(again, ["a"])
     assert index.bm25(tokenize("纠错率"), ["a"], 1)[0][0].text == "综合纠错率达29.8%"
     (tmp_path / pack.name / "rows.npy").write_bytes(b"not numpy")
-    assert derived.Shelf(tmp_path).packs() == []  # unreadable: skipped, so its report is read from the store
-    assert derived.Shelf(tmp_path).names() == [] and not (tmp_path / pack.name).exists()  # and cleared away
+    assert Shelf(tmp_path).packs() == []  # unreadable: skipped, so its report is read from the store
+    assert Shelf(tmp_path).names() == [] and not (tmp_path / pack.name).exists()  # and cleared away
 
 
 def test_a_new_process_searches_from_the_packs_on_disk(services, monkeypatch) -> None:
@@ -116,36 +117,36 @@ def test_a_new_process_searches_from_the_packs_on_disk(services, monkeypatch) ->
 
 
 def test_compaction_merges_the_smallest_packs_and_rewrites_mostly_dead_ones(tmp_path: Path) -> None:
-    shelf = derived.Shelf(tmp_path)
-    keys = [f"r{i}" for i in range(derived.MERGE_PACKS + 2)]
+    shelf = Shelf(tmp_path)
+    keys = [f"r{i}" for i in range(packs.MERGE_PACKS + 2)]
     for key in keys:  # one pack per ingested report, as a long `qa ingest` leaves them
-        shelf.add(derived.Pack.build([piece(key, TEXTS["a"])], 4))
-    index = derived.Index(shelf.packs(), keys)
+        shelf.add(packs.Pack.build([piece(key, TEXTS["a"])], 4))
+    index = searcher.Index(shelf.packs(), keys)
     before = {c.id: s for c, s in index.bm25(tokenize("行政复议案件"), keys, 100)}
     assert shelf.compact(index)
-    index = derived.Index(derived.Shelf(tmp_path).packs(), keys)  # what the next process loads
-    assert len(index.packs) < derived.MERGE_PACKS and index.dead_rows == 0
+    index = searcher.Index(Shelf(tmp_path).packs(), keys)  # what the next process loads
+    assert len(index.packs) < packs.MERGE_PACKS and index.dead_rows == 0
     assert {c.id: s for c, s in index.bm25(tokenize("行政复议案件"), keys, 100)} == pytest.approx(before)
 
     # most reports of the merged pack removed: it is rewritten with the alive rows only
     merged = max(index.packs, key=lambda p: p.n_rows)
     gone = merged.keys[1:]
     alive = [k for k in keys if k not in gone]
-    index = derived.Index(shelf.packs(), alive)
+    index = searcher.Index(shelf.packs(), alive)
     assert index.dead_rows == len(gone) * len(TEXTS["a"])
     assert shelf.compact(index)
-    index = derived.Index(derived.Shelf(tmp_path).packs(), alive)
+    index = searcher.Index(Shelf(tmp_path).packs(), alive)
     assert index.dead_rows == 0 and sorted(index.where) == sorted(alive)
 
 
 def test_a_wide_selection_scores_as_a_narrow_one(monkeypatch) -> None:
     """Many reports are scored a pack at a time with a mask, a few range by range: the same results."""
     pieces = [piece(k, TEXTS[k]) for k in TEXTS]
-    index = derived.Index([derived.Pack.build(pieces, 4)], TEXTS)
+    index = searcher.Index([packs.Pack.build(pieces, 4)], TEXTS)
     query = np.array([0.3, -1.0, 0.2, 0.5], dtype=np.float32)
     chosen = ["a", "c"]
     narrow = (index.dense(query, chosen, 10), index.bm25(tokenize("行政复议 欠薪"), chosen, 10))
-    monkeypatch.setattr(derived, "SMALL_SELECTION", 0)
+    monkeypatch.setattr(searcher, "SMALL_SELECTION", 0)
     wide = (index.dense(query, chosen, 10), index.bm25(tokenize("行政复议 欠薪"), chosen, 10))
     for got, expected in zip(wide, narrow, strict=True):
         assert [c.id for c, _ in got] == [c.id for c, _ in expected]
@@ -169,7 +170,7 @@ def test_a_reader_reads_a_report_again_when_no_pack_holds_it_any_more(services, 
     assert reader.search(question, k=5, report_ids=[report]).hits
     services.store.remove_report(report)
     reader.index(services.store.reports())  # the reader's next search after the removal
-    assert not any(report in p.keys[0] for p in derived.Shelf(services.store.index_dir).packs())
+    assert not any(report in p.keys[0] for p in Shelf(services.store.index_dir).packs())
     monkeypatch.setattr(
         qa.ingest.pipeline, "keep_index", lambda *args, **kwargs: None
     )  # read before the pack lands
@@ -191,7 +192,7 @@ def test_a_reader_with_an_older_view_never_compacts_away_a_newer_report(services
     older = services.store.reports()
     ingest_paths([DOCS / "luojiang_2024.txt"], services.store, services.embedder, services.settings)
     reader.index(older)  # built from the older registry and today's packs
-    held = {k.split("\t")[0] for p in derived.Shelf(services.store.index_dir).packs() for k in p.keys}
+    held = {k.split("\t")[0] for p in Shelf(services.store.index_dir).packs() for k in p.keys}
     assert held == {"zichuan_2024.txt", "luojiang_2024.txt"}
 
 
@@ -242,10 +243,10 @@ def test_a_damaged_pack_is_found_when_loaded_dropped_and_named(
     written with it, and without one (a pack written before checksums) by the checks on its contents."""
     import json
 
-    shelf = derived.Shelf(tmp_path, dim=4)
+    shelf = Shelf(tmp_path, dim=4)
     kept, hurt = (
-        derived.Pack.build([piece("a", TEXTS["a"])], 4),
-        derived.Pack.build([piece("b", TEXTS["b"])], 4),
+        packs.Pack.build([piece("a", TEXTS["a"])], 4),
+        packs.Pack.build([piece("b", TEXTS["b"])], 4),
     )
     shelf.add(kept)
     shelf.add(hurt)
@@ -255,7 +256,7 @@ def test_a_damaged_pack_is_found_when_loaded_dropped_and_named(
         (tmp_path / "manifest.json").write_text(json.dumps({"packs": manifest["packs"]}))
     _damage(tmp_path / hurt.name, how)
 
-    reader = derived.Shelf(tmp_path, dim=4)  # another process
+    reader = Shelf(tmp_path, dim=4)  # another process
     assert [p.name for p in reader.packs()] == [kept.name]
     (damage,) = reader.take_damage()
     unnamed = how in ("garbage", "folder missing")  # its list of reports cannot be read either
@@ -265,8 +266,8 @@ def test_a_damaged_pack_is_found_when_loaded_dropped_and_named(
     if checksums and how != "folder missing":
         assert "checksum mismatch" in damage.why
     assert reader.packs() and not reader.take_damage()  # said once: it is out of the manifest
-    assert derived.Shelf(tmp_path).names() == [kept.name] and not (tmp_path / hurt.name).exists()
-    index = derived.Index(reader.packs(), ["a"])  # what is left searches as before
+    assert Shelf(tmp_path).names() == [kept.name] and not (tmp_path / hurt.name).exists()
+    index = searcher.Index(reader.packs(), ["a"])  # what is left searches as before
     assert index.bm25(tokenize("纠错率"), ["a"], 1)[0][0].text == "综合纠错率达29.8%"
 
 
@@ -274,10 +275,10 @@ def test_a_vector_without_a_direction_is_never_ranked_by_dense_search() -> None:
     a = piece("a", TEXTS["a"])
     a.vectors[1] = 0.0  # zero, as a broken embedder may return
     a.vectors[2] = np.nan
-    pack = derived.Pack.build([a], 4)
+    pack = packs.Pack.build([a], 4)
     assert pack.has_vector.tolist() == [True, False, False]
     pack.check(4)  # and the pack is sound
-    got = derived.Index([pack], ["a"]).dense(np.array([1.0, 0, 0, 0], dtype=np.float32), ["a"], 10)
+    got = searcher.Index([pack], ["a"]).dense(np.array([1.0, 0, 0, 0], dtype=np.float32), ["a"], 10)
     assert [c.text for c, _ in got] == [TEXTS["a"][0]]
 
 
@@ -303,7 +304,7 @@ def test_qa_ask_and_qa_ingest_over_a_damaged_pack(tmp_path: Path, how: str) -> N
     env = {"QA_DATA_DIR": str(data_dir)}
     files = [str(DOCS / "zichuan_2024.txt"), str(DOCS / "luojiang_2024.txt")]
     assert run_cli("ingest", *files, env=env).returncode == 0
-    index_dir = next((data_dir / "index").iterdir()) / derived.built_by()
+    index_dir = next((data_dir / "index").iterdir()) / packs.built_by()
     question = "淄川区办理行政复议案件多少件？"
 
     _damage(_pack_of(index_dir, "zichuan_2024.txt"), how)
@@ -340,7 +341,7 @@ def test_qa_ingest_repairs_a_store_whose_packs_are_all_damaged(tmp_path: Path) -
     env = {"QA_DATA_DIR": str(data_dir)}
     names = ["zichuan_2024.txt", "luojiang_2024.txt"]
     assert run_cli("ingest", *(str(DOCS / n) for n in names), env=env).returncode == 0
-    index_dir = next((data_dir / "index").iterdir()) / derived.built_by()
+    index_dir = next((data_dir / "index").iterdir()) / packs.built_by()
     manifest = json.loads((index_dir / "manifest.json").read_text())
     for name in manifest["packs"]:
         _damage(index_dir / name, "posting rows out of range")
@@ -355,7 +356,7 @@ def test_qa_ingest_repairs_a_store_whose_packs_are_all_damaged(tmp_path: Path) -
         (line,) = [x for x in ingested.stderr.splitlines() if name in x]
         assert line.split()[0] == "updated"
         assert "repaired: its index pack was damaged: postings point beyond the pack's" in line
-    assert sorted(k.split("\t")[0] for p in derived.Shelf(index_dir).packs() for k in p.keys) == sorted(names)
+    assert sorted(k.split("\t")[0] for p in Shelf(index_dir).packs() for k in p.keys) == sorted(names)
     asked = run_cli("ask", "洛江区新收行政复议申请多少件？", env=env)
     assert "121件" in asked.stdout and "damaged" not in asked.stderr
 
@@ -369,7 +370,7 @@ def test_an_index_built_by_other_code_is_built_again_and_says_so(tmp_path: Path)
     env = {"QA_DATA_DIR": str(data_dir)}
     assert run_cli("ingest", str(DOCS / "zichuan_2024.txt"), env=env).returncode == 0
     embedder_dir = next((data_dir / "index").iterdir())
-    current = embedder_dir / derived.built_by()
+    current = embedder_dir / packs.built_by()
     assert (current / "manifest.json").exists()
     old = embedder_dir / "built-000000000000"  # as another version of the code left it
     current.rename(old)

@@ -24,26 +24,22 @@ import hashlib
 import json
 import logging
 import os
-import re
-import shutil
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa.core.files import atomic_write
 from qa.core.schemas import Chunk
-from qa.core.text import folded
+from qa.index.tokens import tokenize
 
 if TYPE_CHECKING:
-    from qa.compare.table import Cell
+    pass
 
 log = logging.getLogger(__name__)
 
-K1, B = 1.5, 0.75  # bm25s's defaults (method "lucene")
 _COLUMNS = (
     "id",
     "report_id",
@@ -59,7 +55,6 @@ _COLUMNS = (
 )
 MERGE_PACKS = 12  # more packs than this: the smallest are merged
 MAX_PACK_ROWS = 12_000  # chunks: packs are built and merged up to this size (bounds memory at any scale)
-SMALL_SELECTION = 4000  # rows: a selection this small is scored range by range, not with a whole-pack mask
 UNIT_TOLERANCE = 1e-3  # a stored vector's length may differ from 1 by this much (float32 rounding)
 
 
@@ -68,11 +63,13 @@ UNIT_TOLERANCE = 1e-3  # a stored vector's length may differ from 1 by this much
 # fingerprint of it (store.index_dir), so a change to any of them is a new, empty index that each report is
 # packed into again from the store, instead of old postings or cells served as current.
 BUILT_BY = (
+    "qa.index.tokens",
     "qa.index.packs",
     "qa.compare.table",
     "qa.genre.indicators",
     "qa.genre.figures",
     "qa.genre.numbers",
+    "qa.genre.outline",
     "qa.core.text",
 )
 
@@ -112,26 +109,6 @@ def stale_indexes(folder: Path) -> list[Path]:
 
 class PackDamaged(ValueError):
     """A pack on disk that cannot be used as it is: unreadable, not what was written, or inconsistent."""
-
-
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
-_WORD = re.compile(r"[a-z]+|\d+(?:\.\d+)?")
-# Question scaffolding that says nothing about the passage sought.
-_STOP = frozenset(
-    "的 了 是 在 和 与 及 对 把 被 吗 呢 吧 啊 请 问 多少 什么 哪些 哪个 哪里 如何 怎么 怎样 是否 有没有 几 个 分别 情况 方面 "
-    "请问 一下 主要 具体 哪 些 有 有哪 哪些 年度 报告 其中".split()
-)
-
-
-def tokenize(text: str) -> list[str]:
-    """CJK unigrams + bigrams, ASCII words and numbers (decimals kept whole): BM25's terms."""
-    text = folded(text)
-    tokens: list[str] = []
-    for run in _CJK_RUN.findall(text):
-        tokens.extend(ch for ch in run if ch not in _STOP)
-        tokens.extend(run[i : i + 2] for i in range(len(run) - 1) if run[i : i + 2] not in _STOP)
-    tokens.extend(_WORD.findall(text))
-    return tokens
 
 
 def key(report_id: str, version: str) -> str:
@@ -422,394 +399,3 @@ def _postings(terms: np.ndarray, rows: np.ndarray, n_rows: int, n_terms: int):
     indptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(np.bincount(term, minlength=n_terms), out=indptr[1:])
     return indptr, row.astype(np.int32), tf.astype(np.float32)
-
-
-# ---- the index a process searches ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Span:
-    pack: int
-    start: int
-    end: int
-
-
-class Index:
-    """Packs + which rows are alive; BM25 and exact dense search over any set of report versions."""
-
-    def __init__(self, packs: Sequence[Pack], wanted: Iterable[str] | Mapping[str, bool]) -> None:
-        """wanted: the active keys; as a mapping, key → whether its rows with vectors are to be used (a
-        report whose vectors came after its keywords is in an older pack without them, and a newer one)."""
-        self.packs = list(packs)
-        need = dict(wanted) if isinstance(wanted, Mapping) else dict.fromkeys(wanted, False)
-        self.where: dict[str, Span] = {}
-        self.alive = [np.zeros(p.n_rows, dtype=bool) for p in self.packs]
-        for pi, pack in enumerate(self.packs):
-            for i, key in enumerate(pack.keys):
-                if key not in need:
-                    continue
-                s, e = int(pack.starts[i]), int(pack.starts[i + 1])
-                has = e > s and bool(pack.has_vector[s])
-                held = self.where.get(key)
-                if held is None or (need[key] and has and not self.packs[held.pack].has_vector[held.start]):
-                    if held is not None:
-                        self.alive[held.pack][held.start : held.end] = False
-                    self.where[key] = Span(pi, s, e)
-                    self.alive[pi][s:e] = True
-        self.n_docs = int(sum(a.sum() for a in self.alive))
-        total = sum(float(p.doc_len[a].sum()) for p, a in zip(self.packs, self.alive, strict=True))
-        self.avgdl = total / self.n_docs if self.n_docs else 1.0
-        self._full = [bool(a.all()) for a in self.alive]
-        self._vocabulary: frozenset[str] | None = None
-
-    @property
-    def dead_rows(self) -> int:
-        return sum(p.n_rows for p in self.packs) - self.n_docs
-
-    def spans(self, keys: Iterable[str]) -> list[Span]:
-        return sorted((self.where[k] for k in keys if k in self.where), key=lambda s: (s.pack, s.start))
-
-    def cells(self, indicator: str, keys: Iterable[str]) -> dict[str, tuple[Cell, Chunk]]:
-        """report id → (its comparison-table cell for the indicator, the chunk the cell quotes), for the
-        reports among keys that state it."""
-        return {chunk.report_id: (cell, chunk) for cell, chunk in self.all_cells(keys, indicator)}
-
-    def all_cells(self, keys: Iterable[str], indicator: str | None = None) -> list[tuple[Cell, Chunk]]:
-        """The comparison-table cells of these report versions (of one indicator, when given), each with the
-        chunk it quotes."""
-        from qa.compare.table import Cell, Other
-
-        out = []
-        for key in keys:
-            span = self.where.get(key)
-            if span is None:
-                continue
-            pack = self.packs[span.pack]
-            for cell in pack.cells.get(key, ()):
-                if indicator is not None and cell["indicator"] != indicator:
-                    continue
-                ids = pack.columns["id"][span.start : span.end]
-                if cell["chunk_id"] in ids:
-                    chunk = pack.chunk(span.start + ids.index(cell["chunk_id"]))
-                    others = tuple(Other(**o) for o in cell["others"])
-                    out.append((Cell(**{**cell, "others": others}), chunk))
-        return out
-
-    def vocabulary(self) -> frozenset[str]:
-        """Every token an alive row uses."""
-        if self._vocabulary is None:
-            terms: set[str] = set()
-            for pack, alive, full in zip(self.packs, self.alive, self._full, strict=True):
-                if full:
-                    terms.update(pack.vocab)
-                elif alive.any() and len(pack.rows):
-                    used = np.add.reduceat(
-                        alive[pack.rows].astype(np.int64), pack.indptr[:-1].clip(max=len(pack.rows) - 1)
-                    )
-                    used[np.diff(pack.indptr) == 0] = 0
-                    terms.update(t for t, u in zip(pack.vocab, used, strict=True) if u)
-            self._vocabulary = frozenset(terms)
-        return self._vocabulary
-
-    # ---- BM25 ----------------------------------------------------------------------------------
-
-    def bm25(self, tokens: Sequence[str], keys: Iterable[str], n: int) -> list[tuple[Chunk, float]]:
-        spans = self.spans(keys)
-        if not spans or not tokens or not self.n_docs:
-            return []
-        counts: dict[str, int] = {}
-        for t in tokens:
-            counts[t] = counts.get(t, 0) + 1
-        weights = {t: c * self._idf(t) for t, c in counts.items()}
-        weights = {t: w for t, w in weights.items() if w > 0}
-        if not weights:
-            return []
-        scored = [(pi, rows, scores) for pi, rows, scores in self._bm25_rows(weights, spans) if len(rows)]
-        return self._top(scored, n)
-
-    def _idf(self, term: str) -> float:
-        df = 0
-        for pack, alive, full in zip(self.packs, self.alive, self._full, strict=True):
-            t = pack.term_of.get(term)
-            if t is None:
-                continue
-            s, e = pack.indptr[t], pack.indptr[t + 1]
-            df += int(e - s) if full else int(alive[pack.rows[s:e]].sum())
-        return float(np.log(1 + (self.n_docs - df + 0.5) / (df + 0.5))) if df else 0.0
-
-    def _bm25_rows(self, weights: dict[str, float], spans: list[Span]):
-        """(pack, rows, scores) per pack: the selected rows with a score > 0."""
-        by_pack: dict[int, list[Span]] = {}
-        for span in spans:
-            by_pack.setdefault(span.pack, []).append(span)
-        for pi, pack_spans in by_pack.items():
-            pack = self.packs[pi]
-            selected = sum(s.end - s.start for s in pack_spans)
-            scores: dict[int, float] | np.ndarray
-            if selected <= SMALL_SELECTION:
-                parts_rows, parts_scores = [], []
-                for span in pack_spans:
-                    rows, scores = self._score_range(pack, weights, span.start, span.end)
-                    parts_rows.append(rows)
-                    parts_scores.append(scores)
-                rows, scores = np.concatenate(parts_rows), np.concatenate(parts_scores)
-            else:
-                mask = np.zeros(pack.n_rows, dtype=bool)
-                for span in pack_spans:
-                    mask[span.start : span.end] = True
-                rows, scores = self._score_range(pack, weights, 0, pack.n_rows)
-                keep = mask[rows]
-                rows, scores = rows[keep], scores[keep]
-            yield pi, rows, scores
-
-    def _score_range(self, pack: Pack, weights: dict[str, float], lo: int, hi: int):
-        gathered_rows, gathered = [], []
-        for term, weight in weights.items():
-            t = pack.term_of.get(term)
-            if t is None:
-                continue
-            s, e = int(pack.indptr[t]), int(pack.indptr[t + 1])
-            if lo > 0 or hi < pack.n_rows:
-                a, b = np.searchsorted(pack.rows[s:e], (lo, hi))
-                s, e = s + int(a), s + int(b)
-            if e <= s:
-                continue
-            rows, tf = pack.rows[s:e], pack.tf[s:e]
-            norm = K1 * ((1 - B) + B * pack.doc_len[rows] / self.avgdl)
-            gathered_rows.append(rows)
-            gathered.append(weight * tf / (norm + tf))
-        if not gathered:
-            return np.zeros(0, np.int64), np.zeros(0)
-        rows = np.concatenate(gathered_rows)
-        uniq, inverse = np.unique(rows, return_inverse=True)
-        return uniq, np.bincount(inverse, weights=np.concatenate(gathered))
-
-    # ---- dense ---------------------------------------------------------------------------------
-
-    def dense(self, unit: np.ndarray, keys: Iterable[str], n: int) -> list[tuple[Chunk, float]]:
-        """Exact cosine over the selected rows that have vectors: range by range for a few reports, one
-        product per pack (masked) for many."""
-        by_pack: dict[int, list[Span]] = {}
-        for span in self.spans(keys):
-            by_pack.setdefault(span.pack, []).append(span)
-        scored = []
-        for pi, spans in by_pack.items():
-            pack = self.packs[pi]
-            if sum(s.end - s.start for s in spans) > SMALL_SELECTION:
-                mask = np.zeros(pack.n_rows, dtype=bool)
-                for span in spans:
-                    mask[span.start : span.end] = True
-                rows = np.flatnonzero(mask & pack.has_vector)
-                if len(rows):
-                    scored.append((pi, rows, (np.asarray(pack.vectors) @ unit)[rows]))
-                continue
-            for span in spans:
-                rows = np.arange(span.start, span.end)[pack.has_vector[span.start : span.end]]
-                if len(rows):
-                    scored.append((pi, rows, np.asarray(pack.vectors[rows]) @ unit))
-        return self._top(scored, n)
-
-    def _top(self, scored: list[tuple[int, np.ndarray, np.ndarray]], n: int) -> list[tuple[Chunk, float]]:
-        """The n best rows; equal scores in (report, offset) order."""
-        if not scored:
-            return []
-        packs = np.concatenate([np.full(len(r), pi) for pi, r, _ in scored])
-        rows = np.concatenate([r for _, r, _ in scored])
-        scores = np.concatenate([s for _, _, s in scored]).astype(np.float64)
-        if len(scores) > n * 4:
-            cut = np.argpartition(-scores, n * 4)[: n * 4]
-            packs, rows, scores = packs[cut], rows[cut], scores[cut]
-        chunks = [self.packs[pi].chunk(int(r)) for pi, r in zip(packs, rows, strict=True)]
-        order = sorted(range(len(chunks)), key=lambda i: (-scores[i], chunks[i].report_id, chunks[i].start))[
-            :n
-        ]
-        return [(chunks[i], float(scores[i])) for i in order]
-
-
-# ---- packs on disk -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Damage:
-    """A pack found damaged on disk (and dropped): its reports are read from the store again."""
-
-    pack: str
-    keys: tuple[str, ...]  # the report versions it held, when its list could still be read
-    why: str
-
-    @property
-    def reports(self) -> list[str]:
-        return sorted({k.split("\t", 1)[0] for k in self.keys})
-
-    def describe(self) -> str:
-        held = f"for {', '.join(self.reports)}" if self.keys else self.pack
-        return f"index pack {held} was damaged: {self.why}"
-
-
-class Shelf:
-    """The packs on disk for one store and embedder (folder None, or a folder that cannot be written: the
-    packs live in this process's memory only). dim: the embedder's, which every pack's vectors must have."""
-
-    def __init__(self, folder: Path | None, dim: int | None = None) -> None:
-        self.folder = folder
-        self.dim = dim
-        self._loaded: dict[str, Pack] = {}
-        self._local: list[str] = []  # packs kept in memory only
-        self._warned = False
-        self._swept = False
-        self._damaged: list[Damage] = []  # found by packs(), until the caller takes them
-
-    def sweep_stale(self) -> int:
-        """Remove (once) what other versions of the pack code left beside this index, saying so in one line:
-        its reports are packed again from the store into this one. How many entries were removed."""
-        if self.folder is None or self._swept:
-            return 0
-        self._swept = True
-        stale = stale_indexes(self.folder)
-        for path in stale:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        if stale:
-            log.warning("warning: the search index in %s was built by another version of reportqa's text "
-                        "processing (tokenizer, comparison cells); it is built again from the store",
-                        self.folder.parent)  # fmt: skip
-        return len(stale)
-
-    def _lock(self):
-        import filelock
-
-        return filelock.FileLock(str(self.folder / "manifest.lock"), timeout=30, thread_local=False)
-
-    def _manifest(self) -> tuple[list[str], dict[str, str]]:
-        """(pack names, their SHA-256 where written) from manifest.json."""
-        if self.folder is None:
-            return [], {}
-        try:
-            manifest = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
-            names = [str(n) for n in manifest["packs"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return [], {}
-        sums = manifest.get("sha256")
-        return names, ({str(k): str(v) for k, v in sums.items()} if isinstance(sums, dict) else {})
-
-    def names(self) -> list[str]:
-        return self._manifest()[0]
-
-    def packs(self) -> list[Pack]:
-        """The packs named in the manifest, then this process's own. Each is checked when loaded
-        (Pack.load): a damaged one is dropped from disk and noted (take_damage); its reports are then held
-        by no pack, so they are read from the store again."""
-        listed, sums = self._manifest()
-        names = [*listed, *self._local]
-        for name in set(self._loaded) - set(names):  # merged away by another process
-            del self._loaded[name]
-        out, damaged = [], []
-        for name in names:
-            if name not in self._loaded:
-                try:
-                    self._loaded[name] = Pack.load(self.folder, name, sums.get(name), self.dim)
-                except (OSError, PackDamaged) as ex:
-                    if name not in self.names():  # merged away and deleted while we read it: not damage
-                        continue
-                    why = str(ex) if isinstance(ex, PackDamaged) else f"unreadable: {type(ex).__name__}: {ex}"
-                    damaged.append(Damage(name, _keys_of(self.folder / name), why))
-                    log.info("index pack %s is damaged (%s); its reports are read from the store", name, why)
-                    continue
-            out.append(self._loaded[name])
-        if damaged:
-            self._damaged.extend(damaged)
-            self.drop([d.pack for d in damaged])
-        return out
-
-    def take_damage(self) -> list[Damage]:
-        """The damaged packs found (and dropped) since the last call."""
-        damaged, self._damaged = self._damaged, []
-        return damaged
-
-    def add(self, pack: Pack) -> None:
-        self._loaded[pack.name] = pack
-
-        def write() -> None:
-            self._update(add={pack.name: pack.save(self.folder)})
-
-        if not self._persist(write):
-            self._local.append(pack.name)
-
-    def replace(self, merged: Pack, replaced: Sequence[str]) -> None:
-        """merged takes the place of the packs named (packs another process added meanwhile stay)."""
-        self.add(merged)
-        self.drop(replaced)
-
-    def drop(self, names: Sequence[str]) -> None:
-        for name in names:
-            self._loaded.pop(name, None)
-        self._local = [n for n in self._local if n not in set(names)]
-        if self.folder is None:
-            return
-        # listed, or still on disk (a pack whose folder went missing is taken out of the manifest too)
-        gone = [n for n in names if (self.folder / n).exists() or n in set(self.names())]
-        if gone and self._persist(lambda: self._update(remove=gone)):
-            for name in gone:
-                shutil.rmtree(self.folder / name, ignore_errors=True)
-
-    def compact(self, index: Index) -> bool:
-        """Drop packs no alive row is in; merge the smallest packs when there are more than MERGE_PACKS, and
-        rewrite a pack whose rows are mostly dead — never into a pack past MAX_PACK_ROWS alive rows, so a
-        merge's memory stays bounded whatever the library's size. True when the packs changed."""
-        packs, alive = index.packs, index.alive
-        live = [int(a.sum()) for a in alive]
-        empty = [p.name for p, n in zip(packs, live, strict=True) if n == 0]
-        if empty:
-            self.drop(empty)
-        kept = [i for i, n in enumerate(live) if n]
-        by_size = sorted(kept, key=lambda i: live[i])
-        chosen: list[int] = []
-        if len(kept) > MERGE_PACKS:
-            total = 0
-            for i in by_size:
-                if total + live[i] > MAX_PACK_ROWS and len(chosen) >= 2:
-                    break
-                chosen.append(i)
-                total += live[i]
-        if not chosen:  # mostly dead: rewritten alone, keeping its alive rows
-            chosen = [i for i in kept if live[i] * 2 < packs[i].n_rows][:1]
-        if chosen:
-            self.replace(Pack.merge([(packs[i], alive[i]) for i in chosen]), [packs[i].name for i in chosen])
-        return bool(empty or chosen)
-
-    def _persist(self, write) -> bool:
-        """Run a disk write; False (logged) when there is no folder or it cannot be written — a cache that
-        cannot be kept slows the next process down, it never stops this one."""
-        if self.folder is None:
-            return False
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            write()
-            return True
-        except Exception as ex:  # OSError, filelock.Timeout…
-            if not self._warned:  # once per process: every command would otherwise repeat it
-                self._warned = True
-                log.warning("warning: cannot keep the search index on disk in %s (%s); searches work, but each "
-                            "new process re-reads the reports it lacks: make the folder writable (it is under "
-                            "QA_DATA_DIR)", self.folder, ex)  # fmt: skip
-            return False
-
-    def _update(self, add: Mapping[str, str] | None = None, remove: Sequence[str] = ()) -> None:
-        """Rewrite the manifest under its lock: add packs (name → SHA-256), remove others."""
-        add = dict(add or {})
-        with self._lock():
-            listed, sums = self._manifest()
-            names = [n for n in listed if n not in set(remove)] + list(add)
-            sums = {n: v for n, v in {**sums, **add}.items() if n in set(names)}
-            atomic_write(self.folder / "manifest.json", json.dumps({"packs": names, "sha256": sums}))
-
-
-def _keys_of(where: Path) -> tuple[str, ...]:
-    """The report versions a (damaged) pack says it holds; () when even that cannot be read."""
-    try:
-        keys = json.loads((where / "pack.json").read_text(encoding="utf-8"))["keys"]
-    except Exception:  # garbage, a cut file, a list of the wrong shape: nothing to name
-        return ()
-    return tuple(keys) if isinstance(keys, list) and all(isinstance(k, str) for k in keys) else ()

@@ -21,8 +21,8 @@ import numpy as np
 from qa.core.config import Settings
 from qa.core.errors import EmptyIndexError
 from qa.core.schemas import Chunk, Hit, ReportRecord
-from qa.index import packs as derived
-from qa.index.packs import tokenize
+from qa.index import packs, searcher, shelf
+from qa.index.tokens import tokenize
 from qa.models.embeddings import Embedder
 from qa.question import scope
 from qa.question.scope import asks_across_reports
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_key = derived.key  # what the derived index is keyed by: report id + version
+_key = packs.key  # what the derived index is keyed by: report id + version
 
 
 @dataclass
@@ -45,7 +45,7 @@ class _Index:
     was built at (an index with damaged reports lives that long)."""
 
     signature: str
-    search: derived.Index
+    search: searcher.Index
     exact: bool  # dense search over the derived vectors (else Chroma's ANN query)
     damaged: dict[str, str] = field(default_factory=dict)  # report id → what is wrong (left out of the index)
     stamp: str = ""
@@ -73,7 +73,7 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self._index: _Index | None = None
-        self._shelf = derived.Shelf(store.index_dir, store.dim)
+        self._shelf = shelf.Shelf(store.index_dir, store.dim)
         if not store.read_only:
             self._shelf.sweep_stale()  # an index another version built: gone, this one is built again
         self._verified: set[str] = set()  # keys whose pack rows this process checked against the store
@@ -106,7 +106,7 @@ class Retriever:
         fresh, problems = self._add_packs(missing, wanted, state, signature)
         packs = [*packs, *fresh]  # not the manifest again: a pack loaded above may have been dropped since
         alive = {key: wanted[key].embedded for key in wanted if key not in problems}
-        search = self._compacted(derived.Index(packs, alive), fresh, alive, signature)
+        search = self._compacted(searcher.Index(packs, alive), fresh, alive, signature)
         absent = [key for key in alive if key not in search.where]
         if absent:  # a report with no rows would be a false "not mentioned", cached until the next write
             raise StoreChanged(f"the search index of {self.store.location} lost {len(absent)} reports while it "
@@ -118,7 +118,7 @@ class Retriever:
         return _Index(signature, search, exact, damaged_reports, stamp)
 
     def _unverified(self, wanted: dict[str, ReportRecord], state: dict[str, str],
-                    held: dict[str, tuple[derived.Pack, int, bool]]) -> list[str]:  # fmt: skip
+                    held: dict[str, tuple[packs.Pack, int, bool]]) -> list[str]:  # fmt: skip
         """The keys no loaded pack holds as this process verified them: to be read from the store. A pack's
         rows for a key are verified once, when their count is the count the store lists and holds."""
         # A key counts as held only when a pack this process has loaded holds it (with vectors, once the
@@ -138,12 +138,12 @@ class Retriever:
         return [key for key in wanted if key not in usable or state[key] not in self._verified]
 
     def _add_packs(self, missing: list[str], wanted: dict[str, ReportRecord], state: dict[str, str],
-                   signature: str) -> tuple[list[derived.Pack], dict[str, str]]:  # fmt: skip
+                   signature: str) -> tuple[list[packs.Pack], dict[str, str]]:  # fmt: skip
         """Read the missing keys from the store into new packs on the shelf. Returns the packs built here
         (searched even if another process drops them) and the damaged keys (key → what is wrong)."""
         problems: dict[str, str] = {}
-        fresh: list[derived.Pack] = []
-        for batch in _batches(missing, wanted, derived.MAX_PACK_ROWS):  # a pack each: memory stays bounded
+        fresh: list[packs.Pack] = []
+        for batch in _batches(missing, wanted, packs.MAX_PACK_ROWS):  # a pack each: memory stays bounded
             pieces = self._read_pieces([wanted[key] for key in batch])
             for key in batch:
                 got = len(pieces[key].chunks)
@@ -156,33 +156,33 @@ class Retriever:
                 )
             good = [pieces[key] for key in batch if key not in problems]
             if good:
-                fresh.append(derived.Pack.build(good, self.store.dim))
+                fresh.append(packs.Pack.build(good, self.store.dim))
                 self._shelf.add(fresh[-1])
                 self._verified.update(state[p.key] for p in good)
         return fresh, problems
 
-    def _compacted(self, search: derived.Index, fresh: Sequence[derived.Pack], alive: dict[str, bool],
-                   signature: str) -> derived.Index:  # fmt: skip
+    def _compacted(self, search: searcher.Index, fresh: Sequence[packs.Pack], alive: dict[str, bool],
+                   signature: str) -> searcher.Index:  # fmt: skip
         """The index over the shelf's packs once compacted, or as it was when compacting is not safe now."""
         # Compact only when the registry now is the one these records were read from: the packs were loaded
         # after the records, and a pack another process added meanwhile holds a report this view does not
         # know yet — compacting would drop it as dead. Every pack loaded is added after its report's flip, so
         # a registry read after loading them (same signature) knows every report they hold.
         if self.store.signature() == signature and self._shelf.compact(search):
-            compacted = derived.Index(self._with(self._shelf.packs(), fresh), alive)
+            compacted = searcher.Index(self._with(self._shelf.packs(), fresh), alive)
             # another process may have merged away what this one just merged: keep the packs in memory then
             if all(key in compacted.where for key in alive):
                 return compacted
         return search
 
     @staticmethod
-    def _with(packs: list[derived.Pack], fresh: Sequence[derived.Pack]) -> list[derived.Pack]:
+    def _with(packs: list[packs.Pack], fresh: Sequence[packs.Pack]) -> list[packs.Pack]:
         """The shelf's packs and the ones this process just built (another process may have merged or
         dropped those from the manifest already; their rows are what this search needs)."""
         names = {p.name for p in packs}
         return [*packs, *(p for p in fresh if p.name not in names)]
 
-    def _read_pieces(self, records: list[ReportRecord]) -> dict[str, derived.Piece]:
+    def _read_pieces(self, records: list[ReportRecord]) -> dict[str, packs.Piece]:
         """Read and tokenize the given reports' active versions from the store. A chunk counts for a report
         only when it carries the report's id (stores written before ids were keyed by report could share a
         version between two reports)."""
@@ -199,7 +199,7 @@ class Retriever:
             chunks = [c for c, _ in pairs]
             # a report still waiting for its vectors holds placeholders in Chroma: never searched by them
             vectors = np.vstack([v for _, v in pairs]) if pairs and key in embedded else None
-            pieces[key] = derived.Piece.of(key, chunks, vectors)
+            pieces[key] = packs.Piece.of(key, chunks, vectors)
         return pieces
 
     def cells(self, indicator: str, report_ids: Sequence[str]) -> dict:
@@ -386,10 +386,10 @@ class Retriever:
         return diversify(fused, k) if spread else fused[:k]
 
 
-def _held(packs: Sequence[derived.Pack]) -> dict[str, tuple[derived.Pack, int, bool]]:
+def _held(packs: Sequence[packs.Pack]) -> dict[str, tuple[packs.Pack, int, bool]]:
     """key → (the pack holding it, its row in that pack, whether those rows have vectors); a pack with
     vectors for a key wins over one with its keywords only."""
-    held: dict[str, tuple[derived.Pack, int, bool]] = {}
+    held: dict[str, tuple[packs.Pack, int, bool]] = {}
     for pack in packs:
         for i, key in enumerate(pack.keys):
             has = bool(pack.starts[i + 1] > pack.starts[i] and pack.has_vector[pack.starts[i]])

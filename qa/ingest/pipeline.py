@@ -15,7 +15,9 @@ import numpy as np
 from qa.core.config import Settings
 from qa.core.errors import InputError, QAError
 from qa.core.schemas import Chunk, Document, IngestResult, ReportRecord
-from qa.index.packs import Index, Pack, Piece, Shelf, key
+from qa.index.packs import Pack, Piece, key
+from qa.index.searcher import Index
+from qa.index.shelf import Shelf
 from qa.ingest import identity as metadata
 from qa.ingest import loaders
 from qa.ingest.chunking import chunk_document
