@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -151,3 +154,28 @@ def test_the_core_package_does_not_import_the_app() -> None:
         if re.search(r"^\s*(?:from|import) (?:app_pages|streamlit)\b", path.read_text(encoding="utf-8"), re.M)
     )
     assert not reaching, reaching
+
+
+# ---- what an offline answer loads ------------------------------------------------------------------------
+
+# An offline `qa ask` needs none of these: the LLM client and its HTTP stack, the prompt templates, the
+# summarizer and its Office exporters, the app.
+NOT_FOR_AN_OFFLINE_ANSWER = ("openai", "jinja2", "qa.models.llm", "qa.models.prompts", "qa.engines.chat",
+                             "qa.summary", "qa.evals", "docx", "openpyxl", "streamlit", "app_pages")  # fmt: skip
+
+
+def test_an_offline_ask_loads_no_model_client_templates_exporters_or_app(corpus_services) -> None:
+    probe = (
+        "import sys\nfrom qa.cli.main import main\n"
+        "code = main(['ask', '淄川区办理行政复议案件多少件？'])\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\nsys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, "QA_DATA_DIR": str(corpus_services.settings.data_dir)})  # fmt: skip
+    assert done.returncode == 0 and "151件" in done.stdout, done.stderr[-2000:]
+    loaded = set(done.stderr.split())
+    assert "qa.engines.offline" in loaded and "chromadb" in loaded  # the probe ran the real thing
+    wasted = sorted(
+        m for m in loaded if any(m == n or m.startswith(n + ".") for n in NOT_FOR_AN_OFFLINE_ANSWER)
+    )
+    assert not wasted, wasted
