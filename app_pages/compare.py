@@ -8,7 +8,8 @@ import streamlit as st
 
 from app_pages import ui, ui_compare
 from app_pages.common import empty_library, get_services, reports_multiselect, show_flash
-from qa.compare.columns import compared_records, report_columns
+from qa.api import Library
+from qa.compare.columns import compared_records
 from qa.compare.table import CompareTable, to_csv, to_markdown, to_xlsx
 from qa.core.office import CSV_MIME, XLSX_MIME
 from qa.wiring import Services
@@ -19,7 +20,7 @@ def library_table(location: str, signature: str) -> CompareTable:
     """The table over every report of the library; rebuilt only when a report is added, replaced or removed
     (the store's signature changes), not on every rerun of the page."""
     services = get_services()
-    return services.retriever.compare_table(report_columns(compared_records(services.store.reports())))
+    return Library(services.settings, services=services).compare()
 
 
 def comparison_table(services: Services) -> CompareTable | None:

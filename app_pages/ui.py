@@ -522,6 +522,7 @@ ERROR_TEXTS: dict[str, str] = {
     "input.not_found": "找不到这个文件或文件夹，请检查路径。",
     "input.is_folder": "这是一个文件夹，请选择文件。",
     "input.no_reports_in_folder": f"文件夹中没有报告文件（支持 {_TYPES_TEXT}）。",
+    "input.no_reports": "文档库中还没有可以对比的报告：请先在“文档库”页导入报告。",
     "input.bad_file_name": "文件名不是有效的 UTF-8 编码（报告以文件名区分）。请重命名文件后再导入。",
     "input.same_name": "与 {other} 文件名相同（报告以文件名区分）。请重命名其中一个后再导入。",
     "input.no_text_after_cleaning": "清洗后没有可检索的文字。请确认文件是报告全文。",

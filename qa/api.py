@@ -24,8 +24,10 @@ from qa.core.errors import InputError
 
 if TYPE_CHECKING:  # the heavy parts (chromadb, the embedder, openai) load on first use, not on import
     from qa.answer.pipeline import Turn
+    from qa.compare.table import CompareTable
     from qa.core.schemas import Answer, IngestResult, ReportRecord
     from qa.engines.base import Engine
+    from qa.index.retriever import SearchResult
     from qa.summary.summarize import Summary
     from qa.wiring import Services
 
@@ -120,6 +122,30 @@ class Library:
         if session:
             sessions.append(self.settings.data_dir, session, question, answer.text, answer.scope)
         return answer
+
+    def search(self, question: str, *, reports: Sequence[str] | None = None, regions: Sequence[str] | None = None,
+               years: Sequence[int] | None = None, k: int = 5, mode: str = "hybrid") -> SearchResult:  # fmt: skip
+        """The passages that best match a question (hybrid BM25 + dense by default), narrowed to the question's
+        scope and the filters, with a note when the scope names a report the library lacks."""
+        report_ids = [self.resolve(r) for r in reports] if reports else None
+        return self.services.retriever.search(question, k=k, report_ids=report_ids, regions=regions, years=years,
+                                              mode=mode)  # fmt: skip
+
+    def compare(self, reports: Sequence[str] | None = None) -> CompareTable:
+        """The catalogue indicators of the reports, one column each, every value quoted from its passage.
+        reports: the ones named, whatever their kind; default: every 法治 report (a work report or a bulletin
+        would be an empty column)."""
+        from qa.compare.columns import compared_records, report_columns
+
+        records = self.reports()
+        if reports:
+            wanted = {self.resolve(r) for r in reports}
+            records = [r for r in records if r.report_id in wanted]
+        else:
+            records = compared_records(records)
+        if not records:
+            raise InputError("no reports to compare; run `qa ingest PATH` first", code="input.no_reports")
+        return self.services.retriever.compare_table(report_columns(records))
 
     def remove(self, report: str) -> bool:
         """Remove a report and all its chunks. An InputError when the store has no such report (as `qa rm`

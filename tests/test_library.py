@@ -24,6 +24,13 @@ def test_a_notebook_ingests_asks_summarizes_and_removes(tmp_path: Path) -> None:
     follow_up = lib.ask("那洛江区呢？", session="nb")  # the session keeps the conversation
     assert "121件" in follow_up.text and all(c.report_id == "luojiang_2024.txt" for c in follow_up.citations)
     assert lib.ask("淄川区办理行政复议案件多少件？", reports=["luojiang_2024"]).refused  # a filter, by stem
+    hits = lib.search("行政复议案件", reports=["zichuan_2024"], k=3).hits  # passages, as `qa search`
+    assert hits and {h.chunk.report_id for h in hits} == {"zichuan_2024.txt"}
+    table = lib.compare()  # the comparison, as `qa compare`: a column per report, every value quoted
+    assert [c.report_id for c in table.reports] == ["luojiang_2024.txt", "zichuan_2024.txt"]
+    assert any(
+        cell.raw == "151件" for (_, report_id), cell in table.cells.items() if report_id == "zichuan_2024.txt"
+    )
     summary = lib.summarize("zichuan_2024.txt")
     assert summary.unverified == 0 and any(f.raw == "151件" for f in summary.key_figures)
     assert lib.remove("zichuan_2024") and [r.report_id for r in lib.reports()] == ["luojiang_2024.txt"]

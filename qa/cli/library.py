@@ -12,7 +12,6 @@ from rich.markup import escape
 from qa.cli import present
 from qa.cli.console import err, out, progress_bars
 from qa.core.config import Settings
-from qa.core.errors import InputError
 from qa.core.schemas import IngestResult
 
 if TYPE_CHECKING:
@@ -95,19 +94,9 @@ def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.compare.columns import compared_records, report_columns
     from qa.compare.table import to_csv, to_markdown, to_xlsx
 
-    lib = open_library(settings)
-    records = lib.reports()
-    if args.report:  # reports named are compared whatever their kind
-        wanted = {lib.resolve(r) for r in args.report}
-        records = [r for r in records if r.report_id in wanted]
-    else:  # the catalogue is a 法治 report's: work reports and bulletins would be empty columns
-        records = compared_records(records)
-    if not records:
-        raise InputError("no reports to compare; run `qa ingest PATH` first")
-    table = lib.services.retriever.compare_table(report_columns(records))
+    table = open_library(settings).compare(args.report)
     markdown = to_markdown(table)
     if args.out:
         from qa.core.files import atomic_write

@@ -15,11 +15,9 @@ from qa.core.config import Settings
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     lib = open_library(settings)
-    report_ids = [lib.resolve(r) for r in args.report] if args.report else None
     started = time.perf_counter()
-    result = lib.services.retriever.search(
-        args.question, k=args.k, report_ids=report_ids, regions=args.region, years=args.year, mode=args.mode
-    )
+    result = lib.search(args.question, reports=args.report, regions=args.region, years=args.year, k=args.k,
+                        mode=args.mode)  # fmt: skip
     ms = (time.perf_counter() - started) * 1000
     if args.json:
         present.search_json(args.question, result, ms)
