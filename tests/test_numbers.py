@@ -115,3 +115,29 @@ def test_a_change_of_a_rate_is_asked_in_percentage_points() -> None:
         "刑事案件破案率比上年提高7.6个百分点。", asked("刑事案件破案率比上年提高了多少？")
     )
     assert not states_asked_number("刑事案件破案率比上年提高7.6个百分点。", asked("刑事案件破案率是多少？"))
+
+
+def test_a_sum_must_be_stated_for_the_amount_asked_and_for_the_year_asked() -> None:
+    """城镇居民人均可支配收入 is not answered by 农村居民人均可支配收入 in the same sentence; a question about one
+    year is not answered by a figure over several (累计, 年均) — a wrong number with a citation is the worst
+    outcome, so the engine says 文中未提及 instead."""
+    from qa.answer.extractive import parse_question, states_asked_number
+    from qa.question.query import read
+
+    def asked(question: str):
+        return parse_question(read(question, []))
+
+    rural = "一般公共预算收入实现13.4亿元,增长17%;农村居民人均可支配收入实现16745元,增长7.2%。"
+    urban = "城镇居民人均可支配收入实现35210元,增长6.1%。"
+    assert not states_asked_number(rural, asked("辽阳县2019年城镇居民人均可支配收入是多少元？"))
+    assert states_asked_number(urban, asked("辽阳县2019年城镇居民人均可支配收入是多少元？"))
+    assert states_asked_number(rural, asked("辽阳县2019年一般公共预算收入是多少亿元？"))
+    assert states_asked_number(  # the amount named earlier in the sentence, its figure in a later clause
+        "全区人民调解纠纷案件共受理1661件,涉及金额5484.1213万元。", asked("洛江区人民调解涉及金额是多少？")
+    )
+    five_years = "预计全旗地区生产总值累计完成232.75亿元;一般公共预算收入累计完成25.32亿元。"
+    assert not states_asked_number(five_years, asked("东乌旗2021年当年的一般公共预算收入是多少亿元？"))
+    assert states_asked_number(five_years, asked("东乌旗五年来一般公共预算收入累计是多少亿元？"))
+    assert states_asked_number(
+        "一般公共预算收入完成5.1亿元。", asked("东乌旗2021年一般公共预算收入是多少亿元？")
+    )

@@ -3,6 +3,8 @@ Pure functions over registry records (no store needed)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from qa.answer.pipeline import Turn, plan
@@ -203,3 +205,74 @@ def test_reports_of_one_place_are_told_apart_where_answers_name_them() -> None:
         record("b.txt", ("山东省", "淄博市", "淄川区"), 2024),
     ]
     assert labels(twins) == {"a.txt": "淄川区（a.txt）", "b.txt": "淄川区（b.txt）"}
+
+
+# ---- refusing only on evidence: the genre's forms, not one report's sentence --------------------------------
+
+
+def with_meta(base: ReportRecord, **changes) -> ReportRecord:
+    return ReportRecord(base.report_id, base.version, dataclasses.replace(base.meta, **changes), n_chunks=3)
+
+
+def test_a_year_inside_a_date_dates_a_figure_and_chooses_no_report() -> None:
+    """截至2023年3月15日 asked of a 2022 report: the date is the figure's, the report is still the one asked."""
+    assert scope.parse("截至2023年3月15日，淄川区周例会开了多少期？", LIBRARY).years == ()
+    assert scope.parse("淄川区2023年12月办理了多少件？", LIBRARY).years == ()
+    assert scope.parse("淄川区2023年办理行政复议案件多少件？", LIBRARY).years == (2023,)
+    assert routed("截至2025年1月10日，淄川区周例会开了多少期？").reports == ("zichuan.txt",)
+
+
+@pytest.mark.parametrize(
+    ("kind", "covered"), [("政府工作报告", True), ("法治报告", False), ("统计公报", False)]
+)
+def test_a_work_report_covers_the_year_it_reviews(kind: str, covered: bool) -> None:
+    """A 政府工作报告 delivered in 2025 reviews 2024 (过去一年); a 法治 report of 2025 is about 2025 only."""
+    library = [with_meta(record("zhongning.txt", ("宁夏回族自治区", "中卫市", "中宁县"), 2025), kind=kind)]
+    question = "中宁县2024年地区生产总值是多少？"
+    route = scope.route(scope.parse(question, library), question, library)
+    assert (route.reports == ("zhongning.txt",)) is covered
+    assert covered or "中宁县的报告是2025年度的" in route.refusal
+
+
+@pytest.mark.parametrize(
+    ("opening", "asked", "answers"),
+    [
+        ("2021年,司法厅坚持以习近平新时代中国特色社会主义思想为指导", "四川省司法厅", True),
+        ("2024年,区教育局认真学习贯彻习近平法治思想", "成都市武侯区教育局", True),
+        ("2022年,县市场监督管理局深入贯彻落实", "泾源县市场监管局", True),  # the genre's abbreviation
+        ("2021年,省公安厅坚持以习近平新时代中国特色社会主义思想为指导", "四川省司法厅", False),
+    ],
+)
+def test_a_department_report_whose_issuer_was_not_read_answers_by_how_it_names_itself(
+    opening: str, asked: str, answers: bool
+) -> None:
+    """A headerless department report says who it is in its opening (司法厅…, 区教育局…): a question naming
+    that department of the report's place is about it; another department of the place is not."""
+    g = gazetteer.load()
+    place = next(p for p in ("四川省", "武侯区", "泾源县") if asked.startswith(p) or p in asked)
+    path = {
+        "四川省": ("四川省",),
+        "武侯区": ("四川省", "成都市", "武侯区"),
+        "泾源县": ("宁夏回族自治区", "固原市", "泾源县"),
+    }
+    library = [
+        with_meta(record("dept.txt", path[place], 2024, code=g.lookup(place)[0]), issuer="", issuer_kind="")
+    ]
+    question = f"{asked}2024年办理了多少件？"
+    route = scope.route(scope.parse(question, library), question, library, text_of=lambda _: opening + "。")
+    assert (route.reports == ("dept.txt",)) is answers, route
+    if not answers:  # the refusal says what the library holds for the place instead
+        assert f"资料库中没有{asked}的报告；" in route.refusal and "有：" in route.refusal
+
+
+def test_a_township_report_is_found_by_the_place_its_title_names() -> None:
+    """下洋镇 is below the gazetteer's counties: its report (no region read) is named by its title, and the county
+    written before it (徐闻县下洋镇) says where the township is, not another report to look for."""
+    base = record("town.txt", ("山东省", "淄博市", "淄川区"), 2023)
+    town = with_meta(
+        base, title="下洋镇2023年法治政府建设年度报告", region="", region_code="", region_path=(), issuer=""
+    )
+    library = [town, *LIBRARY]
+    for question in ("徐闻县下洋镇2023年举办了几次法治讲座？", "下洋镇2023年举办了几次法治讲座？"):
+        route = scope.route(scope.parse(question, library), question, library)
+        assert route.reports == ("town.txt",), (question, route)

@@ -18,7 +18,7 @@ from qa.core.text import folded, without_footnote_marks
 from qa.genre import parts
 from qa.genre.numbers import find_numbers
 from qa.genre.outline import heading_level, without_level_1
-from qa.question.query import PERCENTS, Query
+from qa.question.query import MULTI_YEAR, PERCENTS, Query
 
 REFUSAL = "文中未提及"
 _INTERROGATIVES = re.compile(
@@ -133,6 +133,10 @@ class Asked:
     counted: str | None = None  # "法律明白人" in "多少名法律明白人": a count must be of that
     part: str | None = None  # plans | problems: the question is about that part of a report
     wants_list: bool = False
+    amount: str | None = (
+        None  # 城镇居民人均可支配收入 in 城镇居民人均可支配收入是多少元: the sum must be of that
+    )
+    one_year: bool = False  # about one year: a figure over several (累计, 年均) does not answer it
 
 
 def parse_question(query: Query, drop: Sequence[str] = (), known: Collection[str] | None = None) -> Asked:
@@ -150,6 +154,8 @@ def parse_question(query: Query, drop: Sequence[str] = (), known: Collection[str
         counted=noun,
         part=query.part,
         wants_list=query.wants_list,
+        amount=query.amount,
+        one_year=query.one_year,
     )
 
 
@@ -161,6 +167,13 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
     numbers = [n for n in find_numbers(sentence) if n.unit != "date"]
     # "有多少" with no unit: any count or amount — but a percentage does not say how many
     candidates = [n for n in numbers if (n.unit in asked.units if asked.units else n.unit not in PERCENTS)]
+    if asked.one_year:  # 2021年当年的收入 is not 累计完成25.32亿元 (five years together)
+        candidates = [n for n in candidates if not MULTI_YEAR.search(_clause_before(sentence, n.start))]
+    if asked.amount:  # a sum stated for the amount asked (城镇居民…收入), not another (农村居民…收入)
+        head, tail = asked.amount[:2], asked.amount[-4:]  # tail in the number's clause, head before it
+        candidates = [
+            n for n in candidates if tail in _clause_before(sentence, n.start) and head in sentence[: n.start]
+        ]
     if not candidates:
         return False
     # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone

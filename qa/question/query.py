@@ -83,6 +83,15 @@ def sub_questions(question: str) -> list[str]:
     return asking if len(asking) > 1 else [question]
 
 
+# The amount asked about, in the words right before the asking word: 城镇居民人均可支配收入 in
+# 城镇居民人均可支配收入是多少元.
+_AMOUNT_ASKED = re.compile(
+    r"([\u4e00-\u9fff]{2,16}?)(?:大概|大约|大致|约|总计|合计|累计|一共|总共|共)?(?:是|为|达到|达|有)?(?:多少|几)"
+)
+# A figure over several years (累计完成…, 年均增长…, 五年来…) does not answer a question about one year.
+MULTI_YEAR = re.compile(r"累计|年均|五年来|近五年|过去五年")
+
+
 @dataclass(frozen=True)
 class Query:
     """asked: the words as typed; text: the question as retrieval and the engines read it (a follow-up
@@ -111,6 +120,26 @@ class Query:
         the reports use)."""
         match = _COUNTED.search(folded(self.text))
         return match.group(1) if match else None
+
+    @cached_property
+    def amount(self) -> str | None:
+        """For a question about a sum of money (units 元): the amount it names (城镇居民人均可支配收入), as
+        written before 是多少/多少, without place and year; a number must be stated for it."""
+        if self.units is None or self.units != frozenset({"元"}):
+            return None
+        # the time is the question's scope, not part of the amount's name
+        text = re.sub(r"(?:19|20)\d{2}\s*年(?:度)?|当年|全年|今年|去年|上年|本年", " ", folded(self.text))
+        text = MULTI_YEAR.sub(" ", text)
+        for place in self.scope.places:
+            text = text.replace(place.text + place.issuer, " ").replace(place.text, " ")
+        match = _AMOUNT_ASKED.search(text)
+        noun = re.split(r"[的了]", match.group(1))[-1] if match else ""  # 给企业兑现的惠企资金 → 惠企资金
+        return noun if len(noun) >= 2 else None
+
+    @cached_property
+    def one_year(self) -> bool:
+        """About one year (淄川区2024年…), not a total or average over several (累计, 年均, 五年来…)."""
+        return bool(self.scope.years) and not MULTI_YEAR.search(self.text)
 
     @cached_property
     def part(self) -> str | None:

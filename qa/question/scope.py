@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 from qa.core.naming import label_of as _label
 from qa.core.schemas import ReportRecord
 from qa.core.text import nfkc, normalize
-from qa.genre import gazetteer, parts
+from qa.genre import gazetteer, kinds, parts
 from qa.genre.gazetteer import Gazetteer
 
 # A year that is not the one asked about: inside 《…》, a span (2021—2025年).
 _NOT_ASKED_YEAR = re.compile(r"《[^》]{0,80}》|(?:19|20)\d{2}\s*[-—–~至到]\s*(?:19|20)?\d{2}\s*年?")
-_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+# A year asked about; a year that is part of a date (截至2023年3月15日) dates a figure, it does not choose a report.
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年(?!\s*\d{1,2}\s*月)")
+# An organ named in a report's opening (2021年,司法厅坚持…; 区教育局认真…): the report speaking of itself.
+_ORGAN = re.compile(r"[\u4e00-\u9fff]{1,14}?(?:分局|局|厅|委员会|委|办公室|办)")
+OPENING = 200  # characters of a report's text where it names itself
+# A place below the county (a township, a street, a zone) named in a report's title or label.
+_LOCAL_PLACE = re.compile(r"[\u4e00-\u9fff]{2,8}?(?:镇|乡|街道|新区|开发区|高新区)")
 # A department named right after a place: 泾源县公安局, 福建省人社厅, 镇江市司法局.
 _DEPARTMENT = re.compile(r"^([^\W\d_的和与及、]{1,8}?(?:局|厅|委员会|办公室))")
 _NATIONAL = re.compile(r"^(?:请问)?\s*(?:全国|我国|中国)|(?:全国|我国)(?:范围|总|一共|合计|共|的|各地)")
@@ -99,6 +105,9 @@ def _library_names(record: ReportRecord) -> set[str]:
     division = gazetteer.load().get(meta.region_code) if meta.region_code else None
     if meta.region and (division is None or division.name != meta.region):
         names |= {meta.region, meta.issuer, re.sub(r"(新区|开发区|高新区)$", "", meta.region)}
+    if not meta.region:  # no place read: the one its title names (下洋镇2023年法治政府建设年度报告)
+        found = _LOCAL_PLACE.match(normalize(meta.title or ""))
+        names |= {found.group(0)} if found else set()
     stem = record.report_id.rsplit(".", 1)[0]
     return {normalize(n) for n in names if n and len(n) >= 2} | (
         {normalize(stem)} if len(stem) >= 4 else set()
@@ -111,6 +120,8 @@ def parse(question: str, records: Sequence[ReportRecord], g: Gazetteer | None = 
     q = normalize(question)
     places = _with_departments(q, _divisions_named(q, records, g))
     more, named_reports = _library_names_in(q, records, "".join(p.text for p in places))
+    # 徐闻县下洋镇: the division written right before a library's own place is where that place is, not a scope
+    places = [p for p in places if not any(q.find(p.text) + len(p.text) == q.find(o.text) for o in more)]
     places = sorted([*places, *more], key=lambda p: q.find(p.text))
     years = tuple(dict.fromkeys(int(y) for y in _YEAR.findall(_NOT_ASKED_YEAR.sub(" ", q))))
     return Scope(
@@ -182,7 +193,8 @@ def for_turn(question: str, previous: Scope | None, records: Sequence[ReportReco
 # ---- routing ---------------------------------------------------------------------------------------
 
 
-def _place_reports(place: PlaceRef, records: Sequence[ReportRecord], g: Gazetteer) -> list[ReportRecord]:
+def _place_reports(place: PlaceRef, records: Sequence[ReportRecord], g: Gazetteer,
+                   text_of: Callable[[str], str] | None = None) -> list[ReportRecord]:  # fmt: skip
     out = []
     for record in records:
         meta = record.meta
@@ -192,10 +204,23 @@ def _place_reports(place: PlaceRef, records: Sequence[ReportRecord], g: Gazettee
             and (g.divisions[meta.region_code].name == meta.region)
         )
         if own_division or record.report_id in place.reports:
-            if place.issuer and not _abbreviates(place.issuer, meta.issuer):
+            if place.issuer and not issued_by(place.issuer, record, text_of):
                 continue
             out.append(record)
     return out
+
+
+def issued_by(department: str, record: ReportRecord, text_of: Callable[[str], str] | None = None) -> bool:
+    """Is the report the department's? Its issuer as read, by the genre's abbreviations (人社厅 for
+    人力资源和社会保障厅, 市场监管局 for 市场监督管理局); or, when no issuer was read, the organ its opening
+    speaks as (2021年,司法厅坚持…; 区教育局认真…)."""
+    if record.meta.issuer:
+        return _abbreviates(department, record.meta.issuer)
+    if text_of is None:
+        return False
+    opening = normalize(text_of(record.report_id)[:OPENING])
+    return any(_abbreviates(department, organ) or _abbreviates(organ, department)
+               for organ in _ORGAN.findall(opening) if len(organ) >= 2)  # fmt: skip
 
 
 def _using_the_name(
@@ -232,11 +257,16 @@ def _abbreviates(short: str, full: str) -> bool:
 def covers_year(
     record: ReportRecord, year: int, question: str, text_of: Callable[[str], str] | None = None
 ) -> bool:
-    """A report covers the year it reports on, and the next one when asked about its plans; a report
-    whose year is unknown covers a year it mentions."""
+    """A report covers the year it reports on, the year before when its kind reviews it (a work report), and
+    the next one when asked about its plans; a report whose year is unknown covers a year it mentions."""
     if record.meta.year is None:
         return text_of is not None and f"{year}年" in text_of(record.report_id)
-    return year == record.meta.year or (year == record.meta.year + 1 and bool(parts.PLANS.search(question)))
+    reviewed = year == record.meta.year - 1 and record.meta.kind in kinds.REVIEWS_THE_YEAR_BEFORE
+    return (
+        year == record.meta.year
+        or reviewed
+        or (year == record.meta.year + 1 and bool(parts.PLANS.search(question)))
+    )
 
 
 def route(
@@ -310,15 +340,25 @@ def _named(scope: Scope, question: str, records: Sequence[ReportRecord], selecte
         named.append(record)
     for place in scope.places:
         # 山东省行政执法人员培训云平台 asked of a 淄川区 report: a name that report uses, not a place without one
-        found = _place_reports(place, records, g) or _using_the_name(place, question, records, g, text_of)
+        found = _place_reports(place, records, g, text_of) or _using_the_name(
+            place, question, records, g, text_of
+        )
         if not found:
-            issuer = f"{place.issuer}" if place.issuer else ""
-            return [], f"资料库中没有{place.text}{issuer}的报告"
+            return [], _no_report_for(place, records, g)
         inside = [r for r in found if r.report_id in selected_ids]
         if filtered and not inside:
             return [], conflict(place.text + place.issuer, found)
         named.extend(r for r in inside if r not in named)
     return named, ""
+
+
+def _no_report_for(place: PlaceRef, records: Sequence[ReportRecord], g: Gazetteer) -> str:
+    """No report of the place (and department) asked: what the library holds for the place instead."""
+    refusal = f"资料库中没有{place.text}{place.issuer}的报告"
+    if not place.issuer:
+        return refusal
+    held = _place_reports(PlaceRef(place.text, place.codes, place.reports), records, g)
+    return refusal + (f"；{place.text}有：{'、'.join(_label(r) for r in held)}的报告" if held else "")
 
 
 def _no_report_for_the_year(scope: Scope, pool: Sequence[ReportRecord], filtered: bool) -> str:
