@@ -205,3 +205,28 @@ def test_a_county_with_a_two_character_name_is_found_where_the_genre_names_it(ti
     body = f"{title}\n2024年,县政府坚持依法行政,加强管理县级财政。\n一、主要成效\n开展法治宣传。"
     meta = metadata.extract(Document("x.txt", "x.txt", body, "h", "txt"))
     assert meta.region_path == path
+
+
+def test_a_department_report_without_a_title_is_placed_by_the_level_it_speaks_at() -> None:
+    """区教育局…, 在区委区政府的领导下: a district's department, so the district the text names (杭州市上城区),
+    not the province its opening also cites (《浙江省…纲要》)."""
+    body = (
+        "2024年,区教育局认真学习贯彻《法治政府建设实施纲要(2021—2025年)》《浙江省法治政府建设实施纲要"
+        "(2021-2025年)》及区政府办公室下发《关于印发〈杭州市上城区2024年法治政府建设工作要点〉的通知》等要求,"
+        "在区委区政府的坚强领导下,扎实推进依法治教工作。\n一、主要举措\n全省首批试点。"
+    )
+    meta = metadata.extract(Document("dept.txt", "dept.txt", body, "h", "txt"))
+    assert meta.region_path == ("浙江省", "杭州市", "上城区")
+
+
+def test_the_year_before_an_organ_is_not_part_of_its_name() -> None:
+    meta = metadata.extract(
+        Document(
+            "w.txt",
+            "w.txt",
+            "2020年辽阳县人民政府工作报告\n各位代表:\n现在我代表县人民政府向大会报告工作。",
+            "h",
+            "txt",
+        )
+    )
+    assert meta.issuer == "辽阳县人民政府"

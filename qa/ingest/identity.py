@@ -32,6 +32,11 @@ _SELF_ORGAN = re.compile(
     r"^(?:[县区市州旗省盟]委[、和及]?)?[县区市州旗省盟](?:人民)?政府|^[县区市州旗省盟]委|^(?:我|本)[县区市州旗省盟](?!委)"
 )
 _SELF_WORDS = re.compile(r"(?:我|本|全)([县区市省旗州盟])")
+# The report's own organs by their level in its opening: 县委 / 区政府 (a government's report), 区教育局 /
+# 县市场监督管理局 (a department's), at a clause start or after 在 (在区委区政府的领导下).
+_LEVEL_ORGAN = re.compile(
+    r"(?:^|(?<=[,，。；、\n在]))([县区市旗州省])(?:委|政府|[\u4e00-\u9fff]{1,8}?(?:局|厅|委员会|办公室))"
+)
 _ZONE = re.compile(
     r"([\u4e00-\u9fff]{2,8}?(?:经济技术开发区|高新技术产业开发区|经济开发区|高新区|开发区|新区|试验区|示范区))"
 )
@@ -170,9 +175,7 @@ def find_place(title: str, issuer: str, header: str, body: str) -> Place | None:
     if not scores:
         return None
     self_level = Counter(m.group(1) for m in _SELF_WORDS.finditer(body))
-    self_level.update(
-        m.group()[0] for m in re.finditer(r"(?<![\u4e00-\u9fff])[县区市旗州省](?:委|政府)", body[:400])
-    )
+    self_level.update(m.group(1) for m in _LEVEL_ORGAN.finditer(body[:400]))
     parents = {c for m in g.mentions(addressees) for c in m.codes}
 
     def score(code: str) -> float:
@@ -196,8 +199,9 @@ def find_place(title: str, issuer: str, header: str, body: str) -> Place | None:
 
 
 def _organ(text: str) -> str:
+    """The first organ a text names; a 年 left from the year before it (2020年辽阳县人民政府) is not its name."""
     match = _ISSUER.search(text)
-    return match.group(1) if match else ""
+    return re.sub(r"^年度?", "", match.group(1)) if match else ""
 
 
 def find_issuer(title: str, body: str, header: str = "") -> str:
