@@ -19,12 +19,9 @@ from qa.genre import parts
 from qa.genre.numbers import find_numbers
 from qa.genre.outline import heading_level, without_level_1
 from qa.question.query import MULTI_YEAR, PERCENTS, Query
+from qa.question.words import INTERROGATIVES as _INTERROGATIVES
 
 REFUSAL = "文中未提及"
-_INTERROGATIVES = re.compile(
-    r"多少|几[个件次项名人场家所户年]?|什么|哪些|哪个|哪几|哪里|哪|如何|怎么|怎样|是否|有没有|有无|吗|呢|请问|"
-    r"具体|分别|情况|主要|一下|请|是|的|了|有|在|共|为|对|和|与|及|等|该|其|我|年度|报告|今年|去年|全年"
-)
 _CJK_RUN = re.compile(r"[\u3400-\u9fff]+")
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
 # Text addressed to a model rather than a reader is never quoted as an answer (prompt injection).
@@ -164,6 +161,21 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
     what is counted, a number attached to it (not 出庭应诉率 for 败诉率, not 1名法律顾问 for 法律明白人)?"""
     if asked.units is None:
         return True
+    candidates = _candidates(sentence, asked)
+    if not candidates:
+        return False
+    # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone
+    if asked.rate and "%" in asked.units:
+        percents = [n for n in candidates if n.unit in PERCENTS]
+        if percents and not any(asked.rate in sentence[max(0, n.start - 15) : n.start] for n in percents):
+            return False
+    counts = [n for n in candidates if n.unit not in PERCENTS]
+    return not (asked.counted and counts and not _counting(sentence, counts, asked.counted))
+
+
+def _candidates(sentence: str, asked: Asked) -> list:
+    """The sentence's numbers of the kind asked: the unit, for the year asked (not a figure over several),
+    for the amount asked."""
     numbers = [n for n in find_numbers(sentence) if n.unit != "date"]
     # "有多少" with no unit: any count or amount — but a percentage does not say how many
     candidates = [n for n in numbers if (n.unit in asked.units if asked.units else n.unit not in PERCENTS)]
@@ -174,27 +186,18 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
         candidates = [
             n for n in candidates if tail in _clause_before(sentence, n.start) and head in sentence[: n.start]
         ]
-    if not candidates:
-        return False
-    # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone
-    if asked.rate and "%" in asked.units:
-        percents = [n for n in candidates if n.unit in PERCENTS]
-        if percents and not any(asked.rate in sentence[max(0, n.start - 15) : n.start] for n in percents):
-            return False
-    if asked.counted:
-        counts = [n for n in candidates if n.unit not in PERCENTS]
-        noun = asked.counted
-        attached = [
-            n for n in counts
-            # counted thing right after the number (its first word, or its head: 3个片区 for 联合执法片区),
-            # or named just before it (培养“法律明白人”105人)
-            if sentence[n.end :].lstrip(_QUOTES).startswith((noun[:2], noun[-2:]))
-            # or named in the clause leading up to it, whole or by its head (法治专题讲座2次 for 法治讲座)
-            or noun in _clause_before(sentence, n.start) or noun[-2:] in _clause_before(sentence, n.start)
-        ]  # fmt: skip
-        if counts and not attached:
-            return False
-    return True
+    return candidates
+
+
+def _counting(sentence: str, counts: Sequence, noun: str) -> list:
+    """The counts attached to what is counted: the thing right after the number (its first word, or its head:
+    3个片区 for 联合执法片区), or named just before it (培养“法律明白人”105人), or in the clause leading up to
+    it, whole or by its head (法治专题讲座2次 for 法治讲座)."""
+    return [
+        n for n in counts
+        if sentence[n.end :].lstrip(_QUOTES).startswith((noun[:2], noun[-2:]))
+        or noun in _clause_before(sentence, n.start) or noun[-2:] in _clause_before(sentence, n.start)
+    ]  # fmt: skip
 
 
 def _clause_before(sentence: str, at: int, limit: int = 40) -> str:

@@ -64,6 +64,7 @@ UNIT_TOLERANCE = 1e-3  # a stored vector's length may differ from 1 by this much
 # packed into again from the store, instead of old postings or cells served as current.
 BUILT_BY = (
     "qa.index.tokens",
+    "qa.question.words",
     "qa.index.packs",
     "qa.compare.table",
     "qa.genre.indicators",
