@@ -104,6 +104,7 @@ bench: setup-dev
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/summarize.py
 	$(BIN)/python bench/app.py
+	$(BIN)/python bench/cold_ask.py
 
 clean:
 	rm -rf $(VENV) .qa .qa-test-cache .pytest_cache
