@@ -240,3 +240,30 @@ def test_a_reports_own_footnote_mark_is_never_a_citation(tmp_path) -> None:
     assert {c.report_id for c in answer.citations} == {"甲旗2022年统计公报.txt"}
     [passage] = prompt_sources([Source(1, "r", "题", "", 0, 14, "总值[2]69.9亿元，注［1］。", ("c1",))])
     assert passage["text"] == "总值69.9亿元，注。"
+
+
+# ---- questions about the document itself ---------------------------------------------------------------
+
+
+def test_who_issued_a_document_is_read_from_its_signature_or_wrapper_never_its_opening_paragraph() -> None:
+    """A bulletin signs under its title (organ line, date line); a report introduces itself in its wrapper
+    sentence (现将…报告如下); a question about the document itself is answered from those lines or refused."""
+    from qa.genre import parts
+
+    bulletin = "巴林右旗统计局\n(2023年3月31日)\n2022年是党的二十大胜利召开的关键之年。\n一、综 合\n初步核算,全旗地区生产总值增长5%。"
+    span = parts.header_line(bulletin, "publisher")
+    assert span is not None and bulletin[span.start : span.end] == "巴林右旗统计局\n(2023年3月31日)"
+    assert parts.header_line(bulletin, "publish_date") == span
+    report = "2023年以来,下洋镇坚持依法行政。现将下洋镇人民政府2023年法治政府建设工作汇报如下:\n一、主要举措"
+    span = parts.header_line(report, "publisher")
+    assert span is not None and "下洋镇人民政府" in report[span.start : span.end]
+    opening_only = "2022年度,汤原县人民政府办公室政务公开工作不断优化。现将工作总结如下:"
+    assert parts.header_line(opening_only, "publisher") is None  # the wrapper names no organ
+    for question in ("这份2022年政府信息公开年报是哪个单位的？", "这份工作汇报是以哪个单位的名义作的？"):
+        assert parts.asked_field(question) == "publisher", question
+    # who and when at once: either field finds the signature, which states both
+    assert parts.asked_field("巴林右旗2022年统计公报是哪个部门、哪天发布的？") in (
+        "publisher",
+        "publish_date",
+    )
+    assert parts.asked_field("四川省司法厅会同哪个部门组织开展表彰？") is None  # content, not the document

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 REFUSAL = extractive.REFUSAL
 HEADER_SECTION = "报告信息（网页页眉）"
+SIGN_OFF = 400  # characters at the end of a report where its sign-off (organ, date) stands
 _MARKER = re.compile(r"\[(\d+(?:\s*[,，、]\s*\d+)*)\]")
 _ONE_MARKER = re.compile(r"\[(\d+)\]")
 _CLAIM_END = re.compile(r"(?<=[。！？!?；\n])")
@@ -365,16 +366,21 @@ def header_sources(
         header = retriever.store.report_header(report_id)
         line = parts.header_line(header, field) if header else None
         part, text, section = "header", header, HEADER_SECTION
+        start = 0
         if line is None:  # a header table the page left at the top of the body (发 布 机 构: …)
             body = retriever.store.report_text(report_id)
             text = body[: body.find("\n", 600) if body.find("\n", 600) > 0 else len(body)]
             line, part, section = parts.header_line(text, field), "body", "报告开头（报告信息）"
+            if line is None:  # the sign-off at the end: organ, then date
+                start = max(0, len(body) - SIGN_OFF)
+                text, section = body[start:], "报告落款"
+                line = parts.header_line(text, field)
         if line is None:
             continue
         source = Source(
-            n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=0,
-            end=len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found), part=part,
-            label=(labels or {}).get(report_id, record.meta.label),
+            n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=start,
+            end=start + len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found),
+            part=part, label=(labels or {}).get(report_id, record.meta.label),
         )  # fmt: skip
         found.append((source, line))
     return found
@@ -418,6 +424,10 @@ def gather(
     sources = part_sources(retriever, whose, part, labels) if part else []
     kind = "part" if sources else "passages"
     sources = sources or build_sources(hits, context_chars, labels)
+    if field_ == "publisher" and (not header or (len(header) > 1 and not plan_.scope.places)):
+        # who issued it: from the header, wrapper or sign-off of the one report asked about — never the opening
+        # paragraph, nor the issuers of several reports when the question names none of them
+        return Gathered([], "header")
     if header:  # 文号 / 发文日期…: the page header first, then the passages (renumbered after it)
         sources = [s for s, _ in header] + [replace(s, n=len(header) + s.n) for s in sources]
         kind = "header"
@@ -627,7 +637,7 @@ def ask(
                       latency_ms=(time.perf_counter() - started) * 1000, **checked, **common)  # fmt: skip
     gathered = gather(plan_, retriever, records, k, context_chars)
     if not gathered.sources:
-        return refuse("没有找到相关段落")
+        return refuse("报告的页眉、开头和落款都没有写明" if gathered.kind == "header" else "没有找到相关段落")
     draft = answerer.answer(plan_, gathered, records, retriever.vocabulary(), history, on_token)
     checked = verify(draft, plan_, gathered)
     return Answer(

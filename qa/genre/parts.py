@@ -164,7 +164,14 @@ _FIELD_QUESTIONS = (
             r"发布日期|发布时间|(?:哪天|哪一天|何时|什么时候|几号)(?:发布|公布|公开)|(?:发布|公布)的?(?:日期|时间)"
         ),
     ),
-    ("publisher", re.compile(r"发布机构|发文机关|发布单位|哪个(?:部门|单位|机关|机构)(?:发布|印发|发的)")),
+    (
+        "publisher",
+        re.compile(
+            r"发布机构|发文机关|发布单位|哪个(?:部门|单位|机关|机构)(?:发布|印发|发的)"
+            # the document itself: 这份年报是哪个单位的, 统计公报是哪个部门…发布的, 以哪个单位的名义作的
+            r"|(?:公报|年报|报告|汇报)(?:是|由)(?:哪个|哪家)(?:部门|单位|机关|机构)|以哪个(?:部门|单位|机关|机构)的名义"
+        ),
+    ),
     # a speech (政府工作报告, a report to the 人大): who delivered it, at which meeting
     ("delivery", re.compile(r"(?:谁|哪位|什么人).{0,8}[作做]的|(?:哪次|哪个|什么|哪届)(?:会议|大会)")),
 )
@@ -214,6 +221,35 @@ def header_line(header: str, field: str) -> Span | None:
         offset += len(line) + 1
     if field == "delivery":
         return _byline(lines)
+    labelled = _labelled_line(lines, field)
+    if labelled is None and field in _SIGNED_FIELDS:
+        labelled = _signature(lines)
+    if labelled is None and field == "publisher":  # 现将下洋镇人民政府2023年法治政府建设情况报告如下
+        wrapper = _WRAPPER.search(header)
+        labelled = Span(wrapper.start(), wrapper.end()) if wrapper else None
+    return labelled
+
+
+# Who issued a document and when, where no label says so: its organ on a line of its own, the date on the
+# next (巴林右旗统计局 / (2023年3月31日)) — under the title of a bulletin, or as the sign-off at the end.
+_SIGNED_FIELDS = frozenset({"publisher", "publish_date", "issue_date"})
+# The wrapper sentence a report introduces itself with, naming the organ it speaks for.
+_WRAPPER = re.compile(
+    r"现将[^。\n]{0,30}?(?:人民政府|政府|局|厅|办公室|委员会|办事处|街道|镇|乡)[^。\n]{0,40}?(?:报告|汇报|总结)如下"
+)
+_ORGAN_LINE = re.compile(r"^[\u4e00-\u9fff（）()]{2,30}(?:局|厅|委员会|办公室|人民政府|政府|办事处|中心|委|办)$")
+_DATE_LINE = re.compile(r"^[(（]?\s*(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日\s*[)）]?$")
+
+
+def _signature(lines: Sequence[tuple[int, str]]) -> Span | None:
+    for (start, line), (date_start, date) in zip(lines, lines[1:], strict=False):
+        if _ORGAN_LINE.match(line.strip()) and _DATE_LINE.match(date.strip()):
+            return Span(start + len(line) - len(line.lstrip()), date_start + len(date.rstrip()))
+    return None
+
+
+def _labelled_line(lines: Sequence[tuple[int, str]], field: str) -> Span | None:
+    """The line whose label states the field with a value."""
     for label in _FIELD_LABELS[field]:
         spaced = r"\s*".join(map(re.escape, label))
         value = re.compile(rf"(?<![\u4e00-\u9fff/]){spaced}\s*[:：]?\s*\|?\s*([^|\s][^|]*)")
