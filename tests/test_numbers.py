@@ -141,3 +141,34 @@ def test_a_sum_must_be_stated_for_the_amount_asked_and_for_the_year_asked() -> N
     assert states_asked_number(
         "一般公共预算收入完成5.1亿元。", asked("东乌旗2021年一般公共预算收入是多少亿元？")
     )
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        # several things counted in one question: the first is what a count must be attached to
+        (
+            "陵川县教育局2025年办结了多少件人大建议和政协提案？",
+            "全年走访人大代表23人次,办结相关建议11件,提案11件。",
+        ),
+        ("闽清县2018年新培育了多少家农民合作社和家庭农场？", "新培育农民合作社52家、家庭农场75个。"),
+        # the count before what it counts, a verb between
+        (
+            "四川省司法厅2021年先后召开了多少次厅党委会、厅长办公会？",
+            "先后16次召开厅党委会、厅长办公会,深入学习。",
+        ),
+    ],
+)
+def test_counts_in_the_genres_compound_forms(question: str, sentence: str) -> None:
+    from qa.answer.extractive import parse_question, states_asked_number
+    from qa.question.query import read
+
+    assert states_asked_number(sentence, parse_question(read(question, [])))
+
+
+def test_a_count_of_something_else_still_does_not_answer() -> None:
+    from qa.answer.extractive import parse_question, states_asked_number
+    from qa.question.query import read
+
+    asked = parse_question(read("先后召开了多少次厅党委会？", []))
+    assert not states_asked_number("先后16次召开新闻发布会。", asked)

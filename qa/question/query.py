@@ -119,7 +119,9 @@ class Query:
         """法律明白人 in 多少名法律明白人: a count must be of that (as written; an engine checks it is a word
         the reports use)."""
         match = _COUNTED.search(folded(self.text))
-        return match.group(1) if match else None
+        # 多少件人大建议和政协提案: the first thing counted ends at the conjunction
+        noun = re.split(r"[和及与、或]", match.group(1))[0] if match else ""
+        return noun if len(noun) >= 2 else None
 
     @cached_property
     def amount(self) -> str | None:
