@@ -76,19 +76,20 @@ eval-gate: setup
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB2) --engine offline --baseline evals/baselines/offline-web2.json \
 		--report test-artifacts/eval-web2 --no-history
 
-## eval-baseline: rewrite the offline baselines from a fresh run (review the diff, then commit)
+## eval-baseline: rewrite the offline baselines from a fresh run (review the diff, then commit); a question that
+## passed and now fails is accepted only with WHY="the reason" (recorded in the baseline)
 eval-baseline: setup
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_DEV) --engine offline --baseline evals/baselines/offline-dev.json \
-		--update-baseline --no-history
+		--update-baseline $(if $(WHY),--why "$(WHY)") --no-history
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_HOLDOUT) --engine offline --baseline evals/baselines/offline-holdout.json \
-		--update-baseline --no-history
+		--update-baseline $(if $(WHY),--why "$(WHY)") --no-history
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_SCOPE) --engine offline --baseline evals/baselines/offline-scope.json \
-		--update-baseline --no-history
+		--update-baseline $(if $(WHY),--why "$(WHY)") --no-history
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB) --engine offline --baseline evals/baselines/offline-web.json \
-		--update-baseline --no-history
+		--update-baseline $(if $(WHY),--why "$(WHY)") --no-history
 	rm -rf $(WEB_ALL) && mkdir -p $(WEB_ALL) && cp evals/corpus-web/docs/* evals/corpus-web2/docs/* $(WEB_ALL)/
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_WEB2) --engine offline --baseline evals/baselines/offline-web2.json \
-		--update-baseline --no-history
+		--update-baseline $(if $(WHY),--why "$(WHY)") --no-history
 
 lint: setup-dev
 	$(BIN)/ruff check qa tests bench app.py app_pages

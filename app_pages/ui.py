@@ -527,6 +527,7 @@ ERROR_TEXTS: dict[str, str] = {
     "input.same_name": "与 {other} 文件名相同（报告以文件名区分）。请重命名其中一个后再导入。",
     "input.no_text_after_cleaning": "清洗后没有可检索的文字。请确认文件是报告全文。",
     "input.duplicate": "与文档库中的报告 {twin} 内容完全相同（同一份文件），没有重复导入。如要改用这个文件名，请先删除 {twin} 再上传。",
+    "input.baseline_needs_why": "基线未写入：有问题在原基线中答对、现在答错；更新基线时请用 --why 写明原因。",
     "input.unknown_report": "文档库中没有报告 {report}（可能已被删除）。请到「文档库」页面查看现有报告。",
     # settings (qa.core.config, qa.store.chroma, qa.models.embeddings)
     "config.invalid_value": f"设置项 {{name}} 的值 {{raw}} 无效，应为{{kind}}。{_RESTART}",

@@ -265,8 +265,10 @@ def test_gate_flags_a_drop_beyond_tolerance_and_lists_questions() -> None:
     worse = gate.compare(base, metrics(0.8, {"a": True, "b": False, "c": True}), "s")
     assert worse.regressed and [d.name for d in worse.regressions] == ["answer_accuracy"]
     assert worse.newly_failing == ["b"] and worse.newly_passing == ["c"]
-    base["tolerances"]["answer_accuracy"] = 0.15  # a deliberate, reviewed tolerance
-    assert not gate.compare(base, metrics(0.8, {"a": True, "b": False, "c": True}), "s").regressed
+    base["tolerances"]["answer_accuracy"] = 0.15  # a deliberate, reviewed tolerance for the average…
+    swapped = gate.compare(base, metrics(0.8, {"a": True, "b": False, "c": True}), "s")
+    assert swapped.regressions == [] and swapped.regressed  # …but b, which passed, fails: still a regression
+    assert not gate.compare(base, metrics(0.9, {"a": True, "b": True, "c": True}), "s").regressed
 
 
 def test_gate_warns_when_runs_are_not_comparable() -> None:
@@ -421,6 +423,17 @@ def test_eval_baseline_update_compare_report_and_history(mini: tuple[Path, Path]
     runs = run_cli("history", "--json")
     recorded = json.loads(runs.stdout)
     assert len(recorded) == 3 and recorded[-1]["regressed"] is True and recorded[-1]["failing"] == ["c"]
+
+    # Accepting c as failing takes a baseline update that says why; the reason is kept in the baseline.
+    refused = run_cli(*args, "--update-baseline")
+    assert refused.returncode != 0 and "--why" in refused.stderr and "(c)" in refused.stderr
+    assert json.loads(baseline.read_text(encoding="utf-8"))["outcomes"]["c"] is True  # not written
+    accepted = run_cli(*args, "--update-baseline", "--why", "c's gold needs a figure the report lacks")
+    assert accepted.returncode == 0 and "baseline written" in accepted.stdout
+    rewritten = json.loads(baseline.read_text(encoding="utf-8"))
+    assert rewritten["outcomes"]["c"] is False
+    assert rewritten["accepted"][-1]["ids"] == ["c"] and "lacks" in rewritten["accepted"][-1]["why"]
+    assert run_cli(*args).returncode == 0  # against the updated baseline: no regression
     assert len({r["config_hash"] for r in recorded}) == 1
 
 

@@ -134,21 +134,34 @@ def _update_baseline(
     """--update-baseline: this run becomes the baseline, unless a question failed with an error."""
     from qa.evals import gate
 
-    if args.update_baseline and errored:
+    if not args.update_baseline:
+        return
+    if errored:
         err.print(f"[red]baseline not written:[/] {errored} question(s) failed with an error; fix and rerun")
-    elif args.update_baseline:
-        gate.save_baseline(Path(args.baseline), gate.make_baseline(
-            metrics, dataset=str(dataset), dataset_sha=recorded.dataset_sha, git_commit=recorded.git_commit,
-            tolerances=_previous_tolerances(Path(args.baseline))))  # fmt: skip
-        out.print(f"baseline written: {escape(args.baseline)} — review and commit it")
+        return
+    previous = _previous(Path(args.baseline))
+    failing = gate.compare(previous, metrics, recorded.dataset_sha).newly_failing if previous else []
+    if failing and not args.why:
+        raise InputError(
+            f"baseline not written: {len(failing)} question(s) passed in it and fail now ({', '.join(failing)}); "
+            'a baseline that accepts them says why: add --why "…"',
+            code="input.baseline_needs_why",
+        )
+    accepted = list((previous or {}).get("accepted", []))
+    if failing:
+        accepted.append({"ids": failing, "why": args.why, "at": recorded.git_commit or ""})
+    gate.save_baseline(Path(args.baseline), gate.make_baseline(
+        metrics, dataset=str(dataset), dataset_sha=recorded.dataset_sha, git_commit=recorded.git_commit,
+        tolerances=(previous or {}).get("tolerances"), accepted=accepted))  # fmt: skip
+    out.print(f"baseline written: {escape(args.baseline)} — review and commit it")
 
 
-def _previous_tolerances(path: Path) -> dict[str, float] | None:
-    """Keep tolerances someone edited in the baseline when it is rewritten."""
+def _previous(path: Path) -> dict | None:
+    """The baseline being rewritten (its tolerances, and the questions it accepted, are kept), if any."""
     from qa.evals import gate
 
     try:
-        return gate.load_baseline(path).get("tolerances")
+        return gate.load_baseline(path)
     except InputError:
         return None
 

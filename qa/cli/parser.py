@@ -120,6 +120,8 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     )
     p.add_argument("--baseline", metavar="FILE", help="compare with this baseline; exit 1 on a regression")
     p.add_argument("--update-baseline", action="store_true", help="write this run as the --baseline FILE")
+    p.add_argument("--why", metavar="TEXT",
+                   help="with --update-baseline: why questions that passed in the baseline may fail now (recorded in it)")  # fmt: skip
     p.add_argument("--report", metavar="DIR", help="write report.md, report.html and report.json here")
     p.add_argument("--history", metavar="FILE", help="run history (default: $QA_DATA_DIR/eval_history.jsonl)")
     p.add_argument("--no-history", action="store_true", help="do not record this run in the history")

@@ -126,8 +126,10 @@ def _against_baseline(comparison: Any, baseline: str | None) -> None:
         )
     if comparison.regressed:
         worse = ", ".join(
-            f"{d.name} {d.baseline} → {d.current} (tolerance {d.tolerance})" for d in comparison.regressions
-        )
+            [f"{d.name} {d.baseline} → {d.current} (tolerance {d.tolerance})" for d in comparison.regressions]
+            + ([f"{len(comparison.newly_failing)} question(s) that passed now fail (accept them only with "
+                "--update-baseline --why …)"] if comparison.newly_failing else [])
+        )  # fmt: skip
         out.print(f"[bold red]REGRESSION against {escape(baseline)}:[/] {escape(worse)}")
     else:
         out.print(f"[green]no regression against {escape(baseline)}[/]")

@@ -59,7 +59,9 @@ def outcomes(metrics: dict[str, Any]) -> dict[str, bool | None]:
 
 
 def make_baseline(metrics: dict[str, Any], *, dataset: str, dataset_sha: str, git_commit: str | None,
-                  tolerances: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
+                  tolerances: dict[str, float] | None = None,
+                  accepted: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """accepted: the questions earlier updates let fail, each update with its reason (kept across updates)."""
     return {
         "kind": KIND,
         "version": 1,
@@ -76,6 +78,7 @@ def make_baseline(metrics: dict[str, Any], *, dataset: str, dataset_sha: str, gi
         "info": {name: metrics.get(name) for name in INFO_METRICS},
         "tolerances": {**DEFAULT_TOLERANCES, **(tolerances or {})},
         "outcomes": outcomes(metrics),
+        "accepted": list(accepted or []),
     }
 
 
@@ -136,7 +139,10 @@ class Comparison:
 
     @property
     def regressed(self) -> bool:
-        return bool(self.regressions)
+        """A metric beyond its tolerance, or any single question that passed in the baseline and fails now
+        (a swap — one question fixed, another broken — leaves the averages alone but is a regression). A
+        question is accepted as failing only by a baseline update that says why (`--why`)."""
+        return bool(self.regressions) or bool(self.newly_failing)
 
     def to_dict(self) -> dict[str, Any]:
         return {

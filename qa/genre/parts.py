@@ -237,7 +237,9 @@ _SIGNED_FIELDS = frozenset({"publisher", "publish_date", "issue_date"})
 _WRAPPER = re.compile(
     r"现将[^。\n]{0,30}?(?:人民政府|政府|局|厅|办公室|委员会|办事处|街道|镇|乡)[^。\n]{0,40}?(?:报告|汇报|总结)如下"
 )
-_ORGAN_LINE = re.compile(r"^[\u4e00-\u9fff（）()]{2,30}(?:局|厅|委员会|办公室|人民政府|政府|办事处|中心|委|办)$")
+_ORGAN_LINE = re.compile(
+    r"^[\u4e00-\u9fff（）()]{2,30}(?:局|厅|委员会|办公室|人民政府|政府|办事处|中心|委|办)$"
+)
 _DATE_LINE = re.compile(r"^[(（]?\s*(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日\s*[)）]?$")
 
 
