@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from qa.core.schemas import Source
 from qa.core.text import folded, without_footnote_marks
 from qa.genre import parts
+from qa.genre.figures import LEAD_VERBS
 from qa.genre.numbers import find_numbers
 from qa.genre.outline import heading_level, without_level_1
 from qa.question.query import MULTI_YEAR, PERCENTS, Query
@@ -189,17 +190,13 @@ def _candidates(sentence: str, asked: Asked) -> list:
     return candidates
 
 
-# A count said before what it counts, with the verb between (先后16次召开厅党委会, 3次组织开展培训).
-_AFTER_COUNT = re.compile(r"^(?:召开|开展|组织开展|组织|举办|举行|进行|召集|研究|审议|听取)")
-
-
 def _counting(sentence: str, counts: Sequence, noun: str) -> list:
     """The counts attached to what is counted: the thing right after the number (its first word, or its head:
     3个片区 for 联合执法片区; a verb may stand between, 16次召开厅党委会), or named just before it (培养“法律明白人”105人), or in the clause leading up to
     it, whole or by its head (法治专题讲座2次 for 法治讲座)."""
     return [
         n for n in counts
-        if _AFTER_COUNT.sub("", sentence[n.end :].lstrip(_QUOTES)).startswith((noun[:2], noun[-2:]))
+        if LEAD_VERBS.sub("", sentence[n.end :].lstrip(_QUOTES)).startswith((noun[:2], noun[-2:]))
         or noun in _clause_before(sentence, n.start) or noun[-2:] in _clause_before(sentence, n.start)
     ]  # fmt: skip
 

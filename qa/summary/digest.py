@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qa.core.text import normalize
-from qa.genre.figures import Figure, qualified
+from qa.genre.figures import LEAD_VERBS, Figure, qualified
 from qa.genre.indicators import CATALOGUE, candidates, is_catalogued
 from qa.genre.outline import LEVEL_2, NUMERALS, ORDINAL, SEQUENCE_WORDS
 
@@ -33,12 +33,6 @@ _FRAMING = re.compile(
     r"|全面贯彻|以习近平|按照|根据|围绕|聚焦|立足|紧扣|紧紧围绕|为(?:进一步|深入|全面|切实))"
 )
 _CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
-# Verbs that lead the phrase before a figure (调处矛盾纠纷2632件): the counted thing is what follows them.
-_LEAD_VERB = re.compile(
-    r"^(?:累计|全年|共|新|办理|开展|组织|完成|受理|审查|审核|举办|召开|发放|设立|配备|提供|接待|培养|建立|建成|打造"
-    r"|推动|推进|实现|化解|调处|处理|解决|清理|修订|制定|出台|印发|收到|新收|办结|审结|查处|立案|帮助|挽回|追回"
-    r"|公布|公开|编制|梳理|排查|开通|发布|培训)+"
-)
 _NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
 # A change said of the thing before it (…亿元，同比增长7% / …93254亩，减少479亩): no subject of its own. As a
 # label it names nothing; as a clause it belongs to the clause before it and is never kept without it.
@@ -149,7 +143,7 @@ def counted_label(figure: Figure) -> str | None:
     # the whole clause before the number, across quotes (培养“法律明白人”骨干2130名 → 法律明白人骨干)
     label = re.sub(r"[“”\"「」\s]", "", figure.clause or figure.indicator)
     label = re.sub(r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|计)$", "", label)
-    label = _LEAD_VERB.sub("", label)
+    label = LEAD_VERBS.sub("", label)
     if not 2 <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= 10 or _NOT_A_LABEL_END.search(label):
         return None
     if _CHANGE_ONLY.match(label):  # 同比增长 7%: a change of something the label does not name
