@@ -217,6 +217,11 @@ def test_ask_upload_summary_and_compare_in_a_real_browser(app_url: str) -> None:
             numbers = example_answer.locator("a.qa-cite").all_inner_texts()
             assert numbers[:2] == ["[1]", "[2]"], numbers
             assert [int(n.strip("[]")) for n in numbers] == sorted(int(n.strip("[]")) for n in numbers)
+            # the sources render after the answer's text: wait for one per cited number before reading them
+            cited_sources = example_answer.get_by_test_id("stExpander").filter(
+                has_text=re.compile(r"\[\d+\] 《")
+            )
+            expect(cited_sources).to_have_count(len(set(numbers)))
             labels = example_answer.get_by_test_id("stExpander").locator("summary").all_inner_texts()
             sources = [int(m.group(1)) for m in (re.search(r"\[(\d+)\] 《", label) for label in labels) if m]
             assert sources == list(range(1, len(set(numbers)) + 1)), labels  # the list in the same order
