@@ -204,6 +204,57 @@ def test_a_speech_byline_says_who_delivered_it_and_where() -> None:
     assert header_line("政府工作报告\n各位代表:", "delivery") is None
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "政 府 工 作 报 告\n——2019年12月26日在甲县第十六届人民代表大会第三次会议上\n县长张三\n各位代表:",
+        "政 府 工 作 报 告\n——2026年1月14日在乙县第十八届人民代表大会\n第五次会议上\n县 长 李四\n各位代表:",
+    ],
+)
+def test_a_byline_dated_first_or_run_over_two_lines_is_the_delivery(header) -> None:
+    from qa.genre.parts import header_line
+
+    span = header_line(header, "delivery")
+    quoted = header[span.start : span.end]
+    assert quoted.startswith("——20") and "会议上" in quoted and "各位代表" not in quoted
+    assert quoted.splitlines()[-1].replace(" ", "") in ("县长张三", "县长李四")
+
+
+def test_a_meeting_in_the_title_and_the_speaker_in_the_opening_answer_who_delivered_it() -> None:
+    """政府工作报告(第十七届人民代表大会第三次会议) names the meeting; 我代表丙县人民政府,向大会报告 the speaker."""
+    from qa.answer.pipeline import field_places
+    from qa.genre.parts import asked_field
+
+    header = "政府工作报告\n政府工作报告(第十七届人民代表大会第三次会议)"
+    body = "各位代表:\n现在,我代表丙县人民政府,向大会报告政府工作,请予审议。\n一、2018年工作回顾\n地区生产总值增长6%。"
+    assert asked_field("丙县这份政府工作报告是在哪次人代会上、以谁的名义作的？") == "delivery"
+    quoted = [text[span.start : span.end] for _, _, _, text, span in field_places(header, body, "delivery")]
+    assert quoted == [
+        "政府工作报告(第十七届人民代表大会第三次会议)",
+        "现在,我代表丙县人民政府,向大会报告政府工作,请予审议。",
+    ]
+    assert field_places("", "各位代表:\n一、工作回顾\n增长6%。", "delivery") == []  # nothing says it: refused
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [
+        ("《甲市法治政府建设实施方案》的发文字号是什么？", None),
+        ("甲市2016年度依法行政工作安排意见是以什么文号印发的？", None),
+        ("甲县2021年为推进示范创建印发了哪些文件？", None),
+        ("甲市制定印发了哪份法治政府建设规划？", None),
+        ("甲县市场监管局这份报告依据的县政府办公室通知文号是什么？", None),
+        ("这份报告的文号是什么？", "doc_number"),
+        ("甲县的政府信息公开年报是哪天发布的？", "publish_date"),
+    ],
+)
+def test_a_field_of_another_document_the_report_names_is_read_from_the_passages(question, field) -> None:
+    """文号 / 印发 of a plan or notice the report cites is content; only the report's own are its header's."""
+    from qa.genre.parts import asked_field
+
+    assert asked_field(question) == field
+
+
 def test_a_several_part_question_finds_each_parts_passage(corpus_services) -> None:
     """Each part is searched on its own too, so a figure in another chunk than the first part's is found."""
     answer = ask("淄川区公布免检免扰企业多少家？办理行政复议案件多少件？", corpus_services.retriever)
@@ -247,7 +298,8 @@ def test_a_reports_own_footnote_mark_is_never_a_citation(tmp_path) -> None:
 
 def test_who_issued_a_document_is_read_from_its_signature_or_wrapper_never_its_opening_paragraph() -> None:
     """A bulletin signs under its title (organ line, date line); a report introduces itself in its wrapper
-    sentence (现将…报告如下); a question about the document itself is answered from those lines or refused."""
+    sentence (现将…报告如下) or by its first clause with its own organ as subject; a question about the
+    document itself is answered from those lines (the clause, not the paragraph) or refused."""
     from qa.genre import parts
 
     bulletin = "巴林右旗统计局\n(2023年3月31日)\n2022年是党的二十大胜利召开的关键之年。\n一、综 合\n初步核算,全旗地区生产总值增长5%。"
@@ -257,8 +309,22 @@ def test_who_issued_a_document_is_read_from_its_signature_or_wrapper_never_its_o
     report = "2023年以来,下洋镇坚持依法行政。现将下洋镇人民政府2023年法治政府建设工作汇报如下:\n一、主要举措"
     span = parts.header_line(report, "publisher")
     assert span is not None and "下洋镇人民政府" in report[span.start : span.end]
-    opening_only = "2022年度,汤原县人民政府办公室政务公开工作不断优化。现将工作总结如下:"
-    assert parts.header_line(opening_only, "publisher") is None  # the wrapper names no organ
+    opening_only = (
+        "一、总体情况\n2022年度,汤原县人民政府办公室政务公开工作不断优化,成效明显。现将工作总结如下:"
+    )
+    span = parts.header_line(opening_only, "publisher")  # the wrapper names no organ; the first clause does
+    assert (
+        span is not None
+        and opening_only[span.start : span.end] == "2022年度,汤原县人民政府办公室政务公开工作不断优化"
+    )
+    street = "2024年以来,礼让街街道办事处在区委、区政府的领导下,扎实推动法治政府建设。现将2024年度法治政府建设工作汇报如下:"
+    span = parts.header_line(street, "publisher")  # 法治政府 in the wrapper is not an organ
+    assert (
+        span is not None
+        and street[span.start : span.end] == "2024年以来,礼让街街道办事处在区委、区政府的领导下"
+    )
+    no_organ = "2022年,全县上下坚持依法行政,成效明显。现将有关情况报告如下:"
+    assert parts.header_line(no_organ, "publisher") is None
     for question in ("这份2022年政府信息公开年报是哪个单位的？", "这份工作汇报是以哪个单位的名义作的？"):
         assert parts.asked_field(question) == "publisher", question
     # who and when at once: either field finds the signature, which states both

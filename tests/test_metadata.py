@@ -230,3 +230,55 @@ def test_the_year_before_an_organ_is_not_part_of_its_name() -> None:
         )
     )
     assert meta.issuer == "辽阳县人民政府"
+
+
+@pytest.mark.parametrize(
+    ("organ", "path"),
+    [
+        ("宁县教育局", ("甘肃省", "庆阳市", "宁县")),
+        ("理县市场监督管理局", ("四川省", "阿坝藏族羌族自治州", "理县")),
+        ("魏县交通运输局", ("河北省", "邯郸市", "魏县")),
+    ],
+)
+def test_a_department_named_by_the_pages_publisher_field_is_the_issuer(organ, path) -> None:
+    """索引号: … 发布机构: 宁县教育局 on one header line, a title without a place: the publisher field is the
+    issuer, and a two-character county before any department's name (教育局, 市场监督管理局…) is a place."""
+    header = f"索引号: 621026jyj000/20250226-00012 发布机构: {organ}\n生效日期: 2025-02-26 废止日期:"
+    body = "2024年度法治政府建设工作报告\n近年来,在县委、县政府的领导下,局党组坚持依法行政。\n一、基本情况\n开展普法。"
+    meta = metadata.extract(Document("d.txt", "d.txt", body, "h", "txt", header=header))
+    assert (meta.issuer, meta.region_path, meta.level) == (organ, path, "部门（县级）")
+
+
+@pytest.mark.parametrize(
+    ("title", "opening", "place", "issuer"),
+    [
+        (
+            "",
+            "2024年以来,礼让街街道办事处在区委、区政府的领导下,扎实推动法治政府建设。",
+            "礼让街街道",
+            "礼让街街道办事处",
+        ),
+        (
+            "",
+            "2023年,青山镇人民政府坚持以习近平法治思想为指导。现将有关情况报告如下:",
+            "青山镇",
+            "青山镇人民政府",
+        ),
+        (
+            "下洋镇2023年法治政府建设年度报告",
+            "现将下洋镇人民政府2023年法治政府建设工作汇报如下:",
+            "下洋镇",
+            "下洋镇人民政府",
+        ),
+        ("河口乡2022年法治政府建设情况报告", "2022年,我乡坚持依法行政。", "河口乡", ""),
+    ],
+)
+def test_a_township_or_street_is_placed_by_the_name_its_organ_speaks_as(
+    title, opening, place, issuer
+) -> None:
+    """The gazetteer stops at counties: a street's or township's report is placed by its title or by the organ
+    its opening speaks as, at the level 乡镇（街道）, so a question naming it finds it."""
+    body = "\n".join(filter(None, [title, opening, "一、主要做法", "开展法治宣传12场。"]))
+    meta = metadata.extract(Document("t.txt", "t.txt", body, "h", "txt"))
+    assert (meta.region, meta.issuer, meta.level) == (place, issuer, "乡镇（街道）")
+    assert meta.region_code == ""  # never a division it is not

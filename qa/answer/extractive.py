@@ -305,7 +305,8 @@ def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[
         quote = Quote(
             source.n, source.text[span.start : span.end], source.start + span.start, source.start + span.end
         )
-        lines.append(f"{source_label(source)}：{without_footnote_marks(quote.text)}[{quote.n}]")
+        shown = re.sub(r"\s*\n\s*", " ", without_footnote_marks(quote.text))  # a byline over lines: one claim
+        lines.append(f"{source_label(source)}：{shown}[{quote.n}]")
         quotes.append(quote)
     return ("\n".join(lines), quotes) if quotes else (REFUSAL, [])
 

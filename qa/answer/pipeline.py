@@ -353,36 +353,46 @@ def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str,
     return sources
 
 
+def field_places(header: str, body: str, field: str) -> list[tuple[str, str, int, str, parts.Span]]:
+    """Where a report states a field, as (part, section, offset, text, span): its page header, else a header
+    table left at the top of the body (发 布 机 构: …), else the sign-off at the end (organ, then date). A
+    speech's byline that names no speaker is joined by the opening sentence that does (我代表…向大会报告)."""
+    cut = body.find("\n", 600)
+    opening = body[: cut if cut > 0 else len(body)]
+    tail = max(0, len(body) - SIGN_OFF)
+    places = [("header", HEADER_SECTION, 0, header), ("body", "报告开头（报告信息）", 0, opening),
+              ("body", "报告落款", tail, body[tail:])]  # fmt: skip
+    for part, section, offset, text in places:
+        span = parts.header_line(text, field) if text else None
+        if span is None:
+            continue
+        found = [(part, section, offset, text, span)]
+        speaker = parts.speaker(opening) if field == "delivery" and part == "header" else None
+        if speaker is not None and not parts.speaker(text[span.start : span.end]):
+            found.append(("body", "报告开头", 0, opening, speaker))
+        return found
+    return []
+
+
 def header_sources(
     retriever: Retriever, report_ids: Sequence[str], field: str, labels: dict[str, str] | None = None
 ) -> list[tuple[Source, parts.Span]]:
-    """For a question about 文号 / 索引号 / dates / the issuing body: each report's page header (kept
-    verbatim at ingest) as a source, with the line that states the field."""
+    """For a question about 文号 / 索引号 / dates / the issuing body / a speech's delivery: the lines of each
+    report that state it (`field_places`), each as a source with its span."""
     found: list[tuple[Source, parts.Span]] = []
     for report_id in report_ids:
         record = retriever.store.get_report(report_id)
         if record is None:
             continue
         header = retriever.store.report_header(report_id)
-        line = parts.header_line(header, field) if header else None
-        part, text, section = "header", header, HEADER_SECTION
-        start = 0
-        if line is None:  # a header table the page left at the top of the body (发 布 机 构: …)
-            body = retriever.store.report_text(report_id)
-            text = body[: body.find("\n", 600) if body.find("\n", 600) > 0 else len(body)]
-            line, part, section = parts.header_line(text, field), "body", "报告开头（报告信息）"
-            if line is None:  # the sign-off at the end: organ, then date
-                start = max(0, len(body) - SIGN_OFF)
-                text, section = body[start:], "报告落款"
-                line = parts.header_line(text, field)
-        if line is None:
-            continue
-        source = Source(
-            n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=start,
-            end=start + len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found),
-            part=part, label=(labels or {}).get(report_id, record.meta.label),
-        )  # fmt: skip
-        found.append((source, line))
+        body = retriever.store.report_text(report_id)
+        for part, section, offset, text, span in field_places(header or "", body, field):
+            source = Source(
+                n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=offset,
+                end=offset + len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found),
+                part=part, label=(labels or {}).get(report_id, record.meta.label),
+            )  # fmt: skip
+            found.append((source, span))
     return found
 
 
@@ -424,9 +434,9 @@ def gather(
     sources = part_sources(retriever, whose, part, labels) if part else []
     kind = "part" if sources else "passages"
     sources = sources or build_sources(hits, context_chars, labels)
-    if field_ == "publisher" and (not header or (len(header) > 1 and not plan_.scope.places)):
-        # who issued it: from the header, wrapper or sign-off of the one report asked about — never the opening
-        # paragraph, nor the issuers of several reports when the question names none of them
+    if field_ and (not header or (field_ == "publisher" and len(header) > 1 and not plan_.scope.places)):
+        # the document itself (文号, 索引号, dates, who issued or delivered it): from the lines that state it —
+        # never the opening paragraph, nor the issuers of several reports when the question names none of them
         return Gathered([], "header")
     if header:  # 文号 / 发文日期…: the page header first, then the passages (renumbered after it)
         sources = [s for s, _ in header] + [replace(s, n=len(header) + s.n) for s in sources]

@@ -161,8 +161,10 @@ class Gazetteer:
 
 # What follows a county's name in this genre (魏县人民政府, 费县2024年…, 理县法治建设): a two-character
 # full name (魏县, 理县, 沛县 — dozens of counties) is a place there, not part of a word (管理县级…).
+# Any department or office counts, by the genre's organ endings (宁县教育局, 理县市场监督管理局), not a list.
 _ORGAN_AFTER = re.compile(
-    r"(?:人民政府|政府|县委|区委|委员会|人大|政协|司法局|法院|检察院|公安局|法治|\d{4}年)"
+    r"(?:人民政府|政府|县委|区委|旗委|委员会|人大|政协|法院|检察院|法治|\d{4}年"
+    r"|[\u4e00-\u9fff]{1,6}?(?:局|厅|办公室|中心))"
 )
 
 

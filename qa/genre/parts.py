@@ -173,7 +173,12 @@ _FIELD_QUESTIONS = (
         ),
     ),
     # a speech (政府工作报告, a report to the 人大): who delivered it, at which meeting
-    ("delivery", re.compile(r"(?:谁|哪位|什么人).{0,8}[作做]的|(?:哪次|哪个|什么|哪届)(?:会议|大会)")),
+    (
+        "delivery",
+        re.compile(
+            r"(?:谁|哪位|什么人).{0,12}[作做]的|(?:哪次|哪个|什么|哪届)(?:会议|大会|人代会)|以谁的名义"
+        ),
+    ),
 )
 # Header labels that hold each field, best first.
 _FIELD_LABELS = {
@@ -186,17 +191,40 @@ _FIELD_LABELS = {
 
 
 def asked_field(question: str) -> str | None:
-    """The header field a question asks for (文号 → doc_number, 哪天发文 → issue_date…), else None."""
+    """The header field a question asks of the report itself (文号 → doc_number, 哪天发文 → issue_date…),
+    else None — also when the field is asked of another document the report names (《…实施方案》的发文字号,
+    工作安排意见是以什么文号印发的, 印发了哪些文件): the passages that mention it answer that."""
     for field, pattern in _FIELD_QUESTIONS:
-        if pattern.search(question):
-            return field
+        match = pattern.search(question)
+        if match:
+            return None if _of_another_document(question, match) else field
     return None
 
 
-# The byline under a speech's title: "——在××第十六届人民代表大会第一次会议上", then the speaker
-# ("××人民政府代旗长 周玉龙") and the date on short lines of their own.
-_BYLINE = re.compile(r"^[—\-－―]{1,2}\s*在.{2,60}(?:会议|大会|会)上")
+# What a field may belong to: the report itself (报告, 年报, 公报, 汇报) or a document it names.
+_DOCUMENT = re.compile(
+    r"《[^》]*》|报告|年报|公报|汇报|文件|规划|方案|意见|通知|办法|规定|条例|决定|安排|计划|纲要|细则"
+)
+_ITSELF = frozenset({"报告", "年报", "公报", "汇报"})
+
+
+def _of_another_document(question: str, match: re.Match) -> bool:
+    """The document written nearest before the field word, or right after it (印发了哪些文件), is not the report."""
+    before = _DOCUMENT.findall(question[: match.start()])
+    after = _DOCUMENT.findall(question[match.end() : match.end() + 12])
+    return bool(before and before[-1] not in _ITSELF) or any(noun not in _ITSELF for noun in after)
+
+
+# The byline under a speech's title: "——(2019年12月26日)在××第十六届人民代表大会第一次会议上" (the meeting's
+# name may run onto the next line), then the speaker ("××人民政府代旗长 周玉龙") and the date on short lines
+# of their own. Or the meeting in brackets after the title — 政府工作报告(第十七届人民代表大会第三次会议) — with
+# the speaker in the opening sentence (现在,我代表闽清县人民政府,向大会报告政府工作).
+_BYLINE = re.compile(
+    r"^[—\-－―]{1,2}\s*(?:(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日\s*)?在.{2,60}(?:会议|大会|会)上?"
+)
 _BYLINE_MORE = re.compile(r"^[^，,。；;！？!?：:]{2,40}$")
+_MEETING_TITLE = re.compile(r"^[^，,。；;]{0,20}报\s*告\s*[(（][^()（）]{2,40}(?:会议|大会)[)）]$")
+_SPEAKER = re.compile(r"我代表[^，,。；;]{2,24}[,，]?\s*(?:向大会|向各位代表)")
 
 
 def _byline(lines: Sequence[tuple[int, str]]) -> Span | None:
@@ -208,7 +236,19 @@ def _byline(lines: Sequence[tuple[int, str]]) -> Span | None:
                     break
                 end = more_start + len(more)
             return Span(start, end)
+        if _MEETING_TITLE.match(line.strip()):
+            return Span(start, start + len(line))
     return None
+
+
+def speaker(text: str) -> Span | None:
+    """The sentence of a speech that names whom it speaks for (现在,我代表闽清县人民政府,向大会报告政府工作…)."""
+    match = _SPEAKER.search(text)
+    if match is None:
+        return None
+    start = max(text.rfind("\n", 0, match.start()) + 1, 0)
+    ends = [i for i in (text.find("。", match.end()), text.find("\n", match.end())) if i >= 0]
+    return Span(start, min(ends) + (text[min(ends)] == "。") if ends else len(text))
 
 
 def header_line(header: str, field: str) -> Span | None:
@@ -226,8 +266,20 @@ def header_line(header: str, field: str) -> Span | None:
         labelled = _signature(lines)
     if labelled is None and field == "publisher":  # 现将下洋镇人民政府2023年法治政府建设情况报告如下
         wrapper = _WRAPPER.search(header)
-        labelled = Span(wrapper.start(), wrapper.end()) if wrapper else None
+        labelled = Span(wrapper.start(), wrapper.end()) if wrapper else _speaking_organ(lines)
     return labelled
+
+
+def _speaking_organ(lines: Sequence[tuple[int, str]], first: int = 3) -> Span | None:
+    """The report's first sentence with its own organ as subject (2022年度,汤原县人民政府办公室政务公开工作…;
+    2024年以来,礼让街街道办事处在区委…): the clause up to the organ's name and what follows to the comma."""
+    body = [(start, line) for start, line in lines if line.strip() and not _HEADING.match(line.strip())]
+    for start, line in body[:first]:
+        match = _OPENING_ORGAN.match(line)
+        if match:
+            comma = re.search(r"[,，。]", line[match.end() :])
+            return Span(start, start + match.end() + (comma.start() if comma else len(line) - match.end()))
+    return None
 
 
 # Who issued a document and when, where no label says so: its organ on a line of its own, the date on the
@@ -235,8 +287,14 @@ def header_line(header: str, field: str) -> Span | None:
 _SIGNED_FIELDS = frozenset({"publisher", "publish_date", "issue_date"})
 # The wrapper sentence a report introduces itself with, naming the organ it speaks for.
 _WRAPPER = re.compile(
-    r"现将[^。\n]{0,30}?(?:人民政府|政府|局|厅|办公室|委员会|办事处|街道|镇|乡)[^。\n]{0,40}?(?:报告|汇报|总结)如下"
+    r"现将[^。\n]{0,30}?(?:人民政府|(?<!法治)政府|局|厅|办公室|委员会|办事处|街道|镇|乡)[^。\n]{0,40}?(?:报告|汇报|总结)如下"
 )
+# A report's opening naming its own organ as subject, after the year it speaks of (2024年以来, 2022年度,).
+_OPENING_ORGAN = re.compile(
+    r"\s*(?:(?:19|20)\d{2}\s*年(?:度|以来)?\s*[,，]\s*)?(?:一年来\s*[,，]\s*)?"
+    r"[\u4e00-\u9fff]{2,20}?(?:人民政府办公室|人民政府|政府办公室|办事处|委员会|办公室|局|厅)"
+)
+_HEADING = re.compile(r"^(?:[一二三四五六七八九十]+、|[(（][一二三四五六七八九十]+[)）])[^。]{0,30}$")
 _ORGAN_LINE = re.compile(
     r"^[\u4e00-\u9fff（）()]{2,30}(?:局|厅|委员会|办公室|人民政府|政府|办事处|中心|委|办)$"
 )

@@ -41,6 +41,11 @@ _ZONE = re.compile(
     r"([\u4e00-\u9fff]{2,8}?(?:经济技术开发区|高新技术产业开发区|经济开发区|高新区|开发区|新区|试验区|示范区))"
 )
 _DEPARTMENT = re.compile(r"(?:局|厅|委员会|委|办公室|办|署|中心)$")
+# A place below the county speaking as its own organ (礼让街街道办事处在区委、区政府的领导下…, 下洋镇人民政府):
+# the gazetteer stops at counties, so such a report's place is the name its organ gives.
+_LOCAL = r"([\u4e00-\u9fff]{2,8}?(?:街道|镇|乡))"
+_LOCAL_ORGAN = re.compile(r"(?:^|[,，。；、\n]|现将)" + _LOCAL + r"(?:办事处|人民政府|政府|党工委|党委)")
+_LOCAL_TITLE = re.compile(r"^" + _LOCAL + r"(?=(?:19|20)\d{2}|关于|办事处|人民政府)")  # 下洋镇2023年…报告
 
 
 def _field(text: str, *names: str) -> str:
@@ -150,6 +155,18 @@ def _zone(texts: list[str], g: Gazetteer) -> Place | None:
         division = g.get(parent.codes[0]) if parent is not None else None
         return Place(division, zone)
     return None
+
+
+def local_place(title: str, body: str) -> tuple[Place, str] | None:
+    """A township or street the title or the opening speaks as (礼让街街道办事处…): its place (no gazetteer
+    division; the name as written) and that organ as the issuer."""
+    named = _LOCAL_TITLE.match(re.sub(r"\s+", "", title))
+    speaking = _LOCAL_ORGAN.search(re.sub(r"[ \t\u3000]+", "", body[:200]))
+    if named is None and speaking is None:
+        return None
+    name = named.group(1) if named else speaking.group(1)
+    organ = speaking.group(0).lstrip(",，。；、\n").removeprefix("现将") if speaking else ""
+    return Place(None, name), organ if organ.startswith(name) else ""
 
 
 def find_place(title: str, issuer: str, header: str, body: str) -> Place | None:
@@ -262,6 +279,8 @@ def issuer_kind(issuer: str) -> str:
 
 
 def level_of(place: Place | None, kind: str) -> str:
+    if place is not None and place.division is None and re.search(r"(?:街道|镇|乡)$", place.zone):
+        return "乡镇（街道）"
     if place is None or place.division is None:
         return ""
     level = LEVEL_NAMES[min(COUNTY, place.division.level + bool(place.zone))]
@@ -309,8 +328,13 @@ def extract(document: Document) -> ReportMeta:
     place = find_place(title, issuer, header, body)
     if place is not None and (not issuer or not re.search(_ORGAN + r"$", issuer)):
         issuer = _self_issuer(body, place) or issuer
-    kind = issuer_kind(issuer)
+    local = local_place(title, body) if place is None else None
+    if local is not None:
+        place, issuer = local[0], issuer or local[1]
     publisher = _field(header + "\n" + "\n".join(body.splitlines()[:3]), "发布机构", "发文机关")
+    if not issuer and re.search(_ORGAN + r"$", publisher):  # the page's 发布机构, when nothing else names one
+        issuer = publisher
+    kind = issuer_kind(issuer)
     return ReportMeta(
         title=title,
         issuer=issuer,

@@ -104,7 +104,7 @@ def _library_names(record: ReportRecord) -> set[str]:
     names: set[str] = set()
     division = gazetteer.load().get(meta.region_code) if meta.region_code else None
     if meta.region and (division is None or division.name != meta.region):
-        names |= {meta.region, meta.issuer, re.sub(r"(新区|开发区|高新区)$", "", meta.region)}
+        names |= {meta.region, meta.issuer, re.sub(r"(新区|开发区|高新区|街道)$", "", meta.region)}
     if not meta.region:  # no place read: the one its title names (下洋镇2023年法治政府建设年度报告)
         found = _LOCAL_PLACE.match(normalize(meta.title or ""))
         names |= {found.group(0)} if found else set()
