@@ -140,6 +140,8 @@ def unverified_warning(numbers: Sequence[UnverifiedNumber]) -> str | None:
     why = {"no citation": "所在句子没有引用", "not in the cited passages": "引用原文中没有"}
     seen: dict[str, str] = {}
     for number in numbers:
+        if number.reason == "another measure":  # 行政复议's figure given for the 行政诉讼 asked
+            seen.setdefault(number.raw, f"引用原文中这是{number.stated}的数字，不是所问的{number.asked}")
         seen.setdefault(number.raw, why.get(number.reason, number.reason))
     items = "、".join(f"{raw}（{reason}）" for raw, reason in seen.items())
     return f"⚠ 以下数字未能在引用原文中核实：{items}"

@@ -122,6 +122,36 @@ def test_an_invented_number_is_flagged(corpus_services, fake: FakeChatModel) -> 
     assert answer.citations and not answer.refused
 
 
+@pytest.mark.parametrize(
+    ("question", "claim", "flagged"),
+    [  # the model passes the passage's 行政复议 figure off as the 行政诉讼 one asked, or a 纠错率 as a 败诉率
+        (
+            "淄川区以区政府为被告的行政诉讼案件有多少件？",
+            "淄川区行政诉讼案件151件",
+            {("151件", "行政复议", "行政诉讼")},
+        ),
+        ("淄川区行政诉讼败诉率是多少？", "淄川区行政诉讼败诉率为29.8%", {("29.8%", "纠错", "败诉")}),
+        ("淄川区办理行政复议案件多少件？", "淄川区办理行政复议案件151件", set()),  # the measure asked
+        (
+            "淄川区行政诉讼案件多少件？",
+            "淄川区办理行政复议案件151件",
+            set(),
+        ),  # says which it is: not passed off
+    ],
+)
+def test_a_number_of_another_measure_than_asked_is_flagged(
+    corpus_services, fake: FakeChatModel, question: str, claim: str, flagged: set
+) -> None:
+    def respond(request: Request) -> Reply:
+        n = next(n for n, text in sources_in(request).items() if "151件" in text)
+        return Reply(f"{claim}[{n}]。")
+
+    fake.enqueue(scripted(respond))
+    answer = ask(question, corpus_services.retriever, engine=ChatEngine(fake))
+    got = {(u.raw, u.stated, u.asked) for u in answer.unverified_numbers if u.reason == "another measure"}
+    assert got == flagged and answer.citations
+
+
 def test_a_refusal_from_the_model_is_a_refusal(corpus_services, fake: FakeChatModel) -> None:
     fake.enqueue("文中未提及")
     answer = ask("淄川区2024年的地区生产总值是多少亿元？", corpus_services.retriever, engine=ChatEngine(fake))

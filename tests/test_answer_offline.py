@@ -333,3 +333,18 @@ def test_who_issued_a_document_is_read_from_its_signature_or_wrapper_never_its_o
         "publish_date",
     )
     assert parts.asked_field("四川省司法厅会同哪个部门组织开展表彰？") is None  # content, not the document
+
+
+def test_a_figure_of_another_measure_does_not_answer_the_one_asked(corpus_services) -> None:
+    """行政诉讼 asked: the sentence with 行政复议案件151件 is not its answer, and a 纠错率 is not a 败诉率."""
+    from qa.genre import measures
+
+    asked = measures.named("行政诉讼案件多少件")
+    assert measures.other_measure(asked, "办理行政复议案件") == measures.Measure(0, "行政复议")
+    assert measures.other_measure(asked, "以区政府为被告的行政诉讼案件") is None
+    assert measures.other_measure(asked, "审结") is None  # names no measure: not judged
+    assert measures.other_measure(measures.named("依申请公开多少件"), "主动公开政府信息") is not None
+    answer = ask("淄川区2024年行政诉讼案件多少件？", corpus_services.retriever)
+    assert "151件" not in answer.text and "9件" in answer.text
+    answer = ask("淄川区行政诉讼败诉率是多少？", corpus_services.retriever)
+    assert "29.8%" not in answer.text

@@ -1098,6 +1098,10 @@ def test_labels() -> None:
          UnverifiedNumber("3%", "not in the cited passages")]
     )  # fmt: skip
     assert warning == "⚠ 以下数字未能在引用原文中核实：9件（所在句子没有引用）、3%（引用原文中没有）"
+    warning = ui.unverified_warning([UnverifiedNumber("151件", "another measure", "行政复议", "行政诉讼")])
+    assert (
+        warning == "⚠ 以下数字未能在引用原文中核实：151件（引用原文中这是行政复议的数字，不是所问的行政诉讼）"
+    )
     assert (
         ui.ingest_line("a.txt", IngestResult("a.txt", "a.txt", "updated", n_chunks=3))
         == "更新：a.txt（3 个分块）"

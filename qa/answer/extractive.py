@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from qa.core.schemas import Source
 from qa.core.text import folded, without_footnote_marks
-from qa.genre import parts
+from qa.genre import measures, parts
 from qa.genre.figures import LEAD_VERBS
 from qa.genre.numbers import find_numbers
 from qa.genre.outline import heading_level, without_level_1
@@ -135,6 +135,7 @@ class Asked:
         None  # 城镇居民人均可支配收入 in 城镇居民人均可支配收入是多少元: the sum must be of that
     )
     one_year: bool = False  # about one year: a figure over several (累计, 年均) does not answer it
+    measures: frozenset[measures.Measure] = frozenset()  # 行政诉讼: not a 行政复议 figure
 
 
 def parse_question(query: Query, drop: Sequence[str] = (), known: Collection[str] | None = None) -> Asked:
@@ -154,6 +155,7 @@ def parse_question(query: Query, drop: Sequence[str] = (), known: Collection[str
         wants_list=query.wants_list,
         amount=query.amount,
         one_year=query.one_year,
+        measures=query.measures,
     )
 
 
@@ -182,6 +184,9 @@ def _candidates(sentence: str, asked: Asked) -> list:
     candidates = [n for n in numbers if (n.unit in asked.units if asked.units else n.unit not in PERCENTS)]
     if asked.one_year:  # 2021年当年的收入 is not 累计完成25.32亿元 (five years together)
         candidates = [n for n in candidates if not MULTI_YEAR.search(_clause_before(sentence, n.start))]
+    if asked.measures:  # 行政诉讼…多少件 is not answered by 行政复议案件151件
+        candidates = [n for n in candidates
+                      if measures.other_measure(asked.measures, measures.clause_before(sentence, n.start)) is None]  # fmt: skip
     if asked.amount:  # a sum stated for the amount asked (城镇居民…收入), not another (农村居民…收入)
         head, tail = asked.amount[:2], asked.amount[-4:]  # tail in the number's clause, head before it
         candidates = [

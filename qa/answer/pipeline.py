@@ -22,7 +22,7 @@ from qa.answer import extractive
 from qa.core.naming import labels as report_labels
 from qa.core.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
 from qa.core.text import normalize, without_footnote_marks
-from qa.genre import kinds, parts
+from qa.genre import kinds, measures, parts
 from qa.genre.numbers import find_numbers, ungrounded
 from qa.index.retriever import Retriever
 from qa.ingest.chunking import sections
@@ -160,11 +160,15 @@ def claims(text: str) -> list[tuple[str, list[int]]]:
 
 
 def check_numbers(
-    text: str, sources: dict[int, Source], counted: Sequence[str] = ()
+    text: str,
+    sources: dict[int, Source],
+    counted: Sequence[str] = (),
+    asked: frozenset[measures.Measure] = frozenset(),
 ) -> list[UnverifiedNumber]:
-    """Every number in the answer must appear in a passage its sentence cites. A passage that addresses
-    a model (an injected instruction) supports nothing. counted: what the engine itself counted or added up
-    from the cited values (how many reports state an indicator), written as such in the answer."""
+    """Every number in the answer must appear in a passage its sentence cites, for the measure the question
+    asks (`asked`: 行政诉讼, not the passage's 行政复议 figure). A passage that addresses a model (an injected
+    instruction) supports nothing. counted: what the engine itself counted or added up from the cited values
+    (how many reports state an indicator), written as such in the answer."""
     problems: list[UnverifiedNumber] = []
     for sentence, refs in claims(text):
         body = _MARKER.sub("", sentence)
@@ -187,7 +191,29 @@ def check_numbers(
         problems.extend(
             UnverifiedNumber(n.raw, "not in the cited passages") for n in ungrounded(body, trusted)
         )
+        problems.extend(another_measure(body, trusted, asked))
     return problems
+
+
+def another_measure(
+    claim: str, cited: Sequence[str], asked: frozenset[measures.Measure]
+) -> list[UnverifiedNumber]:
+    """Numbers a claim gives as the measure asked (or without naming one) that every cited passage states
+    for another measure of its family: 行政诉讼案件151件 where the passage says 行政复议案件151件."""
+    if not asked:
+        return []
+    out = []
+    for number in find_numbers(claim):
+        if measures.other_measure(asked, measures.clause_before(claim, number.start)) is not None:
+            continue  # the claim itself says which measure it is (a verbatim quote): nothing passed off
+        stated = [
+            measures.other_measure(asked, measures.clause_before(text, other.start))
+            for text in cited for other in find_numbers(text) if other.same_as(number)
+        ]  # fmt: skip
+        if stated and all(stated):
+            want = next(m.name for m in asked if m.family == stated[0].family)
+            out.append(UnverifiedNumber(number.raw, "another measure", stated[0].name, want))
+    return out
 
 
 def _support_span(claim: str, source: Source) -> tuple[str, int, int]:
@@ -553,7 +579,9 @@ def verify(draft: Draft, plan_: Plan, gathered: Gathered) -> dict:
     return {
         "text": text.strip(),
         "citations": [] if refused else make_citations(text, cited, by_n, draft.quotes),
-        "unverified_numbers": [] if refused else check_numbers(text, by_n, draft.counted),
+        "unverified_numbers": []
+        if refused
+        else check_numbers(text, by_n, draft.counted, plan_.query.measures),
         "refused": refused,
         "dropped_citations": tuple(dropped),
         "dropped_claims": tuple(out_of_scope),

@@ -237,7 +237,10 @@ def _answer_warnings(answer: Any) -> None:
     if answer.dropped_citations:
         out.print(f"[yellow]removed citations to sources that were not given: {answer.dropped_citations}[/]")
     if answer.unverified_numbers:
-        counted = Counter((u.raw, u.reason) for u in answer.unverified_numbers)
+        counted = Counter(
+            (u.raw, f"the cited passage gives it for {u.stated}, not {u.asked}" if u.stated else u.reason)
+            for u in answer.unverified_numbers
+        )
         marks = ", ".join(
             f"{raw} ({reason})" + (f" ×{n}" if n > 1 else "") for (raw, reason), n in counted.items()
         )

@@ -154,7 +154,9 @@ class Citation:
 @dataclass(frozen=True)
 class UnverifiedNumber:
     raw: str
-    reason: str  # "not in the cited passages" | "no citation"
+    reason: str  # "not in the cited passages" | "no citation" | "another measure"
+    stated: str = ""  # another measure: what the cited passage gives the number for (行政复议)…
+    asked: str = ""  # …and the measure the question asks (行政诉讼)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from qa.core.schemas import ReportRecord
 from qa.core.text import folded, normalize
-from qa.genre import parts
+from qa.genre import measures, parts
 from qa.question import scope
 
 if TYPE_CHECKING:
@@ -137,6 +137,11 @@ class Query:
         match = _AMOUNT_ASKED.search(text)
         noun = re.split(r"[的了]", match.group(1))[-1] if match else ""  # 给企业兑现的惠企资金 → 惠企资金
         return noun if len(noun) >= 2 else None
+
+    @cached_property
+    def measures(self) -> frozenset[measures.Measure]:
+        """行政诉讼 / 行政复议, 败诉 / 纠错, 依申请 / 主动公开…: a number must be of the measure asked."""
+        return measures.named(self.text)
 
     @cached_property
     def one_year(self) -> bool:
