@@ -348,3 +348,38 @@ def test_a_figure_of_another_measure_does_not_answer_the_one_asked(corpus_servic
     assert "151件" not in answer.text and "9件" in answer.text
     answer = ask("淄川区行政诉讼败诉率是多少？", corpus_services.retriever)
     assert "29.8%" not in answer.text
+
+
+def test_a_table_row_answers_with_its_column_headers_when_no_sentence_does(tmp_path: Path) -> None:
+    """A disclosure report's standard table (信息内容 | 本年制发件数 | …): a question naming a row gets the row,
+    each figure with its column's header — the figures verbatim, so they are checked like any other."""
+    from qa.answer import extractive
+    from qa.genre import tables
+    from qa.question.query import Query
+    from qa.question.scope import Scope
+
+    text = (
+        "二、主动公开政府信息情况\n第二十条第(一)项 | |||\n信息内容 | 本年制发件数 | 本年废止件数 | 现行有效件数 |\n"
+        "规章 | 0 | 0 | 0 |\n行政规范性文件 | 3 | 3 | 20 |\n第二十条第(五)项 | |||\n信息内容 | 本年处理决定数量 | ||\n"
+        "行政许可 | 0 | ||\n本年度主动公开信息120条。"
+    )
+    rows = tables.rows(text)
+    assert [(r.label, r.cells) for r in rows][1:] == [
+        ("行政规范性文件", (("本年制发件数", "3"), ("本年废止件数", "3"), ("现行有效件数", "20"))),
+        ("行政许可", (("本年处理决定数量", "0"),)),
+    ]
+    assert text[rows[1].start : rows[1].end] == "行政规范性文件 | 3 | 3 | 20"
+    source = Source(
+        1, "x.txt", "甲县2022年政府信息公开工作年度报告", "二", 0, len(text), text, ("c1",), label="甲县"
+    )
+
+    def table_answer(question: str) -> tuple[str, list]:
+        found = extractive.named_row(extractive.parse_question(Query(question, question, Scope())), [source])
+        return extractive.table_row(found) if found else (REFUSAL, [])
+
+    answer, [quote] = table_answer("甲县2022年行政规范性文件制发了几件？现行有效的有几件？")
+    assert answer == "甲县：行政规范性文件：本年制发件数 3，本年废止件数 3，现行有效件数 20[1]"
+    assert quote.text == "行政规范性文件 | 3 | 3 | 20" and not check_numbers(answer, {1: source})
+    assert table_answer("甲县作出了多少项行政许可决定？")[0] == "甲县：行政许可：本年处理决定数量 0[1]"
+    assert table_answer("甲县的行政许可有哪些要求？") == (REFUSAL, [])  # asks for no number
+    assert table_answer("甲县收到多少件行政复议申请？") == (REFUSAL, [])  # names no row

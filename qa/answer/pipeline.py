@@ -22,7 +22,7 @@ from qa.answer import extractive
 from qa.core.naming import labels as report_labels
 from qa.core.schemas import Answer, Citation, Hit, ReportRecord, Source, UnverifiedNumber
 from qa.core.text import normalize, without_footnote_marks
-from qa.genre import kinds, measures, parts
+from qa.genre import kinds, measures, parts, tables
 from qa.genre.numbers import find_numbers, ungrounded
 from qa.index.retriever import Retriever
 from qa.ingest.chunking import sections
@@ -178,8 +178,10 @@ def check_numbers(
             continue
         cited = [sources[n].text for n in refs if n in sources]
         trusted = [t for t in cited if not extractive.addresses_a_model(t)]
-        # the title shown with a passage is part of what the model read (淄川区…2024年度…报告)
+        # the title shown with a passage is part of what the model read (淄川区…2024年度…报告); a table's
+        # figures are read with the units their column headers give (绝对数(万元) 130535 → 130535万元)
         trusted += [sources[n].title for n in refs if n in sources and sources[n].title and trusted]
+        trusted += [tables.read_with_units(t) for t in trusted]
         if not cited:
             problems.extend(UnverifiedNumber(n.raw, "no citation") for n in find_numbers(body))
             continue
@@ -535,12 +537,19 @@ class ExtractiveAnswerer:
         elif several and plan_.scope.across:  # "哪些地区…": only the reports that say so
             per_report = gathered.hit_reports
         query = plan_.query
-        if query.subs and not per_report:  # 有多少？…是多少？: each part answered on its own
-            asked_parts = [extractive.parse_question(q, drop, vocabulary) for q in (query, *query.subs)]
-            return extractive.answer_parts(asked_parts, gathered.sources)
         asked = extractive.parse_question(query, drop, vocabulary)
-        return extractive.answer(asked, gathered.sources, per_report=per_report,
-                                 only_supported=plan_.route.reason != "named")  # fmt: skip
+        if query.subs and not per_report:  # 有多少？…是多少？: each part answered on its own
+            asked_parts = [asked, *(extractive.parse_question(q, drop, vocabulary) for q in query.subs)]
+            raw, quotes = extractive.answer_parts(asked_parts, gathered.sources)
+        else:
+            raw, quotes = extractive.answer(asked, gathered.sources, per_report=per_report,
+                                            only_supported=plan_.route.reason != "named")  # fmt: skip
+        # a table row the question names (行政规范性文件 | 3 | 3 | 20; 房地产业 / 130535 / -14.6) answers when no
+        # sentence does, or none of the sentences found names that row
+        row = extractive.named_row(asked, gathered.sources) if not per_report else None
+        if row is not None and not extractive.names_the_row(quotes, row[1]):
+            return extractive.table_row(row)
+        return raw, quotes
 
 
 # ---- verify -------------------------------------------------------------------------------------------

@@ -62,12 +62,15 @@ def expected_units(question: str) -> set[str] | None:
         units.add("元")
     if units:
         return units
+    if _GROWTH_ASKED.search(q):  # 居民消费价格涨了多少, 比上年增长多少: growth is said as a rate
+        return {"%", "个百分点"}
     if re.search(r"(?<![哪第])(?:多少|几[个件次项名人场家所户])|数量|人数|次数", q):
         return set()  # some number, any unit
     return None
 
 
 _RATE = re.compile(r"([\u4e00-\u9fff]{2})率")
+_GROWTH_ASKED = re.compile(r"(?:上涨|涨|增长|增幅|涨幅|下降|降幅|降|提高|提升|上升|回落)了?(?:多少|几成)")
 _COUNTED = re.compile(
     r"(?<![哪第])(?:多少|几)\s*(?:人次|场次|件次|户次|[件起宗人名次场期项条类个家所处户位座轮单])\s*[“\"「]?([\u4e00-\u9fff]{2,6})"
 )
