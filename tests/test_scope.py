@@ -276,3 +276,16 @@ def test_a_township_report_is_found_by_the_place_its_title_names() -> None:
     for question in ("徐闻县下洋镇2023年举办了几次法治讲座？", "下洋镇2023年举办了几次法治讲座？"):
         route = scope.route(scope.parse(question, library), question, library)
         assert route.reports == ("town.txt",), (question, route)
+
+
+def test_a_count_of_reports_asks_across_them_whatever_the_librarys_size() -> None:
+    """几份/两份/12份报告 asks over several reports; 这份报告 is one."""
+    from qa.question.scope import asks_across_reports
+
+    for question in (
+        "这三份报告里哪份提到了行政复议？",
+        "12份报告中有几份写了败诉率？",
+        "两份报告的纠错率分别是多少？",
+    ):
+        assert asks_across_reports(question), question
+    assert not asks_across_reports("这份报告的纠错率是多少？")

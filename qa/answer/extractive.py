@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from qa.core.schemas import Source
 from qa.core.text import folded, without_footnote_marks
-from qa.genre import measures, parts
+from qa.genre import measures, parts, tables
 from qa.genre.figures import LEAD_VERBS
 from qa.genre.numbers import find_numbers
 from qa.genre.outline import heading_level, without_level_1
@@ -116,6 +116,24 @@ def question_terms(
         terms = [t for t in terms if t in known or t[0].isdigit()]
     return list(dict.fromkeys(terms))
 
+
+@dataclass(frozen=True)
+class Weights:
+    """The offline engine's thresholds and weights. Set by `bench/tune.py` on the development split (its record,
+    with the documents tuned on and the check split's score: bench/tuning/extractive.json; a test keeps these
+    defaults equal to the record's choice)."""
+
+    min_coverage: float = 0.4  # share of the question's terms a sentence must hold to answer
+    number_bonus: float = 0.25  # added when the sentence states the kind of number asked…
+    number_penalty: float = 0.5  # …and the factor when it does not
+    heading_share: float = 0.6  # a term found only in the sentence's section heading counts this much
+    char_weight: float = 0.3  # a lone character's weight against a bigram's 1.0
+    digit_weight: float = 2.0  # a number written in the question
+    retriever_nudge: float = 0.08  # the retriever's rank, to break near-ties
+    second_ratio: float = 0.75  # a second sentence must score this share of the best
+
+
+WEIGHTS = Weights()
 
 _QUOTES = '“”"「」『』 '
 
@@ -219,12 +237,14 @@ def score_sentences(
     """(score, term coverage, sentence) for each sentence, best first."""
     if not asked.terms or not sentences:
         return []
+    w = WEIGHTS
     normed = [_norm(s.text) for s in sentences]
     total = len(sentences)
     idf = {t: math.log(1 + total / (1 + sum(t in s for s in normed))) + 0.5 for t in asked.terms}
     # Lone characters count for little; numbers named in the question count double.
     weight = {
-        t: idf[t] * (0.3 if len(t) == 1 and not t.isdigit() else 2.0 if t[0].isdigit() else 1.0)
+        t: idf[t]
+        * (w.char_weight if len(t) == 1 and not t.isdigit() else w.digit_weight if t[0].isdigit() else 1.0)
         for t in asked.terms
     }
     denominator = sum(weight.values())
@@ -233,15 +253,20 @@ def score_sentences(
         section = _norm(sentence.source.section)
         # Terms found only in the section heading count for less than terms in the sentence itself.
         coverage = (
-            sum(w if t in text else 0.6 * w if t in section else 0.0 for t, w in weight.items()) / denominator
+            sum(v if t in text else w.heading_share * v if t in section else 0.0 for t, v in weight.items())
+            / denominator
         )
         score = coverage
         if asked.units is not None:
-            score = score + 0.25 if states_asked_number(sentence.text, asked) else score * 0.5
+            score = (
+                score + w.number_bonus
+                if states_asked_number(sentence.text, asked)
+                else score * w.number_penalty
+            )
         if asked.part and asked.part in parts.classify(parts.top_section(sentence.source.section)):
             coverage = max(coverage, min_section_coverage)  # a sentence of the asked-for part of the report
             score = max(score, coverage)
-        score += 0.08 / (1 + sentence.source.rank)  # the retriever's opinion breaks near-ties
+        score += w.retriever_nudge / (1 + sentence.source.rank)  # the retriever's opinion breaks near-ties
         scored.append((score, coverage, sentence))
     scored.sort(key=lambda item: (-item[0], item[2].position))
     return scored
@@ -253,11 +278,12 @@ def answer(
     *,
     per_report: Sequence[str] = (),
     only_supported: bool = False,
-    min_coverage: float = 0.5,
+    min_coverage: float | None = None,
 ) -> tuple[str, list[Quote]]:
     """Quote the best-supported sentence(s). per_report: answer for each of these reports separately
     (only_supported: leave out the reports that do not say, as for "哪些地区…")."""
     sentences = sentences_of(sources)
+    min_coverage = WEIGHTS.min_coverage if min_coverage is None else min_coverage
     if len(per_report) > 1:
         lines: list[str] = []
         quotes: list[Quote] = []
@@ -278,11 +304,12 @@ def answer(
     return f"{source_label(source)}：" + text, quotes
 
 
-def answer_parts(asked_parts: Sequence[Asked], sources: Sequence[Source], min_coverage: float = 0.5
+def answer_parts(asked_parts: Sequence[Asked], sources: Sequence[Source], min_coverage: float | None = None
                  ) -> tuple[str, list[Quote]]:  # fmt: skip
     """The whole question first (asked_parts[0]), then each part of a several-part question answered on its own; the quotes merged in document order
     under one label. A part nothing supports is left out (the answer is then partial, not invented)."""
     sentences = sentences_of(sources)
+    min_coverage = WEIGHTS.min_coverage if min_coverage is None else min_coverage
     chosen: dict[tuple[int, int], Quote] = {}
     for asked in asked_parts:
         # only a part asking for a kind of number no sentence chosen so far states gets its own sentence
@@ -314,6 +341,35 @@ def header_lines(found: Sequence[tuple[Source, parts.Span]]) -> tuple[str, list[
         lines.append(f"{source_label(source)}：{shown}[{quote.n}]")
         quotes.append(quote)
     return ("\n".join(lines), quotes) if quotes else (REFUSAL, [])
+
+
+def named_row(asked: Asked, sources: Sequence[Source]) -> tuple[Source, tables.Row] | None:
+    """The table row a question that asks for a number names (行政规范性文件 制发、废止了几件; 房地产业增加值是多少):
+    the longest row name written in the question, else None."""
+    if asked.units is None:
+        return None
+    question = _norm(asked.question)
+    best: tuple[Source, tables.Row] | None = None
+    for source in sources:
+        for row in tables.rows(source.text):
+            name = re.sub(r"^全[省市区县旗州]", "", _norm(row.label))
+            if len(name) >= 2 and name in question and (best is None or len(row.label) > len(best[1].label)):
+                best = (source, row)
+    return best
+
+
+def table_row(found: tuple[Source, tables.Row]) -> tuple[str, list[Quote]]:
+    """A table row quoted, each figure shown with its column's name and the unit its header gives
+    (房地产业：绝对数 130535万元，比上年增长 -14.6%)."""
+    source, row = found
+    quote = Quote(
+        source.n, source.text[row.start : row.end], source.start + row.start, source.start + row.end
+    )
+    return f"{source_label(source)}：{tables.shown(row)}[{source.n}]", [quote]
+
+
+def names_the_row(quotes: Sequence[Quote], row: tables.Row) -> bool:
+    return any(_norm(row.label) in _norm(q.text) for q in quotes)
 
 
 def list_points(sources: Sequence[Source], max_points: int = 12) -> tuple[str, list[Quote]]:
@@ -379,7 +435,7 @@ def _second_sentence(asked: Asked, scored: Sequence[tuple[float, float, Sentence
     """A second sentence of the same report when it is nearly as good and adds figures the first lacks
     (两个指标 / 分别)."""
     for score, coverage, sentence in scored[1:4]:
-        if coverage < min_coverage or score < 0.85 * best_score or sentence.text == best.text:
+        if coverage < min_coverage or score < WEIGHTS.second_ratio * best_score or sentence.text == best.text:
             continue
         if sentence.source.report_id != best.source.report_id:
             continue

@@ -1,0 +1,26 @@
+"""The offline engine's weights are the ones bench/tune.py chose, on the documents its record names."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from qa.answer.extractive import Weights
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = ROOT / "bench/tuning/extractive.json"
+
+
+def test_the_engines_weights_are_the_tuned_ones_and_the_record_says_on_what() -> None:
+    record = json.loads(RECORD.read_text(encoding="utf-8"))
+    assert asdict(Weights()) == record["chosen"], "copy bench/tuning/extractive.json's chosen into Weights"
+    sys.path.insert(0, str(ROOT / "bench"))
+    from splits import in_check
+
+    tuned = [doc for docs in record["tuned_on"].values() for doc in docs]
+    assert tuned and not any(in_check(doc) for doc in tuned)  # never a check report
+    assert set(record["not_looked_at_while_tuning"]["check"]).isdisjoint(tuned)
+    for split in ("dev", "check"):
+        assert {"accuracy", "false_refusals", "confidently_wrong"} <= set(record[split])
