@@ -282,3 +282,24 @@ def test_a_township_or_street_is_placed_by_the_name_its_organ_speaks_as(
     meta = metadata.extract(Document("t.txt", "t.txt", body, "h", "txt"))
     assert (meta.region, meta.issuer, meta.level) == (place, issuer, "乡镇（街道）")
     assert meta.region_code == ""  # never a division it is not
+
+
+@pytest.mark.parametrize(
+    ("body", "issuer"),
+    [
+        ("2021年,司法厅坚持以习近平法治思想为指导,认真贯彻四川省委、省政府部署。\n一、主要成效\n四川省全面推进依法治省。",
+         "四川省司法厅"),
+        ("2024年,区教育局认真学习贯彻《杭州市上城区2024年法治政府建设工作要点》,在区委区政府的领导下推进依法治校。\n一、举措",
+         "上城区教育局"),
+        ("政府工作报告\n——2024年1月10日在平遥县第十七届人民代表大会第三次会议上\n各位代表:\n现在,我代表县人民政府向大会报告工作。",
+         "平遥县人民政府"),
+        ("政府工作报告(第十七届人民代表大会第三次会议)\n各位代表:\n现在,我代表平遥县人民政府,向大会报告政府工作。\n一、工作回顾",
+         "平遥县人民政府"),
+        ("一、总体情况\n2022年度,平遥县人民政府办公室政务公开工作本着“公开为常态”的原则,不断优化公开平台。",
+         "平遥县人民政府办公室"),
+    ],
+)  # fmt: skip
+def test_an_organ_that_names_itself_without_its_place_is_named_with_the_reports_place(body, issuer) -> None:
+    """司法厅坚持… / 区教育局认真… / 我代表县人民政府 / a first line after the heading 一、总体情况: the report's
+    own organ, named with the place the report is read to be of."""
+    assert metadata.extract(Document("o.txt", "o.txt", body, "h", "txt")).issuer == issuer

@@ -41,6 +41,7 @@ _ZONE = re.compile(
     r"([\u4e00-\u9fff]{2,8}?(?:经济技术开发区|高新技术产业开发区|经济开发区|高新区|开发区|新区|试验区|示范区))"
 )
 _DEPARTMENT = re.compile(r"(?:局|厅|委员会|委|办公室|办|署|中心)$")
+_HEADING = re.compile(r"^(?:[一二三四五六七八九十]+、|[(（][一二三四五六七八九十]+[)）])[^。，,]{0,30}$")
 # A place below the county speaking as its own organ (礼让街街道办事处在区委、区政府的领导下…, 下洋镇人民政府):
 # the gazetteer stops at counties, so such a report's place is the name its organ gives.
 _LOCAL = r"([\u4e00-\u9fff]{2,8}?(?:街道|镇|乡))"
@@ -230,8 +231,9 @@ def find_issuer(title: str, body: str, header: str = "") -> str:
     lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
     if len(lines) >= 2 and re.fullmatch(_DATE, lines[-1]) and len(lines[-2]) <= 30:
         return lines[-2]
-    opening = re.match(r"^(?:(?:19|20)\d{2}\s*年度?\s*[,，]?\s*)?([^,，。]{2,30}?)(?:在|坚持|认真|全面|始终|深入|紧紧|以|按照)",
-                       body.lstrip())  # fmt: skip
+    first = next((ln.strip() for ln in lines if not _HEADING.match(ln.strip())), "")  # past 一、总体情况
+    opening = re.match(r"^(?:(?:19|20)\d{2}\s*年度?\s*[,，]?\s*)?([^,，。]{2,30}?)"
+                       r"(?:在|坚持|认真|全面|始终|深入|紧紧|以|按照|本着|聚焦|围绕|政务公开|政府信息公开)", first)  # fmt: skip
     if opening and re.search(_ORGAN + r"$", opening.group(1)) and gazetteer.load().mentions(opening.group(1)):
         return opening.group(1)
     for line in _front(header, body):
@@ -246,12 +248,31 @@ def find_issuer(title: str, body: str, header: str = "") -> str:
     return ""
 
 
+# A department speaking of itself at the opening without its place (2021年,司法厅坚持…; 区教育局认真…), or a
+# speech's speaker (现在,我代表县人民政府向大会报告工作): the organ, to be named with the report's place.
+_SELF_DEPARTMENT = re.compile(
+    r"^[县区市州旗省盟]?([\u4e00-\u9fff]{1,10}?(?:局|厅|委员会|办公室))(?:党组|党委)?"
+    r"(?:坚持|认真|在|以|始终|全面|深入|紧紧|按照|聚焦|紧扣|高度)"
+)
+_SPEAKS_FOR = re.compile(r"我代表([\u4e00-\u9fff]{0,10}?[县区市州旗省盟])(?:人民)?政府")
+
+
 def _self_issuer(body: str, place: Place) -> str:
-    """区政府坚持… / 县委、县政府… at the opening: the report's own government, named by its place."""
+    """区政府坚持… / 县委、县政府… / 司法厅坚持… at the opening, or 我代表县人民政府 in a speech: the report's own
+    government or department, named by its place."""
     lines = [ln for ln in body.splitlines() if ln.strip() and not _is_addressee(ln)]
     opening = re.sub(r"^(?:(?:19|20)\d{2}\s*年度?\s*[,，]?\s*)", "", lines[0].lstrip() if lines else "")
+    if place.division is None:
+        return ""
+    department = _SELF_DEPARTMENT.match(opening)
+    if department and not re.match(r"^(?:人民)?政府", department.group(1)):
+        return place.division.name + department.group(1)
+    speaks_for = _SPEAKS_FOR.search(body[:600])
+    if speaks_for and not _SELF_ORGAN.match(opening):
+        named = speaks_for.group(1)
+        return f"{place.division.name if len(named) == 1 else named}人民政府"
     match = _SELF_ORGAN.match(opening)
-    if not match or place.division is None:
+    if not match:
         return ""
     division = place.division
     short = division.alias if division.alias.endswith(division.suffix) else division.alias + division.suffix
