@@ -383,3 +383,37 @@ def test_a_table_row_answers_with_its_column_headers_when_no_sentence_does(tmp_p
     assert table_answer("甲县作出了多少项行政许可决定？")[0] == "甲县：行政许可：本年处理决定数量 0[1]"
     assert table_answer("甲县的行政许可有哪些要求？") == (REFUSAL, [])  # asks for no number
     assert table_answer("甲县收到多少件行政复议申请？") == (REFUSAL, [])  # names no row
+
+
+def test_whom_to_ask_about_a_disclosure_report_is_its_prefaces_contact_lines() -> None:
+    """如对本报告有疑问,请联系… then 地址/电话 lines: the answer to 有疑问找哪个单位、电话是多少."""
+    from qa.genre.parts import asked_field, header_line
+
+    opening = (
+        "根据《中华人民共和国政府信息公开条例》要求,特向社会公布2023年度报告。本报告所列数据统计时限为2023年1月1日至12月31日,"
+        "如对本报告有疑问,请联系甲县政务服务中心。\n地址:甲县档案馆4楼;\n电话:0911-1234567;传真:0911-1234568;\n一、总体情况"
+    )
+    for question in (
+        "对甲县政府信息公开年报有疑问，应该找哪个单位？电话是多少？",
+        "甲县信息公开年报的联系电话是多少？",
+    ):
+        assert asked_field(question) == "contact", question
+    span = header_line(opening, "contact")
+    quoted = opening[span.start : span.end]
+    assert quoted.startswith("如对本报告有疑问,请联系甲县政务服务中心") and quoted.endswith(
+        "传真:0911-1234568;"
+    )
+    assert header_line("一、总体情况\n本年度主动公开信息120条。", "contact") is None
+
+
+def test_a_count_of_several_things_at_once_counts_each_of_them() -> None:
+    """9个地区和项目 counts 项目 too (the genre's coordinated counts); 9个地区 alone does not."""
+    from qa.answer import extractive
+    from qa.question.query import Query
+    from qa.question.scope import Scope
+
+    question = "甲省司法厅推荐了多少个项目？"
+    asked = extractive.parse_question(Query(question, question, Scope()))
+    assert asked.counted == "项目"
+    assert extractive.states_asked_number("向中央依法治国办择优推荐9个地区和项目参加评选。", asked)
+    assert not extractive.states_asked_number("向中央依法治国办择优推荐9个地区参加评选。", asked)

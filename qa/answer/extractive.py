@@ -221,7 +221,15 @@ def _counting(sentence: str, counts: Sequence, noun: str) -> list:
         n for n in counts
         if LEAD_VERBS.sub("", sentence[n.end :].lstrip(_QUOTES)).startswith((noun[:2], noun[-2:]))
         or noun in _clause_before(sentence, n.start) or noun[-2:] in _clause_before(sentence, n.start)
+        or _coordinated(sentence[n.end :], noun)
     ]  # fmt: skip
+
+
+def _coordinated(after: str, noun: str) -> bool:
+    """A count of several things at once (9个地区和项目, 12家企业及个体户): the noun is one of them."""
+    phrase = re.split(r"[^\u4e00-\u9fff、]", after, maxsplit=1)[0][:16]
+    members = re.split(r"[和及与、]", phrase)
+    return len(members) > 1 and any(m.startswith((noun[:2], noun[-2:])) for m in members[1:])
 
 
 def _clause_before(sentence: str, at: int, limit: int = 40) -> str:

@@ -172,6 +172,11 @@ _FIELD_QUESTIONS = (
             r"|(?:公报|年报|报告|汇报)(?:是|由)(?:哪个|哪家)(?:部门|单位|机关|机构)|以哪个(?:部门|单位|机关|机构)的名义"
         ),
     ),
+    # whom to ask about the report (a disclosure report's preface: 如对本报告有疑问,请联系…; 地址、电话)
+    (
+        "contact",
+        re.compile(r"有疑问|联系(?:方式|电话|人|地址)|咨询电话|(?:找|联系)哪个(?:单位|部门|机构)|电话是多少"),
+    ),
     # a speech (政府工作报告, a report to the 人大): who delivered it, at which meeting
     (
         "delivery",
@@ -241,6 +246,31 @@ def _byline(lines: Sequence[tuple[int, str]]) -> Span | None:
     return None
 
 
+# A disclosure report's preface says whom to ask (如对本报告有疑问,请联系吴起县政府政务服务中心), then the
+# contact's lines (地址: …; 电话: …).
+_ASK_WHOM = re.compile(r"(?:有疑问|有异议|咨询)[^。；;\n]{0,12}?(?:请|可)?(?:联系|咨询|致电)[^。；;\n]{2,40}")
+_CONTACT_LINE = re.compile(
+    r"^\s*(?:地\s*址|邮\s*编|邮政编码|联系电话|电\s*话|传\s*真|电子邮箱|邮\s*箱|联系人)\s*[:：]"
+)
+
+
+def _contact(lines: Sequence[tuple[int, str]]) -> Span | None:
+    """From the sentence that says whom to ask through the contact lines right after it."""
+    for i, (start, line) in enumerate(lines):
+        match = _ASK_WHOM.search(line)
+        if match is None:
+            continue
+        begin = max(line.rfind("。", 0, match.start()), line.rfind(",", 0, match.start()),
+                    line.rfind("，", 0, match.start())) + 1  # fmt: skip
+        end = start + match.end()
+        for more_start, more in lines[i + 1 : i + 8]:
+            if not _CONTACT_LINE.match(more):
+                break
+            end = more_start + len(more.rstrip())
+        return Span(start + begin, end)
+    return None
+
+
 def speaker(text: str) -> Span | None:
     """The sentence of a speech that names whom it speaks for (现在,我代表闽清县人民政府,向大会报告政府工作…)."""
     match = _SPEAKER.search(text)
@@ -261,6 +291,8 @@ def header_line(header: str, field: str) -> Span | None:
         offset += len(line) + 1
     if field == "delivery":
         return _byline(lines)
+    if field == "contact":
+        return _contact(lines)
     labelled = _labelled_line(lines, field)
     if labelled is None and field in _SIGNED_FIELDS:
         labelled = _signature(lines)
