@@ -109,6 +109,8 @@ def render_answer(message: dict, records: list[ReportRecord]) -> None:
             ),
             unsafe_allow_html=True,
         )
+        if answer.year_note:  # quoted from a report of another year than asked
+            st.warning(ui.escape_markdown("⚠ " + answer.year_note))
         warning = ui.unverified_warning(answer.unverified_numbers)
         if warning:
             st.warning(ui.escape_markdown(warning))

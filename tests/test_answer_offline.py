@@ -417,3 +417,12 @@ def test_a_count_of_several_things_at_once_counts_each_of_them() -> None:
     assert asked.counted == "项目"
     assert extractive.states_asked_number("向中央依法治国办择优推荐9个地区和项目参加评选。", asked)
     assert not extractive.states_asked_number("向中央依法治国办择优推荐9个地区参加评选。", asked)
+
+
+def test_an_answer_from_a_report_of_another_year_than_asked_says_so(corpus_services) -> None:
+    """淄川区's 2024 report, published in 2025, answers a 2025 question — and says it is the 2024 report."""
+    record = corpus_services.store.get_report("zichuan_2024.txt")
+    assert record.meta.year == 2024 and (record.meta.publish_date or "").startswith("2025")
+    answer = ask("淄川区2025年办理行政复议案件多少件？", corpus_services.retriever)
+    assert "151件" in answer.text and "淄川区的报告是2024年度的" in answer.year_note
+    assert ask("淄川区2024年办理行政复议案件多少件？", corpus_services.retriever).year_note == ""

@@ -198,6 +198,12 @@ def test_the_scope_cases_refuse_with_their_reason_in_the_app(fail_closed: Path) 
         assert reason in plain(answer.info[0].value), question
         assert "151件" not in plain(answer.info[0].value) and sources_of(answer) == []
         assert any("因此不用其他报告的数字作答" in c for c in texts(answer.caption))
+    ask_in(
+        at, "淄川区2025年办理行政复议案件多少件？"
+    )  # the 2024 report, published in 2025: answered, and said
+    answer = last_answer(at)
+    assert "151件" in answer.markdown[0].value
+    assert any("问题问的是2025年" in w and "淄川区的报告是2024年度的" in w for w in texts(answer.warning))
 
 
 def test_an_llm_answer_that_cites_nothing_carries_a_notice(

@@ -303,3 +303,18 @@ def test_an_organ_that_names_itself_without_its_place_is_named_with_the_reports_
     """司法厅坚持… / 区教育局认真… / 我代表县人民政府 / a first line after the heading 一、总体情况: the report's
     own organ, named with the place the report is read to be of."""
     assert metadata.extract(Document("o.txt", "o.txt", body, "h", "txt")).issuer == issuer
+
+
+@pytest.mark.parametrize(
+    ("title", "body", "year"),
+    [
+        ("", "政府工作报告\n各位代表:\n现在,我代表县人民政府向大会报告工作。\n一、2019年工作回顾\n一年来…", 2019),
+        ("", "政府工作报告\n——2019年12月26日在甲县第十六届人民代表大会第三次会议上\n各位代表:\n现在,我代表县人民政府向大会报告工作。", 2019),
+        ("", "政府工作报告\n——2023年4月25日在甲县第十七届人民代表大会第四次会议上\n各位代表:\n现在,我代表县人民政府向大会报告工作。", 2022),
+        ("2020年甲县人民政府工作报告", "各位代表:\n现在,我代表县人民政府向大会报告工作,请予审议。\n过去的一年…", 2019),
+    ],
+)  # fmt: skip
+def test_a_work_report_is_dated_by_the_year_it_reviews(title, body, year) -> None:
+    """Its review heading (2019年工作回顾), else its byline's delivery date (December: that year; April: the
+    year before), else the year before its title's (2020年…政府工作报告 reviews 2019)."""
+    assert metadata.reviewed_year(title, body) == year

@@ -223,15 +223,36 @@ def test_a_year_inside_a_date_dates_a_figure_and_chooses_no_report() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "covered"), [("政府工作报告", True), ("法治报告", False), ("统计公报", False)]
+    ("kind", "year", "covered"),
+    [
+        ("政府工作报告", 2024, True),  # dated by the year it reviews…
+        ("政府工作报告", 2025, True),  # …delivered early the year after
+        ("政府工作报告", 2023, False),
+        ("法治报告", 2024, True),
+        ("法治报告", 2025, False),
+        ("统计公报", 2025, False),
+    ],
 )
-def test_a_work_report_covers_the_year_it_reviews(kind: str, covered: bool) -> None:
-    """A 政府工作报告 delivered in 2025 reviews 2024 (过去一年); a 法治 report of 2025 is about 2025 only."""
-    library = [with_meta(record("zhongning.txt", ("宁夏回族自治区", "中卫市", "中宁县"), 2025), kind=kind)]
-    question = "中宁县2024年地区生产总值是多少？"
+def test_a_work_report_covers_the_year_it_reviews_and_the_year_it_is_delivered(kind, year, covered) -> None:
+    """A 政府工作报告 is dated by the year it reviews (2024) and delivered in 2025; a 法治 report or a bulletin of
+    2024 is about 2024 only (unless published in the year asked)."""
+    library = [with_meta(record("zhongning.txt", ("宁夏回族自治区", "中卫市", "中宁县"), 2024), kind=kind)]
+    question = f"中宁县{year}年地区生产总值是多少？"
     route = scope.route(scope.parse(question, library), question, library)
     assert (route.reports == ("zhongning.txt",)) is covered
-    assert covered or "中宁县的报告是2025年度的" in route.refusal
+    assert covered or "中宁县的报告是2024年度的" in route.refusal
+
+
+def test_a_report_covers_the_year_it_was_published_in() -> None:
+    """A 2024 report published on 2025-03-10 is what the library holds for 2025 too (the answer says which year
+    it is on); a year neither reported on nor published in is refused."""
+    library = [
+        with_meta(record("zichuan.txt", ("山东省", "淄博市", "淄川区"), 2024), publish_date="2025-03-10")
+    ]
+    for year, covered in ((2025, True), (2023, False)):
+        question = f"淄川区{year}年办理行政复议案件多少件？"
+        route = scope.route(scope.parse(question, library), question, library)
+        assert (route.reports == ("zichuan.txt",)) is covered, year
 
 
 @pytest.mark.parametrize(

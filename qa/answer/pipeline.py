@@ -598,6 +598,20 @@ def verify(draft: Draft, plan_: Plan, gathered: Gathered) -> dict:
     }
 
 
+def year_note(years: Sequence[int], citations: Sequence[Citation], records: Sequence[ReportRecord]) -> str:
+    """When an answer quotes a report of another year than the question asks (a 2024 report published in
+    2025, a work report asked about the year it was delivered in): which year each such report is on."""
+    if not years:
+        return ""
+    by_id = {r.report_id: r for r in records}
+    names = report_labels(records)
+    other = [by_id[c.report_id] for c in citations if c.report_id in by_id]
+    said = [f"{names[r.report_id]}的报告是{r.meta.year}年度的" for r in dict.fromkeys(other)
+            if r.meta.year and r.meta.year not in years]  # fmt: skip
+    asked = "、".join(f"{y}年" for y in years)
+    return f"问题问的是{asked}；" + "；".join(said) + f"，所引内容不一定是{asked}的情况" if said else ""
+
+
 def ranked(asked: Ranking, plan_: Plan, retriever: Retriever,
            records: Sequence[ReportRecord]) -> tuple[Draft, Gathered]:  # fmt: skip
     """The comparison table's cells for the indicator over the routed reports, listed as the question asks;
@@ -689,6 +703,7 @@ def ask(
     checked = verify(draft, plan_, gathered)
     return Answer(
         scope=plan_.route.reports,
+        year_note=year_note(plan_.scope.years, checked["citations"], records),
         sources=gathered.sources,
         prompt_tokens=draft.prompt_tokens,
         completion_tokens=draft.completion_tokens,

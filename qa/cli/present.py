@@ -228,6 +228,8 @@ def answer(answer: Any, streamed: str | None) -> None:
 
 
 def _answer_warnings(answer: Any) -> None:
+    if answer.year_note:
+        out.print(f"[bold yellow]⚠ {escape(answer.year_note)}[/]")
     if answer.uncited:
         out.print("[bold yellow]⚠ this answer cites no passage: nothing in it is traced to a report[/]")
     if answer.dropped_claims:

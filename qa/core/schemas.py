@@ -172,6 +172,9 @@ class Answer:
     standalone_question: str = ""
     scope: tuple[str, ...] = ()  # the reports the answer was allowed to use (qa.question.scope.route)
     scope_note: str = ""  # why it refused, or what the question's scope is, in words
+    year_note: str = (
+        ""  # the answer quotes a report of another year than the question asks (said, in Chinese)
+    )
     dropped_claims: tuple[str, ...] = ()  # sentences removed because they cited a report outside the scope
     dropped_citations: tuple[int, ...] = ()  # [n] markers that pointed at no given source
     sources: list[Source] = field(default_factory=list)

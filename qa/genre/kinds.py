@@ -37,8 +37,9 @@ _OPENING = {
     LAW: (r"法治政府建设", r"依法行政", r"法治思想", r"法治建设", r"行政复议|行政执法"),
 }
 _OPENING_RE = {kind: tuple(re.compile(cue) for cue in cues) for kind, cues in _OPENING.items()}
-# A work report delivered in year Y reports on Y-1 (过去一年) and plans Y: its review covers the year before.
-REVIEWS_THE_YEAR_BEFORE = frozenset({WORK})
+# A work report is dated by the year it reviews (过去一年: qa.ingest.identity.reviewed_year) and is delivered
+# early the year after, whose targets it sets: it covers both years.
+DELIVERED_THE_YEAR_AFTER = frozenset({WORK})
 MIN_CUES = 2  # one cue is a mention (a 法治 report speaks of 政务公开 too); two are the genre's frame
 
 

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from qa.core.schemas import Document, ReportMeta
-from qa.genre import gazetteer
+from qa.genre import gazetteer, kinds
 from qa.genre.gazetteer import COUNTY, LEVEL_NAMES, PREFECTURE, PROVINCE, Division, Gazetteer
 from qa.genre.kinds import report_kind
 
@@ -327,6 +327,25 @@ def find_year(title: str, body: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# A work report's review heading (一、2019年工作回顾) or its byline's delivery date (——2019年12月26日在…).
+_REVIEW_HEADING = re.compile(r"((?:19|20)\d{2})\s*年(?:工作)?回顾")
+_DELIVERED = re.compile(r"[—\-－―]{1,2}\s*((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月")
+
+
+def reviewed_year(title: str, body: str) -> int | None:
+    """The year a 政府工作报告 reviews — the year it is dated by: its review heading (2019年工作回顾), else the
+    byline's date (delivered in its last quarter: that year; else the year before), else the year before the
+    one its title names (2020年…政府工作报告 is delivered early in 2020 and reviews 2019)."""
+    heading = _REVIEW_HEADING.search(body[:4000])
+    if heading:
+        return int(heading.group(1))
+    delivered = _DELIVERED.search(body[:600])
+    if delivered:
+        return int(delivered.group(1)) - (int(delivered.group(2)) < 10)
+    titled = _YEAR.search(_NOT_REPORT_YEAR.sub(" ", title))
+    return int(titled.group(1)) - 1 if titled else None
+
+
 def find_publish_date(header: str, body: str) -> str | None:
     """Issue date (发文/成文 date) over the sign-off date over the web publish date."""
     front = header + "\n" + "\n".join(body.splitlines()[:3])
@@ -356,12 +375,14 @@ def extract(document: Document) -> ReportMeta:
     if not issuer and re.search(_ORGAN + r"$", publisher):  # the page's 发布机构, when nothing else names one
         issuer = publisher
     kind = issuer_kind(issuer)
+    report = report_kind(title, body)
+    year = (reviewed_year(title, body) if report == kinds.WORK else None) or find_year(title, body)
     return ReportMeta(
         title=title,
         issuer=issuer,
         publisher=publisher if publisher and publisher != issuer else "",
         region=place.name if place else "",
-        year=find_year(title, body),
+        year=year,
         publish_date=find_publish_date(header, body),
         doc_number=_field(header, "备注/文号", "文号", "发文字号"),
         index_no=_field(header + "\n" + body[:300], "索引号"),
@@ -369,5 +390,5 @@ def extract(document: Document) -> ReportMeta:
         region_code=place.division.code if place and place.division else "",
         level=level_of(place, kind),
         issuer_kind=kind,
-        kind=report_kind(title, body),
+        kind=report,
     )

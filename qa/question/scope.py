@@ -257,16 +257,15 @@ def _abbreviates(short: str, full: str) -> bool:
 def covers_year(
     record: ReportRecord, year: int, question: str, text_of: Callable[[str], str] | None = None
 ) -> bool:
-    """A report covers the year it reports on, the year before when its kind reviews it (a work report), and
-    the next one when asked about its plans; a report whose year is unknown covers a year it mentions."""
-    if record.meta.year is None:
+    """A report covers the year it reports on, the year it was published in, the year after when its kind is
+    delivered then (a work report) or when asked about its plans; a report whose year is unknown covers a
+    year it mentions. An answer from a report of another year than asked says so (pipeline.year_note)."""
+    meta = record.meta
+    if meta.year is None:
         return text_of is not None and f"{year}年" in text_of(record.report_id)
-    reviewed = year == record.meta.year - 1 and record.meta.kind in kinds.REVIEWS_THE_YEAR_BEFORE
-    return (
-        year == record.meta.year
-        or reviewed
-        or (year == record.meta.year + 1 and bool(parts.PLANS.search(question)))
-    )
+    published = int(meta.publish_date[:4]) if meta.publish_date and meta.publish_date[:4].isdigit() else None
+    next_year = meta.kind in kinds.DELIVERED_THE_YEAR_AFTER or bool(parts.PLANS.search(question))
+    return year in (meta.year, published) or (year == meta.year + 1 and next_year)
 
 
 def route(
