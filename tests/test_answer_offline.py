@@ -426,3 +426,32 @@ def test_an_answer_from_a_report_of_another_year_than_asked_says_so(corpus_servi
     answer = ask("淄川区2025年办理行政复议案件多少件？", corpus_services.retriever)
     assert "151件" in answer.text and "淄川区的报告是2024年度的" in answer.year_note
     assert ask("淄川区2024年办理行政复议案件多少件？", corpus_services.retriever).year_note == ""
+
+
+def test_a_question_asking_two_header_fields_gets_both_lines() -> None:
+    """索引号和发文日期: each field from its own line, in the order asked."""
+    from qa.answer.pipeline import field_places
+    from qa.genre.parts import asked_fields
+
+    assert asked_fields("江苏省这份报告的索引号和发文日期是什么？") == ("index_no", "issue_date")
+    assert asked_fields("《甲市实施方案》的文号是什么？") == ()
+    header = (
+        "索 引 号: 014000319/2023-00286 分 类: 政府文件\n发 布 机 构: 甲省人民政府 发 文 日 期: 2023-03-30"
+    )
+    places = [p for f in asked_fields("索引号和发文日期是什么？") for p in field_places(header, "正文。", f)]
+    assert [text[span.start : span.end] for *_, text, span in places] == header.split("\n")
+
+
+def test_a_count_stated_as_none_answers_how_many() -> None:
+    """本年度未收到…申请 answers 收到多少件 (zero, in words); it does not answer a rate, nor another verb."""
+    from qa.answer import extractive
+    from qa.question.query import Query
+    from qa.question.scope import Scope
+
+    def asked(question: str) -> extractive.Asked:
+        return extractive.parse_question(Query(question, question, Scope()))
+
+    none = "2022年,我办未收到相关依申请公开信息。"
+    assert extractive.states_asked_number(none, asked("甲县2022年收到多少件依申请公开？"))
+    assert not extractive.states_asked_number(none, asked("甲县2022年依申请公开的答复率是多少？"))
+    assert not extractive.states_asked_number(none, asked("甲县2022年办理了多少件依申请公开？"))

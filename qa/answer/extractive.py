@@ -183,8 +183,8 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
     if asked.units is None:
         return True
     candidates = _candidates(sentence, asked)
-    if not candidates:
-        return False
+    if not candidates:  # 本年度未收到…申请 answers 收到多少件: none, in words
+        return not (asked.units & (PERCENTS | {"元"})) and _states_none(sentence, asked.question)
     # offsets of find_numbers point into the sentence; the focus words are CJK, which NFKC leaves alone
     if asked.rate and "%" in asked.units:
         percents = [n for n in candidates if n.unit in PERCENTS]
@@ -192,6 +192,16 @@ def states_asked_number(sentence: str, asked: Asked) -> bool:
             return False
     counts = [n for n in candidates if n.unit not in PERCENTS]
     return not (asked.counted and counts and not _counting(sentence, counts, asked.counted))
+
+
+_YES_NO = re.compile(r"吗[？?]?$|是否|有没有|有无")
+# A count the genre states as none: 未收到行政复议申请, 没有发生行政诉讼案件, 无新增…
+_NONE = re.compile(r"(?:未|没有|无)(?:再)?(收到|发生|受理|办理|出现|产生|接到|新增|发现|开展)")
+
+
+def _states_none(sentence: str, question: str) -> bool:
+    """The sentence says the thing asked about (by the question's own verb) did not happen."""
+    return any(match.group(1) in question for match in _NONE.finditer(sentence))
 
 
 def _candidates(sentence: str, asked: Asked) -> list:
@@ -271,6 +281,8 @@ def score_sentences(
                 if states_asked_number(sentence.text, asked)
                 else score * w.number_penalty
             )
+        elif _YES_NO.search(asked.question) and _states_none(sentence.text, asked.question):
+            score += w.number_bonus  # 收到过…吗: 未收到… says it, as a figure would
         if asked.part and asked.part in parts.classify(parts.top_section(sentence.source.section)):
             coverage = max(coverage, min_section_coverage)  # a sentence of the asked-for part of the report
             score = max(score, coverage)

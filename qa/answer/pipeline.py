@@ -403,10 +403,13 @@ def field_places(header: str, body: str, field: str) -> list[tuple[str, str, int
 
 
 def header_sources(
-    retriever: Retriever, report_ids: Sequence[str], field: str, labels: dict[str, str] | None = None
+    retriever: Retriever,
+    report_ids: Sequence[str],
+    fields: Sequence[str],
+    labels: dict[str, str] | None = None,
 ) -> list[tuple[Source, parts.Span]]:
     """For a question about 文号 / 索引号 / dates / the issuing body / a speech's delivery: the lines of each
-    report that state it (`field_places`), each as a source with its span."""
+    report that state each field asked (`field_places`), each line once, as a source with its span."""
     found: list[tuple[Source, parts.Span]] = []
     for report_id in report_ids:
         record = retriever.store.get_report(report_id)
@@ -414,7 +417,8 @@ def header_sources(
             continue
         header = retriever.store.report_header(report_id)
         body = retriever.store.report_text(report_id)
-        for part, section, offset, text, span in field_places(header or "", body, field):
+        places = [place for field in fields for place in field_places(header or "", body, field)]
+        for part, section, offset, text, span in dict.fromkeys(places):
             source = Source(
                 n=len(found) + 1, report_id=report_id, title=record.meta.title, section=section, start=offset,
                 end=offset + len(text), text=text, chunk_ids=(), region=record.meta.region, rank=len(found),
@@ -458,7 +462,7 @@ def gather(
     whose = part_reports(plan_.query, reports, hits)
     part = plan_.query.part
     field_ = plan_.query.field
-    header = header_sources(retriever, whose, field_, labels) if field_ else []
+    header = header_sources(retriever, whose, plan_.query.fields, labels) if field_ else []
     sources = part_sources(retriever, whose, part, labels) if part else []
     kind = "part" if sources else "passages"
     sources = sources or build_sources(hits, context_chars, labels)

@@ -206,6 +206,18 @@ def asked_field(question: str) -> str | None:
     return None
 
 
+def asked_fields(question: str) -> tuple[str, ...]:
+    """Every header field a question asks of the report itself, in the order asked (索引号和发文日期)."""
+    if asked_field(question) is None:
+        return ()
+    found = []
+    for field, pattern in _FIELD_QUESTIONS:
+        match = pattern.search(question)
+        if match and not _of_another_document(question, match):
+            found.append((match.start(), field))
+    return tuple(field for _, field in sorted(found))
+
+
 # What a field may belong to: the report itself (报告, 年报, 公报, 汇报) or a document it names.
 _DOCUMENT = re.compile(
     r"《[^》]*》|报告|年报|公报|汇报|文件|规划|方案|意见|通知|办法|规定|条例|决定|安排|计划|纲要|细则"

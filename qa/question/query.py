@@ -162,6 +162,11 @@ class Query:
         return parts.asked_field(self.text)
 
     @cached_property
+    def fields(self) -> tuple[str, ...]:
+        """All the header fields asked, in order (索引号和发文日期): each answered from its own line."""
+        return parts.asked_fields(self.text)
+
+    @cached_property
     def wants_list(self) -> bool:
         return bool(_LIST_QUESTION.search(self.text))
 
