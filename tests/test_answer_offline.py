@@ -244,6 +244,8 @@ def test_a_meeting_in_the_title_and_the_speaker_in_the_opening_answer_who_delive
         ("甲县2021年为推进示范创建印发了哪些文件？", None),
         ("甲市制定印发了哪份法治政府建设规划？", None),
         ("甲县市场监管局这份报告依据的县政府办公室通知文号是什么？", None),
+        ("甲县印发了哪些推动党政主要负责人履职、述法和学法的制度文件？", None),  # 印发 alone is content
+        ("甲县人民政府是哪天把这份政府工作报告印发下去的？", "issue_date"),
         ("这份报告的文号是什么？", "doc_number"),
         ("甲县的政府信息公开年报是哪天发布的？", "publish_date"),
     ],

@@ -156,7 +156,10 @@ _FIELD_QUESTIONS = (
     ("index_no", re.compile(r"索引号")),
     (
         "issue_date",
-        re.compile(r"发文日期|成文日期|生成日期|印发|(?:哪天|哪一天|何时|什么时候|几号)(?:发文|印发|成文)"),
+        # 印发 alone is content (印发了哪些文件); its date is asked with a when-word, maybe words apart
+        re.compile(
+            r"发文日期|成文日期|生成日期|印发(?:日期|时间)|(?:哪天|哪一天|何时|什么时候|几号)[^，,。？?]{0,16}?(?:发文|印发|成文)"
+        ),
     ),
     (
         "publish_date",
