@@ -457,3 +457,22 @@ def test_a_count_stated_as_none_answers_how_many() -> None:
     assert extractive.states_asked_number(none, asked("甲县2022年收到多少件依申请公开？"))
     assert not extractive.states_asked_number(none, asked("甲县2022年依申请公开的答复率是多少？"))
     assert not extractive.states_asked_number(none, asked("甲县2022年办理了多少件依申请公开？"))
+
+
+@pytest.mark.parametrize(
+    ("question", "states"),
+    [
+        ("甲县2021年粮食产量是多少吨？", True),
+        ("甲县2021年茶叶产量是多少吨？", False),  # 170855吨 is the grain's, not the tea's
+        ("甲县2021年全年粮食产量有多少万吨？", True),
+        ("甲县2021年耕地面积是多少亩？", False),
+    ],
+)
+def test_a_measured_quantity_must_be_stated_for_the_thing_asked(question: str, states: bool) -> None:
+    """吨, 亩, 公里… measure what the question names before them, as 元 does a sum."""
+    from qa.answer import extractive
+    from qa.question.query import Query
+    from qa.question.scope import Scope
+
+    asked = extractive.parse_question(Query(question, question, Scope()))
+    assert extractive.states_asked_number("全年粮食产量170855吨,比上年增加2032吨,增产1.2%。", asked) is states

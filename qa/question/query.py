@@ -33,10 +33,17 @@ _UNIT_FAMILIES = [
     {"户", "户次"},
     {"元"},
     {"%"},
+    {"吨"},
+    {"亩", "公顷"},
+    {"公里"},
+    {"平方米", "平方公里"},
 ]
+# Units that measure a quantity named before the question word (茶叶产量是多少吨), as 元 measures a sum: the
+# number must be stated for that quantity (`Query.amount`), not for another one (粮食产量170855吨).
+MEASURED = frozenset({"元", "吨", "亩", "公顷", "公里", "平方米", "平方公里"})
 _LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
 _ASKED_UNIT = re.compile(
-    r"(?<![哪第])(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|[件起宗人名次场期项条类个家所处户元位座轮单])"
+    r"(?<![哪第])(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|万吨|平方公里|平方米|公顷|公里|[件起宗人名次场期项条类个家所处户元位座轮单吨亩])"
 )
 
 
@@ -50,7 +57,7 @@ def expected_units(question: str) -> set[str] | None:
     units: set[str] = set()
     for match in _ASKED_UNIT.finditer(q):
         unit = match.group(1)
-        unit = "元" if unit in ("万元", "亿元") else unit
+        unit = {"万元": "元", "亿元": "元", "万吨": "吨"}.get(unit, unit)
         units |= next((family for family in _UNIT_FAMILIES if unit in family), {unit})
     if re.search(r"率|比例|占比|百分比|百分之", q):
         units.add("%")
@@ -130,7 +137,7 @@ class Query:
     def amount(self) -> str | None:
         """For a question about a sum of money (units 元): the amount it names (城镇居民人均可支配收入), as
         written before 是多少/多少, without place and year; a number must be stated for it."""
-        if self.units is None or self.units != frozenset({"元"}):
+        if not self.units or not self.units <= MEASURED:
             return None
         # the time is the question's scope, not part of the amount's name
         text = re.sub(r"(?:19|20)\d{2}\s*年(?:度)?|当年|全年|今年|去年|上年|本年", " ", folded(self.text))
