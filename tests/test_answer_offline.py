@@ -476,3 +476,22 @@ def test_a_measured_quantity_must_be_stated_for_the_thing_asked(question: str, s
 
     asked = extractive.parse_question(Query(question, question, Scope()))
     assert extractive.states_asked_number("全年粮食产量170855吨,比上年增加2032吨,增产1.2%。", asked) is states
+
+
+def test_a_name_the_question_quotes_finds_the_sentence_that_holds_it() -> None:
+    """“四张清单”是哪四张: the sentence naming the four lists, not the heading above it (一是推行…制度); 哪四张 is
+    a list question like 哪些."""
+    from qa.answer import extractive
+    from qa.question.query import Query
+    from qa.question.scope import Scope
+
+    text = (
+        "三、加强执法规范\n一是推行包容审慎监管执法制度。执法过程中贯彻落实上级主管部门制定的“四张清单”,即不予处罚事项清单、"
+        "从轻处罚事项清单、减轻处罚事项清单、免予行政强制事项清单。二是落实行政处罚自由裁量基准制度。"
+    )
+    source = Source(1, "x.txt", "甲旗报告", "三、加强执法规范", 0, len(text), text, ("c1",), label="甲旗")
+    question = "甲旗包容审慎监管执法中落实的“四张清单”是哪四张？"
+    query = Query(question, question, Scope())
+    assert query.wants_list
+    answer, _ = extractive.answer(extractive.parse_question(query, ["甲旗"]), [source])
+    assert "不予处罚事项清单" in answer and "免予行政强制事项清单" in answer

@@ -131,6 +131,7 @@ class Weights:
     digit_weight: float = 2.0  # a number written in the question
     retriever_nudge: float = 0.08  # the retriever's rank, to break near-ties
     second_ratio: float = 0.75  # a second sentence must score this share of the best
+    quoted_bonus: float = 0.25  # the sentence holds the name the question puts in quotes
 
 
 WEIGHTS = Weights()
@@ -154,6 +155,7 @@ class Asked:
     )
     one_year: bool = False  # about one year: a figure over several (累计, 年均) does not answer it
     measures: frozenset[measures.Measure] = frozenset()  # 行政诉讼: not a 行政复议 figure
+    quoted: tuple[str, ...] = ()  # “四张清单”: a name in quotes, matched whole
 
 
 def parse_question(query: Query, drop: Sequence[str] = (), known: Collection[str] | None = None) -> Asked:
@@ -174,7 +176,11 @@ def parse_question(query: Query, drop: Sequence[str] = (), known: Collection[str
         amount=query.amount,
         one_year=query.one_year,
         measures=query.measures,
+        quoted=tuple(q for q in _QUOTED.findall(_norm(query.text)) if len(q) >= 2),
     )
+
+
+_QUOTED = re.compile(r"[“\"「『]([^”\"」』]{2,20})[”\"」』]")
 
 
 def states_asked_number(sentence: str, asked: Asked) -> bool:
@@ -281,7 +287,14 @@ def score_sentences(
                 if states_asked_number(sentence.text, asked)
                 else score * w.number_penalty
             )
-        elif _YES_NO.search(asked.question) and _states_none(sentence.text, asked.question):
+        if asked.quoted and any(q in text for q in asked.quoted):  # the name the question quotes, whole
+            score += w.quoted_bonus  # (“四张清单”): the sentence is about what was asked
+            coverage = max(coverage, min_section_coverage)
+        elif (
+            asked.units is None
+            and _YES_NO.search(asked.question)
+            and _states_none(sentence.text, asked.question)
+        ):
             score += w.number_bonus  # 收到过…吗: 未收到… says it, as a figure would
         if asked.part and asked.part in parts.classify(parts.top_section(sentence.source.section)):
             coverage = max(coverage, min_section_coverage)  # a sentence of the asked-for part of the report

@@ -41,7 +41,7 @@ _UNIT_FAMILIES = [
 # Units that measure a quantity named before the question word (茶叶产量是多少吨), as 元 measures a sum: the
 # number must be stated for that quantity (`Query.amount`), not for another one (粮食产量170855吨).
 MEASURED = frozenset({"元", "吨", "亩", "公顷", "公里", "平方米", "平方公里"})
-_LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举")
+_LIST_QUESTION = re.compile(r"哪些|哪几|有什么|包括|包含|列举|哪[两二三四五六七八九十][个张项类种条所家]?")
 _ASKED_UNIT = re.compile(
     r"(?<![哪第])(?:多少|几)\s*(人次|场次|件次|户次|万元|亿元|万吨|平方公里|平方米|公顷|公里|[件起宗人名次场期项条类个家所处户元位座轮单吨亩])"
 )
