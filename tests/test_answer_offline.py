@@ -495,3 +495,15 @@ def test_a_name_the_question_quotes_finds_the_sentence_that_holds_it() -> None:
     assert query.wants_list
     answer, _ = extractive.answer(extractive.parse_question(query, ["甲旗"]), [source])
     assert "不予处罚事项清单" in answer and "免予行政强制事项清单" in answer
+
+
+def test_two_things_asked_with_one_asking_word_are_two_parts() -> None:
+    """年末总人口和城镇常住人口各有多少: two parts, each searched on its own; two places are not two things."""
+    from qa.question.query import sub_questions
+
+    assert sub_questions("甲县2021年年末总人口和城镇常住人口各有多少？") == [
+        "甲县2021年年末总人口有多少？",
+        "城镇常住人口有多少？",
+    ]
+    assert sub_questions("淄川区和洛江区各办理了多少件？") == ["淄川区和洛江区各办理了多少件？"]
+    assert sub_questions("淄川区办理行政复议案件多少件？") == ["淄川区办理行政复议案件多少件？"]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from qa.core.schemas import ReportRecord
 from qa.core.text import folded, normalize
-from qa.genre import measures, parts
+from qa.genre import gazetteer, measures, parts
 from qa.question import scope
 
 if TYPE_CHECKING:
@@ -86,11 +86,24 @@ _COUNTED = re.compile(
 _ASKS = re.compile(r"多少|几|什么|哪|是否|如何|怎样|怎么|谁|何时")
 
 
+# Two things asked at once with one asking word: 年末总人口和城镇常住人口各有多少 / 分别是多少.
+_BOTH_ASKED = re.compile(
+    r"^(.{2,40}?)(?:和|与|及)([\u4e00-\u9fff]{2,12}?)(?:各|分别)(?:有|是|为|达到|达)?((?:多少|几).*)$"
+)
+
+
 def sub_questions(question: str) -> list[str]:
-    """A question that asks several things (年末常住人口有多少？城镇化率是多少？): each part that asks."""
+    """A question that asks several things (年末常住人口有多少？城镇化率是多少？; 年末总人口和城镇常住人口各有多少):
+    each part that asks."""
     parts_ = [p.strip() for p in re.split(r"[？?]", question) if len(p.strip()) >= 3]
     asking = [p for p in parts_ if _ASKS.search(p)]
-    return asking if len(asking) > 1 else [question]
+    if len(asking) > 1:
+        return asking
+    both = _BOTH_ASKED.match(question.strip())
+    if both and not gazetteer.load().mentions(both.group(2)):  # 交城县和中宁县各…: places, not two things
+        first, second, asked = both.groups()
+        return [f"{first}有{asked}", f"{second}有{asked}"]
+    return [question]
 
 
 # The amount asked about, in the words right before the asking word: 城镇居民人均可支配收入 in
