@@ -507,3 +507,31 @@ def test_two_things_asked_with_one_asking_word_are_two_parts() -> None:
     ]
     assert sub_questions("淄川区和洛江区各办理了多少件？") == ["淄川区和洛江区各办理了多少件？"]
     assert sub_questions("淄川区办理行政复议案件多少件？") == ["淄川区办理行政复议案件多少件？"]
+
+
+def test_which_row_of_a_table_is_highest_is_read_from_the_table_and_said_as_ours() -> None:
+    """哪一类涨幅最大: the breakdown row (其中:…) with the highest figure, not the total above it; 下降最多 is
+    the lowest; the comparison is said to be ours, and the figure is checked like any table figure."""
+    from qa.answer import extractive
+    from qa.genre import tables
+    from qa.question.query import Query
+    from qa.question.scope import Scope
+
+    text = (
+        "全年居民消费价格比上年上涨1.9%。\n2022年居民消费价格比上年涨跌幅度\n指      标\n涨跌幅度(%)\n居民消费价格\n1.9\n"
+        "其中:食品烟酒\n2.2\n衣着\n1.8\n居住\n-1.7\n教育文化和娱乐\n7.4\n医疗保健\n-1.1"
+    )
+    rows = tables.rows(text)
+    assert [(r.label, r.part) for r in rows][:2] == [("居民消费价格", False), ("食品烟酒", True)]
+    source = Source(1, "x.txt", "甲区统计公报", "一、综合", 0, len(text), text, ("c1",), label="甲区")
+    for question, label, value in [
+        ("甲区2022年哪一类涨幅最大？", "教育文化和娱乐", "7.4%"),
+        ("甲区2022年哪一类消费价格下降最多？", "居住", "-1.7%"),
+    ]:
+        query = Query(question, question, Scope())
+        answer, [quote] = extractive.table_extreme(query.text, query.superlative, [source])
+        assert label in answer and value in answer and "按表中涨跌幅度比较" in answer, answer
+        assert quote.text.startswith(label) and not check_numbers(answer, {1: source})
+    assert (
+        Query("淄川区办理行政复议案件多少件？", "淄川区办理行政复议案件多少件？", Scope()).superlative is None
+    )

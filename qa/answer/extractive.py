@@ -401,6 +401,34 @@ def table_row(found: tuple[Source, tables.Row]) -> tuple[str, list[Quote]]:
     return f"{source_label(source)}：{tables.shown(row)}[{source.n}]", [quote]
 
 
+def table_extreme(
+    question: str, superlative: tuple[str, bool], sources: Sequence[Source]
+) -> tuple[str, list[Quote]]:
+    """哪一类涨幅最大: the row of a table with the extreme figure in the column the question names, quoted, the
+    comparison said as ours (按表中数字比较). A table with a row the question names comes first (居民消费价格…哪一类
+    涨幅最大: its breakdown)."""
+    hint, highest = superlative
+    q = _norm(question)
+    found = []
+    for source in sources:
+        grouped: dict[int, list[tables.Row]] = {}
+        for row in tables.rows(source.text):
+            grouped.setdefault(row.table, []).append(row)
+        for rows in grouped.values():
+            result = tables.extreme(rows, hint, highest)
+            if result is not None:
+                named = any(len(r.label) >= 2 and _norm(r.label) in q for r in rows)
+                found.append((not named, source.rank, source, *result))
+    if not found:
+        return REFUSAL, []
+    _, _, source, row, column = min(found, key=lambda f: (f[0], f[1]))
+    quote = Quote(
+        source.n, source.text[row.start : row.end], source.start + row.start, source.start + row.end
+    )
+    said = f"{'最高' if highest else '最低'}（按表中{tables.figure(column, '')[0]}比较）"
+    return f"{source_label(source)}：{tables.shown(row)}，{said}[{source.n}]", [quote]
+
+
 def names_the_row(quotes: Sequence[Quote], row: tables.Row) -> bool:
     return any(_norm(row.label) in _norm(q.text) for q in quotes)
 

@@ -552,8 +552,20 @@ class ExtractiveAnswerer:
         # sentence does, or none of the sentences found names that row
         row = extractive.named_row(asked, gathered.sources) if not per_report else None
         if row is not None and not extractive.names_the_row(quotes, row[1]):
-            return extractive.table_row(row)
-        return raw, quotes
+            raw, quotes = extractive.table_row(row)
+        return ExtractiveAnswerer._with_extreme(query, gathered, per_report, raw, quotes)
+
+    @staticmethod
+    def _with_extreme(query: Query, gathered: Gathered, per_report: Sequence[str], raw: str,
+                      quotes: list[extractive.Quote]) -> tuple[str, list[extractive.Quote]]:  # fmt: skip
+        """A part asking which row of a table is highest (哪一类涨幅最大) gets that row, after the rest."""
+        asked = next((q for q in (query, *query.subs) if q.superlative), None)
+        if asked is None or per_report:
+            return raw, quotes
+        text, found = extractive.table_extreme(asked.text, asked.superlative, gathered.sources)
+        if not found or any(q.start == found[0].start and q.n == found[0].n for q in quotes):
+            return raw, quotes
+        return (f"{raw}\n{text}" if quotes else text), [*quotes, *found]
 
 
 # ---- verify -------------------------------------------------------------------------------------------

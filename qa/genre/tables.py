@@ -20,6 +20,8 @@ class Row:
     cells: tuple[tuple[str, str], ...]  # (column header, value as written), blank cells left out
     start: int  # offsets of the row's line in the text
     end: int
+    table: int = 0  # rows of one table share it (its header's offset)
+    part: bool = False  # a breakdown row: from the first "其中:" row of its table on, not the total above
 
 
 _UNIT = re.compile(r"^(.*?)\s*[(（]\s*([^()（）\d]{1,4})\s*[)）]\s*$")  # 绝对数(万元), 比重(%)
@@ -92,15 +94,21 @@ def cell_rows(text: str) -> list[Row]:
 def _cell_block(lines: list[tuple[int, str]], at: int, header: list[str]) -> list[Row]:
     out = []
     k = len(header)
+    table = lines[at - k - 1][0]
+    breakdown = False
     while at + k < len(lines):
         (start, name), values = lines[at], lines[at + 1 : at + 1 + k]
         if not name or _is_value(name) or not all(_is_value(v) for _, v in values):
             break
         end = values[-1][0] + len(values[-1][1])
-        label = re.sub(r"^其中\s*[:：]\s*", "", name)
-        out.append(Row(label, tuple(zip(header, (v for _, v in values), strict=True)), start, end))
+        breakdown = breakdown or bool(_BREAKDOWN.match(name))
+        cells = tuple(zip(header, (v for _, v in values), strict=True))
+        out.append(Row(_BREAKDOWN.sub("", name), cells, start, end, table, breakdown))
         at += 1 + k
     return out
+
+
+_BREAKDOWN = re.compile(r"^其中\s*[:：]\s*")
 
 
 def pipe_rows(text: str) -> list[Row]:
@@ -108,6 +116,7 @@ def pipe_rows(text: str) -> list[Row]:
     (a row of names, no figures); a line without pipes ends a table."""
     out: list[Row] = []
     header: list[str] = []
+    table, breakdown = 0, False
     offset = 0
     for line in text.split("\n"):
         start, offset = offset, offset + len(line) + 1
@@ -117,7 +126,7 @@ def pipe_rows(text: str) -> list[Row]:
         cells = _cells(line)
         named = [c for c in cells[1:] if c]
         if named and not any(_is_value(c) for c in named):
-            header = cells  # 信息内容 | 本年制发件数 | …
+            header, table, breakdown = cells, start, False  # 信息内容 | 本年制发件数 | …
             continue
         if not cells[0] or _is_value(cells[0]) or not any(_is_value(c) for c in cells[1:]):
             continue
@@ -125,9 +134,34 @@ def pipe_rows(text: str) -> list[Row]:
             (header[i] if i < len(header) else "", value) for i, value in enumerate(cells) if i and value
         )  # fmt: skip
         left = len(line) - len(line.lstrip(" |"))
-        out.append(
-            Row(
-                re.sub(r"^其中\s*[:：]\s*", "", cells[0]), pairs, start + left, start + len(line.rstrip(" |"))
-            )
-        )
+        breakdown = breakdown or bool(_BREAKDOWN.match(cells[0]))
+        out.append(Row(_BREAKDOWN.sub("", cells[0]), pairs, start + left, start + len(line.rstrip(" |")),
+                       table, breakdown))  # fmt: skip
     return out
+
+
+def value_of(cell: str) -> float | None:
+    try:
+        return float(cell.replace(",", "").replace("，", "").replace("−", "-").rstrip("%").strip())
+    except ValueError:
+        return None
+
+
+def extreme(rows: list[Row], column_hint: str, highest: bool) -> tuple[Row, str] | None:
+    """The row of one table with the highest (lowest) figure in the column the question names (涨幅 → 涨跌幅度(%),
+    增长 → 比上年增长(%)), or its only column; among the breakdown rows (其中:…) when the table has them, so the
+    total above is not one of the kinds compared. Returns the row and the column; None without a clear column."""
+    if len(rows) < 2:
+        return None
+    columns = [h for h, _ in rows[0].cells]
+    shared = [c for c in columns if set(c) & set(column_hint)]
+    column = columns[0] if len(columns) == 1 else (shared[0] if len(shared) == 1 else None)
+    if column is None:
+        return None
+    compared = [r for r in rows if r.part] or rows
+    valued = [(value_of(dict(r.cells).get(column, "")), r) for r in compared]
+    valued = [(v, r) for v, r in valued if v is not None]
+    if len(valued) < 2:
+        return None
+    best = max(valued, key=lambda vr: vr[0]) if highest else min(valued, key=lambda vr: vr[0])
+    return best[1], column

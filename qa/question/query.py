@@ -111,6 +111,10 @@ def sub_questions(question: str) -> list[str]:
 _AMOUNT_ASKED = re.compile(
     r"([\u4e00-\u9fff]{2,16}?)(?:大概|大约|大致|约|总计|合计|累计|一共|总共|共)?(?:是|为|达到|达|有)?(?:多少|几)"
 )
+# 哪一类涨幅最大, 哪个行业增长最快: the row of a table with the extreme figure in the column named.
+_SUPERLATIVE = re.compile(
+    r"哪(?:一|个|几)?(?:类|项|个|种|行业|产业|方面|领域|部分)?的?([\u4e00-\u9fff]{0,6}?)最(高|大|多|快|低|小|少|慢)"
+)
 # A figure over several years (累计完成…, 年均增长…, 五年来…) does not answer a question about one year.
 MULTI_YEAR = re.compile(r"累计|年均|五年来|近五年|过去五年")
 
@@ -160,6 +164,15 @@ class Query:
         match = _AMOUNT_ASKED.search(text)
         noun = re.split(r"[的了]", match.group(1))[-1] if match else ""  # 给企业兑现的惠企资金 → 惠企资金
         return noun if len(noun) >= 2 else None
+
+    @cached_property
+    def superlative(self) -> tuple[str, bool] | None:
+        """哪一类涨幅最大 / 哪个行业增长最快 (within one report): (the measure named before 最, highest?)."""
+        match = _SUPERLATIVE.search(folded(self.text))
+        if match is None:
+            return None
+        falling = bool(re.search(r"降|减|跌|回落", match.group(1)))  # 下降最多: the most negative
+        return match.group(1), (match.group(2) in "高大多快") != falling
 
     @cached_property
     def measures(self) -> frozenset[measures.Measure]:
