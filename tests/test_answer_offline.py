@@ -535,3 +535,15 @@ def test_which_row_of_a_table_is_highest_is_read_from_the_table_and_said_as_ours
     assert (
         Query("淄川区办理行政复议案件多少件？", "淄川区办理行政复议案件多少件？", Scope()).superlative is None
     )
+
+
+def test_a_byline_with_its_speakers_line_needs_no_opening_sentence() -> None:
+    """——在…会议上 / 东乌旗人民政府代旗长 周玉龙: the byline says who; the 我代表… sentence would cite nothing new."""
+    from qa.answer.pipeline import field_places
+
+    header = (
+        "政府工作报告\n——在甲旗第十六届人民代表大会第一次会议上\n甲旗人民政府代旗长 周玉龙\n(2022年1月5日)"
+    )
+    body = "各位代表:\n现在,我代表旗人民政府向大会报告工作,请予审议。\n一、过去四年工作回顾"
+    [(_, _, _, text, span)] = field_places(header, body, "delivery")
+    assert "周玉龙" in text[span.start : span.end]

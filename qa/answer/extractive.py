@@ -123,8 +123,8 @@ class Weights:
     with the documents tuned on and the check split's score: bench/tuning/extractive.json; a test keeps these
     defaults equal to the record's choice)."""
 
-    min_coverage: float = 0.4  # share of the question's terms a sentence must hold to answer
-    number_bonus: float = 0.25  # added when the sentence states the kind of number asked…
+    min_coverage: float = 0.45  # share of the question's terms a sentence must hold to answer
+    number_bonus: float = 0.4  # added when the sentence states the kind of number asked…
     number_penalty: float = 0.5  # …and the factor when it does not
     heading_share: float = 0.6  # a term found only in the sentence's section heading counts this much
     char_weight: float = 0.3  # a lone character's weight against a bigram's 1.0

@@ -384,7 +384,8 @@ def part_sources(retriever: Retriever, report_ids: Sequence[str], part: str,
 def field_places(header: str, body: str, field: str) -> list[tuple[str, str, int, str, parts.Span]]:
     """Where a report states a field, as (part, section, offset, text, span): its page header, else a header
     table left at the top of the body (发 布 机 构: …), else the sign-off at the end (organ, then date). A
-    speech's byline that names no speaker is joined by the opening sentence that does (我代表…向大会报告)."""
+    speech's byline of one line (the meeting, no speaker's line under it) is joined by the opening sentence that
+    names whom it speaks for (我代表…向大会报告)."""
     cut = body.find("\n", 600)
     opening = body[: cut if cut > 0 else len(body)]
     tail = max(0, len(body) - SIGN_OFF)
@@ -395,8 +396,10 @@ def field_places(header: str, body: str, field: str) -> list[tuple[str, str, int
         if span is None:
             continue
         found = [(part, section, offset, text, span)]
-        speaker = parts.speaker(opening) if field == "delivery" and part == "header" else None
-        if speaker is not None and not parts.speaker(text[span.start : span.end]):
+        # a byline of one line names the meeting only; its speaker is the opening's 我代表… sentence
+        one_line = "\n" not in text[span.start : span.end].strip()
+        speaker = parts.speaker(opening) if field == "delivery" and part == "header" and one_line else None
+        if speaker is not None:
             found.append(("body", "报告开头", 0, opening, speaker))
         return found
     return []
