@@ -547,3 +547,31 @@ def test_a_byline_with_its_speakers_line_needs_no_opening_sentence() -> None:
     body = "各位代表:\n现在,我代表旗人民政府向大会报告工作,请予审议。\n一、过去四年工作回顾"
     [(_, _, _, text, span)] = field_places(header, body, "delivery")
     assert "周玉龙" in text[span.start : span.end]
+
+
+def test_each_report_of_a_two_part_question_is_asked_the_part_that_names_it() -> None:
+    """甲旗…几件规范性文件？同年乙县政府办…几件行政规范性文件？: each report answers its own part (a sentence, or
+    a table row), not the whole question's terms diluted over both."""
+    from qa.answer import extractive
+    from qa.answer.pipeline import _part_for_each
+    from qa.core.schemas import ReportMeta, ReportRecord
+    from qa.question.query import Query
+    from qa.question.scope import Scope
+
+    question = "2022年甲旗政府制定了几件规范性文件？同年乙县政府办制发了几件行政规范性文件？"
+    query = Query(question, question, Scope())
+    records = [ReportRecord("a.txt", "v", ReportMeta(region="甲旗", issuer="甲旗人民政府"), 3),
+               ReportRecord("b.txt", "v", ReportMeta(region="乙县", issuer="乙县人民政府办公室"), 3)]  # fmt: skip
+    parts = _part_for_each(query, ["a.txt", "b.txt"], records)
+    assert {rid: q.text for rid, q in parts.items()} == {
+        "a.txt": "2022年甲旗政府制定了几件规范性文件",
+        "b.txt": "同年乙县政府办制发了几件行政规范性文件",
+    }
+    a = "强化备案审查,2022年共制定规范性文件1件。"
+    b = "信息内容 | 本年制发件数 | 本年废止件数 | 现行有效件数 |\n行政规范性文件 | 3 | 3 | 20 |"
+    sources = [Source(1, "a.txt", "甲", "一", 0, len(a), a, ("c1",), label="甲旗"),
+               Source(2, "b.txt", "乙", "二", 0, len(b), b, ("c2",), label="乙县")]  # fmt: skip
+    asked_of = {rid: extractive.parse_question(q, ["甲旗", "乙县", "政府办"]) for rid, q in parts.items()}
+    text, _ = extractive.answer(extractive.parse_question(query), sources, per_report=["a.txt", "b.txt"],
+                                asked_of=asked_of)  # fmt: skip
+    assert "1件" in text and "本年制发件数 3" in text and REFUSAL not in text

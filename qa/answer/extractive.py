@@ -312,9 +312,11 @@ def answer(
     per_report: Sequence[str] = (),
     only_supported: bool = False,
     min_coverage: float | None = None,
+    asked_of: dict[str, Asked] | None = None,
 ) -> tuple[str, list[Quote]]:
     """Quote the best-supported sentence(s). per_report: answer for each of these reports separately
-    (only_supported: leave out the reports that do not say, as for "哪些地区…")."""
+    (only_supported: leave out the reports that do not say, as for "哪些地区…"); asked_of: the part of the
+    question a report is asked (杭锦旗…几件规范性文件？同年汤原县…几件行政规范性文件？), else the whole."""
     sentences = sentences_of(sources)
     min_coverage = WEIGHTS.min_coverage if min_coverage is None else min_coverage
     if len(per_report) > 1:
@@ -322,7 +324,12 @@ def answer(
         quotes: list[Quote] = []
         for report_id in per_report:
             own = [s for s in sentences if s.source.report_id == report_id]
-            text, found = _best(asked, own, min_coverage)
+            its = (asked_of or {}).get(report_id, asked)
+            text, found = _best(its, own, min_coverage)
+            row = named_row(its, list({s.source.n: s.source for s in own}.values())) if not found else None
+            if row is not None:  # no sentence says it; a table row the part names may
+                text, found = table_row(row)
+                text = text.split("：", 1)[1]
             label = next((source_label(s.source) for s in own), "未识别地区的报告")
             if found or not only_supported:
                 lines.append(f"{label}：{text}" if found else f"{label}：{REFUSAL}")

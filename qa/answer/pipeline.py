@@ -549,7 +549,9 @@ class ExtractiveAnswerer:
             asked_parts = [asked, *(extractive.parse_question(q, drop, vocabulary) for q in query.subs)]
             raw, quotes = extractive.answer_parts(asked_parts, gathered.sources)
         else:
-            raw, quotes = extractive.answer(asked, gathered.sources, per_report=per_report,
+            asked_of = {report_id: extractive.parse_question(sub, drop, vocabulary)
+                        for report_id, sub in _part_for_each(query, per_report, records).items()}  # fmt: skip
+            raw, quotes = extractive.answer(asked, gathered.sources, per_report=per_report, asked_of=asked_of,
                                             only_supported=plan_.route.reason != "named")  # fmt: skip
         # a table row the question names (行政规范性文件 | 3 | 3 | 20; 房地产业 / 130535 / -14.6) answers when no
         # sentence does, or none of the sentences found names that row
@@ -569,6 +571,24 @@ class ExtractiveAnswerer:
         if not found or any(q.start == found[0].start and q.n == found[0].n for q in quotes):
             return raw, quotes
         return (f"{raw}\n{text}" if quotes else text), [*quotes, *found]
+
+
+def _part_for_each(
+    query: Query, per_report: Sequence[str], records: Sequence[ReportRecord]
+) -> dict[str, Query]:
+    """A several-part question whose parts each name one of the reports answered (杭锦旗…？同年汤原县…？): each
+    report is asked the part that names it."""
+    if not query.subs or len(per_report) < 2:
+        return {}
+    names = {r.report_id: {normalize(n) for n in (r.meta.region, r.meta.issuer, *r.meta.region_path[-1:]) if n}
+             for r in records if r.report_id in per_report}  # fmt: skip
+    out = {}
+    for sub in query.subs:
+        text = normalize(sub.text)
+        named = [rid for rid, ns in names.items() if any(n and n in text for n in ns)]
+        if len(named) == 1:
+            out.setdefault(named[0], sub)
+    return out
 
 
 # ---- verify -------------------------------------------------------------------------------------------
