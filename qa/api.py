@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the heavy parts (chromadb, the embedder, openai) load on fi
     from qa.core.schemas import Answer, IngestResult, ReportRecord
     from qa.engines.base import Engine
     from qa.index.retriever import SearchResult
+    from qa.summary.checkup import Checkup
     from qa.summary.summarize import Summary
     from qa.wiring import Services
 
@@ -146,6 +147,24 @@ class Library:
         if not records:
             raise InputError("no reports to compare; run `qa ingest PATH` first", code="input.no_reports")
         return self.services.retriever.compare_table(report_columns(records))
+
+    def check(self, reports: Sequence[str] | None = None) -> list[Checkup]:
+        """报告体检 of stored reports against 《法治政府建设与责任落实督察工作规定》 (qa.summary.checkup).
+        reports: the ones named, whatever their kind (another kind's check-up says it does not apply);
+        default: every 法治 report."""
+        from qa.compare.columns import compared_records
+        from qa.summary.batch import view_from_store
+        from qa.summary.checkup import check_report
+
+        records = self.reports()
+        if reports:
+            wanted = [self.resolve(r) for r in reports]
+            records = [r for r in records if r.report_id in set(wanted)]
+        else:
+            records = compared_records(records)
+        if not records:
+            raise InputError("no reports to check; run `qa ingest PATH` first", code="input.no_reports")
+        return [check_report(view_from_store(self.services.store, r.report_id)) for r in records]
 
     def remove(self, report: str) -> bool:
         """Remove a report and all its chunks. An InputError when the store has no such report (as `qa rm`

@@ -26,7 +26,7 @@ from qa.core.redact import redact
 # or admin code).
 COMMANDS = {
     "ingest": "library", "ls": "library", "rm": "library", "compare": "library",
-    "search": "questions", "ask": "questions", "summarize": "summaries",
+    "search": "questions", "ask": "questions", "summarize": "summaries", "check": "checks",
     "eval": "evals", "history": "evals", "users": "admin", "log": "admin",
 }  # fmt: skip
 

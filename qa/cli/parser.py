@@ -95,6 +95,20 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands["compare"])
 
+    p = sub.add_parser(
+        "check",
+        help="报告体检: which contents the regulation asks of a 法治 report it has, whether it was public by "
+        "the deadline, how concrete it is",
+    )
+    p.add_argument(
+        "reports", nargs="*", metavar="REPORT",
+        help="report files or folders, or stored reports (default: every stored 法治 report)",
+    )  # fmt: skip
+    p.add_argument(
+        "--out", help="folder for NAME.check.md + NAME.check.json per report and check.csv + check.xlsx"
+    )
+    p.set_defaults(func=commands["check"])
+
     p = sub.add_parser("log", help="recent LLM calls and totals (tokens, cost, errors)")
     p.add_argument("--limit", type=_positive, default=20)
     p.add_argument("--json", action="store_true")

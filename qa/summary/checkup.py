@@ -1,0 +1,279 @@
+"""报告体检: a 法治政府建设 annual report against what 《法治政府建设与责任落实督察工作规定》 asks of it
+(qa.genre.regulation): which of the contents it has, each linked to the heading or sentence that gives it,
+or named as missing with where we looked; whether it was public by the deadline; how concrete each part is
+(figures per part). Pure: a ReportView in, a Checkup out; documents are qa.summary.checkup_docs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+from qa.core.schemas import Chunk
+from qa.genre import kinds, parts, regulation
+from qa.genre.figures import extract_figures
+from qa.ingest.chunking import Section, sections
+from qa.summary.summarize import ReportView
+
+QUOTE_MAX = 80  # a heading or sentence quoted as evidence, cut at this many characters
+_SENTENCE = re.compile(r"[^。！？\n]+[。！？]?")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a content is: a heading of the report, or a sentence of its text where no heading names it."""
+
+    by: str  # 标题 | 正文
+    section: str  # the top-level part it sits in ("" before the first heading)
+    quote: str  # the heading line or the sentence, verbatim (cut at QUOTE_MAX)
+    start: int  # offset into the report's text
+    chunk_id: str = ""  # internal reference, in the JSON record only
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One content the regulation asks for, judged for one report."""
+
+    key: str
+    name: str
+    asks: str
+    required: bool
+    present: bool
+    evidence: Evidence | None
+    figures: int  # figures in the part (its section, or its sentence when no heading names it)
+    chars: int
+    note: str  # why it counts as missing, or what a reviewer should look at
+    judged: bool = True  # False: absent from a text that is cut short, so it may be in the part not given
+
+    @property
+    def status(self) -> str:
+        if self.present:
+            return "有" if self.evidence and self.evidence.by == "标题" else "有（正文提及，未单列）"
+        if not self.judged:
+            return "无法判断"
+        return "缺" if self.required else "未写（可选）"
+
+
+@dataclass(frozen=True)
+class Timeliness:
+    due: str | None  # YYYY-MM-DD, the day it had to be public by
+    published: str | None
+    on_time: bool | None  # None: could not be judged (note says why)
+    note: str
+
+    @property
+    def status(self) -> str:
+        return {True: "按时", False: "逾期", None: "无法判断"}[self.on_time]
+
+
+@dataclass(frozen=True)
+class Checkup:
+    report_id: str
+    label: str
+    kind: str
+    year: int | None
+    applicable: bool  # a 法治 report; other kinds get a note and no judgements
+    findings: tuple[Finding, ...] = ()
+    timeliness: Timeliness | None = None
+    figures: int = 0
+    chars: int = 0
+    note: str = ""
+    regulation: str = field(default=regulation.REGULATION)
+
+    @property
+    def missing(self) -> list[str]:
+        return [f.name for f in self.findings if f.required and f.judged and not f.present]
+
+    @property
+    def per_thousand(self) -> float:
+        """Figures per 1,000 characters of the report: how concrete it is as a whole."""
+        return round(1000 * self.figures / self.chars, 1) if self.chars else 0.0
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["missing"] = self.missing
+        record["per_thousand"] = self.per_thousand
+        return record
+
+
+# A page that shows only the opening of a report marks the cut (……): what is not in the text may be in the
+# part not given, so it is not judged missing.
+_CUT = re.compile(r"(?:……|…|\.\.\.)\s*$")
+CUT_NOTE = "文本以“……”结尾，是节选，其后的部分无法判断"
+
+
+def cut_short(text: str) -> bool:
+    return bool(_CUT.search(text))
+
+
+# ---- finding each content -------------------------------------------------------------------------------
+
+
+def _end_of(tree: Sequence[Section], index: int, text_length: int) -> int:
+    """Where a section ends: the next heading of its level or above."""
+    level = tree[index].level
+    for later in tree[index + 1 :]:
+        if later.level <= level:
+            return later.start
+    return text_length
+
+
+def _line(text: str, start: int) -> str:
+    end = text.find("\n", start)
+    return text[start : end if end >= 0 else len(text)].strip()
+
+
+def _cut(quote: str) -> str:
+    return quote if len(quote) <= QUOTE_MAX else quote[: QUOTE_MAX - 1] + "…"
+
+
+def _chunk_at(chunks: Sequence[Chunk], start: int) -> str:
+    return next((c.id for c in chunks if c.start <= start < c.end), "")
+
+
+def _top_title(tree: Sequence[Section], start: int) -> str:
+    tops = [s for s in tree if s.level == 1 and s.start <= start]
+    return tops[-1].title if tops else ""
+
+
+def _count(text: str) -> int:
+    return len(extract_figures(text))
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    by: str  # 标题 | 正文
+
+
+def _heading_spans(report: ReportView, tree: Sequence[Section], content: regulation.Content) -> list[_Span]:
+    """The parts whose heading announces the content: for 主要举措和成效, every top-level part that is none
+    of the others (its headings rarely say 举措; 一、坚持党的领导… is one)."""
+    text = report.text
+    tops = [(s.title, s.start) for s in tree if s.level == 1]
+    if content.key in ("problems", "plans"):
+        found = parts.locate(report.report_id, text, tops, content.key)
+        return [_Span(found.start, found.end, "标题")] if found else []
+    spans = []
+    for index, section in enumerate(tree):
+        if content.key == "measures":
+            if section.level != 1 or parts.classify(section.title) != "measures":
+                continue
+            if regulation.BY_KEY["leaders"].heading.search(section.title):
+                continue
+        elif not (content.heading and content.heading.search(section.title)):
+            continue
+        spans.append(_Span(section.start, _end_of(tree, index, len(text)), "标题"))
+    return spans
+
+
+def _sentence_span(
+    text: str, content: regulation.Content, after: int, outside: Sequence[_Span]
+) -> _Span | None:
+    """The first sentence (after the opening, outside the given spans) that gives the content where no
+    heading does."""
+    for match in _SENTENCE.finditer(text, after):
+        if any(s.start <= match.start() < s.end for s in outside):
+            continue
+        if content.sentence.search(match.group()):
+            lead = len(match.group()) - len(match.group().lstrip())
+            return _Span(match.start() + lead, match.end(), "正文")
+    return None
+
+
+_LOOKED = {
+    "measures": "没有讲工作举措的部分，正文也没有一句写明做了多少（如“办理…件”）",
+    "problems": "没有标题含“不足/问题/短板/差距”的部分，正文也没有“存在…不足/问题”的句子",
+    "leaders": "没有标题或句子讲上一年度党政主要负责人履行推进法治建设第一责任人职责（下一年度安排中的提及不算）",
+    "plans": "没有标题含“安排/计划/下一步/打算”的部分，正文也没有“下一步/今后…将”的句子",
+    "other": "报告没有“其他需要报告的情况”一节（可选）",
+}
+
+
+def _finding(
+    report: ReportView, tree: Sequence[Section], content: regulation.Content, body_start: int
+) -> Finding:
+    text = report.text
+    # the year reported on is not in next year's plans: a heading or mention there does not give a past content
+    plans = [] if content.key == "plans" else _heading_spans(report, tree, regulation.BY_KEY["plans"])
+    spans = [
+        s for s in _heading_spans(report, tree, content) if not any(p.start <= s.start < p.end for p in plans)
+    ]
+    if not spans and content.key != "other":
+        sentence = _sentence_span(text, content, body_start, plans)
+        spans = [sentence] if sentence else []
+    if not spans:
+        if cut_short(text):
+            return Finding(content.key, content.name, content.asks, content.required, False, None, 0, 0,
+                           f"{_LOOKED[content.key]}；{CUT_NOTE}", judged=False)  # fmt: skip
+        return Finding(content.key, content.name, content.asks, content.required, False, None, 0, 0,
+                       _LOOKED[content.key])  # fmt: skip
+    first = spans[0]
+    if (
+        first.by == "标题"
+    ):  # the heading of the part; a part inside one (下一步… in 存在的问题及下步打算): its heading
+        at = max(s.start for s in tree if s.start <= first.start)
+        quote = _line(text, at)
+    else:
+        at, quote = first.start, text[first.start : first.end].strip()
+    evidence = Evidence(first.by, _top_title(tree, at), _cut(quote), at, _chunk_at(report.chunks, at))
+    body = "".join(text[s.start : s.end] for s in spans)
+    figures = _count(body)
+    notes = []
+    if first.by == "正文":
+        notes.append("正文提及，未单列成部分")
+    said = "".join(
+        text[s.start : s.end].split("\n", 1)[-1] if s.by == "标题" else text[s.start : s.end] for s in spans
+    )
+    if content.key == "problems" and not regulation.CAUSE.search(said):  # a heading promising 原因 is not one
+        notes.append("写了不足，未写原因")
+    if content.key in ("measures", "leaders") and first.by == "标题" and figures == 0:
+        notes.append("本部分没有具体数字")
+    return Finding(content.key, content.name, content.asks, content.required, True, evidence, figures,
+                   len(body), "；".join(notes))  # fmt: skip
+
+
+# ---- the deadline ---------------------------------------------------------------------------------------
+
+
+def timeliness(year: int | None, published: str | None) -> Timeliness:
+    """Public by 4月1日 of the year after the one reported on? Judged only from a stated publish date."""
+    if year is None:
+        return Timeliness(None, published, None, "报告没有写明年度，无法确定公开时限")
+    due = regulation.deadline(year)
+    if not published:
+        return Timeliness(due.isoformat(), None, None, "页眉和落款都没有发布日期，无法判断是否按时公开")
+    try:
+        day = date.fromisoformat(published)
+    except ValueError:
+        return Timeliness(due.isoformat(), published, None, f"发布日期“{published}”不是日期，无法判断")
+    if day <= due:
+        return Timeliness(due.isoformat(), published, True, f"{published}发布，在{due.isoformat()}之前")
+    late = (day - due).days
+    return Timeliness(
+        due.isoformat(), published, False, f"{published}发布，晚于{due.isoformat()}（逾期{late}天）"
+    )
+
+
+# ---- the check-up -----------------------------------------------------------------------------------------
+
+
+def check_report(report: ReportView) -> Checkup:
+    """The check-up of one report. A report of another kind (a work report, a bulletin…) is not judged
+    against the regulation: its Checkup says so."""
+    meta = report.meta
+    label = meta.label or report.report_id
+    if not kinds.compared(meta.kind):
+        return Checkup(report.report_id, label, meta.kind, meta.year, False,
+                       note=f"本报告是{meta.kind}，报告体检只适用于法治政府建设年度报告")  # fmt: skip
+    tree = sections(report.text)
+    body_start = tree[0].start if tree else 0
+    findings = tuple(_finding(report, tree, content, body_start) for content in regulation.CONTENTS)
+    return Checkup(
+        report.report_id, label, meta.kind, meta.year, True, findings,
+        timeliness(meta.year, meta.publish_date), _count(report.text), len(report.text),
+        note=CUT_NOTE if cut_short(report.text) else "",
+    )  # fmt: skip

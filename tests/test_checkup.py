@@ -1,0 +1,209 @@
+"""报告体检 (qa.summary.checkup, qa.summary.checkup_docs, `qa check`): the contents 《法治政府建设与责任落实
+督察工作规定》 asks of an annual report, judged on the genre's forms (a part of its own, a combined
+不足及下步打算 part, a mention in the text, a page cut short) and against a gold written by reading five
+sample reports and five web openings (evals/datasets/checkup_gold.jsonl); the deadline; the documents."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, make_settings
+
+from qa.core.schemas import ReportMeta
+from qa.genre import kinds
+from qa.summary.checkup import Checkup, check_report, timeliness
+from qa.summary.checkup_docs import TABLE_COLUMNS, checkup_markdown, file_names, table_bytes
+from qa.summary.summarize import ReportView
+
+GOLD = ROOT / "evals" / "datasets" / "checkup_gold.jsonl"
+
+
+def view(
+    text: str, kind: str = kinds.LAW, year: int | None = 2024, published: str | None = None
+) -> ReportView:
+    meta = ReportMeta(title="某县2024年度法治政府建设情况报告", region="某县", year=year, publish_date=published,
+                      kind=kind)  # fmt: skip
+    return ReportView("某县.txt", meta, text, [], "hash")
+
+
+def by_key(checkup: Checkup) -> dict:
+    return {f.key: f for f in checkup.findings}
+
+
+FULL = """某县2024年度法治政府建设情况报告
+2024年，县政府深入推进法治政府建设。现将有关情况报告如下：
+一、主要举措和成效
+（一）加强规范性文件管理。全年审查规范性文件12件，纠正3件。
+（二）化解行政争议。办理行政复议案件45件。
+二、党政主要负责人履行推进法治建设第一责任人职责情况
+县长主持召开常务会议专题研究法治建设4次。
+三、存在的不足和原因
+一是执法队伍专业化水平不高。主要原因是培训投入不足。
+四、2025年工作安排
+（一）加强执法队伍建设。
+"""
+
+
+def test_a_report_with_every_part_of_its_own_has_each_by_its_heading() -> None:
+    found = by_key(check_report(view(FULL)))
+    for key in ("measures", "leaders", "problems", "plans"):
+        assert found[key].present and found[key].evidence.by == "标题", key
+    assert found["measures"].evidence.quote == "一、主要举措和成效"
+    assert found["measures"].figures == 3  # 12件, 3件, 45件 — the leaders' part is not counted as a measure
+    assert found["leaders"].figures == 1
+    assert found["problems"].note == ""  # 主要原因是… gives the cause
+    assert not found["other"].present and found["other"].status == "未写（可选）"
+
+
+def test_a_missing_part_is_named_with_where_it_was_looked_for() -> None:
+    text = FULL.split("三、存在的不足和原因")[0] + "四、2025年工作安排\n（一）加强执法队伍建设。\n"
+    checkup = check_report(view(text))
+    assert checkup.missing == ["不足和原因"]
+    problems = by_key(checkup)["problems"]
+    assert problems.status == "缺" and "不足" in problems.note and problems.evidence is None
+
+
+def test_a_heading_that_promises_causes_is_not_a_cause() -> None:
+    text = FULL.replace("主要原因是培训投入不足。", "二是基层法治力量薄弱。")
+    assert by_key(check_report(view(text)))["problems"].note == "写了不足，未写原因"
+
+
+def test_problems_and_plans_in_one_part_are_both_found() -> None:
+    text = FULL.split("三、存在的不足和原因")[0] + (
+        "三、存在的问题及下步打算\n执法规范化程度有待提高，原因在于培训不够。\n下一步，我们将加强执法队伍建设。\n"
+    )
+    found = by_key(check_report(view(text)))
+    assert found["problems"].present and found["plans"].present
+    assert found["plans"].evidence.quote == found["problems"].evidence.quote == "三、存在的问题及下步打算"
+    assert found["plans"].chars < found["problems"].chars + found["plans"].chars  # the part splits at 下一步
+
+
+def test_a_part_mentioned_only_in_the_text_says_so() -> None:
+    text = FULL.replace("二、党政主要负责人履行推进法治建设第一责任人职责情况\n", "").replace(
+        "县长主持", "县长认真履行推进法治建设第一责任人职责，主持"
+    )
+    leaders = by_key(check_report(view(text)))["leaders"]
+    assert leaders.status == "有（正文提及，未单列）" and leaders.evidence.by == "正文"
+    assert "第一责任人" in leaders.evidence.quote and leaders.evidence.section == "一、主要举措和成效"
+
+
+def test_a_mention_in_next_years_plans_does_not_report_the_past_year() -> None:
+    text = FULL.replace("二、党政主要负责人履行推进法治建设第一责任人职责情况\n", "").replace(
+        "（一）加强执法队伍建设。", "（一）落实党政主要负责人履行推进法治建设第一责任人职责规定。"
+    )
+    checkup = check_report(view(text))
+    assert by_key(checkup)["leaders"].status == "缺" and checkup.missing == ["第一责任人职责"]
+
+
+def test_a_page_cut_short_is_not_judged_missing() -> None:
+    text = FULL.split("二、党政主要负责人")[0].rstrip() + "……"
+    checkup = check_report(view(text))
+    assert checkup.missing == []
+    assert by_key(checkup)["problems"].status == "无法判断" and "节选" in checkup.note
+
+
+def test_another_kind_of_report_is_not_judged() -> None:
+    checkup = check_report(view("各位代表：现在，我代表县人民政府向大会报告工作。", kind=kinds.WORK))
+    assert not checkup.applicable and checkup.findings == () and "政府工作报告" in checkup.note
+
+
+@pytest.mark.parametrize(
+    ("year", "published", "status", "said"),
+    [
+        (2024, "2025-01-10", "按时", "2025-04-01"),
+        (2024, "2025-04-01", "按时", "2025-04-01"),
+        (2017, "2018-04-03", "逾期", "逾期2天"),
+        (2024, None, "无法判断", "没有发布日期"),
+        (None, "2025-01-10", "无法判断", "没有写明年度"),
+    ],
+)
+def test_public_by_the_first_of_april_of_the_year_after(year, published, status, said) -> None:
+    judged = timeliness(year, published)
+    assert judged.status == status and said in judged.note
+
+
+def test_documents_are_in_chinese_with_no_internal_references(tmp_path: Path) -> None:
+    text = FULL
+    chunked = ReportView("某县.txt", view(text).meta, text, [], "hash")
+    checkup = check_report(chunked)
+    markdown = checkup_markdown(checkup)
+    assert "《法治政府建设与责任落实督察工作规定》" in markdown and "标题「三、存在的不足和原因」" in markdown
+    assert "hash" not in markdown and "measures" not in markdown
+    csv_data, xlsx_data = table_bytes([checkup, check_report(view("各位代表：", kind=kinds.WORK))])
+    assert csv_data.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(csv_data.decode("utf-8-sig"))))
+    assert rows[0] == list(TABLE_COLUMNS) and rows[1][TABLE_COLUMNS.index("不足和原因")] == "有"
+    assert rows[2][TABLE_COLUMNS.index("是否按时公开")] == "不适用"
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_data)).active
+    assert sheet.title == "报告体检" and sheet.cell(1, 1).value == "报告" and sheet.max_row == 3
+
+
+def test_two_reports_of_one_stem_get_their_own_files() -> None:
+    assert file_names(["a.pdf", "a.docx", "b.txt"]) == {"a.pdf": "a.pdf", "a.docx": "a.docx", "b.txt": "b"}
+
+
+def _gold() -> list[dict]:
+    return [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("gold", _gold(), ids=lambda g: Path(g["doc"]).stem)
+def test_the_checkup_matches_the_gold(gold: dict, tmp_path: Path) -> None:
+    from qa.summary.batch import view_from_file
+
+    settings = make_settings(tmp_path)
+    checkup = check_report(view_from_file(ROOT / gold["doc"], settings, settings.embedder))
+    found = by_key(checkup)
+    for key, expected in gold["contents"].items():
+        f = found[key]
+        got = (
+            f.evidence.by
+            if f.present
+            else ("无法判断" if not f.judged else "未写" if not f.required else "缺")
+        )
+        assert got == expected, (key, f)
+        if f.present:  # the evidence is the report's own words, where it says it is
+            assert f.evidence.quote.rstrip("…") in checkup_text(gold["doc"])[f.evidence.start :][:200]
+    if "cause" in gold:
+        assert ("未写原因" in found["problems"].note) == (not gold["cause"])
+    assert checkup.timeliness.status == gold["timeliness"]
+
+
+def checkup_text(doc: str) -> str:
+    from qa.ingest.loaders import load
+
+    return load(ROOT / doc).text
+
+
+def test_qa_check_writes_each_report_and_the_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from qa.cli.main import main
+
+    docs = [
+        ROOT / "data" / "reports" / "zichuan_2024.txt",
+        ROOT / "evals" / "corpus-web" / "docs" / "13_xinjiang_2017.txt",
+    ]
+    out = tmp_path / "check"
+    assert main(["check", *map(str, docs), "--out", str(out)]) == 0
+    assert (
+        (out / "zichuan_2024.check.md")
+        .read_text(encoding="utf-8")
+        .startswith("# 报告体检：淄川区（2024年度）")
+    )
+    record = json.loads((out / "13_xinjiang_2017.check.json").read_text(encoding="utf-8"))
+    assert record["timeliness"]["on_time"] is False and record["findings"][0]["evidence"]["chunk_id"]
+    rows = list(csv.reader(io.StringIO((out / "check.csv").read_text(encoding="utf-8-sig"))))
+    assert [r[0] for r in rows[1:]] == ["淄川区", "新疆维吾尔自治区"]
+    assert (out / "check.xlsx").is_file()
+    assert "逾期" in capsys.readouterr().out
+
+
+def test_qa_check_of_an_unknown_report_says_what_to_do(capsys: pytest.CaptureFixture) -> None:
+    from qa.cli.main import main
+
+    assert main(["check", "no-such-report"]) == 1
+    assert "qa ls" in capsys.readouterr().err
