@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import ui, ui_compare
+from app_pages import ui, ui_checkup, ui_compare
 from app_pages.common import empty_library, get_services, reports_multiselect, show_flash
 from qa.api import Library
 from qa.compare.columns import compared_records
@@ -98,6 +98,7 @@ def page_compare() -> None:
                            icon=":material/table:", on_click="ignore", key="cmp-dl-csv")  # fmt: skip
         st.download_button("下载 Markdown", to_markdown(table), file_name="compare.md", mime="text/markdown",
                            icon=":material/description:", on_click="ignore", key="cmp-dl-md")  # fmt: skip
+    checkup_columns(services, [r.report_id for r in table.reports])
     indicator_chart(table)
     st.subheader("出处", anchor=False)
     st.caption("展开一个指标，查看每个数值摘自哪份报告的哪一句（数值以黄色标出）、所在章节与段落编号。")
@@ -107,3 +108,18 @@ def page_compare() -> None:
     unstated = ui_compare.unstated(table)
     if unstated:
         st.caption(ui.escape_markdown("所选报告都没有提到：" + "、".join(i.label for i in unstated)))
+
+
+def checkup_columns(services: Services, report_ids: list[str]) -> None:
+    """报告体检 as a column set over the compared reports: the contents the regulation asks for, the deadline,
+    figures per thousand characters (the passages behind each judgement: 摘要 → 报告体检)."""
+    from app_pages.summary import library_checkups
+
+    st.subheader("报告体检", anchor=False)
+    records = [r for r in services.store.reports() if r.report_id in set(report_ids)]
+    checkups = library_checkups(services, records)
+    st.caption(
+        "对照《法治政府建设与责任落实督察工作规定》：✓ 有专门部分　△ 正文提及、未单列　✗ 缺　？ 节选或无日期，无法判断。"
+        "每项判断的原文出处见“摘要 → 报告体检”。"
+    )
+    st.table(ui.markdown_rows(ui_checkup.table_rows(checkups)), hide_index=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import auth, ui, ui_summary
+from app_pages import auth, ui, ui_checkup, ui_summary
 from app_pages.common import (
     empty_library,
     engine_choice,
@@ -22,7 +22,7 @@ from app_pages.common import (
     show_flash,
 )
 from qa.core.errors import QAError
-from qa.core.office import DOCX_MIME
+from qa.core.office import CSV_MIME, DOCX_MIME, XLSX_MIME
 from qa.core.schemas import ReportRecord
 from qa.engines.base import Engine
 from qa.summary.batch import BatchItem, Job, run_jobs, view_from_store
@@ -170,7 +170,7 @@ def page_summary() -> None:
         return
     engine = engine_choice("sum_engine", "摘要引擎")
     out_dir = ui_summary.summary_dir(services.settings.data_dir, engine)
-    one, many = st.tabs(["单份报告", "批量生成"])
+    one, many, check = st.tabs(["单份报告", "批量生成", "报告体检"])
     with one:
         single_report(services, records, engine, out_dir)
     with many:
@@ -178,3 +178,52 @@ def page_summary() -> None:
             batch(services, records, engine, out_dir)
         else:
             st.caption("批量生成摘要需要编辑权限。")
+    with check:
+        checkup_tab(services, records)
+
+
+def checkup_tab(services: Services, records: list[ReportRecord]) -> None:
+    """报告体检 of one report: the contents the regulation asks for, each with its passage, the deadline and
+    how concrete it is; the Markdown and the table across the library's 法治 reports to download."""
+    from qa.genre import regulation
+    from qa.summary.checkup import check_report
+    from qa.summary.checkup_docs import checkup_markdown, table_bytes
+
+    st.caption(ui.escape_markdown(
+        f"对照{regulation.REGULATION}对法治政府建设年度报告的要求：五项内容是否齐全（每项附报告原文出处）、"
+        f"是否在规定时限前公开（{regulation.DEADLINE_RULE}）、各部分有多少具体数字。{regulation.SOURCE_NOTE}。"
+    ))  # fmt: skip
+    report_id = report_picker(records, "报告", "chk_report")
+    view = view_from_store(services.store, report_id)
+    checkup = check_report(view)
+    st.html(ui_checkup.CSS)
+    if checkup.note and checkup.applicable:
+        st.warning(ui.escape_markdown(checkup.note + "。"))
+    st.markdown(ui_checkup.checkup_html(checkup, view.chunks), unsafe_allow_html=True)
+    checkups = library_checkups(services, records)
+    csv_data, xlsx_data = table_bytes(checkups)
+    with st.container(horizontal=True):
+        st.download_button("下载本报告体检（Markdown）", checkup_markdown(checkup),
+                           file_name=f"{Path(report_id).stem}.check.md", mime="text/markdown",
+                           icon=":material/description:", on_click="ignore", key="chk-dl-md")  # fmt: skip
+        st.download_button(f"下载全部 {len(checkups)} 份的体检表（Excel）", xlsx_data, file_name="check.xlsx",
+                           mime=XLSX_MIME, icon=":material/table_view:", on_click="ignore", key="chk-dl-xlsx")  # fmt: skip
+        st.download_button("下载体检表（CSV）", csv_data, file_name="check.csv", mime=CSV_MIME,
+                           icon=":material/table:", on_click="ignore", key="chk-dl-csv")  # fmt: skip
+
+
+def library_checkups(services: Services, records: list[ReportRecord]) -> list:
+    """The check-ups of the 法治 reports among records (the table 对比 shows as a column set); read again only
+    when a report is added, replaced or removed."""
+    from qa.compare.columns import compared_records
+
+    ids = tuple(r.report_id for r in compared_records(records))
+    return _checkups(services.store.location, services.store.signature(services.store.reports()), ids)
+
+
+@st.cache_data(show_spinner="正在体检各报告…", max_entries=8)
+def _checkups(location: str, signature: str, report_ids: tuple[str, ...]) -> list:
+    from qa.summary.checkup import check_report
+
+    services = get_services()
+    return [check_report(view_from_store(services.store, report_id)) for report_id in report_ids]

@@ -614,6 +614,33 @@ def test_summary_card_downloads_and_the_cache(fail_closed: Path, downloads) -> N
     assert json_path.stat().st_mtime_ns != written
 
 
+def test_checkup_tab_cites_each_part_and_compare_shows_it_as_columns(fail_closed: Path, downloads) -> None:
+    import csv
+    import io
+
+    ingest(fail_closed, "zichuan_2024.txt", "dabancheng_2024.txt")
+    at = start("summary")
+    at.selectbox(key="chk_report").set_value("dabancheng_2024.txt").run()
+    assert not at.exception and at.error.len == 0
+    check = next(m.value for m in at.markdown if 'class="qa-check"' in m.value)
+    # a present part shows its heading marked inside its paragraph; a missing one says where we looked
+    assert "<mark>一、2024年法治政府建设主要举措和成效</mark>" in check
+    assert "缺少的内容：第一责任人职责。" in check and "下一年度安排中的提及不算" in check
+    assert "写了不足，未写原因" in check and "页眉和落款都没有发布日期" in check
+    assert "f02584767bf289e5" not in check and "chunk" not in check  # no internal ids on view
+    markdown = downloads(at, "下载本报告体检（Markdown）").decode()
+    assert markdown.startswith("# 报告体检：达坂城区（2024年度）") and "| 缺 |" in markdown
+    rows = list(
+        csv.DictReader(io.StringIO(downloads(at, "下载体检表（CSV）", "text/csv").decode("utf-8-sig")))
+    )
+    assert {r["报告"]: r["第一责任人职责"] for r in rows} == {"淄川区": "有", "达坂城区": "缺"}
+
+    compare = start("compare")
+    table = next(t for t in compare.table if "缺少的内容" in t.value.columns).value.set_index("报告")
+    assert table.loc["达坂城区", "缺少的内容"] == "第一责任人职责"
+    assert table.loc["淄川区", "是否按时公开"] == "✓ 按时" and table.loc["淄川区", "第一责任人职责"] == "✓ 有"
+
+
 def test_summary_page_keeps_internal_ids_in_details_and_shows_local_times(
     fail_closed: Path, downloads, monkeypatch: pytest.MonkeyPatch
 ) -> None:

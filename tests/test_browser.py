@@ -312,9 +312,23 @@ def test_ask_upload_summary_and_compare_in_a_real_browser(app_url: str) -> None:
             in_chinese(page)
             tall_shot(page, "06-summary")
 
+            # 摘要 → 报告体检: each content the regulation asks for with the passage it rests on, the deadline
+            page.get_by_role("tab", name="报告体检").click()
+            page.get_by_role("combobox", name="报告").last.click()
+            page.get_by_role(
+                "option", name="达坂城区人民政府2024年度法治政府建设情况报告（dabancheng_2024.txt）"
+            ).click()
+            check = page.locator("div.qa-check")
+            expect(check).to_contain_text("缺少的内容：第一责任人职责。")
+            expect(check.locator("mark").first).to_contain_text("一、2024年法治政府建设主要举措和成效")
+            expect(check).to_contain_text("写了不足，未写原因")
+            expect(page.get_by_test_id("stDownloadButton").filter(has_text="体检表（Excel）")).to_be_visible()
+            in_chinese(page)
+            tall_shot(page, "06b-checkup")
+
             # 对比: five reports side by side; every cell whole at 1440 px (另有 cells wrap, never cut)
             page.get_by_test_id("stSidebarNav").get_by_text("对比").click()
-            table = page.get_by_test_id("stTable")
+            table = page.get_by_test_id("stTable").first
             expect(table).to_contain_text("9件（另有 83件）")
             expect(table.locator("th")).to_contain_text(["指标", "分组", "达坂城区（2024）"])
             others = table.locator("td", has_text="另有")
@@ -327,6 +341,9 @@ def test_ask_upload_summary_and_compare_in_a_real_browser(app_url: str) -> None:
             sources.locator("summary").click()
             expect(sources.locator("mark.qa-quote").filter(has_text="151件")).to_be_visible()
             expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()
+            checkups = page.get_by_test_id("stTable").nth(1)  # 报告体检 as a column set over the same reports
+            expect(checkups).to_contain_text("缺少的内容")
+            expect(checkups.locator("tr", has_text="达坂城区")).to_contain_text("第一责任人职责")
             in_chinese(page)
             page.wait_for_timeout(500)  # let the chart draw before the picture
             tall_shot(page, "07-compare")
