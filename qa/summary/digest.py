@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from qa.core.text import normalize
 from qa.genre.figures import LEAD_VERBS, Figure, qualified
@@ -20,6 +21,11 @@ from qa.genre.outline import LEVEL_2, NUMERALS, ORDINAL, SEQUENCE_WORDS
 
 SHARE = 0.25  # a summary's text is at most this share of its report's
 MAX_FIGURES = 12
+MAX_FIGURES_FILLED = 24  # with room under the budget, the figure table runs on to this many rows
+LABEL_MAX = 10  # Chinese characters in a figure's label in the table's first rows
+LABEL_MAX_FILLED = (
+    14  # …and in the rows that fill the room left (劳动争议调解仲裁案件结案率, 13); longer are clauses
+)
 MAX_MEASURES = 6
 MIN_MEASURES = 3
 
@@ -133,7 +139,7 @@ class Stated:
     catalogued: bool
 
 
-def counted_label(figure: Figure) -> str | None:
+def counted_label(figure: Figure, longest: int = LABEL_MAX) -> str | None:
     """What a figure outside the catalogue counts, when the report names it just before the number and
     the number ends its clause (调处矛盾纠纷2632件。 → 矛盾纠纷); None when that is not a clean noun
     phrase (a verb alone, a phrase ending in 等/和…, a thing named after the number)."""
@@ -144,7 +150,7 @@ def counted_label(figure: Figure) -> str | None:
     label = re.sub(r"[“”\"「」\s]", "", figure.clause or figure.indicator)
     label = re.sub(r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|计)$", "", label)
     label = LEAD_VERBS.sub("", label)
-    if not 2 <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= 10 or _NOT_A_LABEL_END.search(label):
+    if not 2 <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= longest or _NOT_A_LABEL_END.search(label):
         return None
     if _CHANGE_ONLY.match(label):  # 同比增长 7%: a change of something the label does not name
         return None
@@ -153,12 +159,22 @@ def counted_label(figure: Figure) -> str | None:
     return label
 
 
+def _weight(figure: Figure) -> tuple[bool, bool, Decimal]:
+    """Which figures a table of a report's other figures shows first: amounts of money, then rates, then the
+    largest counts (a year's totals — 10326人次, 1305个 — before the details of one step: 2条, 1次)."""
+    unit = figure.number.unit
+    return (unit != "元", unit != "%", -figure.number.value if unit != "%" else Decimal(0))
+
+
 def key_figures(
-    figures: Sequence[tuple[Figure, str]], limit: int = MAX_FIGURES, fill_to: int = 10
+    figures: Sequence[tuple[Figure, str]],
+    limit: int = MAX_FIGURES,
+    fill_to: int = 10,
+    longest: int = LABEL_MAX,
 ) -> list[Stated]:
     """The catalogue indicators the report states (the same catalogue and choice as the comparison table),
-    in catalogue order; then, up to `fill_to` rows, other figures with a clean label: amounts of money
-    first (惠企资金约1.1亿元), then in reading order."""
+    in catalogue order; then, up to `fill_to` rows, other figures with a clean label (_weight: amounts of
+    money first, 惠企资金约1.1亿元, then rates, then the largest counts)."""
     where = {id(f): chunk for f, chunk in figures}
     plain = [f for f, _ in figures]
     rows: list[Stated] = []
@@ -170,10 +186,10 @@ def key_figures(
             used.add(id(hit))
             rows.append(Stated(indicator.label, qualified(hit), hit.quote, where[id(hit)], True))
     shown = {r.raw for r in rows}
-    for figure in sorted(plain, key=lambda f: f.number.unit != "元"):  # stable: reading order otherwise
+    for figure in sorted(plain, key=_weight):
         if len(rows) >= max(fill_to, len([r for r in rows if r.catalogued])):
             break
-        label = counted_label(figure)
+        label = counted_label(figure, longest)
         if label and id(figure) not in used and qualified(figure) not in shown:
             rows.append(Stated(label, qualified(figure), figure.quote, where[id(figure)], False))
             shown.add(qualified(figure))

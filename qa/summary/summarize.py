@@ -382,7 +382,8 @@ def offline_content(report: ReportView) -> SummaryContent:
     and headline indicators; the catalogue indicators it states; the most salient sentence of its main
     areas, compressed; its shortcomings and plans as items with content — at the loosest budget level
     that keeps the summary within `budget(report)` characters."""
-    stated = digest.key_figures([(f, c.id) for f, c in report_figures(report.chunks)])
+    figures = [(f, c.id) for f, c in report_figures(report.chunks)]
+    stated = digest.key_figures(figures)
     areas = _measure_candidates(report)
     meta = report.meta
     topic = digest.topic_of(meta.title, [meta.issuer, meta.region, *meta.region_path])
@@ -403,7 +404,26 @@ def offline_content(report: ReportView) -> SummaryContent:
         )
         if summary_length(content) <= budget(report):
             break
-    return content
+    more = digest.key_figures(figures, limit=digest.MAX_FIGURES_FILLED, fill_to=digest.MAX_FIGURES_FILLED,
+                              longest=digest.LABEL_MAX_FILLED)  # fmt: skip
+    return _more_figures(content, more, budget(report))
+
+
+def _more_figures(content: SummaryContent, stated: list[digest.Stated], limit: int) -> SummaryContent:
+    """The room the text leaves under the budget goes to more figure rows (a row is its label and value,
+    a few characters each), in the order key_figures gives them, up to MAX_FIGURES_FILLED."""
+    rows = list(content.key_figures)
+    shown = {(f.indicator, f.raw) for f in rows} | {f.raw for f in rows}
+    for row in stated:
+        if (row.label, row.raw) in shown or row.raw in shown:
+            continue
+        if len(rows) >= digest.MAX_FIGURES_FILLED:
+            break
+        more = content.model_copy(update={"key_figures": [*rows, _key_figure(row)]})
+        if summary_length(more) > limit:
+            break
+        rows.append(_key_figure(row))
+    return content.model_copy(update={"key_figures": rows})
 
 
 def _key_figure(row: digest.Stated) -> KeyFigure:
