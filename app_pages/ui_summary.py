@@ -51,6 +51,7 @@ table.qa-figures th, table.qa-figures td { border: 1px solid rgba(128, 128, 128,
                                            vertical-align: top; text-align: left; }
 table.qa-figures th { background: rgba(128, 128, 128, 0.08); white-space: nowrap; }
 table.qa-figures td.qa-num { white-space: nowrap; font-weight: 600; }
+table.qa-figures span.qa-change { font-weight: 400; color: #555; font-size: .85em; }
 td.qa-ok { color: #237804; font-weight: 700; text-align: center; white-space: nowrap; }
 td.qa-bad, span.qa-flag { color: #cf1322; font-weight: 700; white-space: nowrap; }
 tr.qa-unverified-row { background: #fff1f0; }
@@ -268,8 +269,9 @@ def summary_card_html(summary: Summary, sections: dict[str, str] | None = None) 
                 else '<td class="qa-bad" title="未能在原文中核实">⚠ 未核实</td>'
             )
             css = "" if figure.verified else ' class="qa-unverified-row"'
+            change = f'<br><span class="qa-change">{_e(figure.change)}</span>' if figure.change else ""
             rows.append(
-                f'<tr{css}><td>{_e(figure.indicator)}</td><td class="qa-num">{_e(figure.raw)}</td>'
+                f'<tr{css}><td>{_e(figure.indicator)}</td><td class="qa-num">{_e(figure.raw)}{change}</td>'
                 f'<td><details class="qa-figure-quote"><summary>原文{refs.cite([figure.chunk_id])}</summary>'
                 f"{_quote_html(figure.quote, figure.raw)}</details></td>{mark}</tr>"
             )

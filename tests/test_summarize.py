@@ -12,7 +12,7 @@ from pathlib import Path
 
 import docx
 import pytest
-from conftest import CORPUS, CORPUS_FILES, make_settings
+from conftest import CORPUS, CORPUS_FILES, ROOT, make_settings
 from openai_server import OpenAIServer, Reply, Request
 from summary_llm import reduce_summary, schema_name, summary_responder
 
@@ -535,3 +535,34 @@ def test_each_kind_of_report_is_summarized_by_its_own_sections(tmp_path: Path, k
         p.text for p in docx.Document(io.BytesIO(summary_docx(summary, view.meta, view.chunks))).paragraphs
     )
     assert "（无）" not in docx_text and "未单列" not in docx_text and heading[2:] in docx_text
+
+
+@pytest.mark.parametrize(
+    ("quote", "raw", "change"),
+    [
+        ("全区实现生产总值2673224万元,按可比价格计算,比上年增长5.2%。", "2673224万元", "比上年增长5.2%"),
+        ("第一产业增加值298071万元,增长4.0%;第二产业增加值1302520万元,增长9.6%。", "298071万元", "增长4.0%"),
+        ("第二产业增加值17.1亿元,下降3%。", "17.1亿元", "下降3%"),
+        ("其中,食品烟酒类上涨2.2%,衣着类上涨1.8%。", "2.2%", ""),  # a rate: the next change is another item's
+        (
+            "新收行政复议申请121件,受理后共审结行政复议案件103件,同比增长12%。",
+            "121件",
+            "",
+        ),  # another number between
+        ("办理行政复议案件151件。同比增长20%。", "151件", ""),  # another sentence
+    ],
+)
+def test_a_figures_change_is_the_one_stated_right_after_it(quote: str, raw: str, change: str) -> None:
+    assert digest.change_after(quote, raw) == change
+
+
+def test_a_bulletins_figure_table_shows_each_figures_growth(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    view = view_from_file(
+        ROOT / "evals/corpus-web2/docs/77_yingdongqu-tjgb_2022.txt", settings, settings.embedder
+    )
+    summary = summarize_report(view)
+    gdp = next(f for f in summary.key_figures if f.raw == "2673224万元")
+    assert gdp.change == "比上年增长5.2%" and gdp.change in gdp.quote
+    markdown = summary_markdown(summary)
+    assert "| 指标 | 数值 | 增减（原文） | 核实 |" in markdown and "| 比上年增长5.2% | ✓ |" in markdown

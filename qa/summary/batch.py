@@ -439,7 +439,10 @@ class SummaryIndex:
 def index_tables(rows: Sequence[dict]) -> tuple[bytes, bytes]:
     """index.csv and index.xlsx of index rows: the same rows, Chinese headings (INDEX_COLUMNS)."""
     shown = {"engine": lambda row: engine_line(row.get("engine") or "", row.get("model")),
-             "created_at": lambda row: local_time(row.get("created_at") or "")}  # fmt: skip
+             "created_at": lambda row: local_time(row.get("created_at") or ""),
+             # dollars to a millionth: a float sum's tail (0.0061660000000000005) is noise, and Excel keeps
+             # 15 digits, so the CSV and the sheet would disagree
+             "cost_usd": lambda row: None if row.get("cost_usd") is None else round(row["cost_usd"], 6)}  # fmt: skip
     table = [[shown[key](row) if key in shown else row.get(key) for key in INDEX_COLUMNS] for row in rows]
     headers = list(INDEX_COLUMNS.values())
     return csv_bytes(headers, table), xlsx_bytes(headers, table, sheet="摘要索引")

@@ -224,3 +224,28 @@ def topic_of(title: str, names: Sequence[str]) -> str:
     topic = re.sub(r"的?(?:年度)?报告$", "报告", topic)  # 法治政府建设年度报告 → 法治政府建设报告
     topic = re.sub(r"的$", "", topic)
     return topic if len(re.sub(r"报告$", "", topic)) >= 2 else "工作"
+
+
+# A figure's change as the genre states it right after the figure: 2673224万元,按可比价格计算,比上年增长5.2%
+_CHANGE = re.compile(
+    r"(?:比上年|比去年|较上年|较去年|同比|环比)?(?:增长|下降|上涨|增加|减少|提高|降低|回落)了?\s*"
+    r"-?\d+(?:\.\d+)?\s*(?:%|个百分点|倍)"
+)
+_BETWEEN_MAX = 12  # characters between the figure and its change (按可比价格计算); more is another clause
+
+
+def change_after(quote: str, raw: str) -> str:
+    """The change the quote states for a figure right after it (比上年增长5.2%), verbatim; "" when none, when
+    another number comes between, or when the figure is itself a rate (食品烟酒类上涨2.2%,衣着类上涨1.8%:
+    the next change is another item's)."""
+    at = quote.find(raw)
+    if at < 0 or raw.rstrip().endswith(("%", "个百分点")):
+        return ""
+    clause = re.split(r"[；;。]", quote[at + len(raw) :], maxsplit=1)[0]
+    found = _CHANGE.search(clause)
+    if found is None:
+        return ""
+    between = re.sub(r"[，,、\s]", "", clause[: found.start()])
+    if re.search(r"\d", between) or len(between) > _BETWEEN_MAX:
+        return ""
+    return found.group().strip()

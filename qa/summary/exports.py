@@ -202,14 +202,16 @@ class _Doc:
         """关键指标: 指标, 数值, 原文 (the figure in bold inside its sentence, cited), 核实."""
         from docx.shared import Cm
 
+        changes = any(f.change for f in figures)  # a bulletin's growth: in the value's cell, on its own line
         table = self.document.add_table(rows=1, cols=4)
         table.style = "Table Grid"
-        for cell, title in zip(table.rows[0].cells, ("指标", "数值", "原文", "核实"), strict=True):
+        titles = ("指标", "数值（增减）" if changes else "数值", "原文", "核实")
+        for cell, title in zip(table.rows[0].cells, titles, strict=True):
             cell.paragraphs[0].add_run(title).bold = True
         for figure in figures:
             indicator, value, quote, mark = table.add_row().cells
             indicator.text = figure.indicator
-            value.text = figure.raw
+            value.text = figure.raw + (f"\n{figure.change}" if figure.change else "")
             _quote_with_figure(quote.paragraphs[0], figure.quote, figure.raw)
             self.cite(quote.paragraphs[0], [figure.chunk_id])
             if figure.verified:

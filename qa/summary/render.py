@@ -54,14 +54,22 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
             lines += [f"### {_one_line(area.area)}", "", *(_point_line(p, refs) for p in area.points), ""]
     quotes: dict[str, list[str]] = {}  # chunk id → the sentences figures are quoted from (shown under 来源)
     if summary.key_figures:
-        lines += [f"## {names.figures}", "", "| 指标 | 数值 | 核实 |", "| --- | --- | --- |"]
+        changes = any(f.change for f in summary.key_figures)  # a bulletin's growth: a column of its own
+        head = "| 指标 | 数值 | 增减（原文） | 核实 |" if changes else "| 指标 | 数值 | 核实 |"
+        lines += [
+            f"## {names.figures}",
+            "",
+            head,
+            "| --- | --- | --- | --- |" if changes else "| --- | --- | --- |",
+        ]
         for figure in summary.key_figures:
             mark = "✓" if figure.verified else "⚠ 未核实"
             quotes.setdefault(figure.chunk_id, [])
             if figure.quote not in quotes[figure.chunk_id]:
                 quotes[figure.chunk_id].append(figure.quote)
+            change = f" {_one_line(figure.change)} |" if changes else ""
             lines.append(
-                f"| {_one_line(figure.indicator)} | {_one_line(figure.raw)}{_cite([figure.chunk_id], refs)} | {mark} |"
+                f"| {_one_line(figure.indicator)} | {_one_line(figure.raw)}{_cite([figure.chunk_id], refs)} |{change} {mark} |"
             )
         lines.append("")
     for heading, points in ((names.problems, summary.problems), (names.plans, summary.plans)):

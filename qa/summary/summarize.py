@@ -58,6 +58,9 @@ class KeyFigure(_Strict):
     quote: str = Field(description="包含该数字的原文句子，逐字照抄")
     chunk_id: str = Field(description="引用段落的编号")
     verified: bool = False
+    change: str = (
+        ""  # its change as the quote states it right after it (比上年增长5.2%), filled in on checking
+    )
 
 
 class Point(_Strict):
@@ -510,6 +513,7 @@ def verify(content: SummaryContent, report: ReportView) -> tuple[SummaryContent,
             "verified": ok,
             "value": float(number.value) if number else figure.value,
             "unit": number.unit if number else figure.unit,
+            "change": digest.change_after(figure.quote, figure.raw) if ok else "",
         }))  # fmt: skip
 
     def check_point(point: Point, label: str) -> Point:
@@ -631,7 +635,7 @@ def writer_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-CHECKED_FIELDS = {"verified", "value", "unit"}
+CHECKED_FIELDS = {"verified", "value", "unit", "change"}
 
 
 def _empty(reply: BaseModel) -> bool:
