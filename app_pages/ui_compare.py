@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from qa.compare.table import Cell, CompareTable, ReportColumn
 from qa.genre.indicators import Indicator
+from qa.genre.numbers import whole_at
 
 EMPTY = ""  # what a cell shows when the report does not state the indicator
 
@@ -81,7 +82,7 @@ def _e(text: object) -> str:
 
 def _marked(quote: str, raw: str) -> str:
     """The quote, escaped, with the value marked."""
-    at = quote.find(raw)
+    at = whole_at(quote, raw)
     if at < 0:
         return _e(quote)
     return f'{_e(quote[:at])}<mark class="qa-quote">{_e(raw)}</mark>{_e(quote[at + len(raw) :])}'

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app_pages.ui import OFFLINE_ENGINE_LABEL, local_time, row_message
 from qa.engines.base import Engine
+from qa.genre.numbers import whole_at
 from qa.summary.batch import (
     BatchItem,
     SummaryIndex,
@@ -236,7 +237,7 @@ def _points(points: Sequence[Point], refs: _Refs) -> str:
 
 def _quote_html(quote: str, raw: str) -> str:
     """The quote with the figure marked (its first occurrence)."""
-    at = quote.find(raw) if raw else -1
+    at = whole_at(quote, raw)
     if at < 0:
         return _e(quote)
     return f'{_e(quote[:at])}<mark class="qa-quote">{_e(raw)}</mark>{_e(quote[at + len(raw) :])}'

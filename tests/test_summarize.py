@@ -550,6 +550,13 @@ def test_each_kind_of_report_is_summarized_by_its_own_sections(tmp_path: Path, k
             "",
         ),  # another number between
         ("办理行政复议案件151件。同比增长20%。", "151件", ""),  # another sentence
+        # 9亿元 is not the tail of 39.9亿元 (whose change is 13.3%)
+        (
+            "固定资产投资完成39.9亿元,同比增长13.3%;一般公共预算收入完成9亿元,同比增长19.9%。",
+            "9亿元",
+            "同比增长19.9%",
+        ),
+        ("收入9亿元,增长5%;支出9亿元,下降2%。", "9亿元", ""),  # written twice with two changes: neither
     ],
 )
 def test_a_figures_change_is_the_one_stated_right_after_it(quote: str, raw: str, change: str) -> None:
@@ -566,3 +573,25 @@ def test_a_bulletins_figure_table_shows_each_figures_growth(tmp_path: Path) -> N
     assert gdp.change == "比上年增长5.2%" and gdp.change in gdp.quote
     markdown = summary_markdown(summary)
     assert "| 指标 | 数值 | 增减（原文） | 核实 |" in markdown and "| 比上年增长5.2% | ✓ |" in markdown
+
+
+def _development_reports() -> list[str]:
+    import json
+
+    return [json.loads(line)["doc"] for line in (ROOT / "evals/kinds.jsonl").read_text("utf-8").splitlines()]
+
+
+def test_every_development_reports_summary_reads_in_a_quarter_of_its_text(tmp_path: Path) -> None:
+    """All 47 (samples, corpus-web, corpus-web2; every kind): a 600-character opening as much as a whole
+    report, and no section shown empty."""
+    settings = make_settings(tmp_path)
+    over, empty = [], []
+    for doc in _development_reports():
+        view = view_from_file(ROOT / doc, settings, settings.embedder)
+        summary = summarize_report(view)
+        if summary_length(summary) > 0.25 * len(view.text):
+            over.append((doc, round(summary_length(summary) / len(view.text), 3)))
+        markdown = summary_markdown(summary)
+        if any(mark in markdown for mark in ("（无）", "（报告未单列）")):
+            empty.append(doc)
+    assert over == [] and empty == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from qa.genre.numbers import Number, find_numbers
+from qa.genre.numbers import Number, find_numbers, whole_at
 from qa.genre.outline import LEVEL_4
 
 # Units that make a figure (counts, people, money, rates…); years, dates, ordinals and bare numbers do not.
@@ -114,7 +114,7 @@ _QUALIFIER_AFTER = re.compile(r"^(?:以上|左右)")
 
 def qualified(figure: Figure) -> str:
     """The value as written, with a qualifier the report puts around it (约 / 近 / 超过 / 以上…)."""
-    at = figure.quote.find(figure.raw)
+    at = whole_at(figure.quote, figure.raw)
     if at < 0:
         return figure.raw
     before = _QUALIFIER_BEFORE.search(figure.quote[:at])

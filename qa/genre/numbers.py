@@ -194,3 +194,14 @@ def ungrounded(answer: str, sources: list[str]) -> list[Number]:
 def contains_number(text: str, gold: Number) -> bool:
     """Does text state the gold quantity (any notation: 151件, 一百五十一件, 1.1亿元 ≡ 11000万元)?"""
     return any(n.same_as(gold) for n in find_numbers(text))
+
+
+def whole_at(text: str, raw: str, start: int = 0) -> int:
+    """Where a number as written (9亿元) stands whole in a text, not as the tail of another (39.9亿元): the
+    first such offset from start, -1 when there is none."""
+    if not raw:
+        return -1
+    found = re.compile(rf"(?<![\d.．]){re.escape(raw)}").search(text, start) if raw[:1].isdigit() else None
+    if raw[:1].isdigit():
+        return found.start() if found else -1
+    return text.find(raw, start)

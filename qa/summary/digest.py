@@ -17,6 +17,7 @@ from decimal import Decimal
 from qa.core.text import normalize
 from qa.genre.figures import LEAD_VERBS, Figure, qualified
 from qa.genre.indicators import CATALOGUE, candidates, is_catalogued
+from qa.genre.numbers import whole_at
 from qa.genre.outline import LEVEL_2, NUMERALS, ORDINAL, SEQUENCE_WORDS
 
 SHARE = 0.25  # a summary's text is at most this share of its report's
@@ -238,10 +239,19 @@ def change_after(quote: str, raw: str) -> str:
     """The change the quote states for a figure right after it (比上年增长5.2%), verbatim; "" when none, when
     another number comes between, or when the figure is itself a rate (食品烟酒类上涨2.2%,衣着类上涨1.8%:
     the next change is another item's)."""
-    at = quote.find(raw)
-    if at < 0 or raw.rstrip().endswith(("%", "个百分点")):
+    if raw.rstrip().endswith(("%", "个百分点")):
         return ""
-    clause = re.split(r"[；;。]", quote[at + len(raw) :], maxsplit=1)[0]
+    # the figure as a whole number (9亿元 is not the tail of 39.9亿元); written twice, the changes must agree
+    places, at = [], whole_at(quote, raw)
+    while at >= 0:
+        places.append(at + len(raw))
+        at = whole_at(quote, raw, at + 1)
+    changes = {_change_at(quote, end) for end in places}
+    return changes.pop() if len(changes) == 1 else ""
+
+
+def _change_at(quote: str, end: int) -> str:
+    clause = re.split(r"[；;。]", quote[end:], maxsplit=1)[0]
     found = _CHANGE.search(clause)
     if found is None:
         return ""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from qa.core.office import local_time
 from qa.core.schemas import Chunk, ReportMeta
 from qa.core.text import normalize
+from qa.genre.numbers import whole_at
 
 if TYPE_CHECKING:
     from qa.summary.summarize import Point, Summary
@@ -250,7 +251,7 @@ class _Doc:
 
 def _quote_with_figure(paragraph, quote: str, raw: str) -> None:
     """The figure in bold inside its sentence, as the app marks it (the sentence plain when it is not there)."""
-    at = quote.find(raw) if raw else -1
+    at = whole_at(quote, raw)
     if at < 0:
         paragraph.add_run(quote)
     else:

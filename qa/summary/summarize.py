@@ -363,6 +363,9 @@ def _who(meta: ReportMeta) -> str:
 
 # Budget levels, loosest first: (measure item chars, measures, part item chars, part items, figures)
 _LEVELS = ((70, 6, 50, 5, 12), (55, 5, 40, 4, 10), (45, 4, 32, 4, 8), (36, 3, 26, 3, 6), (28, 3, 20, 3, 5))
+# …and for a short text (a page's opening of 600–900 characters) that none of those fit: the 概况 says who and
+# what without repeating the headline figures the table right below it shows, and fewer, shorter items
+_SHORT_LEVELS = ((24, 2, 18, 2, 4), (20, 2, 16, 2, 3), (18, 1, 14, 1, 3))
 
 
 def summary_length(content: SummaryContent) -> int:
@@ -393,13 +396,14 @@ def offline_content(report: ReportView) -> SummaryContent:
     if not meta.title:  # no title to read the topic from: the report's kind says what it is
         topic = KIND_TOPICS.get(meta.kind, topic)
     content = SummaryContent(overview="")
-    for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS:
+    for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS + _SHORT_LEVELS:
         rows = stated[:n_figures]
         headline = [r for r in rows if r.catalogued][:3] or rows[:3]
+        shown = headline if n_figures >= _LEVELS[-1][-1] else []
         seen: set[str] = set()
         content = SummaryContent(
-            overview=digest.composed_overview(_who(meta), meta.year, topic, headline),
-            overview_citations=list(dict.fromkeys(r.where for r in headline)),
+            overview=digest.composed_overview(_who(meta), meta.year, topic, shown),
+            overview_citations=list(dict.fromkeys(r.where for r in shown)),
             measures=_measures(areas, n_measures, item_cap, seen),
             key_figures=[_key_figure(r) for r in rows],
             problems=part_points(report, "problems", n_items, part_cap, seen),
