@@ -318,6 +318,8 @@ def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
                 continue  # a heading line: its words are the area's name
             if _bare(sentence) in headings or (len(_bare(sentence)) <= 8 and not _figures_in(sentence)):
                 continue  # a heading written as a sentence (收到政府信息公开申请情况。), or too short to say anything
+            if not re.search(r"[。！？；;]$", sentence) and len(sentence) <= 30 and not _figures_in(sentence):
+                continue  # a heading line without a number (强化组织保障,发挥法治引领作用): no full stop, nothing counted
             lead = area not in areas
             areas.setdefault(area, []).append(
                 _Candidate(sentence, chunk, digest.salience(sentence, mine, lead))
@@ -345,12 +347,21 @@ def _measures(areas: dict[str, list[_Candidate]], count: int, cap: int, seen: se
         points = []
         for candidate in best:
             text = digest.compress(candidate.sentence, cap, seen)
-            if not says_nothing(text):
+            if not says_nothing(text) and not _only_a_heading(text):
                 points.append(Point(text=text, figures=_figures_in(text), citations=[candidate.chunk.id]))
         if points:
             name = MANDATED_NAME if MANDATED_AREA.search(area) else digest.short_title(area)
             out.append(MeasureArea(area=name, points=points))
     return out
+
+
+def _only_a_heading(text: str) -> bool:
+    """A measure cut down to a heading's few words (加大简政放权力度。强化组织保障。): no figure and at most
+    HEADING_ONLY characters say what was to be done, not what was done."""
+    return len(_bare(text)) <= HEADING_ONLY and not _figures_in(text)
+
+
+HEADING_ONLY = 8
 
 
 def _who(meta: ReportMeta) -> str:
