@@ -228,10 +228,8 @@ def topic_of(title: str, names: Sequence[str]) -> str:
 
 
 # A figure's change as the genre states it right after the figure: 2673224万元,按可比价格计算,比上年增长5.2%
-_CHANGE = re.compile(
-    r"(?:比上年|比去年|较上年|较去年|同比|环比)?(?:增长|下降|上涨|增加|减少|提高|降低|回落)了?\s*"
-    r"-?\d+(?:\.\d+)?\s*(?:%|个百分点|倍)"
-)
+# built from the change words above (_CHANGE), with the value and its unit
+_STATED_CHANGE = re.compile(rf"{_CHANGE}了?\s*-?\d+(?:\.\d+)?\s*(?:%|个百分点|倍)")
 _BETWEEN_MAX = 12  # characters between the figure and its change (按可比价格计算); more is another clause
 
 
@@ -252,7 +250,7 @@ def change_after(quote: str, raw: str) -> str:
 
 def _change_at(quote: str, end: int) -> str:
     clause = re.split(r"[；;。]", quote[end:], maxsplit=1)[0]
-    found = _CHANGE.search(clause)
+    found = _STATED_CHANGE.search(clause)
     if found is None:
         return ""
     between = re.sub(r"[，,、\s]", "", clause[: found.start()])
