@@ -46,7 +46,10 @@ def measure(row: dict, golds: dict, settings: Settings) -> dict:
     path = ROOT / row["doc"]
     view = view_from_file(path, settings, settings.embedder)
     summary = summarize_report(view)
-    headings = {normalize(MARKER.sub("", s.title)).rstrip("。；;，,！") for s in sections(view.text)}
+    # the headings of parts (一、 / （一） / 1.); a 一是 point's first clause is content, not a heading
+    headings = {
+        normalize(MARKER.sub("", s.title)).rstrip("。；;，,！") for s in sections(view.text) if s.level <= 3
+    }
     points = [p for a in summary.measures for p in a.points] + summary.problems + summary.plans
     markdown = summary_markdown(summary, {c.id: c.section for c in view.chunks})
     result = {

@@ -600,7 +600,8 @@ def test_every_development_reports_summary_reads_in_a_quarter_of_its_text(tmp_pa
     for doc in _development_reports():
         view = view_from_file(ROOT / doc, settings, settings.embedder)
         summary = summarize_report(view)
-        titles = {bare(s.title) for s in sections(view.text)}
+        # the headings of parts (一、 / （一） / 1.); a 一是 point's first clause is content, not a heading
+        titles = {bare(s.title) for s in sections(view.text) if s.level <= 3}
         points = [p for a in summary.measures for p in a.points] + summary.problems + summary.plans
         heading_only += [(doc, p.text) for p in points if bare(p.text) in titles or len(bare(p.text)) <= 8]
         if summary_length(summary) > 0.25 * len(view.text):

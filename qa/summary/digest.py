@@ -23,6 +23,7 @@ from qa.genre.outline import LEVEL_2, NUMERALS, ORDINAL, SEQUENCE_WORDS
 SHARE = 0.25  # a summary's text is at most this share of its report's
 MAX_FIGURES = 12
 MAX_FIGURES_FILLED = 24  # with room under the budget, the figure table runs on to this many rows
+FIGURES_WANTED = 16  # a summary's text is cut a level shorter when that lets the table reach this many rows
 LABEL_MAX = 10  # Chinese characters in a figure's label in the table's first rows
 LABEL_MAX_FILLED = (
     14  # …and in the rows that fill the room left (劳动争议调解仲裁案件结案率, 13); longer are clauses
@@ -140,17 +141,31 @@ class Stated:
     catalogued: bool
 
 
-def counted_label(figure: Figure, longest: int = LABEL_MAX) -> str | None:
+def counted_label(figure: Figure, longest: int = LABEL_MAX, after: bool = False) -> str | None:
     """What a figure outside the catalogue counts, when the report names it just before the number and
     the number ends its clause (调处矛盾纠纷2632件。 → 矛盾纠纷); None when that is not a clean noun
-    phrase (a verb alone, a phrase ending in 等/和…, a thing named after the number)."""
+    phrase (a verb alone, a phrase ending in 等/和…). after: also the thing named right after the number
+    when nothing but a lead word comes before it (共1305个电子证明证照免提交 → 电子证明证照免提交, 为1421名
+    工人追回欠薪 → 工人追回欠薪)."""
     tail = figure.after.strip()
-    if tail and not re.match(r"^[，,；;。！？、（()）]", tail):
+    before = _label(figure.clause or figure.indicator, longest)
+    if not tail or re.match(r"^[，,；;。！？、（()）]", tail):
+        return before
+    if not after or _label_words(figure.clause or figure.indicator):
         return None
-    # the whole clause before the number, across quotes (培养“法律明白人”骨干2130名 → 法律明白人骨干)
-    label = re.sub(r"[“”\"「」\s]", "", figure.clause or figure.indicator)
+    return _label(re.split(r"[，,；;。！？、（()）]", tail, maxsplit=1)[0], longest)
+
+
+def _label_words(text: str) -> str:
+    """A clause without its lead: quotes, a leading 全区/我县, a closing 约/共/为, lead verbs (组织, 完成…)."""
+    label = re.sub(r"[“”\"「」\s]", "", text)
     label = re.sub(r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|计)$", "", label)
     label = LEAD_VERBS.sub("", label)
+    return re.sub(r"^(?:我|全|本)[区县市省旗州盟]$", "", label)  # 组织全区 → 全区 → nothing
+
+
+def _label(text: str, longest: int) -> str | None:
+    label = _label_words(text)
     if not 2 <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= longest or _NOT_A_LABEL_END.search(label):
         return None
     if _CHANGE_ONLY.match(label):  # 同比增长 7%: a change of something the label does not name
@@ -190,7 +205,7 @@ def key_figures(
     for figure in sorted(plain, key=_weight):
         if len(rows) >= max(fill_to, len([r for r in rows if r.catalogued])):
             break
-        label = counted_label(figure, longest)
+        label = counted_label(figure, longest, after=longest > LABEL_MAX)
         if label and id(figure) not in used and qualified(figure) not in shown:
             rows.append(Stated(label, qualified(figure), figure.quote, where[id(figure)], False))
             shown.add(qualified(figure))

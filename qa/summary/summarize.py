@@ -406,7 +406,10 @@ def offline_content(report: ReportView) -> SummaryContent:
     topic = digest.topic_of(meta.title, [meta.issuer, meta.region, *meta.region_path])
     if not meta.title:  # no title to read the topic from: the report's kind says what it is
         topic = KIND_TOPICS.get(meta.kind, topic)
-    content = SummaryContent(overview="")
+    more = digest.key_figures(figures, limit=digest.MAX_FIGURES_FILLED, fill_to=digest.MAX_FIGURES_FILLED,
+                              longest=digest.LABEL_MAX_FILLED)  # fmt: skip
+    limit = budget(report)
+    fitting: SummaryContent | None = None
     for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS + _SHORT_LEVELS:
         rows = stated[:n_figures]
         headline = [r for r in rows if r.catalogued][:3] or rows[:3]
@@ -420,11 +423,15 @@ def offline_content(report: ReportView) -> SummaryContent:
             problems=part_points(report, "problems", n_items, part_cap, seen),
             plans=part_points(report, "plans", n_items, part_cap, seen),
         )
-        if summary_length(content) <= budget(report):
-            break
-    more = digest.key_figures(figures, limit=digest.MAX_FIGURES_FILLED, fill_to=digest.MAX_FIGURES_FILLED,
-                              longest=digest.LABEL_MAX_FILLED)  # fmt: skip
-    return _more_figures(content, more, budget(report))
+        if summary_length(content) > limit:
+            continue
+        fitting = fitting or content
+        # the figures are what a reader checks first: a level whose text leaves room for the table to run
+        # on to FIGURES_WANTED rows (or all the report has) is taken over a looser one that does not
+        filled = _more_figures(content, more, limit)
+        if len(filled.key_figures) >= min(digest.FIGURES_WANTED, len(more)):
+            return filled
+    return _more_figures(fitting or content, more, limit)
 
 
 def _more_figures(content: SummaryContent, stated: list[digest.Stated], limit: int) -> SummaryContent:
