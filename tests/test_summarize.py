@@ -584,7 +584,7 @@ def _development_reports() -> list[str]:
 def test_every_development_reports_summary_reads_in_a_quarter_of_its_text(tmp_path: Path) -> None:
     """All 47 (samples, corpus-web, corpus-web2; every kind): a 600-character opening as much as a whole
     report, no section shown empty, no bullet that is only a heading (one of the report's section titles, or
-    eight characters or fewer)."""
+    eight characters or fewer), no number the report does not write (a work report's year included)."""
     from qa.core.text import normalize
     from qa.ingest.chunking import sections
 
@@ -595,12 +595,15 @@ def test_every_development_reports_summary_reads_in_a_quarter_of_its_text(tmp_pa
     def bare(text: str) -> str:
         return normalize(marker.sub("", text)).rstrip("。；;，,！")
 
+    from qa.evals.evaluate import summary_grounding
+
     settings = make_settings(tmp_path)
-    over, empty, heading_only = [], [], []
+    over, empty, heading_only, invented = [], [], [], []
     for doc in _development_reports():
         view = view_from_file(ROOT / doc, settings, settings.embedder)
         summary = summarize_report(view)
         # the headings of parts (一、 / （一） / 1.); a 一是 point's first clause is content, not a heading
+        invented += [(doc, n) for n in summary_grounding(summary, view.text)[1]]  # every number the report's
         titles = {bare(s.title) for s in sections(view.text) if s.level <= 3}
         points = [p for a in summary.measures for p in a.points] + summary.problems + summary.plans
         heading_only += [(doc, p.text) for p in points if bare(p.text) in titles or len(bare(p.text)) <= 8]
@@ -609,4 +612,4 @@ def test_every_development_reports_summary_reads_in_a_quarter_of_its_text(tmp_pa
         markdown = summary_markdown(summary)
         if any(mark in markdown for mark in ("（无）", "（报告未单列）")):
             empty.append(doc)
-    assert over == [] and empty == [] and heading_only == []
+    assert over == [] and empty == [] and heading_only == [] and invented == []

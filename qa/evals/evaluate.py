@@ -486,7 +486,7 @@ def accuracy_by_type(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 # ---- summary checks ------------------------------------------------------------------------------
 
-SUMMARY_META = ("title", "issuer", "region", "year", "publish_date", "doc_number")
+SUMMARY_META = ("title", "issuer", "region", "year", "publish_date", "doc_number", "kind")
 SUMMARY_SECTIONS = ("problems", "plans")
 
 
@@ -514,6 +514,7 @@ class SummaryGold(BaseModel):
     year: int | None = None
     publish_date: str | None = None
     doc_number: str | None = None
+    kind: str | None = None  # qa.genre.kinds: 法治报告, 政府工作报告, 统计公报, 信息公开年报, 其他
     must_figures: list[str] = []
     must_sections: list[Literal["problems", "plans"]] = []
     problems_min: int = Field(default=1, ge=0)

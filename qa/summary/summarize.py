@@ -416,7 +416,9 @@ def offline_content(report: ReportView) -> SummaryContent:
         shown = headline if n_figures >= _LEVELS[-1][-1] else []
         seen: set[str] = set()
         content = SummaryContent(
-            overview=digest.composed_overview(_who(meta), meta.year, topic, shown),
+            overview=_work_report_overview(meta, report.text, shown)
+            if meta.kind == kinds.WORK
+            else digest.composed_overview(_who(meta), meta.year, topic, shown),
             overview_citations=list(dict.fromkeys(r.where for r in shown)),
             measures=_measures(areas, n_measures, item_cap, seen),
             key_figures=[_key_figure(r) for r in rows],
@@ -432,6 +434,20 @@ def offline_content(report: ReportView) -> SummaryContent:
         if len(filled.key_figures) >= min(digest.FIGURES_WANTED, len(more)):
             return filled
     return _more_figures(fitting or content, more, limit)
+
+
+def _work_report_overview(meta: ReportMeta, text: str, headline: Sequence[digest.Stated]) -> str:
+    """A work report is dated by the year it reviews and delivered the year after: its 概况 names the year its
+    text states — the year it is delivered (2022年政府工作报告), else the year it reviews (2018年工作回顾) —
+    never a year the report does not write."""
+    said = normalize(text)
+    place = re.sub(r"(?:人民)?政府$", "", _who(meta))  # 交城县人民政府 → 交城县政府工作报告, not …政府政府…
+    first = digest.composed_overview(place, None, "政府工作报告", headline)
+    if meta.year and f"{meta.year + 1}年" in said:
+        return first.replace("政府工作报告", f"{meta.year + 1}年政府工作报告", 1)
+    if meta.year and f"{meta.year}年" in said:
+        return first.replace("政府工作报告。", f"政府工作报告（{meta.year}年工作回顾）。", 1)
+    return first
 
 
 def _more_figures(content: SummaryContent, stated: list[digest.Stated], limit: int) -> SummaryContent:
