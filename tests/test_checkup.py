@@ -1,7 +1,7 @@
 """报告体检 (qa.summary.checkup, qa.summary.checkup_docs, `qa check`): the contents 《法治政府建设与责任落实
 督察工作规定》 asks of an annual report, judged on the genre's forms (a part of its own, a combined
 不足及下步打算 part, a mention in the text, a page cut short) and against a gold written by reading five
-sample reports and five web openings (evals/datasets/checkup_gold.jsonl); the deadline; the documents."""
+sample reports and five web openings (evals/checkup_gold.jsonl); the deadline; the documents."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from qa.summary.checkup import Checkup, check_report, timeliness
 from qa.summary.checkup_docs import TABLE_COLUMNS, checkup_markdown, file_names, table_bytes
 from qa.summary.summarize import ReportView
 
-GOLD = ROOT / "evals" / "datasets" / "checkup_gold.jsonl"
+GOLD = ROOT / "evals" / "checkup_gold.jsonl"
 
 
 def view(
