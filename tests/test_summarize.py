@@ -613,3 +613,16 @@ def test_every_development_reports_summary_reads_in_a_quarter_of_its_text(tmp_pa
         if any(mark in markdown for mark in ("（无）", "（报告未单列）")):
             empty.append(doc)
     assert over == [] and empty == [] and heading_only == [] and invented == []
+
+
+def test_a_disclosure_reports_standard_tables_are_its_data(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    view = view_from_file(ROOT / "evals/corpus-web2/docs/84_tangyuanxian-xxgk_2022.txt", settings, settings.embedder)
+    summary = summarize_report(view)
+    rows = {f.indicator: f for f in summary.key_figures}
+    current = rows["行政规范性文件 现行有效件数"]  # a cell named by its row and its column, quoted as its row
+    assert current.raw == "20" and current.verified and "行政规范性文件 | 3 | 3 | 20" in current.quote
+    # a clause begun after a date or with 共计 is named without the fragment (2022年|度向…, 共计在…)
+    assert "向市政府网站报送信息" in rows and "在县政府门户网站发布信息" in rows
+    assert not any(label.startswith(("度", "计")) for label in rows)
+    assert not any("｜" in p.text or "|" in p.text for a in summary.measures for p in a.points)  # no table row

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from qa.core.text import normalize
+from qa.genre import tables
 from qa.genre.figures import LEAD_VERBS, Figure, qualified
 from qa.genre.indicators import CATALOGUE, candidates, is_catalogued
 from qa.genre.numbers import whole_at
@@ -44,7 +45,7 @@ _CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
 _NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
 # A change said of the thing before it (…亿元，同比增长7% / …93254亩，减少479亩): no subject of its own. As a
 # label it names nothing; as a clause it belongs to the clause before it and is never kept without it.
-_CHANGE = r"(?:同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|分别)?(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑)"
+_CHANGE = r"(?:同比去年|同比上年|同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|分别)?(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑)"
 _CHANGE_ONLY = re.compile(rf"^{_CHANGE}了?$")
 _DEPENDENT_CLAUSE = re.compile(rf"^(?:{_CHANGE}|其中|占|比重|增速|增幅)")
 
@@ -160,6 +161,9 @@ def _label_words(text: str) -> str:
     """A clause without its lead: quotes, a leading 全区/我县, a closing 约/共/为, lead verbs (组织, 完成…)."""
     label = re.sub(r"[“”\"「」\s]", "", text)
     label = re.sub(r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|计)$", "", label)
+    label = re.sub(
+        r"^年?度(?=[\u4e00-\u9fff])", "", label
+    )  # the tail of a date the clause began after (2022年|度向…)
     label = LEAD_VERBS.sub("", label)
     return re.sub(r"^(?:我|全|本)[区县市省旗州盟]$", "", label)  # 组织全区 → 全区 → nothing
 
@@ -272,3 +276,20 @@ def _change_at(quote: str, end: int) -> str:
     if re.search(r"\d", between) or len(between) > _BETWEEN_MAX:
         return ""
     return found.group().strip()
+
+
+def table_figures(text: str, chunks: Sequence[tuple[int, int, str]]) -> list[Stated]:
+    """The figures of a report's tables (qa.genre.tables) as figure rows: each cell named by its row and
+    column, the unit in the column's name as the table gives it (行政规范性文件 本年制发件数 3, 房地产业
+    绝对数(万元) 130535), quoted as its row's line. A disclosure
+    report's standard tables (主动公开, 依申请, 复议和诉讼) are its main data. chunks: (start, end, id)."""
+    out: list[Stated] = []
+    for row in tables.rows(text):
+        where = next((chunk_id for start, end, chunk_id in chunks if start <= row.start < end), "")
+        line = text[row.start : row.end]
+        for header, value in row.cells:
+            if (
+                where and whole_at(line, value) >= 0
+            ):  # the value as written; its unit stays in the column's name
+                out.append(Stated(f"{row.label} {header}".strip(), value, line, where, False))
+    return out

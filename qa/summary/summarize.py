@@ -318,6 +318,8 @@ def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
                 continue  # a heading line: its words are the area's name
             if _bare(sentence) in headings or (len(_bare(sentence)) <= 8 and not _figures_in(sentence)):
                 continue  # a heading written as a sentence (收到政府信息公开申请情况。), or too short to say anything
+            if re.search(r"[|｜]", sentence):
+                continue  # a table's row (信息内容 ｜ 本年制发件数 ｜ …): its figures are read as a table, not a sentence
             if not re.search(r"[。！？；;]$", sentence) and len(sentence) <= 30 and not _figures_in(sentence):
                 continue  # a heading line without a number (强化组织保障,发挥法治引领作用): no full stop, nothing counted
             lead = area not in areas
@@ -408,6 +410,9 @@ def offline_content(report: ReportView) -> SummaryContent:
         topic = KIND_TOPICS.get(meta.kind, topic)
     more = digest.key_figures(figures, limit=digest.MAX_FIGURES_FILLED, fill_to=digest.MAX_FIGURES_FILLED,
                               longest=digest.LABEL_MAX_FILLED)  # fmt: skip
+    in_tables = digest.table_figures(report.text, [(c.start, c.end, c.id) for c in report.chunks])
+    # a disclosure report's data is its standard tables (主动公开, 依申请, 复议和诉讼); others' tables come after
+    more = in_tables + more if meta.kind == kinds.DISCLOSURE else more + in_tables
     limit = budget(report)
     fitting: SummaryContent | None = None
     for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS + _SHORT_LEVELS:
