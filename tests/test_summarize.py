@@ -617,7 +617,9 @@ def test_every_development_reports_summary_reads_in_a_quarter_of_its_text(tmp_pa
 
 def test_a_disclosure_reports_standard_tables_are_its_data(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    view = view_from_file(ROOT / "evals/corpus-web2/docs/84_tangyuanxian-xxgk_2022.txt", settings, settings.embedder)
+    view = view_from_file(
+        ROOT / "evals/corpus-web2/docs/84_tangyuanxian-xxgk_2022.txt", settings, settings.embedder
+    )
     summary = summarize_report(view)
     rows = {f.indicator: f for f in summary.key_figures}
     current = rows["行政规范性文件 现行有效件数"]  # a cell named by its row and its column, quoted as its row
@@ -625,4 +627,18 @@ def test_a_disclosure_reports_standard_tables_are_its_data(tmp_path: Path) -> No
     # a clause begun after a date or with 共计 is named without the fragment (2022年|度向…, 共计在…)
     assert "向市政府网站报送信息" in rows and "在县政府门户网站发布信息" in rows
     assert not any(label.startswith(("度", "计")) for label in rows)
-    assert not any("｜" in p.text or "|" in p.text for a in summary.measures for p in a.points)  # no table row
+    assert not any(
+        "｜" in p.text or "|" in p.text for a in summary.measures for p in a.points
+    )  # no table row
+
+
+def test_a_figures_label_keeps_what_was_counted_not_the_verb(tmp_path: Path) -> None:
+    """预计全旗地区生产总值累计完成232.75亿元: the label is 地区生产总值累计 (a four years' total stays one), not
+    预计…完成 nor a bare 地区生产总值."""
+    settings = make_settings(tmp_path)
+    view = view_from_file(
+        ROOT / "evals/corpus-web/docs/41_dongwuzhumuqinqi_2022.txt", settings, settings.embedder
+    )
+    rows = {f.raw: f.indicator for f in summarize_report(view).key_figures}
+    assert rows["232.75亿元"] == "地区生产总值累计" and rows["25.32亿元"] == "一般公共预算收入累计"
+    assert rows["43.5亿元"] == "社会消费品零售总额累计"

@@ -160,7 +160,13 @@ def counted_label(figure: Figure, longest: int = LABEL_MAX, after: bool = False)
 def _label_words(text: str) -> str:
     """A clause without its lead: quotes, a leading 全区/我县, a closing 约/共/为, lead verbs (组织, 完成…)."""
     label = re.sub(r"[“”\"「」\s]", "", text)
-    label = re.sub(r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|计)$", "", label)
+    label = re.sub(r"^(?:预计|初步核算)[，,]?", "", label)  # 预计全旗地区生产总值… → 全旗地区生产总值…
+    # a closing 完成 / 实现 says it was done, not what was counted (一般公共预算收入累计完成 → 一般公共预算收入累计:
+    # 累计 stays, a four years' total is not one year's)
+    label = re.sub(r"(?:完成|实现)$", "", label)
+    label = re.sub(
+        r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|(?<!累)计)$", "", label
+    )
     label = re.sub(
         r"^年?度(?=[\u4e00-\u9fff])", "", label
     )  # the tail of a date the clause began after (2022年|度向…)
