@@ -45,7 +45,7 @@ _CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
 _NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
 # A change said of the thing before it (…亿元，同比增长7% / …93254亩，减少479亩): no subject of its own. As a
 # label it names nothing; as a clause it belongs to the clause before it and is never kept without it.
-_CHANGE = r"(?:同比去年|同比上年|同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|分别)?(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑)"
+_CHANGE = r"(?:同比去年|同比上年|同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|[两三四五]年平均|分别)?(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑)"
 _CHANGE_ONLY = re.compile(rf"^{_CHANGE}了?$")
 _DEPENDENT_CLAUSE = re.compile(rf"^(?:{_CHANGE}|其中|占|比重|增速|增幅)")
 
@@ -159,7 +159,7 @@ def counted_label(figure: Figure, longest: int = LABEL_MAX, after: bool = False)
 
 def _label_words(text: str) -> str:
     """A clause without its lead: quotes, a leading 全区/我县, a closing 约/共/为, lead verbs (组织, 完成…)."""
-    label = re.sub(r"[“”\"「」\s]", "", text)
+    label = re.sub(r"[“”\"「」\s]", "", text).lstrip("、，,；;：:")  # (31次)、中心组理论学习 → 中心组理论学习
     label = re.sub(r"^(?:预计|初步核算)[，,]?", "", label)  # 预计全旗地区生产总值… → 全旗地区生产总值…
     # a closing 完成 / 实现 says it was done, not what was counted (一般公共预算收入累计完成 → 一般公共预算收入累计:
     # 累计 stays, a four years' total is not one year's)

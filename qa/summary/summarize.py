@@ -414,7 +414,7 @@ def offline_content(report: ReportView) -> SummaryContent:
     # a disclosure report's data is its standard tables (主动公开, 依申请, 复议和诉讼); others' tables come after
     more = in_tables + more if meta.kind == kinds.DISCLOSURE else more + in_tables
     limit = budget(report)
-    fitting: SummaryContent | None = None
+    best: SummaryContent | None = None
     for item_cap, n_measures, part_cap, n_items, n_figures in _LEVELS + _SHORT_LEVELS:
         rows = stated[:n_figures]
         headline = [r for r in rows if r.catalogued][:3] or rows[:3]
@@ -432,13 +432,18 @@ def offline_content(report: ReportView) -> SummaryContent:
         )
         if summary_length(content) > limit:
             continue
-        fitting = fitting or content
-        # the figures are what a reader checks first: a level whose text leaves room for the table to run
-        # on to FIGURES_WANTED rows (or all the report has) is taken over a looser one that does not
+        # the figures are what a reader checks first: the loosest level whose text leaves the most room for
+        # the table, up to FIGURES_WANTED rows (or all the report has)
         filled = _more_figures(content, more, limit)
-        if len(filled.key_figures) >= min(digest.FIGURES_WANTED, len(more)):
-            return filled
-    return _more_figures(fitting or content, more, limit)
+        if best is None or _rows(filled) > _rows(best):
+            best = filled
+        if _rows(filled) >= min(digest.FIGURES_WANTED, len(more)):
+            break
+    return best or _more_figures(content, more, limit)
+
+
+def _rows(content: SummaryContent) -> int:
+    return min(len(content.key_figures), digest.FIGURES_WANTED)
 
 
 def _work_report_overview(meta: ReportMeta, text: str, headline: Sequence[digest.Stated]) -> str:
