@@ -25,6 +25,23 @@ def _point_line(point: Point, refs: dict[str, int]) -> str:
     return f"- {_one_line(point.text)}{_cite(point.citations, refs)}{flag}"
 
 
+def _figures_table(summary: Summary, refs: dict[str, int], quotes: dict[str, list[str]]) -> list[str]:
+    """The 关键指标 table's lines; a figure's quote is kept for the 来源 list. A figure's change as the report
+    states it (a bulletin's growth) gets a column of its own when any figure has one."""
+    changes = any(f.change for f in summary.key_figures)
+    lines = (["| 指标 | 数值 | 增减（原文） | 核实 |", "| --- | --- | --- | --- |"] if changes
+             else ["| 指标 | 数值 | 核实 |", "| --- | --- | --- |"])  # fmt: skip
+    for figure in summary.key_figures:
+        mark = "✓" if figure.verified else "⚠ 未核实"
+        quotes.setdefault(figure.chunk_id, [])
+        if figure.quote not in quotes[figure.chunk_id]:
+            quotes[figure.chunk_id].append(figure.quote)
+        change = f" {_one_line(figure.change)} |" if changes else ""
+        value = f"{_one_line(figure.raw)}{_cite([figure.chunk_id], refs)}"
+        lines.append(f"| {_one_line(figure.indicator)} | {value} |{change} {mark} |")
+    return lines
+
+
 def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -> str:
     """passages: chunk id → section path (where each source sits in the report, for the 来源 list); optional."""
     refs: dict[str, int] = {}
@@ -54,24 +71,7 @@ def summary_markdown(summary: Summary, passages: dict[str, str] | None = None) -
             lines += [f"### {_one_line(area.area)}", "", *(_point_line(p, refs) for p in area.points), ""]
     quotes: dict[str, list[str]] = {}  # chunk id → the sentences figures are quoted from (shown under 来源)
     if summary.key_figures:
-        changes = any(f.change for f in summary.key_figures)  # a bulletin's growth: a column of its own
-        head = "| 指标 | 数值 | 增减（原文） | 核实 |" if changes else "| 指标 | 数值 | 核实 |"
-        lines += [
-            f"## {names.figures}",
-            "",
-            head,
-            "| --- | --- | --- | --- |" if changes else "| --- | --- | --- |",
-        ]
-        for figure in summary.key_figures:
-            mark = "✓" if figure.verified else "⚠ 未核实"
-            quotes.setdefault(figure.chunk_id, [])
-            if figure.quote not in quotes[figure.chunk_id]:
-                quotes[figure.chunk_id].append(figure.quote)
-            change = f" {_one_line(figure.change)} |" if changes else ""
-            lines.append(
-                f"| {_one_line(figure.indicator)} | {_one_line(figure.raw)}{_cite([figure.chunk_id], refs)} |{change} {mark} |"
-            )
-        lines.append("")
+        lines += [f"## {names.figures}", "", *_figures_table(summary, refs, quotes), ""]
     for heading, points in ((names.problems, summary.problems), (names.plans, summary.plans)):
         if points:
             lines += [f"## {heading}", "", *(_point_line(p, refs) for p in points), ""]
