@@ -49,7 +49,7 @@ def _summary_table(checkups: list[Checkup]) -> Table:
         table.add_column(heading, overflow="fold")
     for c in checkups:
         if not c.applicable:
-            table.add_row(escape(c.label), str(c.year or ""), escape(c.note), "—", "—")
+            table.add_row(escape(c.label), str(c.year or ""), escape(f"不适用（{c.kind}）"), "—", "—")
             continue
         missing = "、".join(c.missing) or ("无" if not c.note else "无（节选，其余无法判断）")
         timing = c.timeliness.status if c.timeliness else "—"
