@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from qa.core.schemas import Chunk
 from qa.genre import regulation
 from qa.summary.checkup import Checkup, Finding
-from qa.summary.checkup_docs import TABLE_COLUMNS, table_row
+from qa.summary.checkup_docs import TABLE_COLUMNS, table_row, verdict
 
 # plain signs every CJK font has (emoji are boxes where no emoji font is installed)
 MARKS = {"有": "✓", "有（正文提及，未单列）": "△", "缺": "✗", "无法判断": "？", "未写（可选）": "—"}
@@ -84,8 +84,7 @@ def checkup_html(checkup: Checkup, chunks: Sequence[Chunk]) -> str:
         return f'<div class="qa-check"><p>{_e(checkup.note)}。</p></div>'
     by_id = {c.id: c for c in chunks}
     items = "".join(_finding_html(f, by_id) for f in checkup.findings)
-    missing = "、".join(checkup.missing)
-    verdict = f"缺少的内容：{_e(missing)}。" if missing else "规定要求的内容，报告中都能找到。"
+    said = _e(verdict(checkup))
     timing = checkup.timeliness
     timing_html = ""
     if timing is not None:
@@ -95,4 +94,4 @@ def checkup_html(checkup: Checkup, chunks: Sequence[Chunk]) -> str:
             f"（时限：{_e(due)}，{_e(regulation.DEADLINE_RULE)}）。{_e(timing.note)}。</p>"
         )
     concrete = f"<p>具体程度：全文 {checkup.chars} 字，{checkup.figures} 个数字，每千字 {checkup.per_thousand} 个。</p>"
-    return f'<div class="qa-check"><p>{verdict}</p><ul>{items}</ul>{timing_html}{concrete}</div>'
+    return f'<div class="qa-check"><p>{said}</p><ul>{items}</ul>{timing_html}{concrete}</div>'

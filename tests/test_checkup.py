@@ -112,17 +112,27 @@ def test_another_kind_of_report_is_not_judged() -> None:
 
 
 @pytest.mark.parametrize(
-    ("year", "published", "status", "said"),
+    ("year", "published", "signed", "status", "said"),
     [
-        (2024, "2025-01-10", "按时", "2025-04-01"),
-        (2024, "2025-04-01", "按时", "2025-04-01"),
-        (2017, "2018-04-03", "逾期", "逾期2天"),
-        (2024, None, "无法判断", "没有发布日期"),
-        (None, "2025-01-10", "无法判断", "没有写明年度"),
+        (2024, "2025-01-10", None, "按时", "在时限之前"),
+        (2024, "2025-04-01", None, "按时", "正是时限当天"),
+        (2017, "2018-04-03", None, "逾期", "晚于时限2天"),
+        # the page's date is when it was made public: a sign-off before the deadline does not make it on time
+        (2024, "2025-04-15", "2025-03-28", "逾期", "晚于时限14天"),
+        (2024, None, "2025-01-20", "无法判断", "无法确认何时公开"),
+        (
+            2024,
+            None,
+            "2025-04-10",
+            "逾期",
+            "公开只会更晚",
+        ),  # signed after the deadline: late whatever the page
+        (2024, None, None, "无法判断", "没有日期"),
+        (None, "2025-01-10", None, "无法判断", "没有写明年度"),
     ],
 )
-def test_public_by_the_first_of_april_of_the_year_after(year, published, status, said) -> None:
-    judged = timeliness(year, published)
+def test_public_by_the_first_of_april_of_the_year_after(year, published, signed, status, said) -> None:
+    judged = timeliness(year, published, signed)
     assert judged.status == status and said in judged.note
 
 
@@ -207,3 +217,42 @@ def test_qa_check_of_an_unknown_report_says_what_to_do(capsys: pytest.CaptureFix
 
     assert main(["check", "no-such-report"]) == 1
     assert "qa ls" in capsys.readouterr().err
+
+
+def test_qa_check_of_a_missing_file_says_the_file_is_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from qa.cli.main import main
+
+    assert main(["check", str(tmp_path / "nope.txt")]) == 1
+    said = capsys.readouterr().err
+    assert "no such file" in said and "nope.txt" in said and "in the store" not in said
+
+
+HEADLESS = """某县2024年度法治政府建设情况报告
+2024年，县政府坚持依法行政，全年审查规范性文件12件，办理行政复议案件45件。
+县长认真履行推进法治建设第一责任人职责，全年主持召开专题会议3次，研究法治建设重大事项6件。
+工作中仍存在一些不足，基层执法人员业务能力有待提高。究其原因，一方面是培训投入不够，另一方面是人员流动较大。
+2025年，县政府将坚持问题导向，持续加强执法队伍建设。
+"""
+
+
+def test_a_report_without_headings_is_judged_by_its_paragraphs() -> None:
+    found = by_key(check_report(view(HEADLESS)))
+    assert all(
+        found[k].present and found[k].evidence.by == "正文"
+        for k in ("measures", "leaders", "problems", "plans")
+    )
+    assert "未写原因" not in found["problems"].note  # 究其原因 follows the sentence that names the 不足
+    assert (
+        found["leaders"].figures == 2
+    )  # counted over its paragraph (3次, 6件), not its first sentence alone
+    assert found["plans"].evidence.quote.startswith("2025年，县政府将")
+
+
+def test_a_page_cut_short_says_what_could_not_be_judged() -> None:
+    from qa.summary.checkup_docs import verdict
+
+    checkup = check_report(view(FULL.split("二、党政主要负责人")[0].rstrip() + "……"))
+    said = verdict(checkup)
+    assert "都能找到" not in said and "无法判断（文本不完整）" in said and "第一责任人职责" in said

@@ -73,11 +73,20 @@ def _write(checkups: list[Checkup], out_dir: Path) -> None:
               f"{escape(str(out_dir / 'check.xlsx'))} + check.csv")  # fmt: skip
 
 
+_FILE_SUFFIXES = {".txt", ".md", ".pdf", ".docx", ".doc", ".html", ".htm"}
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from qa.cli.library import open_library
 
     paths = [Path(r) for r in args.reports if Path(r).exists()]
     names = [r for r in args.reports if not Path(r).exists()]
+    lost = [r for r in names if "/" in r or "\\" in r or Path(r).suffix.lower() in _FILE_SUFFIXES]
+    if lost:  # a path that is not there is a file not found, not a report missing from the store
+        err.print(
+            f"[red]error:[/] no such file: {escape(', '.join(lost))} — check the path (stored reports: `qa ls`)"
+        )
+        return 1
     checkups: list[Checkup] = []
     failed = 0
     if paths:

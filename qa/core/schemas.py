@@ -14,7 +14,12 @@ class ReportMeta:
     publisher: str = ""  # the body that published it on the web, when different
     region: str = ""  # the most specific place the report is about, e.g. 淄川区, 蓉江新区; "" = 未识别
     year: int | None = None  # the year reported on (a 2024 report is published in 2025)
-    publish_date: str | None = None  # YYYY-MM-DD
+    publish_date: str | None = (
+        None  # YYYY-MM-DD: the issue (发文/成文) date, else the sign-off, else the page's
+    )
+    made_public: str = (
+        ""  # YYYY-MM-DD the page says it published the report (发布日期/发布时间); "" when it does not
+    )
     doc_number: str = ""  # 文号
     index_no: str = ""  # 索引号
     region_path: tuple[

@@ -69,7 +69,7 @@ CONTENTS: tuple[Content, ...] = (
         True,
         PLANS,
         re.compile(
-            r"(?:^|[。\n])\s*(?:下一步|下步|今后|\d{4}年[，,]?\s*(?:我们|全区|全县|全市|我局|我厅)?将)"
+            r"(?:^|[。\n])\s*(?:下一步|下步|今后|\d{4}年[，,]?[^。，,；;\d]{0,8}将)"  # 2025年，县政府将…
         ),
     ),
     Content(
@@ -92,4 +92,4 @@ def deadline(year: int) -> date:
     return date(year + 1, 4, 1)
 
 
-DEADLINE_RULE = "每年4月1日之前向社会公开上一年度报告"
+DEADLINE_RULE = "每年4月1日（含）之前向社会公开上一年度报告"

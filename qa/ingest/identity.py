@@ -383,6 +383,12 @@ def find_publish_date(header: str, body: str) -> str | None:
     return _date(front, "发布日期", "发布时间", "时间")
 
 
+def find_made_public(header: str, body: str) -> str:
+    """The date the page says it published the report (发布日期 / 发布时间 in its header), "" when it does not
+    say: what the regulation's publication deadline is judged by (a sign-off date is when it was signed)."""
+    return _date(header + "\n" + "\n".join(body.splitlines()[:3]), "发布日期", "发布时间") or ""
+
+
 def extract(document: Document) -> ReportMeta:
     """All metadata for a loaded document; a field that cannot be found is empty (shown as 未识别)."""
     header, body = document.header, document.text
@@ -408,6 +414,7 @@ def extract(document: Document) -> ReportMeta:
         region=place.name if place else "",
         year=year,
         publish_date=find_publish_date(header, body),
+        made_public=find_made_public(header, body),
         doc_number=_field(header, "备注/文号", "文号", "发文字号"),
         index_no=_field(header + "\n" + body[:300], "索引号"),
         region_path=place.path(g) if place else (),

@@ -20,7 +20,7 @@ CHUNKS_PREFIX = "qa-chunks-"
 REPORTS_PREFIX = "qa-reports-"
 STAMP_ID = "__registry__"  # a record in the reports collection whose stamp changes with every write
 _META_FIELDS = ("title", "issuer", "publisher", "region", "publish_date", "doc_number", "index_no",
-                "region_code", "level", "issuer_kind", "kind")  # fmt: skip
+                "region_code", "level", "issuer_kind", "kind", "made_public")  # fmt: skip
 _PATH_SEP = " › "  # region_path is stored as one string (Chroma metadata values are scalars)
 
 

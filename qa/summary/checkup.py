@@ -184,6 +184,14 @@ def _sentence_span(
     return None
 
 
+def _paragraph(text: str, span: _Span) -> tuple[int, int]:
+    """The paragraph (line) a sentence sits in: where a report without headings gives a content, what its
+    figures and causes are counted over (究其原因… follows the sentence that names the 不足)."""
+    start = text.rfind("\n", 0, span.start) + 1
+    end = text.find("\n", span.end)
+    return start, end if end >= 0 else len(text)
+
+
 _LOOKED = {
     "measures": "没有讲工作举措的部分，正文也没有一句写明做了多少（如“办理…件”）",
     "problems": "没有标题含“不足/问题/短板/差距”的部分，正文也没有“存在…不足/问题”的句子",
@@ -220,14 +228,15 @@ def _finding(
     else:
         at, quote = first.start, text[first.start : first.end].strip()
     evidence = Evidence(first.by, _top_title(tree, at), _cut(quote), at, _chunk_at(report.chunks, at))
-    body = "".join(text[s.start : s.end] for s in spans)
+    if first.by == "正文":  # counted over its paragraph: the sentence names it, the paragraph gives it
+        body = text[slice(*_paragraph(text, first))]
+    else:
+        body = "".join(text[s.start : s.end] for s in spans)
     figures = _count(body)
     notes = []
     if first.by == "正文":
         notes.append("正文提及，未单列成部分")
-    said = "".join(
-        text[s.start : s.end].split("\n", 1)[-1] if s.by == "标题" else text[s.start : s.end] for s in spans
-    )
+    said = body if first.by == "正文" else "".join(text[s.start : s.end].split("\n", 1)[-1] for s in spans)
     if content.key == "problems" and not regulation.CAUSE.search(said):  # a heading promising 原因 is not one
         notes.append("写了不足，未写原因")
     if content.key in ("measures", "leaders") and first.by == "标题" and figures == 0:
@@ -239,23 +248,41 @@ def _finding(
 # ---- the deadline ---------------------------------------------------------------------------------------
 
 
-def timeliness(year: int | None, published: str | None) -> Timeliness:
-    """Public by 4月1日 of the year after the one reported on? Judged only from a stated publish date."""
+def timeliness(year: int | None, made_public: str | None, signed: str | None = None) -> Timeliness:
+    """Public by 4月1日 (that day included) of the year after the one reported on? Judged by the date the page
+    says it published the report; a report known only by its issue or sign-off date is late when that date is
+    past the deadline (it cannot be public before it is signed), and not judged on time from it."""
     if year is None:
-        return Timeliness(None, published, None, "报告没有写明年度，无法确定公开时限")
+        return Timeliness(None, made_public or None, None, "报告没有写明年度，无法确定公开时限")
     due = regulation.deadline(year)
-    if not published:
-        return Timeliness(due.isoformat(), None, None, "页眉和落款都没有发布日期，无法判断是否按时公开")
+    day = _day(made_public)
+    if day is not None:
+        if day < due:
+            return Timeliness(due.isoformat(), made_public, True, f"页面发布日期{made_public}，在时限之前")
+        if day == due:
+            return Timeliness(
+                due.isoformat(), made_public, True, f"页面发布日期{made_public}，正是时限当天（按含当天计）"
+            )
+        late = (day - due).days
+        return Timeliness(due.isoformat(), made_public, False, f"页面发布日期{made_public}，晚于时限{late}天")
+    if made_public:
+        return Timeliness(due.isoformat(), made_public, None, f"发布日期“{made_public}”不是日期，无法判断")
+    day = _day(signed)
+    if day is not None and day > due:
+        late = (day - due).days
+        return Timeliness(due.isoformat(), None, False,
+                          f"页面没有写发布日期；成文（落款）日期{signed}已晚于时限{late}天，公开只会更晚")  # fmt: skip
+    if day is not None:
+        return Timeliness(due.isoformat(), None, None,
+                          f"页面没有写发布日期；成文（落款）日期{signed}在时限之前，但无法确认何时公开")  # fmt: skip
+    return Timeliness(due.isoformat(), None, None, "页眉和落款都没有日期，无法判断是否按时公开")
+
+
+def _day(text: str | None) -> date | None:
     try:
-        day = date.fromisoformat(published)
+        return date.fromisoformat(text) if text else None
     except ValueError:
-        return Timeliness(due.isoformat(), published, None, f"发布日期“{published}”不是日期，无法判断")
-    if day <= due:
-        return Timeliness(due.isoformat(), published, True, f"{published}发布，在{due.isoformat()}之前")
-    late = (day - due).days
-    return Timeliness(
-        due.isoformat(), published, False, f"{published}发布，晚于{due.isoformat()}（逾期{late}天）"
-    )
+        return None
 
 
 # ---- the check-up -----------------------------------------------------------------------------------------
@@ -274,6 +301,6 @@ def check_report(report: ReportView) -> Checkup:
     findings = tuple(_finding(report, tree, content, body_start) for content in regulation.CONTENTS)
     return Checkup(
         report.report_id, label, meta.kind, meta.year, True, findings,
-        timeliness(meta.year, meta.publish_date), _count(report.text), len(report.text),
+        timeliness(meta.year, meta.made_public, meta.publish_date), _count(report.text), len(report.text),
         note=CUT_NOTE if cut_short(report.text) else "",
     )  # fmt: skip

@@ -52,10 +52,9 @@ def checkup_markdown(checkup: Checkup) -> str:
     for f in checkup.findings:
         note = f.note if f.present else ""
         lines.append(f"| {f.asks} | {f.status} | {_cell(_where(f))} | {f.figures} | {_cell(note)} |")
-    missing = checkup.missing
     lines += [
         "",
-        f"缺少的内容：{'、'.join(missing)}。" if missing else "规定要求的内容，报告中都能找到。",
+        verdict(checkup),
         "",
     ]
     timing = checkup.timeliness
@@ -77,9 +76,17 @@ def checkup_markdown(checkup: Checkup) -> str:
     return "\n".join(lines)
 
 
+def verdict(checkup: Checkup) -> str:
+    """One line on the contents: what is missing, and what could not be judged (a page cut short)."""
+    missing = "、".join(checkup.missing)
+    unjudged = "、".join(f.name for f in checkup.findings if not f.judged)
+    said = f"缺少的内容：{missing}。" if missing else ("" if unjudged else "规定要求的内容，报告中都能找到。")
+    return said + (f"无法判断（文本不完整）：{unjudged}。" if unjudged else "")
+
+
 # ---- one table across reports ---------------------------------------------------------------------------
 
-TABLE_COLUMNS = ("报告", "报告文件", "类型", "年度", "发布日期", "公开时限", "是否按时公开",
+TABLE_COLUMNS = ("报告", "报告文件", "类型", "年度", "页面发布日期", "公开时限", "是否按时公开",
                  *(c.name for c in regulation.CONTENTS), "缺少的内容", "数字（个）", "每千字数字", "说明")  # fmt: skip
 
 
