@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa.core.config import Settings  # noqa: E402
-from qa.genre import kinds  # noqa: E402
 from qa.core.text import normalize  # noqa: E402
 from qa.evals.evaluate import load_summary_gold, score_summary  # noqa: E402
+from qa.genre import kinds  # noqa: E402
 from qa.ingest.chunking import sections  # noqa: E402
 from qa.summary.batch import view_from_file  # noqa: E402
 from qa.summary.render import summary_markdown  # noqa: E402
