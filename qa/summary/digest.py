@@ -63,6 +63,11 @@ def _has_figure(text: str) -> bool:
     return bool(re.search(r"\d", text))
 
 
+# a clause with no comma or 、 to cut at stays whole up to this many times the limit: cut inside a word it
+# says nothing (预计全旗地区生产总值累计完…)
+WHOLE_CLAUSE = 2
+
+
 def compress(sentence: str, limit: int, seen: set[str] | None = None, filler: float = 0.6) -> str:
     """One item from one sentence: marker and framing clauses off, clauses already said elsewhere (seen,
     normalised; updated) off, then the first clause and the clauses with figures, in order, while they fit
@@ -73,8 +78,10 @@ def compress(sentence: str, limit: int, seen: set[str] | None = None, filler: fl
     fresh = [p for p in parts if _key(p) not in seen] or parts[:1]
     kept = _fitting(fresh, limit, filler)
     out = "".join(kept).rstrip("，,、；;：:。！？ ")
-    if len(out) > limit:
-        out = _cut(out, limit)
+    if len(out) > limit and (len(out) > limit * WHOLE_CLAUSE or _stop_within(out, limit)):
+        out = _cut(
+            out, limit
+        )  # at a clause or a 、; a clause with no such stop stays whole up to WHOLE_CLAUSE
     seen.update(_key(k) for k in kept)
     return out if out.endswith("…") else out + "。"
 
@@ -105,6 +112,12 @@ def _fitting(fresh: list[str], limit: int, filler: float) -> list[str]:
 
 def _key(clause: str) -> str:
     return normalize(clause.strip("，,；;。！？ "))
+
+
+def _stop_within(text: str, limit: int) -> bool:
+    """Can the text be cut at a clause or a 、 in its second half up to the limit (as _cut does)?"""
+    head = text[:limit]
+    return max(head.rfind(ch) for ch in "，,；;、") >= limit // 2
 
 
 def _cut(text: str, limit: int) -> str:

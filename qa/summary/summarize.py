@@ -147,8 +147,8 @@ def labels_of(summary: SummaryContent) -> Labels:
 def summary_heading(summary: Summary) -> str:
     """A summary's title: the report's own, else one composed from who and what (交城县2022年政府工作报告),
     never a file name unless nothing else is known."""
-    if summary.title:
-        return summary.title
+    if summary.title:  # a title printed spaced out (政 府 工 作 报 告) reads as one word
+        return re.sub(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])", "", summary.title)
     who = summary.issuer or summary.region
     if not who:
         return summary.report_id
