@@ -59,6 +59,7 @@ EXPECTED = {
         region="蓉江新区",
         year=2023,
         publish_date="2024-01-31",
+        made_public="2024-01-31",  # the page's 发布日期 (the deadline is judged by it)
         region_path=("江西省", "赣州市", "蓉江新区"),
         region_code="360700",
         level="区县",
