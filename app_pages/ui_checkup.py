@@ -88,7 +88,7 @@ def checkup_html(checkup: Checkup, chunks: Sequence[Chunk]) -> str:
     timing = checkup.timeliness
     timing_html = ""
     if timing is not None:
-        due = f"{timing.due}前" if timing.due else "无法确定"
+        due = f"{timing.due}（含当天）" if timing.due else "无法确定"
         timing_html = (
             f"<p><strong>{TIMING_MARKS[timing.status]} 是否按时公开：{_e(timing.status)}</strong>"
             f"（时限：{_e(due)}，{_e(regulation.DEADLINE_RULE)}）。{_e(timing.note)}。</p>"

@@ -59,7 +59,7 @@ def checkup_markdown(checkup: Checkup) -> str:
     ]
     timing = checkup.timeliness
     if timing is not None:
-        due = f"{timing.due}前" if timing.due else "无法确定"
+        due = f"{timing.due}（含当天）" if timing.due else "无法确定"
         lines += ["## 是否按时公开", "", f"时限：{due}（{regulation.DEADLINE_RULE}）。", "",
                   f"结论：**{timing.status}**。{timing.note}。", ""]  # fmt: skip
     lines += [
