@@ -210,10 +210,29 @@ def key_figures(
     limit: int = MAX_FIGURES,
     fill_to: int = 10,
     longest: int = LABEL_MAX,
+    catalogued: tuple[list[Stated], set[int]] | None = None,
 ) -> list[Stated]:
     """The catalogue indicators the report states (the same catalogue and choice as the comparison table),
     in catalogue order; then, up to `fill_to` rows, other figures with a clean label (_weight: amounts of
-    money first, 惠企资金约1.1亿元, then rates, then the largest counts)."""
+    money first, 惠企资金约1.1亿元, then rates, then the largest counts). catalogued: catalogue_rows(figures),
+    when the caller has it already (the catalogue is the slow part)."""
+    where = {id(f): chunk for f, chunk in figures}
+    plain = [f for f, _ in figures]
+    found, used = catalogued if catalogued is not None else catalogue_rows(figures)
+    rows = list(found)
+    shown = {r.raw for r in rows}
+    for figure in sorted(plain, key=_weight):
+        if len(rows) >= max(fill_to, len([r for r in rows if r.catalogued])):
+            break
+        label = counted_label(figure, longest, after=longest > LABEL_MAX)
+        if label and id(figure) not in used and qualified(figure) not in shown:
+            rows.append(Stated(label, qualified(figure), figure.quote, where[id(figure)], False))
+            shown.add(qualified(figure))
+    return rows[:limit]
+
+
+def catalogue_rows(figures: Sequence[tuple[Figure, str]]) -> tuple[list[Stated], set[int]]:
+    """The catalogue indicators a report states, in catalogue order, and the figures (by id) they took."""
     where = {id(f): chunk for f, chunk in figures}
     plain = [f for f, _ in figures]
     rows: list[Stated] = []
@@ -224,15 +243,7 @@ def key_figures(
             hit = found[0]
             used.add(id(hit))
             rows.append(Stated(indicator.label, qualified(hit), hit.quote, where[id(hit)], True))
-    shown = {r.raw for r in rows}
-    for figure in sorted(plain, key=_weight):
-        if len(rows) >= max(fill_to, len([r for r in rows if r.catalogued])):
-            break
-        label = counted_label(figure, longest, after=longest > LABEL_MAX)
-        if label and id(figure) not in used and qualified(figure) not in shown:
-            rows.append(Stated(label, qualified(figure), figure.quote, where[id(figure)], False))
-            shown.add(qualified(figure))
-    return rows[:limit]
+    return rows, used
 
 
 def salience(sentence: str, figures: Iterable[Figure], lead: bool) -> float:

@@ -29,7 +29,7 @@ from qa.genre.outline import LEVEL_1, LEVEL_2, LEVEL_3, LEVEL_4
 if TYPE_CHECKING:
     from qa.models.base import ChatModel
 from qa.genre import kinds, parts
-from qa.genre.figures import extract_figures
+from qa.genre.figures import Figure, extract_figures
 from qa.genre.numbers import Number, find_numbers, parse_number
 from qa.ingest.chunking import sections
 from qa.models import sanity
@@ -298,11 +298,13 @@ class _Candidate:
     score: float
 
 
-def _measure_candidates(report: ReportView) -> dict[str, list[_Candidate]]:
+def _measure_candidates(
+    report: ReportView, figures: Sequence[tuple[Figure, Chunk]]
+) -> dict[str, list[_Candidate]]:
     """The sentences of the report's measures part by area (its second-level section, else its first), in
-    reading order, each with its salience (qa.summary.digest.salience)."""
+    reading order, each with its salience (qa.summary.digest.salience). figures: report_figures(chunks)."""
     by_chunk: dict[str, list] = {}
-    for figure, chunk in report_figures(report.chunks):
+    for figure, chunk in figures:
         by_chunk.setdefault(chunk.id, []).append(figure)
     areas: dict[str, list[_Candidate]] = {}
     headings = {_bare(s.title) for s in sections(report.text)}
@@ -401,15 +403,17 @@ def offline_content(report: ReportView) -> SummaryContent:
     and headline indicators; the catalogue indicators it states; the most salient sentence of its main
     areas, compressed; its shortcomings and plans as items with content — at the loosest budget level
     that keeps the summary within `budget(report)` characters."""
-    figures = [(f, c.id) for f, c in report_figures(report.chunks)]
-    stated = digest.key_figures(figures)
-    areas = _measure_candidates(report)
+    in_chunks = report_figures(report.chunks)  # read once: the catalogue and the areas share it
+    figures = [(f, c.id) for f, c in in_chunks]
+    catalogued = digest.catalogue_rows(figures)
+    stated = digest.key_figures(figures, catalogued=catalogued)
+    areas = _measure_candidates(report, in_chunks)
     meta = report.meta
     topic = digest.topic_of(meta.title, [meta.issuer, meta.region, *meta.region_path])
     if not meta.title:  # no title to read the topic from: the report's kind says what it is
         topic = KIND_TOPICS.get(meta.kind, topic)
     more = digest.key_figures(figures, limit=digest.MAX_FIGURES_FILLED, fill_to=digest.MAX_FIGURES_FILLED,
-                              longest=digest.LABEL_MAX_FILLED)  # fmt: skip
+                              longest=digest.LABEL_MAX_FILLED, catalogued=catalogued)  # fmt: skip
     in_tables = digest.table_figures(report.text, [(c.start, c.end, c.id) for c in report.chunks])
     # a disclosure report's data is its standard tables (主动公开, 依申请, 复议和诉讼); others' tables come after
     more = in_tables + more if meta.kind == kinds.DISCLOSURE else more + in_tables
@@ -465,15 +469,14 @@ def _more_figures(content: SummaryContent, stated: list[digest.Stated], limit: i
     a few characters each), in the order key_figures gives them, up to MAX_FIGURES_FILLED."""
     rows = list(content.key_figures)
     shown = {(f.indicator, f.raw) for f in rows} | {f.raw for f in rows}
+    length = summary_length(content)  # a row adds its label and value (summary_length counts them so)
     for row in stated:
         if (row.label, row.raw) in shown or row.raw in shown:
             continue
-        if len(rows) >= digest.MAX_FIGURES_FILLED:
-            break
-        more = content.model_copy(update={"key_figures": [*rows, _key_figure(row)]})
-        if summary_length(more) > limit:
+        if len(rows) >= digest.MAX_FIGURES_FILLED or length + len(row.label) + len(row.raw) > limit:
             break
         rows.append(_key_figure(row))
+        length += len(row.label) + len(row.raw)
     return content.model_copy(update={"key_figures": rows})
 
 
