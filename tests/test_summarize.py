@@ -251,19 +251,21 @@ def test_invented_numbers_are_flagged(views: dict[str, ReportView]) -> None:
             KeyFigure(indicator="行政复议案件", raw="152件", quote="办理行政复议案件152件", chunk_id=chunk.id),
             KeyFigure(indicator="行政复议案件", raw="151件", quote="办理行政复议案件151件", chunk_id="nope-1"),
             KeyFigure(indicator="纠错率", raw="29.8%", quote="办理行政复议案件151件", chunk_id=chunk.id),
+            # the tail of another number is not the figure (a model's 51件 against a quote of 151件)
+            KeyFigure(indicator="行政复议案件", raw="51件", quote="办理行政复议案件151件", chunk_id=chunk.id),
         ],
         problems=[Point(text="执法人员培训不足，仅培训7777人次", citations=[chunk.id])],
         plans=[Point(text="加强行政复议工作", figures=["151件"], citations=[chunk.id]),
                Point(text="推进调解", citations=["made-up-9"])],
     )  # fmt: skip
     checked, flags = verify(content, view)
-    assert [f.verified for f in checked.key_figures] == [True, False, False, False]
+    assert [f.verified for f in checked.key_figures] == [True, False, False, False, False]
     assert [p.verified for p in checked.problems + checked.plans] == [False, True, False]
     assert checked.key_figures[0].value == 151 and checked.key_figures[0].unit == "件"
     text = "\n".join(flags)
     assert "4321件" in text and "7777人次" in text and "152件" in text and "made-up-9" in text
     assert "gone-7" in text and chunk.id not in text
-    assert len(flags) == 7
+    assert len(flags) == 8
 
 
 def test_overview_is_clipped_at_a_boundary() -> None:

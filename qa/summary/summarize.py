@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from qa.models.base import ChatModel
 from qa.genre import kinds, parts
 from qa.genre.figures import Figure, extract_figures
-from qa.genre.numbers import Number, find_numbers, parse_number
+from qa.genre.numbers import Number, find_numbers, parse_number, whole_at
 from qa.ingest.chunking import sections
 from qa.models import sanity
 from qa.models.prompts import PromptTemplate, all_templates, get_template
@@ -553,7 +553,7 @@ def verify(content: SummaryContent, report: ReportView) -> tuple[SummaryContent,
         chunk = chunks.get(figure.chunk_id)
         ok = (
             chunk is not None
-            and normalize(figure.raw) in normalize(figure.quote)
+            and whole_at(normalize(figure.quote), normalize(figure.raw)) >= 0  # 9亿元 is not in 39.9亿元
             and normalize(figure.quote) in normalize(chunk.text)
         )
         if not ok:
