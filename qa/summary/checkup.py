@@ -294,8 +294,13 @@ def check_report(report: ReportView) -> Checkup:
     meta = report.meta
     label = meta.label or report.report_id
     if not kinds.compared(meta.kind):
+        what = (
+            f"本报告是{meta.kind}"
+            if meta.kind != kinds.OTHER
+            else "本报告不是法治政府建设年度报告（也不是其他已知类型）"
+        )
         return Checkup(report.report_id, label, meta.kind, meta.year, False,
-                       note=f"本报告是{meta.kind}，报告体检只适用于法治政府建设年度报告")  # fmt: skip
+                       note=f"{what}，报告体检只适用于法治政府建设年度报告")  # fmt: skip
     tree = sections(report.text)
     body_start = tree[0].start if tree else 0
     findings = tuple(_finding(report, tree, content, body_start) for content in regulation.CONTENTS)
