@@ -110,7 +110,9 @@ def test_another_kind_of_report_is_not_judged() -> None:
     checkup = check_report(view("各位代表：现在，我代表县人民政府向大会报告工作。", kind=kinds.WORK))
     assert not checkup.applicable and checkup.findings == () and "政府工作报告" in checkup.note
     other = check_report(view("节假日放假安排通知：春节放假7天。", kind=kinds.OTHER))
-    assert not other.applicable and other.note.startswith("本报告不是法治政府建设年度报告")  # not "本报告是其他"
+    assert not other.applicable and other.note.startswith(
+        "本报告不是法治政府建设年度报告"
+    )  # not "本报告是其他"
 
 
 @pytest.mark.parametrize(

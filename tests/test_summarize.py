@@ -647,3 +647,20 @@ def test_a_figures_label_keeps_what_was_counted_not_the_verb(tmp_path: Path) -> 
     rows = {f.raw: f.indicator for f in summarize_report(view).key_figures}
     assert rows["232.75亿元"] == "地区生产总值累计" and rows["25.32亿元"] == "一般公共预算收入累计"
     assert rows["43.5亿元"] == "社会消费品零售总额累计"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "raw", "label"),
+    [
+        # a campaign's quoted name before what it did is the campaign, not what was counted
+        ("“高效办成一件事”成功办理联办事项1481件。", "1481件", "联办事项"),
+        ("“一网通办”累计受理群众申请2300件。", "2300件", "群众申请"),
+        # a quoted name before a noun is part of what was counted
+        ("“好差评”非常满意802条。", "802条", "好差评非常满意"),
+    ],
+)
+def test_a_quoted_campaign_name_is_not_the_label(sentence: str, raw: str, label: str) -> None:
+    from qa.genre.figures import extract_figures
+
+    figure = next(f for f in extract_figures(sentence) if f.raw == raw)
+    assert digest.counted_label(figure, digest.LABEL_MAX_FILLED) == label

@@ -172,6 +172,11 @@ def counted_label(figure: Figure, longest: int = LABEL_MAX, after: bool = False)
 
 def _label_words(text: str) -> str:
     """A clause without its lead: quotes, a leading 全区/我县, a closing 约/共/为, lead verbs (组织, 完成…)."""
+    # a campaign's quoted name before what it did names the campaign, not what was counted: “高效办成一件事”
+    # 成功办理联办事项 → 成功办理联办事项 (a quoted name before a noun stays: “好差评”非常满意)
+    named = re.match(r"^\s*[“\"「][^”\"」]{2,20}[”\"」]", text)
+    if named and LEAD_VERBS.match(text[named.end() :]):
+        text = text[named.end() :]
     label = re.sub(r"[“”\"「」\s]", "", text).lstrip("、，,；;：:")  # (31次)、中心组理论学习 → 中心组理论学习
     label = re.sub(r"^(?:预计|初步核算)[，,]?", "", label)  # 预计全旗地区生产总值… → 全旗地区生产总值…
     # a closing 完成 / 实现 says it was done, not what was counted (一般公共预算收入累计完成 → 一般公共预算收入累计:
