@@ -73,15 +73,13 @@ def _write(checkups: list[Checkup], out_dir: Path) -> None:
               f"{escape(str(out_dir / 'check.xlsx'))} + check.csv")  # fmt: skip
 
 
-_FILE_SUFFIXES = {".txt", ".md", ".pdf", ".docx", ".doc", ".html", ".htm"}
-
-
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from qa.cli.library import open_library
+    from qa.ingest.loaders import SUPPORTED  # a name with a report file's extension is a path
 
     paths = [Path(r) for r in args.reports if Path(r).exists()]
     names = [r for r in args.reports if not Path(r).exists()]
-    lost = [r for r in names if "/" in r or "\\" in r or Path(r).suffix.lower() in _FILE_SUFFIXES]
+    lost = [r for r in names if "/" in r or "\\" in r or Path(r).suffix.lower() in SUPPORTED]
     if lost:  # a path that is not there is a file not found, not a report missing from the store
         err.print(
             f"[red]error:[/] no such file: {escape(', '.join(lost))} — check the path (stored reports: `qa ls`)"

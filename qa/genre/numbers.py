@@ -199,9 +199,7 @@ def contains_number(text: str, gold: Number) -> bool:
 def whole_at(text: str, raw: str, start: int = 0) -> int:
     """Where a number as written (9亿元) stands whole in a text, not as the tail of another (39.9亿元): the
     first such offset from start, -1 when there is none."""
-    if not raw:
-        return -1
-    found = re.compile(rf"(?<![\d.．]){re.escape(raw)}").search(text, start) if raw[:1].isdigit() else None
-    if raw[:1].isdigit():
-        return found.start() if found else -1
-    return text.find(raw, start)
+    if not raw[:1].isdigit():  # 约1.1亿元, 百分之百: nothing can precede it as part of another number
+        return text.find(raw, start) if raw else -1
+    found = re.compile(rf"(?<![\d.．]){re.escape(raw)}").search(text, start)
+    return found.start() if found else -1
