@@ -664,3 +664,59 @@ def test_a_quoted_campaign_name_is_not_the_label(sentence: str, raw: str, label:
 
     figure = next(f for f in extract_figures(sentence) if f.raw == raw)
     assert digest.counted_label(figure, digest.LABEL_MAX_FILLED) == label
+
+
+@pytest.mark.parametrize(
+    ("sentence", "raw", "label"),
+    [
+        # a list closed by 等 and a noun counts that class
+        ("公开发布政策文件、财政、就业创业、教育等重点领域信息 1323条。", "1323条", "重点领域信息"),
+        ("主持召开区委常委会、区政府常务会等会议10次。", "10次", "会议"),
+        # …with nothing after 等 it names no class: no label (a fragment is worse than none)
+        ("审查区政府重大行政决策、文件、协议等46件。", "46件", None),
+        # 等 inside a word is not a list's end
+        ("创建男女平等示范村12个。", "12个", "创建男女平等示范村"),
+        # 合计 closes the clause as 共计 does (not 合 left behind)
+        ("完成必修课+选修课合计40课时。", "40课时", "必修课+选修课"),
+        # a change alone names nothing (增产/上涨 as much as 增长)
+        ("全年粮食产量170855吨,比上年增加2032吨,增产1.2%。", "1.2%", None),
+    ],
+)
+def test_a_listed_class_is_the_label(sentence: str, raw: str, label: str | None) -> None:
+    from qa.genre.figures import extract_figures
+
+    figure = next(f for f in extract_figures(sentence) if f.raw == raw)
+    assert digest.counted_label(figure, digest.LABEL_MAX_FILLED) == label
+
+
+def test_a_bulletins_table_leads_with_its_headline_part(tmp_path: Path) -> None:
+    """A statistics bulletin states its headline indicators in its first part (一、综合): their figures lead
+    the table in the order the bulletin states them, before any other part's (农业, 工业…) — population
+    included, which a largest-amount-first order left out of a short bulletin's table."""
+    import json
+
+    settings = make_settings(tmp_path)
+    bulletins = [
+        json.loads(line)["doc"]
+        for line in (ROOT / "evals/kinds.jsonl").read_text("utf-8").splitlines()
+        if json.loads(line)["kind"] == "统计公报"
+    ]
+    checked = 0
+    for doc in bulletins:
+        view = view_from_file(ROOT / doc, settings, settings.embedder)
+        parts = [c for c in view.chunks if c.section]
+        if not parts:  # a page flattened to one line has no parts to lead with
+            continue
+        first = parts[0].section.split(" > ")[0]
+        in_first = {c.id for c in view.chunks if c.section.split(" > ")[0] == first}
+        rows = summarize_report(view).key_figures
+        leading = [f.chunk_id in in_first for f in rows]
+        assert leading[0] and leading == sorted(leading, reverse=True), doc  # first part's rows, then others
+        starts = [view.text.find(f.quote) for f in rows if f.chunk_id in in_first and f.unit]
+        assert starts == sorted(starts), doc  # …in the order stated (a table's cells, bare numbers, after)
+        assert len({f.raw.rstrip("万元") for f in rows}) == len(rows), doc  # no figure twice (text and table)
+        checked += 1
+    assert checked >= 3
+    view = view_from_file(ROOT / "evals/corpus-web2/docs/79_fengqingxian-tjgb_2021.txt", settings,
+                          settings.embedder)  # fmt: skip
+    assert "38.12万人" in {f.raw for f in summarize_report(view).key_figures}

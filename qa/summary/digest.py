@@ -45,8 +45,13 @@ _CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
 _NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
 # A change said of the thing before it (…亿元，同比增长7% / …93254亩，减少479亩): no subject of its own. As a
 # label it names nothing; as a clause it belongs to the clause before it and is never kept without it.
-_CHANGE = r"(?:同比去年|同比上年|同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|[两三四五]年平均|分别)?(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑)"
+_CHANGE = (
+    r"(?:同比去年|同比上年|同比|环比|比上年|较上年|比去年|较去年|比上年末|年均|[两三四五]年平均|分别)?"
+    r"(?:增长|下降|减少|增加|提高|降低|提升|上升|回落|下滑|上涨|下跌|增产|减产)"
+)
 _CHANGE_ONLY = re.compile(rf"^{_CHANGE}了?$")
+# an enumeration (…、…) closed by 等 and the class it belongs to
+_LISTED_CLASS = re.compile(r"、[^、]*等(?P<cls>[\u4e00-\u9fff（()）]{2,})$")
 _DEPENDENT_CLAUSE = re.compile(rf"^(?:{_CHANGE}|其中|占|比重|增速|增幅)")
 
 
@@ -178,12 +183,19 @@ def _label_words(text: str) -> str:
     if named and LEAD_VERBS.match(text[named.end() :]):
         text = text[named.end() :]
     label = re.sub(r"[“”\"「」\s]", "", text).lstrip("、，,；;：:")  # (31次)、中心组理论学习 → 中心组理论学习
+    # a list closed by 等 and a noun names the class it exemplifies: 政策文件、财政、教育等重点领域信息 1323条 →
+    # 重点领域信息 (文件、协议等46件, with no class after 等, names nothing and stays a fragment)
+    listed = _LISTED_CLASS.search(label)
+    if listed:
+        label = listed.group("cls")
     label = re.sub(r"^(?:预计|初步核算)[，,]?", "", label)  # 预计全旗地区生产总值… → 全旗地区生产总值…
     # a closing 完成 / 实现 says it was done, not what was counted (一般公共预算收入累计完成 → 一般公共预算收入累计:
     # 累计 stays, a four years' total is not one year's)
     label = re.sub(r"(?:完成|实现)$", "", label)
     label = re.sub(
-        r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|共|(?<!累)计)$", "", label
+        r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|合计|共|(?<![累合])计)$",
+        "",
+        label,
     )
     label = re.sub(
         r"^年?度(?=[\u4e00-\u9fff])", "", label
@@ -216,17 +228,20 @@ def key_figures(
     fill_to: int = 10,
     longest: int = LABEL_MAX,
     catalogued: tuple[list[Stated], set[int]] | None = None,
+    lead: frozenset[int] = frozenset(),
 ) -> list[Stated]:
     """The catalogue indicators the report states (the same catalogue and choice as the comparison table),
-    in catalogue order; then, up to `fill_to` rows, other figures with a clean label (_weight: amounts of
-    money first, 惠企资金约1.1亿元, then rates, then the largest counts). catalogued: catalogue_rows(figures),
-    when the caller has it already (the catalogue is the slow part)."""
+    in catalogue order; then, up to `fill_to` rows, other figures with a clean label: those in `lead` (ids:
+    the figures of the part that states a report's headline indicators) in the order stated, then the rest
+    by _weight (amounts of money first, 惠企资金约1.1亿元, then rates, then the largest counts). catalogued:
+    catalogue_rows(figures), when the caller has it already (the catalogue is the slow part)."""
     where = {id(f): chunk for f, chunk in figures}
     plain = [f for f, _ in figures]
     found, used = catalogued if catalogued is not None else catalogue_rows(figures)
     rows = list(found)
     shown = {r.raw for r in rows}
-    for figure in sorted(plain, key=_weight):
+    stated_first = [f for f in plain if id(f) in lead]  # in document order
+    for figure in stated_first + sorted((f for f in plain if id(f) not in lead), key=_weight):
         if len(rows) >= max(fill_to, len([r for r in rows if r.catalogued])):
             break
         label = counted_label(figure, longest, after=longest > LABEL_MAX)

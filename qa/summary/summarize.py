@@ -406,14 +406,15 @@ def offline_content(report: ReportView) -> SummaryContent:
     in_chunks = report_figures(report.chunks)  # read once: the catalogue and the areas share it
     figures = [(f, c.id) for f, c in in_chunks]
     catalogued = digest.catalogue_rows(figures)
-    stated = digest.key_figures(figures, catalogued=catalogued)
+    lead = _headline_part(in_chunks) if report.meta.kind == kinds.BULLETIN else frozenset()
+    stated = digest.key_figures(figures, catalogued=catalogued, lead=lead)
     areas = _measure_candidates(report, in_chunks)
     meta = report.meta
     topic = digest.topic_of(meta.title, [meta.issuer, meta.region, *meta.region_path])
     if not meta.title:  # no title to read the topic from: the report's kind says what it is
         topic = KIND_TOPICS.get(meta.kind, topic)
     more = digest.key_figures(figures, limit=digest.MAX_FIGURES_FILLED, fill_to=digest.MAX_FIGURES_FILLED,
-                              longest=digest.LABEL_MAX_FILLED, catalogued=catalogued)  # fmt: skip
+                              longest=digest.LABEL_MAX_FILLED, catalogued=catalogued, lead=lead)  # fmt: skip
     in_tables = digest.table_figures(report.text, [(c.start, c.end, c.id) for c in report.chunks])
     # a disclosure report's data is its standard tables (主动公开, 依申请, 复议和诉讼); others' tables come after
     more = in_tables + more if meta.kind == kinds.DISCLOSURE else more + in_tables
@@ -446,6 +447,15 @@ def offline_content(report: ReportView) -> SummaryContent:
     return best or _more_figures(content, more, limit)
 
 
+def _headline_part(in_chunks: Sequence[tuple[Figure, Chunk]]) -> frozenset[int]:
+    """A statistics bulletin states its headline indicators in its first part (一、综合: the economy's total
+    and its industries, population, employment, prices — the genre's standard order): the ids of the
+    figures of the first numbered part that states any, to lead its table in the order stated. None when
+    the text has no parts (a page flattened to one line)."""
+    top = [c.section.split(" > ")[0] for _, c in in_chunks if c.section]
+    return frozenset(id(f) for f, c in in_chunks if top and c.section.split(" > ")[0] == top[0])
+
+
 def _rows(content: SummaryContent) -> int:
     return min(len(content.key_figures), digest.FIGURES_WANTED)
 
@@ -471,13 +481,28 @@ def _more_figures(content: SummaryContent, stated: list[digest.Stated], limit: i
     shown = {(f.indicator, f.raw) for f in rows} | {f.raw for f in rows}
     length = summary_length(content)  # a row adds its label and value (summary_length counts them so)
     for row in stated:
-        if (row.label, row.raw) in shown or row.raw in shown:
+        if (row.label, row.raw) in shown or row.raw in shown or _restates(row, rows):
             continue
         if len(rows) >= digest.MAX_FIGURES_FILLED or length + len(row.label) + len(row.raw) > limit:
             break
         rows.append(_key_figure(row))
         length += len(row.label) + len(row.raw)
     return content.model_copy(update={"key_figures": rows})
+
+
+def _restates(row: digest.Stated, shown: Sequence[KeyFigure]) -> bool:
+    """A row that says again what a shown row says, its value or its change: the same digits, and one's
+    name inside the other's (a table's 地区生产总值 绝对数(万元) 2673224 and 地区生产总值 比上年增长(%) 5.2
+    restate the text's 生产总值 2673224万元, 比上年增长5.2%; 第一产业 绝对数(万元) 298071 its 第一产业增加值)."""
+    digits = re.sub(r"[^\d.]", "", row.raw)
+    label, name = normalize(row.label), normalize((row.label.split() or [""])[0])  # a table cell: its row
+    return bool(digits) and any(
+        f.quote != row.quote  # one line's cells (本年制发 3, 本年废止 3) are two figures
+        and digits
+        in (re.sub(r"[^\d.]", "", f.raw), re.sub(r"[^\d.]", "", digest.change_after(f.quote, f.raw)))
+        and (normalize(f.indicator) in label or (name and name in normalize(f.indicator)))
+        for f in shown
+    )
 
 
 def _key_figure(row: digest.Stated) -> KeyFigure:
