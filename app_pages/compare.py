@@ -113,13 +113,16 @@ def page_compare() -> None:
 def checkup_columns(services: Services, report_ids: list[str]) -> None:
     """报告体检 as a column set over the compared reports: the contents the regulation asks for, the deadline,
     figures per thousand characters (the passages behind each judgement: 摘要 → 报告体检)."""
-    from app_pages.summary import library_checkups
+    from app_pages.summary import library_checkups, regulation_basis
 
     st.subheader("报告体检", anchor=False)
+    basis = regulation_basis(services)
+    if basis is None:
+        return
     records = [r for r in services.store.reports() if r.report_id in set(report_ids)]
-    checkups = library_checkups(services, records)
-    st.caption(
-        "对照《法治政府建设与责任落实督察工作规定》：✓ 有专门部分　△ 正文提及、未单列　✗ 缺　？ 节选或无日期，无法判断。"
+    checkups = library_checkups(services, records, basis)
+    st.caption(ui.escape_markdown(
+        f"对照{basis.cited}：✓ 有专门部分　△ 正文提及、未单列　✗ 缺　？ 节选或无日期，无法判断。"
         "每项判断的原文出处见“摘要 → 报告体检”。"
-    )
+    ))  # fmt: skip
     st.table(ui.markdown_rows(ui_checkup.table_rows(checkups)), hide_index=True)

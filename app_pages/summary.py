@@ -25,6 +25,7 @@ from qa.core.errors import QAError
 from qa.core.office import CSV_MIME, DOCX_MIME, XLSX_MIME
 from qa.core.schemas import ReportRecord
 from qa.engines.base import Engine
+from qa.genre.regulation_text import Basis
 from qa.summary.batch import BatchItem, Job, run_jobs, view_from_store
 from qa.summary.summarize import Summary, summary_heading
 from qa.wiring import Services
@@ -185,22 +186,24 @@ def page_summary() -> None:
 def checkup_tab(services: Services, records: list[ReportRecord]) -> None:
     """报告体检 of one report: the contents the regulation asks for, each with its passage, the deadline and
     how concrete it is; the Markdown and the table across the library's 法治 reports to download."""
-    from qa.genre import regulation
     from qa.summary.checkup import check_report
     from qa.summary.checkup_docs import checkup_markdown, table_bytes
 
+    basis = regulation_basis(services)
+    if basis is None:
+        return
     st.caption(ui.escape_markdown(
-        f"对照{regulation.REGULATION}对法治政府建设年度报告的要求：五项内容是否齐全（每项附报告原文出处）、"
-        f"是否在规定时限前公开（{regulation.DEADLINE_RULE}）、各部分有多少具体数字。{regulation.SOURCE_NOTE}。"
+        f"对照{basis.cited}对法治政府建设年度报告的要求：五项内容是否齐全（每项附报告原文出处）、"
+        f"是否在规定时限前公开（{basis.rule}）、各部分有多少具体数字。{basis.note}。"
     ))  # fmt: skip
     report_id = report_picker(records, "报告", "chk_report")
     view = view_from_store(services.store, report_id)
-    checkup = check_report(view)
+    checkup = check_report(view, basis)
     st.html(ui_checkup.CSS)
     if checkup.note and checkup.applicable:
         st.warning(ui.escape_markdown(checkup.note + "。"))
     st.markdown(ui_checkup.checkup_html(checkup, view.chunks), unsafe_allow_html=True)
-    checkups = library_checkups(services, records)
+    checkups = library_checkups(services, records, basis)
     csv_data, xlsx_data = table_bytes(checkups)
     with st.container(horizontal=True):
         st.download_button("下载本报告体检（Markdown）", checkup_markdown(checkup),
@@ -212,18 +215,31 @@ def checkup_tab(services: Services, records: list[ReportRecord]) -> None:
                            icon=":material/table:", on_click="ignore", key="chk-dl-csv")  # fmt: skip
 
 
-def library_checkups(services: Services, records: list[ReportRecord]) -> list:
+def regulation_basis(services: Services) -> Basis | None:
+    """What check-ups cite: the regulation's articles read from QA_REGULATION_TEXT when it is set, else its
+    name. A file that is not the regulation's text is said here, in Chinese (None: nothing to check by)."""
+    from qa.ingest.regulation import read_regulation
+
+    settings = services.settings
+    try:
+        return read_regulation(settings.regulation_text, settings.max_file_bytes)
+    except QAError as ex:
+        show_error(ex)
+        return None
+
+
+def library_checkups(services: Services, records: list[ReportRecord], basis: Basis) -> list:
     """The check-ups of the 法治 reports among records (the table 对比 shows as a column set); read again only
-    when a report is added, replaced or removed."""
+    when a report is added, replaced or removed, or the regulation's text changes."""
     from qa.compare.columns import compared_records
 
     ids = tuple(r.report_id for r in compared_records(records))
-    return _checkups(services.store.location, services.store.signature(services.store.reports()), ids)
+    return _checkups(services.store.location, services.store.signature(services.store.reports()), ids, basis)
 
 
 @st.cache_data(show_spinner="正在体检各报告…", max_entries=8)
-def _checkups(location: str, signature: str, report_ids: tuple[str, ...]) -> list:
+def _checkups(location: str, signature: str, report_ids: tuple[str, ...], basis: Basis) -> list:
     from qa.summary.checkup import check_report
 
     services = get_services()
-    return [check_report(view_from_store(services.store, report_id)) for report_id in report_ids]
+    return [check_report(view_from_store(services.store, report_id), basis) for report_id in report_ids]

@@ -530,6 +530,8 @@ ERROR_TEXTS: dict[str, str] = {
     "input.no_text_after_cleaning": "清洗后没有可检索的文字。请确认文件是报告全文。",
     "input.duplicate": "与文档库中的报告 {twin} 内容完全相同（同一份文件），没有重复导入。如要改用这个文件名，请先删除 {twin} 再上传。",
     "input.baseline_needs_why": "基线未写入：有问题在原基线中答对、现在答错；更新基线时请用 --why 写明原因。",
+    "input.regulation_no_articles": "所给的规定文本中没有“第…条”形式的条款。请提供《法治政府建设与责任落实督察工作规定》的全文（设置项 QA_REGULATION_TEXT）。",
+    "input.regulation_no_contents": "所给的规定文本中没有列出年度报告内容（主要举措和成效、不足和原因……）的条款。请提供《法治政府建设与责任落实督察工作规定》的全文（设置项 QA_REGULATION_TEXT）。",
     "input.unknown_report": "文档库中没有报告 {report}（可能已被删除）。请到「文档库」页面查看现有报告。",
     # settings (qa.core.config, qa.store.chroma, qa.models.embeddings)
     "config.invalid_value": f"设置项 {{name}} 的值 {{raw}} 无效，应为{{kind}}。{_RESTART}",

@@ -91,7 +91,7 @@ def checkup_html(checkup: Checkup, chunks: Sequence[Chunk]) -> str:
         due = f"{timing.due}（含当天）" if timing.due else "无法确定"
         timing_html = (
             f"<p><strong>{TIMING_MARKS[timing.status]} 是否按时公开：{_e(timing.status)}</strong>"
-            f"（时限：{_e(due)}，{_e(regulation.DEADLINE_RULE)}）。{_e(timing.note)}。</p>"
+            f"（时限：{_e(due)}，{_e(checkup.basis.rule)}）。{_e(timing.note)}。</p>"
         )
     concrete = f"<p>具体程度：全文 {checkup.chars} 字，{checkup.figures} 个数字，每千字 {checkup.per_thousand} 个。</p>"
     return f'<div class="qa-check"><p>{said}</p><ul>{items}</ul>{timing_html}{concrete}</div>'

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the heavy parts (chromadb, the embedder, openai) load on fi
     from qa.compare.table import CompareTable
     from qa.core.schemas import Answer, IngestResult, ReportRecord
     from qa.engines.base import Engine
+    from qa.genre.regulation_text import Basis
     from qa.index.retriever import SearchResult
     from qa.summary.checkup import Checkup
     from qa.summary.summarize import Summary
@@ -148,13 +149,23 @@ class Library:
             raise InputError("no reports to compare; run `qa ingest PATH` first", code="input.no_reports")
         return self.services.retriever.compare_table(report_columns(records))
 
-    def check(self, reports: Sequence[str] | None = None) -> list[Checkup]:
+    def regulation(self) -> Basis:
+        """What check-ups cite: the regulation's articles read from QA_REGULATION_TEXT, else its name alone.
+        An InputError naming the file when it is not the regulation's text."""
+        from qa.ingest.regulation import read_regulation
+
+        settings = self.services.settings
+        return read_regulation(settings.regulation_text, settings.max_file_bytes)
+
+    def check(self, reports: Sequence[str] | None = None, basis: Basis | None = None) -> list[Checkup]:
         """报告体检 of stored reports against 《法治政府建设与责任落实督察工作规定》 (qa.summary.checkup).
         reports: the ones named, whatever their kind (another kind's check-up says it does not apply);
-        default: every 法治 report."""
+        default: every 法治 report. basis: what to cite (default `regulation()`)."""
         from qa.compare.columns import compared_records
         from qa.summary.batch import view_from_store
         from qa.summary.checkup import check_report
+
+        basis = basis if basis is not None else self.regulation()
 
         records = self.reports()
         if reports:
@@ -164,7 +175,7 @@ class Library:
             records = compared_records(records)
         if not records:
             raise InputError("no reports to check; run `qa ingest PATH` first", code="input.no_reports")
-        return [check_report(view_from_store(self.services.store, r.report_id)) for r in records]
+        return [check_report(view_from_store(self.services.store, r.report_id), basis) for r in records]
 
     def remove(self, report: str) -> bool:
         """Remove a report and all its chunks. An InputError when the store has no such report (as `qa rm`

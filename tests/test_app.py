@@ -645,6 +645,29 @@ def test_checkup_tab_cites_each_part_and_compare_shows_it_as_columns(fail_closed
     )
 
 
+def test_checkup_cites_the_regulations_articles_from_its_text_or_says_in_chinese_what_is_wrong(
+    fail_closed: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from test_checkup import SHAPED_LIKE_THE_REGULATION
+
+    ingest(fail_closed, "dabancheng_2024.txt")
+    rules = tmp_path / "规定.txt"
+    rules.write_text(SHAPED_LIKE_THE_REGULATION, encoding="utf-8")
+    monkeypatch.setenv("QA_REGULATION_TEXT", str(rules))
+    at = start("summary")
+    assert at.error.len == 0
+    assert any("《法治政府建设与责任落实督察工作规定》第三条、第四条" in c for c in texts(at.caption))
+    check = next(m.value for m in at.markdown if 'class="qa-check"' in m.value)
+    assert "每年3月31日（含）之前向社会公开上一年度报告（第四条）" in check
+
+    monkeypatch.setenv("QA_REGULATION_TEXT", str(CORPUS / "dabancheng_2024.txt"))  # a report, not the rules
+    st.cache_resource.clear()  # settings are read when the app starts: this is a restart
+    at = start("summary")
+    said = " ".join(e.value for e in at.error).replace("\\_", "_")  # Markdown-escaped
+    assert "没有“第…条”形式的条款" in said and "QA_REGULATION_TEXT" in said and "Traceback" not in said
+    assert not any('class="qa-check"' in m.value for m in at.markdown)
+
+
 def test_summary_page_keeps_internal_ids_in_details_and_shows_local_times(
     fail_closed: Path, downloads, monkeypatch: pytest.MonkeyPatch
 ) -> None:

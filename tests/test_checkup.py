@@ -260,3 +260,86 @@ def test_a_page_cut_short_says_what_could_not_be_judged() -> None:
     checkup = check_report(view(FULL.split("二、党政主要负责人")[0].rstrip() + "……"))
     said = verdict(checkup)
     assert "都能找到" not in said and "无法判断（文本不完整）" in said and "第一责任人职责" in said
+
+
+# A text shaped like the regulation — articles, a chapter line, the contents as an enumerated article —
+# with article numbers and a deadline made up (not the official ones), so that the test shows they are read
+# from the text given, never known in advance.
+SHAPED_LIKE_THE_REGULATION = """法治政府建设与责任落实督察工作规定（测试用文本，条款号和日期为虚构）
+第一章 总则
+第一条 为了推进法治政府建设，制定本规定。
+第二条 本规定适用于地方各级党委和政府、县级以上政府部门。
+第二章 年度报告
+第三条 法治政府建设年度报告内容一般包括：
+（一）上一年度推进法治政府建设的主要举措和成效；
+（二）上一年度推进法治政府建设存在的不足和原因；
+（三）上一年度党政主要负责人履行推进法治建设第一责任人职责，加强法治政府建设的有关情况；
+（四）下一年度推进法治政府建设的主要安排；
+（五）其他需要报告的情况。
+第四条 每年3月31日之前，地方各级政府和县级以上政府部门的法治政府建设年度报告，除涉及党和国家秘密的，应当通过报刊、网站等新闻媒体向社会公开。
+"""
+
+
+def test_the_regulations_text_gives_the_articles_the_wording_and_the_deadline() -> None:
+    from qa.genre.regulation_text import UNREAD, read_basis
+
+    basis = read_basis(SHAPED_LIKE_THE_REGULATION, "规定.txt")
+    assert (basis.contents_article, basis.deadline_article) == ("第三条", "第四条")
+    assert (basis.due_month, basis.due_day) == (3, 31)
+    assert basis.cited == "《法治政府建设与责任落实督察工作规定》第三条、第四条"
+    assert dict(basis.asks)["leaders"].startswith("上一年度党政主要负责人履行推进法治建设第一责任人职责")
+    assert "规定.txt" in basis.note and "条款号未能" not in basis.note
+    # without the text: by name, and said so
+    assert (
+        UNREAD.cited == "《法治政府建设与责任落实督察工作规定》" and "条款号未能与正式文本核对" in UNREAD.note
+    )
+    # the contents in other words (a provincial guide's paraphrase) are still found, the deadline written in
+    # numerals too
+    reworded = SHAPED_LIKE_THE_REGULATION.replace(
+        "推进法治政府建设的主要举措和成效", "法治政府建设主要举措及成效"
+    )
+    reworded = reworded.replace("每年3月31日之前", "每年三月三十一日前")
+    basis = read_basis(reworded, "规定.docx")
+    assert dict(basis.asks)["measures"] == "上一年度法治政府建设主要举措及成效"
+    assert (basis.due_month, basis.due_day) == (3, 31)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("某县2024年度法治政府建设情况报告\n一、主要举措和成效\n全年审查规范性文件12件。", "no_articles"),
+        ("第一条 为了规范行政执法，制定本办法。\n第二条 本办法自公布之日起施行。", "no_contents"),
+    ],
+)
+def test_a_text_that_is_not_the_regulation_is_refused(text: str, code: str) -> None:
+    from qa.genre.regulation_text import NotTheRegulation, read_basis
+
+    with pytest.raises(NotTheRegulation) as raised:
+        read_basis(text, "x.txt")
+    assert raised.value.code == code
+
+
+def test_a_checkup_cites_what_the_text_gives(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from qa.cli.main import main
+    from qa.genre.regulation_text import read_basis
+
+    basis = read_basis(SHAPED_LIKE_THE_REGULATION, "规定.txt")
+    checkup = check_report(view(FULL, published="2025-04-01"), basis)
+    markdown = checkup_markdown(checkup)
+    assert "依据：《法治政府建设与责任落实督察工作规定》第三条、第四条" in markdown
+    assert "每年3月31日（含）之前向社会公开上一年度报告（第四条）" in markdown
+    assert checkup.timeliness.due == "2025-03-31" and checkup.timeliness.on_time is False  # the text's day
+    assert by_key(checkup)["plans"].asks == "下一年度推进法治政府建设的主要安排"
+    assert checkup.to_dict()["basis"]["contents_article"] == "第三条"
+    # the CLI: --regulation FILE, the article numbers in every document
+    rules = tmp_path / "规定.txt"
+    rules.write_text(SHAPED_LIKE_THE_REGULATION, encoding="utf-8")
+    out = tmp_path / "check"
+    report = ROOT / "data" / "reports" / "zichuan_2024.txt"
+    assert main(["check", str(report), "--regulation", str(rules), "--out", str(out)]) == 0
+    assert "第三条、第四条" in (out / "zichuan_2024.check.md").read_text(encoding="utf-8")
+    assert "第三条" in capsys.readouterr().out
+    # a file that is not the regulation: refused before any report is read, the file named, non-zero
+    assert main(["check", str(report), "--regulation", str(report), "--out", str(tmp_path / "x")]) == 1
+    said = capsys.readouterr().err
+    assert "zichuan_2024.txt" in said and "whole text" in said and not (tmp_path / "x").exists()

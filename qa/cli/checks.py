@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,10 +16,11 @@ from qa.cli.console import err, out, progress_bars
 from qa.core.config import Settings
 
 if TYPE_CHECKING:
+    from qa.genre.regulation_text import Basis
     from qa.summary.checkup import Checkup
 
 
-def _from_files(paths: list[Path], settings: Settings) -> tuple[list[Checkup], int]:
+def _from_files(paths: list[Path], settings: Settings, basis: Basis) -> tuple[list[Checkup], int]:
     """Check-ups of report files (read and chunked as `qa ingest` would, nothing stored); failures named."""
     from qa.core.errors import QAError
     from qa.models.embeddings import make_embedder
@@ -35,7 +37,7 @@ def _from_files(paths: list[Path], settings: Settings) -> tuple[list[Checkup], i
         task = progress.add_task("报告体检", total=len(planned.files))
         for path in planned.files:
             try:
-                checkups.append(check_report(view_from_file(path, settings, embedder_name)))
+                checkups.append(check_report(view_from_file(path, settings, embedder_name), basis))
             except QAError as ex:
                 failed += 1
                 progress.console.print(f"[red]failed[/] {escape(str(path))}  {escape(str(ex))}")
@@ -76,6 +78,7 @@ def _write(checkups: list[Checkup], out_dir: Path) -> None:
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from qa.cli.library import open_library
     from qa.ingest.loaders import SUPPORTED  # a name with a report file's extension is a path
+    from qa.ingest.regulation import read_regulation
 
     paths = [Path(r) for r in args.reports if Path(r).exists()]
     names = [r for r in args.reports if not Path(r).exists()]
@@ -85,18 +88,24 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             f"[red]error:[/] no such file: {escape(', '.join(lost))} — check the path (stored reports: `qa ls`)"
         )
         return 1
+    if args.regulation:
+        settings = replace(settings, regulation_text=Path(args.regulation))
+    basis = read_regulation(
+        settings.regulation_text, settings.max_file_bytes
+    )  # a wrong file: said before any work
     checkups: list[Checkup] = []
     failed = 0
     if paths:
-        checkups, failed = _from_files(paths, settings)
+        checkups, failed = _from_files(paths, settings, basis)
     if names or not args.reports:
-        checkups += open_library(settings).check(names or None)
+        checkups += open_library(settings).check(names or None, basis)
     if not checkups:
         err.print(
             "[red]error:[/] no report could be checked; name report files or folders, or stored reports (`qa ls`)"
         )
         return 1
     out.print(_summary_table(checkups))
+    out.print(f"依据：{escape(basis.cited)}。{escape(basis.note)}。")
     if args.out:
         _write(checkups, Path(args.out))
     return 1 if failed else 0

@@ -107,6 +107,11 @@ def build_parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     p.add_argument(
         "--out", help="folder for NAME.check.md + NAME.check.json per report and check.csv + check.xlsx"
     )
+    p.add_argument(
+        "--regulation", metavar="FILE",
+        help="the whole text of 《法治政府建设与责任落实督察工作规定》 (txt, md, html, pdf, docx): its article "
+        "numbers and wording are cited (default: QA_REGULATION_TEXT; unset: cited by name)",
+    )  # fmt: skip
     p.set_defaults(func=commands["check"])
 
     p = sub.add_parser("log", help="recent LLM calls and totals (tokens, cost, errors)")

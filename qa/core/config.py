@@ -66,6 +66,9 @@ class Settings:
     # A team's own reports, sessions, summaries and history: <data_dir>/workspaces/<name> (see in_workspace)
     workspace: str = ""
     store_lock_timeout: float = 120.0  # seconds a writer waits for another writer of the same store
+    # 报告体检 cites the articles of 《法治政府建设与责任落实督察工作规定》 read from this file (its whole text:
+    # txt, md, html, pdf or docx); unset: it cites the regulation by name (qa.genre.regulation_text)
+    regulation_text: Path | None = None
 
     def __post_init__(self) -> None:
         if self.embedder not in EMBEDDERS:
@@ -188,6 +191,7 @@ class Settings:
             users_file=Path(get("QA_USERS_FILE")) if get("QA_USERS_FILE") else None,
             session_hours=number("QA_SESSION_HOURS", float, defaults.session_hours),
             store_lock_timeout=number("QA_STORE_LOCK_TIMEOUT", float, defaults.store_lock_timeout),
+            regulation_text=Path(get("QA_REGULATION_TEXT")) if get("QA_REGULATION_TEXT") else None,
         ).in_workspace(get("QA_WORKSPACE"))
 
 

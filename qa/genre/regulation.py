@@ -6,22 +6,25 @@ The wording of the five contents is the regulation's as county 司法局 pages q
 requirement on ("细化明确《法治政府建设年度报告》五项基本内容，一是上一年度推进法治政府建设的主要举措和成效；
 二是…存在的不足和原因；三是…党政主要负责人履行推进法治建设第一责任人职责…；四是下一年度推进法治政府建设的
 主要安排；五是其他需要报告的情况", e.g. scfzw.net/sifa/36/6427.html), and the deadline is the one provincial
-guides repeat (报告应当于每年4月1日之前向社会公开). The article numbers could not be checked against the
-official text from this machine, so ARTICLE is empty and documents cite the regulation by name; fill it in
-(one place) once checked, and every document shows it.
+guides repeat (报告应当于每年4月1日之前向社会公开). No article number is written here: the official text
+could not be read from this machine, and a number from memory is a number invented. Given the text
+(`qa check --regulation FILE`, QA_REGULATION_TEXT), qa.genre.regulation_text reads the article numbers, the
+contents' own wording and the deadline from it; without it, documents cite the regulation by name and say
+so (SOURCE_NOTE).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
 
 from qa.genre.parts import PLANS, PROBLEMS
 
 REGULATION = "《法治政府建设与责任落实督察工作规定》"
-ARTICLE = ""  # e.g. "第二十五条" once checked against the official text; "" = cite by name only
-SOURCE_NOTE = "条款号未能与正式文本核对，按规定名称引用；内容依各地司法行政部门转述的五项基本内容"
+SOURCE_NOTE = (
+    "条款号未能与正式文本核对，按规定名称引用；内容依各地司法行政部门转述的五项基本内容"
+    "（提供规定全文可引用条款：qa check --regulation 文件）"
+)
 
 
 @dataclass(frozen=True)
@@ -87,9 +90,5 @@ BY_KEY = {c.key: c for c in CONTENTS}
 CAUSE = re.compile(r"原因|究其|根源|由于|主要是因为|缘于|源于")
 
 
-def deadline(year: int) -> date:
-    """The day by which the report on `year` must be public: 4月1日 of the year after."""
-    return date(year + 1, 4, 1)
-
-
-DEADLINE_RULE = "每年4月1日（含）之前向社会公开上一年度报告"
+# the day of the year after by which the report must be public, as provincial guides repeat it: 4月1日
+DUE_MONTH, DUE_DAY = 4, 1

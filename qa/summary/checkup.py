@@ -14,6 +14,7 @@ from datetime import date
 from qa.core.schemas import Chunk
 from qa.genre import kinds, parts, regulation
 from qa.genre.figures import extract_figures
+from qa.genre.regulation_text import UNREAD, Basis
 from qa.ingest.chunking import Section, sections
 from qa.summary.summarize import ReportView
 
@@ -80,7 +81,9 @@ class Checkup:
     figures: int = 0
     chars: int = 0
     note: str = ""
-    regulation: str = field(default=regulation.REGULATION)
+    basis: Basis = field(
+        default=UNREAD
+    )  # what it cites: the regulation, and its articles when its text was read
 
     @property
     def missing(self) -> list[str]:
@@ -202,7 +205,7 @@ _LOOKED = {
 
 
 def _finding(
-    report: ReportView, tree: Sequence[Section], content: regulation.Content, body_start: int
+    report: ReportView, tree: Sequence[Section], content: regulation.Content, body_start: int, asks: str
 ) -> Finding:
     text = report.text
     # the year reported on is not in next year's plans: a heading or mention there does not give a past content
@@ -215,9 +218,9 @@ def _finding(
         spans = [sentence] if sentence else []
     if not spans:
         if cut_short(text):
-            return Finding(content.key, content.name, content.asks, content.required, False, None, 0, 0,
+            return Finding(content.key, content.name, asks, content.required, False, None, 0, 0,
                            f"{_LOOKED[content.key]}；{CUT_NOTE}", judged=False)  # fmt: skip
-        return Finding(content.key, content.name, content.asks, content.required, False, None, 0, 0,
+        return Finding(content.key, content.name, asks, content.required, False, None, 0, 0,
                        _LOOKED[content.key])  # fmt: skip
     first = spans[0]
     if (
@@ -241,20 +244,23 @@ def _finding(
         notes.append("写了不足，未写原因")
     if content.key in ("measures", "leaders") and first.by == "标题" and figures == 0:
         notes.append("本部分没有具体数字")
-    return Finding(content.key, content.name, content.asks, content.required, True, evidence, figures,
+    return Finding(content.key, content.name, asks, content.required, True, evidence, figures,
                    len(body), "；".join(notes))  # fmt: skip
 
 
 # ---- the deadline ---------------------------------------------------------------------------------------
 
 
-def timeliness(year: int | None, made_public: str | None, signed: str | None = None) -> Timeliness:
-    """Public by 4月1日 (that day included) of the year after the one reported on? Judged by the date the page
-    says it published the report; a report known only by its issue or sign-off date is late when that date is
-    past the deadline (it cannot be public before it is signed), and not judged on time from it."""
+def timeliness(
+    year: int | None, made_public: str | None, signed: str | None = None, basis: Basis = UNREAD
+) -> Timeliness:
+    """Public by the day the regulation sets (4月1日, that day included) of the year after the one reported
+    on? Judged by the date the page says it published the report; a report known only by its issue or
+    sign-off date is late when that date is past the deadline (it cannot be public before it is signed), and
+    not judged on time from it."""
     if year is None:
         return Timeliness(None, made_public or None, None, "报告没有写明年度，无法确定公开时限")
-    due = regulation.deadline(year)
+    due = basis.deadline(year)
     day = _day(made_public)
     if day is not None:
         if day < due:
@@ -288,9 +294,9 @@ def _day(text: str | None) -> date | None:
 # ---- the check-up -----------------------------------------------------------------------------------------
 
 
-def check_report(report: ReportView) -> Checkup:
-    """The check-up of one report. A report of another kind (a work report, a bulletin…) is not judged
-    against the regulation: its Checkup says so."""
+def check_report(report: ReportView, basis: Basis = UNREAD) -> Checkup:
+    """The check-up of one report against the regulation as `basis` cites it (its text read, or by name). A
+    report of another kind (a work report, a bulletin…) is not judged against it: its Checkup says so."""
     meta = report.meta
     label = meta.label or report.report_id
     if not kinds.compared(meta.kind):
@@ -300,12 +306,15 @@ def check_report(report: ReportView) -> Checkup:
             else "本报告不是法治政府建设年度报告（也不是其他已知类型）"
         )
         return Checkup(report.report_id, label, meta.kind, meta.year, False,
-                       note=f"{what}，报告体检只适用于法治政府建设年度报告")  # fmt: skip
+                       note=f"{what}，报告体检只适用于法治政府建设年度报告", basis=basis)  # fmt: skip
     tree = sections(report.text)
     body_start = tree[0].start if tree else 0
-    findings = tuple(_finding(report, tree, content, body_start) for content in regulation.CONTENTS)
+    findings = tuple(
+        _finding(report, tree, content, body_start, basis.asks_for(content))
+        for content in regulation.CONTENTS
+    )
     return Checkup(
         report.report_id, label, meta.kind, meta.year, True, findings,
-        timeliness(meta.year, meta.made_public, meta.publish_date), _count(report.text), len(report.text),
-        note=CUT_NOTE if cut_short(report.text) else "",
+        timeliness(meta.year, meta.made_public, meta.publish_date, basis), _count(report.text),
+        len(report.text), note=CUT_NOTE if cut_short(report.text) else "", basis=basis,
     )  # fmt: skip

@@ -14,10 +14,6 @@ from qa.summary.checkup import Checkup, Finding
 TABLE_SHEET = "报告体检"
 
 
-def _basis() -> str:
-    return f"{regulation.REGULATION}{regulation.ARTICLE}"
-
-
 def _where(finding: Finding) -> str:
     """Where the report gives a content: its heading, or the sentence that mentions it."""
     evidence = finding.evidence
@@ -40,7 +36,8 @@ def checkup_markdown(checkup: Checkup) -> str:
     lines = [f"# 报告体检：{checkup.label}{year}", ""]
     if not checkup.applicable:
         return "\n".join(lines + [checkup.note, ""])
-    lines += [f"依据：{_basis()}对法治政府建设年度报告内容和公开时限的要求。{regulation.SOURCE_NOTE}。", ""]
+    basis = checkup.basis
+    lines += [f"依据：{basis.cited}对法治政府建设年度报告内容和公开时限的要求。{basis.note}。", ""]
     if checkup.note:
         lines += [f"> 注意：{checkup.note}。", ""]
     lines += [
@@ -60,7 +57,7 @@ def checkup_markdown(checkup: Checkup) -> str:
     timing = checkup.timeliness
     if timing is not None:
         due = f"{timing.due}（含当天）" if timing.due else "无法确定"
-        lines += ["## 是否按时公开", "", f"时限：{due}（{regulation.DEADLINE_RULE}）。", "",
+        lines += ["## 是否按时公开", "", f"时限：{due}（{basis.rule}）。", "",
                   f"结论：**{timing.status}**。{timing.note}。", ""]  # fmt: skip
     lines += [
         "## 具体程度",
