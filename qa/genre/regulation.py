@@ -23,7 +23,7 @@ from qa.genre.parts import PLANS, PROBLEMS
 REGULATION = "《法治政府建设与责任落实督察工作规定》"
 SOURCE_NOTE = (
     "条款号未能与正式文本核对，按规定名称引用；内容依各地司法行政部门转述的五项基本内容"
-    "（提供规定全文可引用条款：qa check --regulation 文件）"
+    "；提供规定全文（qa check --regulation 文件，或设置项 QA_REGULATION_TEXT）即可引用条款号"
 )
 
 

@@ -476,33 +476,49 @@ def _work_report_overview(meta: ReportMeta, text: str, headline: Sequence[digest
 
 def _more_figures(content: SummaryContent, stated: list[digest.Stated], limit: int) -> SummaryContent:
     """The room the text leaves under the budget goes to more figure rows (a row is its label and value,
-    a few characters each), in the order key_figures gives them, up to MAX_FIGURES_FILLED."""
+    a few characters each), in the order key_figures gives them, up to MAX_FIGURES_FILLED; a row that
+    restates a shown one (_Said) is not shown again."""
     rows = list(content.key_figures)
     shown = {(f.indicator, f.raw) for f in rows} | {f.raw for f in rows}
+    said = _Said(rows)
     length = summary_length(content)  # a row adds its label and value (summary_length counts them so)
     for row in stated:
-        if (row.label, row.raw) in shown or row.raw in shown or _restates(row, rows):
+        if (row.label, row.raw) in shown or row.raw in shown or said.restates(row):
             continue
         if len(rows) >= digest.MAX_FIGURES_FILLED or length + len(row.label) + len(row.raw) > limit:
             break
         rows.append(_key_figure(row))
+        said.add(rows[-1])
         length += len(row.label) + len(row.raw)
     return content.model_copy(update={"key_figures": rows})
 
 
-def _restates(row: digest.Stated, shown: Sequence[KeyFigure]) -> bool:
-    """A row that says again what a shown row says, its value or its change: the same digits, and one's
-    name inside the other's (a table's 地区生产总值 绝对数(万元) 2673224 and 地区生产总值 比上年增长(%) 5.2
-    restate the text's 生产总值 2673224万元, 比上年增长5.2%; 第一产业 绝对数(万元) 298071 its 第一产业增加值)."""
-    digits = re.sub(r"[^\d.]", "", row.raw)
-    label, name = normalize(row.label), normalize((row.label.split() or [""])[0])  # a table cell: its row
-    return bool(digits) and any(
-        f.quote != row.quote  # one line's cells (本年制发 3, 本年废止 3) are two figures
-        and digits
-        in (re.sub(r"[^\d.]", "", f.raw), re.sub(r"[^\d.]", "", digest.change_after(f.quote, f.raw)))
-        and (normalize(f.indicator) in label or (name and name in normalize(f.indicator)))
-        for f in shown
-    )
+def _digits(raw: str) -> str:
+    return re.sub(r"[^\d.]", "", raw)
+
+
+class _Said:
+    """The shown rows by their digits — a value's and its change's — with their quotes and names: a row
+    restates a shown one when it has the same digits and one's name is inside the other's (a table's
+    地区生产总值 绝对数(万元) 2673224 and 地区生产总值 比上年增长(%) 5.2 restate the text's 生产总值 2673224万元,
+    比上年增长5.2%; 第一产业 绝对数(万元) 298071 its 第一产业增加值), and is not in the same line (one line's
+    cells, 本年制发 3 and 本年废止 3, are two figures)."""
+
+    def __init__(self, rows: Sequence[KeyFigure]) -> None:
+        self._by_digits: dict[str, list[tuple[str, str]]] = {}
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: KeyFigure) -> None:
+        for digits in {_digits(row.raw), _digits(digest.change_after(row.quote, row.raw))} - {""}:
+            self._by_digits.setdefault(digits, []).append((row.quote, normalize(row.indicator)))
+
+    def restates(self, row: digest.Stated) -> bool:
+        label, name = normalize(row.label), normalize((row.label.split() or [""])[0])  # a table cell: its row
+        return any(
+            quote != row.quote and (indicator in label or (name and name in indicator))
+            for quote, indicator in self._by_digits.get(_digits(row.raw), ())
+        )
 
 
 def _key_figure(row: digest.Stated) -> KeyFigure:
