@@ -205,6 +205,13 @@ def test_compression_removes_markers_framing_and_repeats() -> None:
     )
     cut = compress("开展宪法宣传、民法典宣传、法治文艺演出、法律咨询等活动300余场次。", 20)
     assert cut == "开展宪法宣传、民法典宣传、法治文艺演出…"
+    # a clause that only sets the scene (whose lead, whose approval) is not an item by itself
+    assert compress("2022年旗政府在旗委统一领导下,履行法治政府建设主体责任,谋划落实各项任务。", 14) == (
+        "履行法治政府建设主体责任。"
+    )
+    assert compress("经省委、省政府同意,会同人力资源社会保障厅等部门组织开展表彰。", 30) == (
+        "会同人力资源社会保障厅等部门组织开展表彰。"
+    )
 
 
 def test_a_change_is_never_kept_apart_from_what_changed() -> None:

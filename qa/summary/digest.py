@@ -37,10 +37,15 @@ _MARKER = re.compile(
 )
 # A clause that frames rather than states (坚持以…为指导 / 在…领导下 / 深入贯彻…): dropped when it leads an
 # item and carries no figure. These are the genre's formulae, not one report's sentence.
+# A clause that only sets the scene for the next — under whose lead (旗政府在旗委统一领导下), with whose
+# approval (经省委、省政府同意) — says nothing alone and is dropped the same way.
 _FRAMING = re.compile(
-    r"^(?:\d{4}年(?:以来|来)?[，,]?)?(?:坚持以|坚持|始终坚持|在.{0,24}(?:领导|指导|支持)下|深入(?:学习)?贯彻|认真(?:学习)?贯彻"
-    r"|全面贯彻|以习近平|按照|根据|围绕|聚焦|立足|紧扣|紧紧围绕|为(?:进一步|深入|全面|切实))"
+    r"^(?:\d{4}年(?:以来|来)?[，,]?)?(?:坚持以|坚持|始终坚持|深入(?:学习)?贯彻|认真(?:学习)?贯彻"
+    r"|全面贯彻|以习近平|按照|根据|围绕|聚焦|立足|紧扣|紧紧围绕|为(?:进一步|深入|全面|切实)"
+    r"|[\u4e00-\u9fff]{0,6}在[^，,；;。]{0,24}(?:领导|指导|支持|带领)下[，,]?$"
+    r"|经[^，,；;。]{1,16}(?:同意|批准)[，,]?$)"
 )
+_LEAD_YEAR = re.compile(r"^\d{4}年(?:度|以来|来)?")  # the year a clause begins with is not what it counts
 _CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
 _NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
 # A change said of the thing before it (…亿元，同比增长7% / …93254亩，减少479亩): no subject of its own. As a
@@ -95,7 +100,7 @@ def _stating_clauses(sentence: str) -> list[str]:
     """A sentence's clauses, markers off, without the framing clauses that lead it with no figure."""
     parts = [strip_marker(p) for p in clauses(strip_marker(sentence))]  # 一是… inside a sentence too
     parts = [p for p in parts if p.strip("，,；;。！？ ")]
-    while len(parts) > 1 and _FRAMING.match(parts[0]) and not _has_figure(parts[0]):
+    while len(parts) > 1 and _FRAMING.match(parts[0]) and not _has_figure(_LEAD_YEAR.sub("", parts[0])):
         parts = parts[1:]
     return parts
 
