@@ -298,6 +298,11 @@ def test_a_township_or_street_is_placed_by_the_name_its_organ_speaks_as(
          "平遥县人民政府"),
         ("一、总体情况\n2022年度,平遥县人民政府办公室政务公开工作本着“公开为常态”的原则,不断优化公开平台。",
          "平遥县人民政府办公室"),
+        # after the genre's opening clause under whose lead it worked, named in full or by its level
+        ("2025年,在市委、市政府的正确领导下,沈阳市司法局坚持以习近平新时代中国特色社会主义思想为指导。\n一、主要工作",
+         "沈阳市司法局"),
+        ("2024年,在市委、市政府的坚强领导下,市司法局坚持以习近平法治思想为指导,推进赣州市法治政府建设。\n一、主要成效",
+         "赣州市司法局"),
     ],
 )  # fmt: skip
 def test_an_organ_that_names_itself_without_its_place_is_named_with_the_reports_place(body, issuer) -> None:

@@ -49,6 +49,11 @@ _LOCAL_ORGAN = re.compile(r"(?:^|[,，。；、\n]|现将)" + _LOCAL + r"(?:办�
 _LOCAL_TITLE = re.compile(r"^" + _LOCAL + r"(?=(?:19|20)\d{2}|关于|办事处|人民政府)")  # 下洋镇2023年…报告
 
 
+# The genre's opening clause under whose lead the report's organ worked (2025年,在市委、市政府的正确领导下,
+# 沈阳市司法局坚持…): skipped to reach the organ that speaks
+_UNDER_LEAD = r"(?:在[^,，。]{1,30}(?:领导|指导|带领)下\s*[,，]\s*)?"
+
+
 def _field(text: str, *names: str) -> str:
     for name in names:
         spaced = r"\s*".join(name)  # "索 引 号"
@@ -256,7 +261,7 @@ def find_issuer(title: str, body: str, header: str = "") -> str:
     if len(lines) >= 2 and re.fullmatch(_DATE, lines[-1]) and len(lines[-2]) <= 30:
         return lines[-2]
     first = next((ln.strip() for ln in lines if not _HEADING.match(ln.strip())), "")  # past 一、总体情况
-    opening = re.match(r"^(?:(?:19|20)\d{2}\s*年度?\s*[,，]?\s*)?([^,，。]{2,30}?)"
+    opening = re.match(r"^(?:(?:19|20)\d{2}\s*年度?\s*[,，]?\s*)?" + _UNDER_LEAD + r"([^,，。]{2,30}?)"
                        r"(?:在|坚持|认真|全面|始终|深入|紧紧|以|按照|本着|聚焦|围绕|政务公开|政府信息公开)", first)  # fmt: skip
     if opening and re.search(_ORGAN + r"$", opening.group(1)) and gazetteer.load().mentions(opening.group(1)):
         return opening.group(1)
@@ -285,7 +290,9 @@ def _self_issuer(body: str, place: Place) -> str:
     """区政府坚持… / 县委、县政府… / 司法厅坚持… at the opening, or 我代表县人民政府 in a speech: the report's own
     government or department, named by its place."""
     lines = [ln for ln in body.splitlines() if ln.strip() and not _is_addressee(ln)]
-    opening = re.sub(r"^(?:(?:19|20)\d{2}\s*年度?\s*[,，]?\s*)", "", lines[0].lstrip() if lines else "")
+    opening = re.sub(
+        r"^(?:(?:19|20)\d{2}\s*年度?\s*[,，]?\s*)?" + _UNDER_LEAD, "", lines[0].lstrip() if lines else ""
+    )
     if place.division is None:
         return ""
     department = _SELF_DEPARTMENT.match(opening)

@@ -30,7 +30,9 @@ from qa.store.errors import damaged
 # 8: metadata reads townships and streets by their organ, the page's 发布机构 as issuer, 宁县教育局-style counties
 # 9: an organ that names itself without its place (司法厅坚持…, 我代表县人民政府) is named with the report's place
 # 10: a 政府工作报告 is dated by the year it reviews (identity.reviewed_year)
-PIPELINE_VERSION = "11"
+# 11: the page's 发布日期 (ReportMeta.made_public)
+# 12: an organ that speaks after the genre's 在…领导下 opening clause is the issuer (沈阳市司法局)
+PIPELINE_VERSION = "12"
 COMPACT_EVERY = 64  # reports: how often a long ingest merges the derived index's small packs
 # ends the reason given for a report whose pack alone was written again (the CLI shows no "from cache" then)
 INDEX_REBUILT = "index rebuilt from the store"
