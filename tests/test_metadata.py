@@ -45,6 +45,7 @@ EXPECTED = {
         region="洛江区",
         year=2024,
         publish_date="2025-02-13",
+        made_public="2025-02-24",  # the page's 来源…时间 line
         doc_number="泉洛政文〔2025〕14号",
         index_no="QZ030101-0200-2025-00004",
         region_path=("福建省", "泉州市", "洛江区"),
@@ -324,3 +325,16 @@ def test_a_work_report_is_dated_by_the_year_it_reviews(title, body, year) -> Non
     """Its review heading (2019年工作回顾), else its byline's delivery date (December: that year; April: the
     year before), else the year before its title's (2020年…政府工作报告 reviews 2019)."""
     assert metadata.reviewed_year(title, body) == year
+
+
+def test_a_copying_sites_date_is_not_a_publish_date_and_the_pages_time_line_is() -> None:
+    """收录时间 is when another site took the report: neither its issue date nor when it was made public.
+    The 时间 of a page's 来源…时间 line is when the page published it."""
+    copied = metadata.extract(Document("c.txt", "c.txt", "某区2022年国民经济和社会发展统计公报\n"
+                                       "收录时间:2024-07-15来源:某区统计局\n一、综合\n全区实现生产总值267亿元。",
+                                       "h", "txt"))  # fmt: skip
+    assert copied.publish_date is None and copied.made_public == ""
+    page = metadata.extract(Document("p.txt", "p.txt", "某区人民政府关于2024年法治政府建设情况的报告\n"
+                                     "来源:某区人民政府门户网站 时间:2025-02-24 19:03\n一、主要举措\n办理行政复议案件12件。",
+                                     "h", "txt"))  # fmt: skip
+    assert page.made_public == "2025-02-24"

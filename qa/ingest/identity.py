@@ -67,8 +67,10 @@ def _field(text: str, *names: str) -> str:
 
 
 def _date(text: str, *names: str) -> str | None:
+    """The date a field gives; a name is a whole field name (时间 is not the tail of 收录时间, the date a
+    site that copied the report took it)."""
     for name in names:
-        match = re.search(r"\s*".join(name) + r"\s*[:：]?\s*\|?\s*" + _DATE, text)
+        match = re.search(r"(?<![\u4e00-\u9fff])" + r"\s*".join(name) + r"\s*[:：]?\s*\|?\s*" + _DATE, text)
         if match:
             return _iso(match)
     return None
@@ -391,9 +393,17 @@ def find_publish_date(header: str, body: str) -> str | None:
 
 
 def find_made_public(header: str, body: str) -> str:
-    """The date the page says it published the report (发布日期 / 发布时间 in its header), "" when it does not
-    say: what the regulation's publication deadline is judged by (a sign-off date is when it was signed)."""
-    return _date(header + "\n" + "\n".join(body.splitlines()[:3]), "发布日期", "发布时间") or ""
+    """The date the page says it published the report (发布日期 / 发布时间, or the 时间 of its 来源…时间 line),
+    "" when it does not say: what the regulation's publication deadline is judged by (a sign-off date is
+    when it was signed; a 收录时间 when another site copied it)."""
+    front = header + "\n" + "\n".join(body.splitlines()[:3])
+    said = _date(front, "发布日期", "发布时间")
+    if said:
+        return said
+    page_line = next(
+        (ln for ln in front.splitlines() if re.search(r"(?<![\u4e00-\u9fff])来源\s*[:：]", ln)), ""
+    )
+    return _date(page_line, "时间") or ""
 
 
 def extract(document: Document) -> ReportMeta:

@@ -31,7 +31,8 @@ from qa.store.errors import damaged
 # 9: an organ that names itself without its place (司法厅坚持…, 我代表县人民政府) is named with the report's place
 # 10: a 政府工作报告 is dated by the year it reviews (identity.reviewed_year)
 # 11: the page's 发布日期 (ReportMeta.made_public)
-# 12: an organ that speaks after the genre's 在…领导下 opening clause is the issuer (沈阳市司法局)
+# 12: an organ that speaks after the genre's 在…领导下 opening clause is the issuer (沈阳市司法局); a page's
+#     来源…时间 line is when it was made public, a 收录时间 (a copying site's) is no date of the report
 PIPELINE_VERSION = "12"
 COMPACT_EVERY = 64  # reports: how often a long ingest merges the derived index's small packs
 # ends the reason given for a report whose pack alone was written again (the CLI shows no "from cache" then)
