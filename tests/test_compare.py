@@ -262,3 +262,14 @@ def test_the_table_compares_law_reports_unless_others_are_named(tmp_path: Path) 
     assert "淄川区" in header and "颍东区" not in header, header
     named = run_cli("compare", "--report", bulletin.name, "--report", "zichuan_2024.txt", env=env)
     assert "颍东区" in next(line for line in named.stdout.splitlines() if line.startswith("| 指标"))
+
+
+def test_of_two_reviews_in_one_sentence_the_one_its_words_call_legality_review_is_chosen() -> None:
+    """审查方案、合同、协议19件次;开展事前合法性审查,审查规范性文件送审稿12件次: the sentence names 合法性 (so
+    both match), but only 12件次 is given as what 合法性审查 did."""
+    from qa.genre.figures import extract_figures
+    from qa.genre.indicators import CATALOGUE, find
+
+    sentence = "聚焦重点项目,审查方案、合同、协议19件次;开展事前合法性审查,审查规范性文件送审稿12件次。"
+    legality = next(i for i in CATALOGUE if i.key == "legality_reviews")
+    assert find(legality, extract_figures(sentence)).raw == "12件次"

@@ -18,6 +18,8 @@ FIGURE_UNITS = frozenset(
 )
 _CLAUSE_BREAK = re.compile(r"[，,。；;：:、！？!?\n（）()“”\"《》]")
 _COMMA_BREAK = re.compile(r"[，,。；;：:！？!?\n]")
+# a footnote's mark between a name and its number (全旗地区生产总值[2]69.9亿元) is neither
+_FOOTNOTE = re.compile(r"[\[［]\d{1,2}[\]］]")
 _NUMBER_SPLIT = re.compile(r"\d+(?:\.\d+)?[^\d\u4e00-\u9fff]?[余多]?[万亿]?\S?")
 _LEAD = re.compile(
     rf"^(?:{LEVEL_4}|其中|共计|共|累计|全年|全区|全市|全县|截至目前|截至|目前|已经|已|并|同时|另外|此外|还|均|分别|先后|合计|总计|组织|帮助)+"
@@ -48,7 +50,7 @@ class Figure:
 def indicator_phrase(text: str, start: int, end: int) -> str:
     """What a figure counts: the clause before the number ("办理行政复议案件151件"), or, when that is
     empty, the noun after it ("为1421名工人…")."""
-    head = text[:start]
+    head = _FOOTNOTE.sub("", text[:start])
     cut = max((m.end() for m in _CLAUSE_BREAK.finditer(head)), default=0)
     before = _NUMBER_SPLIT.split(head[cut:])[-1].strip()
     before = _TRAIL.sub("", _LEAD.sub("", before)).strip()
@@ -63,7 +65,7 @@ def indicator_phrase(text: str, start: int, end: int) -> str:
 def clause_before(text: str, start: int) -> str:
     """The words that lead up to a number within its clause, kept whole across 、 and quotes
     ("审查区政府重大行政决策、文件、协议等" for 46件; "全区培养“法律明白人”" for 105人); titles in 《》 dropped."""
-    head = text[:start]
+    head = _FOOTNOTE.sub("", text[:start])
     cut = max((m.end() for m in _COMMA_BREAK.finditer(head)), default=0)
     clause = _NUMBER_SPLIT.split(head[cut:])[-1]
     return re.sub(r"《[^》]*》", "", clause).strip()

@@ -251,9 +251,22 @@ def key_figures(
             break
         label = counted_label(figure, longest, after=longest > LABEL_MAX)
         if label and id(figure) not in used and qualified(figure) not in shown:
-            rows.append(Stated(label, qualified(figure), figure.quote, where[id(figure)], False))
+            rows.append(
+                Stated(flagged(label, figure), qualified(figure), figure.quote, where[id(figure)], False)
+            )
             shown.add(qualified(figure))
     return rows[:limit]
+
+
+# A figure its sentence states as an estimate (预计,全年地区生产总值实现127亿元): shown as one, never as a result
+_ESTIMATE = re.compile(r"预计|预期|估计|预测")
+ESTIMATE_MARK = "（预计）"
+
+
+def flagged(label: str, figure: Figure) -> str:
+    """The label, marked （预计） when the figure's sentence says 预计/预期/估计 before it."""
+    at = whole_at(figure.quote, figure.raw)
+    return label + ESTIMATE_MARK if at > 0 and _ESTIMATE.search(figure.quote[:at]) else label
 
 
 def catalogue_rows(figures: Sequence[tuple[Figure, str]]) -> tuple[list[Stated], set[int]]:
@@ -267,7 +280,9 @@ def catalogue_rows(figures: Sequence[tuple[Figure, str]]) -> tuple[list[Stated],
         if found:
             hit = found[0]
             used.add(id(hit))
-            rows.append(Stated(indicator.label, qualified(hit), hit.quote, where[id(hit)], True))
+            rows.append(
+                Stated(flagged(indicator.label, hit), qualified(hit), hit.quote, where[id(hit)], True)
+            )
     return rows, used
 
 

@@ -389,9 +389,14 @@ def summary_length(content: SummaryContent) -> int:
     return (
         len(content.overview)
         + sum(len(a.area) + sum(len(p.text) for p in a.points) for a in content.measures)
-        + sum(len(f.indicator) + len(f.raw) for f in content.key_figures)
+        + sum(_label_length(f.indicator) + len(f.raw) for f in content.key_figures)
         + sum(len(p.text) for p in [*content.problems, *content.plans])
     )
+
+
+def _label_length(label: str) -> int:
+    """A figure's label as read: its （预计） mark is a flag on the value, not more to read."""
+    return len(label.removesuffix(digest.ESTIMATE_MARK))
 
 
 def budget(report: ReportView) -> int:
@@ -485,11 +490,11 @@ def _more_figures(content: SummaryContent, stated: list[digest.Stated], limit: i
     for row in stated:
         if (row.label, row.raw) in shown or row.raw in shown or said.restates(row):
             continue
-        if len(rows) >= digest.MAX_FIGURES_FILLED or length + len(row.label) + len(row.raw) > limit:
+        if len(rows) >= digest.MAX_FIGURES_FILLED or length + _label_length(row.label) + len(row.raw) > limit:
             break
         rows.append(_key_figure(row))
         said.add(rows[-1])
-        length += len(row.label) + len(row.raw)
+        length += _label_length(row.label) + len(row.raw)
     return content.model_copy(update={"key_figures": rows})
 
 
