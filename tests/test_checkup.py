@@ -343,3 +343,14 @@ def test_a_checkup_cites_what_the_text_gives(tmp_path: Path, capsys: pytest.Capt
     assert main(["check", str(report), "--regulation", str(report), "--out", str(tmp_path / "x")]) == 1
     said = capsys.readouterr().err
     assert "zichuan_2024.txt" in said and "whole text" in said and not (tmp_path / "x").exists()
+
+
+def test_a_sentence_that_says_what_must_be_done_does_not_give_a_content() -> None:
+    """各级政府及其部门主要负责人要切实履行…第一责任人职责: an exhortation, not a report of what the leaders did."""
+    text = ("某县2024年度法治政府建设情况报告\n2024年，县政府推进法治政府建设。\n一、主要举措和成效\n"
+            "全年审查规范性文件12件。各级政府及其部门主要负责人要切实履行推进法治建设第一责任人职责。\n"
+            "二、存在的不足和原因\n执法人员不足，原因是编制紧张。\n三、2025年工作安排\n加强执法队伍建设。\n")  # fmt: skip
+    leaders = by_key(check_report(view(text)))["leaders"]
+    assert not leaders.present and leaders.status == "缺"
+    said = text.replace("要切实履行", "切实履行")  # the same sentence as a report of what was done
+    assert by_key(check_report(view(said)))["leaders"].status == "有（正文提及，未单列）"

@@ -181,10 +181,18 @@ def _sentence_span(
     for match in _SENTENCE.finditer(text, after):
         if any(s.start <= match.start() < s.end for s in outside):
             continue
+        if content.key != "plans" and _EXHORTS.search(match.group()):
+            continue  # what must be done (主要负责人要切实履行…职责) is not a report of what was done
         if content.sentence.search(match.group()):
             lead = len(match.group()) - len(match.group().lstrip())
             return _Span(match.start() + lead, match.end(), "正文")
     return None
+
+
+# A sentence that says what must be done, not what was: …要切实履行… / 应当落实… / 必须做到…
+_EXHORTS = re.compile(
+    r"(?:要|应当|必须|务必)(?:切实|认真|严格|全面|进一步|坚决)?(?:履行|落实|做到|做好|加强|推进|担负|扛起)"
+)
 
 
 def _paragraph(text: str, span: _Span) -> tuple[int, int]:
