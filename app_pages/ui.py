@@ -532,6 +532,8 @@ ERROR_TEXTS: dict[str, str] = {
     "input.baseline_needs_why": "基线未写入：有问题在原基线中答对、现在答错；更新基线时请用 --why 写明原因。",
     "input.regulation_no_articles": "所给的规定文本中没有“第…条”形式的条款。请提供《法治政府建设与责任落实督察工作规定》的全文（设置项 QA_REGULATION_TEXT）。",
     "input.regulation_no_contents": "所给的规定文本中没有列出年度报告内容（主要举措和成效、不足和原因……）的条款。请提供《法治政府建设与责任落实督察工作规定》的全文（设置项 QA_REGULATION_TEXT）。",
+    "input.out_is_file": "这是一个文件，不是文件夹。请给一个用来存放输出的文件夹（不存在时会自动创建）。",
+    "input.out_unusable": "无法创建或写入这个文件夹。请换一个有写权限的文件夹。",
     "input.unknown_report": "文档库中没有报告 {report}（可能已被删除）。请到「文档库」页面查看现有报告。",
     # settings (qa.core.config, qa.store.chroma, qa.models.embeddings)
     "config.invalid_value": f"设置项 {{name}} 的值 {{raw}} 无效，应为{{kind}}。{_RESTART}",

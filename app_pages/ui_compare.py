@@ -98,14 +98,13 @@ def sources_html(table: CompareTable, indicator_key: str) -> str:
         if cell is None:
             continue
         others = "".join(
-            f'<br><span class="qa-where">该报告另有 {_e(o.raw)}（口径不同）：</span>“{_marked(o.quote, o.raw)}” '
-            f'<span class="qa-where">段落 <code>{_e(o.chunk_id)}</code></span>'
+            f'<br><span class="qa-where">该报告另有 {_e(o.raw)}（口径不同）：</span>“{_marked(o.quote, o.raw)}”'
             for o in cell.others
         )
         items.append(
             f"<li><strong>{_e(titles[report.report_id])}：{_e(cell.raw)}</strong><br>“{_marked(cell.quote, cell.raw)}”"
-            f'<br><span class="qa-where">报告 {_e(report.report_id)} · 章节 {_e(cell.section or "（正文开头）")} · '
-            f"段落 <code>{_e(cell.chunk_id)}</code></span>{others}</li>"
+            f'<br><span class="qa-where">报告 {_e(report.report_id)} · 章节 {_e(cell.section or "（正文开头）")}'
+            f"</span>{others}</li>"
         )
     missing = missing_reports(table, indicator_key)
     tail = f'<p class="qa-where">未提及（空白，不推测）：{_e("、".join(missing))}</p>' if missing else ""

@@ -354,3 +354,29 @@ def test_a_sentence_that_says_what_must_be_done_does_not_give_a_content() -> Non
     assert not leaders.present and leaders.status == "缺"
     said = text.replace("要切实履行", "切实履行")  # the same sentence as a report of what was done
     assert by_key(check_report(view(said)))["leaders"].status == "有（正文提及，未单列）"
+
+
+def test_qa_check_takes_a_stored_report_by_the_name_qa_ls_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """zichuan_2024.txt as `qa ls` lists it, run from a folder where no such file is: the stored report."""
+    from qa.cli.main import main
+
+    assert main(["ingest", str(ROOT / "data" / "reports" / "zichuan_2024.txt")]) == 0
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["check", "zichuan_2024.txt", "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "zichuan_2024.check.md").is_file()
+
+
+def test_an_out_that_is_a_file_is_said_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from qa.cli.main import main
+
+    taken = tmp_path / "已有文件.pdf"
+    taken.write_bytes(b"%PDF-1.4")
+    report = str(ROOT / "data" / "reports" / "zichuan_2024.txt")
+    for command in (["check", report], ["summarize", report], ["compare"]):
+        assert main([*command, "--out", str(taken)]) == 1, command
+        said = capsys.readouterr()
+        assert "已有文件.pdf" in said.err and "give a folder" in said.err and "unexpected" not in said.err
+        assert "报告体检" not in said.out  # nothing done first

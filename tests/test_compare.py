@@ -163,8 +163,9 @@ def test_markdown_and_csv(table: CompareTable, views) -> None:
     )
     rows = [line for line in lines if line.startswith("| ") and not line.startswith(("| 指标", "| ---"))]
     assert len(rows) == len(CATALOGUE) and all(row.count("|") == len(views) + 2 for row in rows)
-    notes = re.findall(r"(?m)^(\d+)\. .*`([0-9a-f]+-\d+)`：“(.+)”$", markdown)
+    notes = re.findall(r"(?m)^(\d+)\. .* · [^·：]+：“(.+)”$", markdown)  # report · section：“quote”
     assert len(notes) == len(table.cells) == len(re.findall(r"\[\d+\]", "\n".join(rows)))
+    assert not re.search(r"[0-9a-f]{16}-\d+", markdown)  # no internal ids in a document people hand on
     assert "空白 = 报告未提及该指标" in markdown
 
     data = to_csv(table)
@@ -186,8 +187,19 @@ def test_markdown_and_csv(table: CompareTable, views) -> None:
     assert "办理行政复议案件151件" in zichuan["原文引用"]
 
 
-CSV_HEADERS = ["指标", "分组", "报告文件", "地区", "年度", "原文数值", "数值", "单位", "原文引用", "段落编号", "章节",
-               "另有数值"]  # fmt: skip
+CSV_HEADERS = [
+    "指标",
+    "分组",
+    "报告文件",
+    "地区",
+    "年度",
+    "原文数值",
+    "数值",
+    "单位",
+    "原文引用",
+    "章节",
+    "另有数值",
+]
 
 
 def sheet_rows(data: bytes) -> tuple[Worksheet, list[list[str]]]:

@@ -77,12 +77,16 @@ def _write(checkups: list[Checkup], out_dir: Path) -> None:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from qa.cli.library import open_library
+    from qa.core.files import output_folder
     from qa.ingest.loaders import SUPPORTED  # a name with a report file's extension is a path
     from qa.ingest.regulation import read_regulation
 
     paths = [Path(r) for r in args.reports if Path(r).exists()]
     names = [r for r in args.reports if not Path(r).exists()]
     lost = [r for r in names if "/" in r or "\\" in r or Path(r).suffix.lower() in SUPPORTED]
+    if lost:  # a stored report is named by its file name (zichuan_2024.txt, as `qa ls` shows it)
+        stored = {record.report_id for record in open_library(settings).reports()}
+        lost = [r for r in lost if r not in stored]
     if lost:  # a path that is not there is a file not found, not a report missing from the store
         err.print(
             f"[red]error:[/] no such file: {escape(', '.join(lost))} — check the path (stored reports: `qa ls`)"
@@ -93,6 +97,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     basis = read_regulation(
         settings.regulation_text, settings.max_file_bytes
     )  # a wrong file: said before any work
+    out_dir = output_folder(Path(args.out)) if args.out else None  # …and an --out that cannot be one
     checkups: list[Checkup] = []
     failed = 0
     if paths:
@@ -106,6 +111,6 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     out.print(_summary_table(checkups))
     out.print(f"依据：{escape(basis.cited)}。{escape(basis.note)}。")
-    if args.out:
-        _write(checkups, Path(args.out))
+    if out_dir is not None:
+        _write(checkups, out_dir)
     return 1 if failed else 0

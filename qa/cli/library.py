@@ -95,13 +95,12 @@ def cmd_rm(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     from qa.compare.table import to_csv, to_markdown, to_xlsx
+    from qa.core.files import atomic_write, output_folder
 
+    out_dir = output_folder(Path(args.out)) if args.out else None  # said before any work
     table = open_library(settings).compare(args.report)
     markdown = to_markdown(table)
-    if args.out:
-        from qa.core.files import atomic_write
-
-        out_dir = Path(args.out)
+    if out_dir is not None:
         atomic_write(out_dir / "compare.md", markdown)
         atomic_write(out_dir / "compare.csv", to_csv(table))
         atomic_write(out_dir / "compare.xlsx", to_xlsx(table))

@@ -14,6 +14,7 @@ from rich.markup import escape
 from qa.cli import present
 from qa.cli.console import err, out, progress_bars
 from qa.core.config import Settings
+from qa.core.files import output_folder
 
 
 def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
@@ -22,7 +23,7 @@ def cmd_summarize(args: argparse.Namespace, settings: Settings) -> int:
     from qa.summary.summarize import template_by_name
     from qa.wiring import make_engine
 
-    out_dir = Path(args.out)
+    out_dir = output_folder(Path(args.out), create=False)  # a file given as the folder: said before any work
     planned = batch.plan([Path(p) for p in args.paths], out_dir)
     for item in planned.failed:
         err.print(f"[red]failed[/] {escape(item.path)}  {escape(item.reason)}")

@@ -101,11 +101,12 @@ def build_table(reports: Sequence[tuple[ReportColumn, Sequence[Chunk]]],
     return CompareTable(tuple(indicators), tuple(c for c, _ in reports), cells)
 
 
-# rows() key → the column heading of the CSV / Excel export (Chinese: they are read by people in Excel)
+# rows() key → the column heading of the CSV / Excel export (Chinese: they are read by people in Excel); the
+# chunk id stays in rows() (an internal reference), never in a document people hand on
 EXPORT_COLUMNS = {
     "indicator": "指标", "group": "分组", "report": "报告文件", "region": "地区", "year": "年度",
-    "raw": "原文数值", "value": "数值", "unit": "单位", "quote": "原文引用", "chunk_id": "段落编号",
-    "section": "章节", "other_values": "另有数值",
+    "raw": "原文数值", "value": "数值", "unit": "单位", "quote": "原文引用", "section": "章节",
+    "other_values": "另有数值",
 }  # fmt: skip
 
 
@@ -142,8 +143,8 @@ def to_markdown(table: CompareTable) -> str:
                 row.append("")
                 continue
             notes.append(
-                f"{len(notes) + 1}. {report.label} · {cell.section or '（开篇）'} · `{cell.chunk_id}`：“{cell.quote}”"
-                + "".join(f"\n   - 另有 {o.raw} · `{o.chunk_id}`：“{o.quote}”" for o in cell.others)
+                f"{len(notes) + 1}. {report.label} · {cell.section or '（开篇）'}：“{cell.quote}”"
+                + "".join(f"\n   - 另有 {o.raw}：“{o.quote}”" for o in cell.others)
             )
             row.append(f"{cell.raw} [{len(notes)}]" + (f"（另有 {'、'.join(o.raw for o in cell.others)}）"
                                                       if cell.others else ""))  # fmt: skip

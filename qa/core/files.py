@@ -42,3 +42,22 @@ def atomic_write(path: Path, data: str | bytes, mode: int | None = None) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def output_folder(path: Path, create: bool = True) -> Path:
+    """A folder to write a command's outputs into (--out): created when missing (create=False: left for the
+    first output, a batch's folder holds only what it wrote). An InputError naming it when it is a file or
+    cannot be created, before any work is done."""
+    from qa.core.errors import InputError
+
+    if path.exists() and not path.is_dir():
+        raise InputError("is a file; give a folder for the outputs (it is created if missing)", str(path),
+                         code="input.out_is_file")  # fmt: skip
+    if not create:
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as ex:
+        raise InputError(f"cannot create this folder ({ex.strerror}); give a folder you can write to", str(path),
+                         code="input.out_unusable") from ex  # fmt: skip
+    return path
