@@ -25,6 +25,7 @@ from qa.core.errors import QAError
 from qa.core.office import CSV_MIME, DOCX_MIME, XLSX_MIME
 from qa.core.schemas import ReportRecord
 from qa.engines.base import Engine
+from qa.genre import regulation
 from qa.genre.regulation_text import Basis
 from qa.summary.batch import BatchItem, Job, run_jobs, view_from_store
 from qa.summary.summarize import Summary, summary_heading
@@ -195,6 +196,7 @@ def checkup_tab(services: Services, records: list[ReportRecord]) -> None:
     st.caption(ui.escape_markdown(
         f"对照{basis.cited}对法治政府建设年度报告的要求：五项内容是否齐全（每项附报告原文出处）、"
         f"是否在规定时限前公开（{basis.rule}）、各部分有多少具体数字。{basis.note}。"
+        + ("" if basis.contents_article else f"{regulation.CITE_APP}。")
     ))  # fmt: skip
     report_id = report_picker(records, "报告", "chk_report")
     view = view_from_store(services.store, report_id)
@@ -206,9 +208,10 @@ def checkup_tab(services: Services, records: list[ReportRecord]) -> None:
     checkups = library_checkups(services, records, basis)
     csv_data, xlsx_data = table_bytes(checkups)
     with st.container(horizontal=True):
-        st.download_button("下载本报告体检（Markdown）", checkup_markdown(checkup),
-                           file_name=f"{Path(report_id).stem}.check.md", mime="text/markdown",
-                           icon=":material/description:", on_click="ignore", key="chk-dl-md")  # fmt: skip
+        if checkup.applicable:  # another kind of report has no check-up to hand on
+            st.download_button("下载本报告体检（Markdown）", checkup_markdown(checkup),
+                               file_name=f"{Path(report_id).stem}.check.md", mime="text/markdown",
+                               icon=":material/description:", on_click="ignore", key="chk-dl-md")  # fmt: skip
         st.download_button(f"下载全部 {len(checkups)} 份的体检表（Excel）", xlsx_data, file_name="check.xlsx",
                            mime=XLSX_MIME, icon=":material/table_view:", on_click="ignore", key="chk-dl-xlsx")  # fmt: skip
         st.download_button("下载体检表（CSV）", csv_data, file_name="check.csv", mime=CSV_MIME,

@@ -60,8 +60,12 @@ def _passage(finding: Finding, chunks: dict[str, Chunk]) -> str:
     if chunk is None or quote not in chunk.text:
         return f"“{_e(evidence.quote)}”"
     at = chunk.text.find(quote)
-    before, after = chunk.text[max(0, at - 60) : at], chunk.text[at + len(quote) : at + len(quote) + 120]
-    return f"…{_e(before)}<mark>{_e(quote)}</mark>{_e(after)}…"
+    start, end = max(0, at - 60), at + len(quote) + 120
+    before, after = chunk.text[start:at], chunk.text[at + len(quote) : end]
+    # an ellipsis only where the passage goes on (never after the text's own ……, nor before its start)
+    lead = "…" if start > 0 else ""
+    tail = "…" if end < len(chunk.text) and not (quote + after).rstrip().endswith("…") else ""
+    return f"{lead}{_e(before)}<mark>{_e(quote)}</mark>{_e(after)}{tail}"
 
 
 def _finding_html(finding: Finding, chunks: dict[str, Chunk]) -> str:

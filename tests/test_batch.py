@@ -441,7 +441,7 @@ def test_word_summary_has_identity_sections_figures_and_sources(tmp_path: Path) 
     everything = "\n".join(paragraphs + [cell for r in table for cell in r])
     assert not any(chunk_id in everything for chunk_id in chunk_ids) and "段落 " not in everything
     assert summary.source_hash[:12] not in everything and summary.template not in everything
-    assert re.search(r"生成于 \d{4}-\d\d-\d\d \d\d:\d\d（抽取式", paragraphs[-1]), paragraphs[-1]
+    assert re.search(r"生成于 \d{4}-\d\d-\d\d \d\d:\d\d，生成方式：抽取式", paragraphs[-1]), paragraphs[-1]
     markdown = (out / "zichuan_2024.md").read_text("utf-8")
     assert not any(chunk_id in markdown for chunk_id in chunk_ids) and "<!--" not in markdown
     assert summary.source_hash[:12] not in markdown and "一、推进法治政府建设的主要举措和成效" in markdown

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from qa.cli.console import err, out, progress_bars
 from qa.core.config import Settings
+from qa.genre import regulation
 
 if TYPE_CHECKING:
     from qa.genre.regulation_text import Basis
@@ -111,6 +112,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     out.print(_summary_table(checkups))
     out.print(f"依据：{escape(basis.cited)}。{escape(basis.note)}。")
+    if not basis.contents_article:
+        out.print(f"[dim]{escape(regulation.CITE_CLI)}[/]")
     if out_dir is not None:
         _write(checkups, out_dir)
     return 1 if failed else 0

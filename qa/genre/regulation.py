@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from qa.genre.parts import PLANS, PROBLEMS
 
 REGULATION = "《法治政府建设与责任落实督察工作规定》"
-SOURCE_NOTE = (
-    "条款号未能与正式文本核对，按规定名称引用；内容依各地司法行政部门转述的五项基本内容"
-    "；提供规定全文（qa check --regulation 文件，或设置项 QA_REGULATION_TEXT）即可引用条款号"
-)
+SOURCE_NOTE = "条款号未能与正式文本核对，按规定名称引用；内容依各地司法行政部门转述的五项基本内容"
+# …and how to have the articles cited, said where the tool is used (the CLI, the app), not in the documents
+CITE_CLI = "给出规定全文即可引用条款号：qa check --regulation 文件（或设置 QA_REGULATION_TEXT）"
+CITE_APP = "管理员把设置项 QA_REGULATION_TEXT 指向规定全文后，即可引用条款号"
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def _line(text: str, start: int) -> str:
 
 
 def _cut(quote: str) -> str:
-    return quote if len(quote) <= QUOTE_MAX else quote[: QUOTE_MAX - 1] + "…"
+    return quote if len(quote) <= QUOTE_MAX else quote[: QUOTE_MAX - 1].rstrip("…") + "…"
 
 
 def _chunk_at(chunks: Sequence[Chunk], start: int) -> str:

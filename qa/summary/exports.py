@@ -30,7 +30,7 @@ def engine_line(engine: str, model: str | None) -> str:
 
 def made_line(summary: Summary) -> str:
     """The footer of a document: when (local time) and by which engine."""
-    return f"由 reportqa 生成于 {local_time(summary.created_at) or '—'}（{engine_line(summary.engine, summary.model)}）"
+    return f"由 reportqa 生成于 {local_time(summary.created_at) or '—'}，生成方式：{engine_line(summary.engine, summary.model)}"
 
 
 # ---- summaries: Word ---------------------------------------------------------------------------------
