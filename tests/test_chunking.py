@@ -106,3 +106,16 @@ def test_heading_is_not_left_alone_in_a_chunk() -> None:
             assert not (heading_level(chunk.text) and "\n" not in chunk.text and len(chunk.text) < 60), (
                 chunk.text
             )
+
+
+def test_a_heading_line_that_goes_on_is_a_section_of_its_own() -> None:
+    """(二)收到政府信息公开申请情况。本年度共收到依申请公开17条。 on one line: its text is under (二), not
+    joined to the next section as a bare heading would be."""
+    from qa.core.schemas import ReportMeta
+
+    text = ("一、总体情况\n(一)主动公开情况。全年主动公开信息4702条,其中政务要闻672条,视频新闻259条,部门动态798条。\n"
+            "(二)收到政府信息公开申请情况。本年度共收到依申请公开17条,均按要求完成答复。\n"
+            "(三)政府信息管理情况。一是建立健全政府信息公开工作机制,信息发布严格实行“三审三校”制度。\n")  # fmt: skip
+    chunks = chunk_document("x.txt", text, ReportMeta(), "v" * 16)
+    holder = next(c for c in chunks if "17条" in c.text)
+    assert holder.section.endswith("(二)收到政府信息公开申请情况") and "三审三校" not in holder.text

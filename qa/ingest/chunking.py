@@ -38,6 +38,13 @@ def sections(text: str) -> list[Section]:
     return found
 
 
+def _says_more(line: str) -> bool:
+    """A heading line that goes on past its title ((二)收到申请情况。本年度共收到依申请公开17条。): a section of
+    its own, not a bare heading to join to the next."""
+    parts = re.split(r"[。！？]", line, maxsplit=1)
+    return len(parts) == 2 and bool(parts[1].strip())
+
+
 def _segments(text: str, tree: list[Section]) -> list[tuple[int, int, str]]:
     """Spans between headings of level 1–3 with their section path; heading-only spans join the next."""
     bounds = [s for s in tree if s.level <= 3]
@@ -53,7 +60,7 @@ def _segments(text: str, tree: list[Section]) -> list[tuple[int, int, str]]:
     pending_start: int | None = None
     for start, end, path in spans:
         body = text[start:end].strip()
-        if "\n" not in body and heading_level(body) in (1, 2, 3) and len(body) <= 60:
+        if "\n" not in body and heading_level(body) in (1, 2, 3) and len(body) <= 60 and not _says_more(body):
             pending_start = start if pending_start is None else pending_start
             continue  # a bare heading line: its title is already in the next span's path
         merged.append((pending_start if pending_start is not None else start, end, path))

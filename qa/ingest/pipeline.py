@@ -33,6 +33,7 @@ from qa.store.errors import damaged
 # 11: the page's 发布日期 (ReportMeta.made_public)
 # 12: an organ that speaks after the genre's 在…领导下 opening clause is the issuer (沈阳市司法局); a page's
 #     来源…时间 line is when it was made public, a 收录时间 (a copying site's) is no date of the report
+#     a heading line that goes on past its title is a section of its own (chunking._says_more)
 PIPELINE_VERSION = "12"
 COMPACT_EVERY = 64  # reports: how often a long ingest merges the derived index's small packs
 # ends the reason given for a report whose pack alone was written again (the CLI shows no "from cache" then)
