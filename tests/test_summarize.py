@@ -682,7 +682,8 @@ def test_a_quoted_campaign_name_is_not_the_label(sentence: str, raw: str, label:
     [
         # a list closed by 等 and a noun counts that class
         ("公开发布政策文件、财政、就业创业、教育等重点领域信息 1323条。", "1323条", "重点领域信息"),
-        ("主持召开区委常委会、区政府常务会等会议10次。", "10次", "会议"),
+        ("公开财政预算决算、财政收支等财政类信息392条。", "392条", "财政类信息"),
+        ("主持召开区委常委会、区政府常务会等会议10次。", "10次", None),  # 会议: too little to name it
         # …with nothing after 等 it names no class: no label (a fragment is worse than none)
         ("审查区政府重大行政决策、文件、协议等46件。", "46件", None),
         # 等 inside a word is not a list's end
@@ -731,3 +732,19 @@ def test_a_bulletins_table_leads_with_its_headline_part(tmp_path: Path) -> None:
     view = view_from_file(ROOT / "evals/corpus-web2/docs/79_fengqingxian-tjgb_2021.txt", settings,
                           settings.embedder)  # fmt: skip
     assert "38.12万人" in {f.raw for f in summarize_report(view).key_figures}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "raw", "label"),
+    [
+        ("全年办理各类案件6000件,其中行政检查5757件。", "5757件", "行政检查"),  # a part, named as itself
+        ("排查矛盾纠纷800件,已化解726件。", "726件", None),  # 化解 alone names nothing counted
+        ("厘清4402项。", "4402项", None),  # a two-character label tells one figure from no other
+        ("新增市级民主法治示范村(社区)17个。", "17个", "市级民主法治示范村(社区)"),  # 新增, not 增…
+    ],
+)
+def test_a_label_names_what_was_counted(sentence: str, raw: str, label: str | None) -> None:
+    from qa.genre.figures import extract_figures
+
+    figure = next(f for f in extract_figures(sentence) if f.raw == raw)
+    assert digest.counted_label(figure, digest.LABEL_MAX_FILLED) == label

@@ -128,7 +128,7 @@ def qualified(figure: Figure) -> str:
 # Verbs that lead the phrase before a figure (调处矛盾纠纷2632件) or stand between a count and what it counts
 # (先后16次召开厅党委会): the counted thing is what follows them. One list for summaries and answers.
 LEAD_VERBS = re.compile(
-    r"^(?:累计|全年|共计|共|成功|新|办理|开展|组织|完成|受理|审查|审核|举办|召开|发放|设立|配备|提供|接待|培养|建立|建成|打造"
+    r"^(?:累计|全年|共计|共|成功|新增|新|办理|开展|组织|完成|受理|审查|审核|举办|召开|发放|设立|配备|提供|接待|培养|建立|建成|打造"
     r"|推动|推进|实现|化解|调处|处理|解决|清理|修订|制定|出台|印发|收到|新收|办结|审结|查处|立案|帮助|挽回|追回"
     r"|公布|公开|编制|梳理|排查|开通|发布|培训|举行|进行|召集|研究|审议|听取)+"
 )

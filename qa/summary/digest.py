@@ -205,13 +205,21 @@ def _label_words(text: str) -> str:
     label = re.sub(
         r"^年?度(?=[\u4e00-\u9fff])", "", label
     )  # the tail of a date the clause began after (2022年|度向…)
-    label = LEAD_VERBS.sub("", label)
+    label = _PART_OF.sub("", LEAD_VERBS.sub("", _PART_OF.sub("", label)))  # 其中行政检查 → 行政检查
     return re.sub(r"^(?:我|全|本)[区县市省旗州盟]$", "", label)  # 组织全区 → 全区 → nothing
+
+
+# Words that say a figure is part of another or already so (其中刑事案件, 已化解), not what was counted
+_PART_OF = re.compile(r"^(?:其中|已经|已|并|还|均|同时|另有|另)")
+# A label of two characters names too little to tell a figure from the report's others (厘清, 通报, 投资, 案件)
+LABEL_MIN = 3
 
 
 def _label(text: str, longest: int) -> str | None:
     label = _label_words(text)
-    if not 2 <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= longest or _NOT_A_LABEL_END.search(label):
+    if not LABEL_MIN <= len(re.findall(r"[\u4e00-\u9fff]", label)) <= longest or _NOT_A_LABEL_END.search(
+        label
+    ):
         return None
     if _CHANGE_ONLY.match(label):  # 同比增长 7%: a change of something the label does not name
         return None
