@@ -212,6 +212,8 @@ def test_compression_removes_markers_framing_and_repeats() -> None:
     assert compress("经省委、省政府同意,会同人力资源社会保障厅等部门组织开展表彰。", 30) == (
         "会同人力资源社会保障厅等部门组织开展表彰。"
     )
+    # an item that begins 其中 is a part of what it no longer says: said as itself
+    assert compress("其中,视频新闻259条,重要会议12条。", 30) == "视频新闻259条,重要会议12条。"
 
 
 def test_a_change_is_never_kept_apart_from_what_changed() -> None:
@@ -739,7 +741,9 @@ def test_a_bulletins_table_leads_with_its_headline_part(tmp_path: Path) -> None:
     [
         ("全年办理各类案件6000件,其中行政检查5757件。", "5757件", "行政检查"),  # a part, named as itself
         ("排查矛盾纠纷800件,已化解726件。", "726件", None),  # 化解 alone names nothing counted
-        ("厘清4402项。", "4402项", None),  # a two-character label tells one figure from no other
+        ("厘清4402项。", "4402项", None),
+        ("本年度共收到依申请公开17条。", "17条", "依申请公开"),  # the year reported on is no part of it
+        ("预计全县地区生产总值突破200亿元。", "200亿元", "地区生产总值"),  # 突破 says how much, like 超过  # a two-character label tells one figure from no other
         ("新增市级民主法治示范村(社区)17个。", "17个", "市级民主法治示范村(社区)"),  # 新增, not 增…
     ],
 )

@@ -45,6 +45,7 @@ _FRAMING = re.compile(
     r"|[\u4e00-\u9fff]{0,6}在[^，,；;。]{0,24}(?:领导|指导|支持|带领)下[，,]?$"
     r"|经[^，,；;。]{1,16}(?:同意|批准)[，,]?$)"
 )
+_PART_OF_LEAD = re.compile(r"^其中[，,：:]?")
 _LEAD_YEAR = re.compile(r"^\d{4}年(?:度|以来|来)?")  # the year a clause begins with is not what it counts
 _CLAUSE = re.compile(r"[^，,；;。！？]+[，,；;。！？]?")
 _NOT_A_LABEL_END = re.compile(r"[等和与及的了并或为达是在对向从把被]$")
@@ -100,6 +101,10 @@ def _stating_clauses(sentence: str) -> list[str]:
     """A sentence's clauses, markers off, without the framing clauses that lead it with no figure."""
     parts = [strip_marker(p) for p in clauses(strip_marker(sentence))]  # 一是… inside a sentence too
     parts = [p for p in parts if p.strip("，,；;。！？ ")]
+    if len(parts) > 1 and _PART_OF_LEAD.fullmatch(parts[0].strip()):  # 其中,视频新闻259条…: a part of what
+        parts = parts[1:]  # the item no longer says
+    elif parts and _PART_OF_LEAD.match(parts[0]):
+        parts[0] = _PART_OF_LEAD.sub("", parts[0], count=1)
     while len(parts) > 1 and _FRAMING.match(parts[0]) and not _has_figure(_LEAD_YEAR.sub("", parts[0])):
         parts = parts[1:]
     return parts
@@ -194,11 +199,12 @@ def _label_words(text: str) -> str:
     if listed:
         label = listed.group("cls")
     label = re.sub(r"^(?:预计|初步核算)[，,]?", "", label)  # 预计全旗地区生产总值… → 全旗地区生产总值…
+    label = re.sub(r"^(?:本年度|本年|今年|年内)", "", label)  # the year reported on, not what was counted
     # a closing 完成 / 实现 says it was done, not what was counted (一般公共预算收入累计完成 → 一般公共预算收入累计:
     # 累计 stays, a four years' total is not one year's)
     label = re.sub(r"(?:完成|实现)$", "", label)
     label = re.sub(
-        r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|超过|超|逾|达到|达|为|共计|合计|共|(?<![累合])计)$",
+        r"^(?:我|全|本)[区县市省旗州盟]|(?:约|近|突破|超过|超|逾|达到|达|为|共计|合计|共|(?<![累合])计)$",
         "",
         label,
     )
