@@ -221,14 +221,22 @@ def checkup_tab(services: Services, records: list[ReportRecord]) -> None:
 def regulation_basis(services: Services) -> Basis | None:
     """What check-ups cite: the regulation's articles read from QA_REGULATION_TEXT when it is set, else its
     name. A file that is not the regulation's text is said here, in Chinese (None: nothing to check by)."""
-    from qa.ingest.regulation import read_regulation
-
     settings = services.settings
-    try:
-        return read_regulation(settings.regulation_text, settings.max_file_bytes)
+    path = settings.regulation_text
+    try:  # read once per version of the file, not on every rerun of the page (a PDF takes a while to parse)
+        stat = path.stat() if path is not None and path.is_file() else None
+        version = (stat.st_mtime_ns, stat.st_size) if stat else None
+        return _read_basis(str(path) if path else "", version, settings.max_file_bytes)
     except QAError as ex:
         show_error(ex)
         return None
+
+
+@st.cache_data(show_spinner="正在读取规定文本…", max_entries=4)
+def _read_basis(path: str, version: tuple[int, int] | None, max_bytes: int) -> Basis:
+    from qa.ingest.regulation import read_regulation
+
+    return read_regulation(Path(path) if path else None, max_bytes)
 
 
 def library_checkups(services: Services, records: list[ReportRecord], basis: Basis) -> list:

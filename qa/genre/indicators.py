@@ -175,13 +175,11 @@ def candidates(indicator: Indicator, figures: list[Figure]) -> list[Figure]:
 
 
 def _lead_up(figure: Figure) -> str:
-    """The words of the figure's ；-segment up to it (开展事前合法性审查,审查规范性文件送审稿 for 12件次): what the
-    report says it is doing when it gives the figure."""
+    """The words of the figure's ；-segment before its own clause (开展事前合法性审查, for 审查规范性文件送审稿
+    12件次): what the report says it is doing when it gives the figure."""
     at = figure.quote.find(figure.clause + figure.raw) if figure.clause else -1
-    if at < 0:
-        return ""
-    head = figure.quote[:at]
-    return head[max(head.rfind(ch) for ch in "；;。") + 1 :] + figure.clause
+    head = figure.quote[: max(at, 0)]
+    return head[max(head.rfind(ch) for ch in "；;。") + 1 :]
 
 
 def find(indicator: Indicator, figures: list[Figure]) -> Figure | None:

@@ -261,6 +261,11 @@ def _byline(lines: Sequence[tuple[int, str]]) -> Span | None:
     return None
 
 
+# The genre's opening clause: under whose lead the report's organ worked (在市委、市政府的正确领导下,
+# 在旗委统一领导下). Identity skips it to reach the organ that speaks; a summary drops it when it leads an item.
+UNDER_LEAD = r"在[^，,；;。]{0,30}(?:领导|指导|支持|带领)下"
+
+
 # A disclosure report's preface says whom to ask (如对本报告有疑问,请联系吴起县政府政务服务中心), then the
 # contact's lines (地址: …; 电话: …).
 _ASK_WHOM = re.compile(r"(?:有疑问|有异议|咨询)[^。；;\n]{0,12}?(?:请|可)?(?:联系|咨询|致电)[^。；;\n]{2,40}")

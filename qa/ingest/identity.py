@@ -13,6 +13,7 @@ from qa.core.schemas import Document, ReportMeta
 from qa.genre import gazetteer, kinds
 from qa.genre.gazetteer import COUNTY, LEVEL_NAMES, PREFECTURE, PROVINCE, Division, Gazetteer
 from qa.genre.kinds import report_kind
+from qa.genre.parts import UNDER_LEAD
 
 _SEP = r"\s*[:：]?\s*\|?\s*"  # "key:value", "key: | value |" (header tables) and "key value"
 _VALUE = r"([^\s|]+)"
@@ -51,7 +52,7 @@ _LOCAL_TITLE = re.compile(r"^" + _LOCAL + r"(?=(?:19|20)\d{2}|关于|办事处|�
 
 # The genre's opening clause under whose lead the report's organ worked (2025年,在市委、市政府的正确领导下,
 # 沈阳市司法局坚持…): skipped to reach the organ that speaks
-_UNDER_LEAD = r"(?:在[^,，。]{1,30}(?:领导|指导|带领)下\s*[,，]\s*)?"
+_UNDER_LEAD = rf"(?:{UNDER_LEAD}\s*[,，]\s*)?"
 
 
 def _field(text: str, *names: str) -> str:

@@ -20,6 +20,7 @@ from qa.genre.figures import LEAD_VERBS, Figure, qualified
 from qa.genre.indicators import CATALOGUE, candidates, is_catalogued
 from qa.genre.numbers import whole_at
 from qa.genre.outline import LEVEL_2, NUMERALS, ORDINAL, SEQUENCE_WORDS
+from qa.genre.parts import UNDER_LEAD
 
 SHARE = 0.25  # a summary's text is at most this share of its report's
 MAX_FIGURES = 12
@@ -42,7 +43,7 @@ _MARKER = re.compile(
 _FRAMING = re.compile(
     r"^(?:\d{4}年(?:以来|来)?[，,]?)?(?:坚持以|坚持|始终坚持|深入(?:学习)?贯彻|认真(?:学习)?贯彻"
     r"|全面贯彻|以习近平|按照|根据|围绕|聚焦|立足|紧扣|紧紧围绕|为(?:进一步|深入|全面|切实)"
-    r"|[\u4e00-\u9fff]{0,6}在[^，,；;。]{0,24}(?:领导|指导|支持|带领)下[，,]?$"
+    rf"|[\u4e00-\u9fff]{{0,6}}{UNDER_LEAD}[，,]?$"
     r"|经[^，,；;。]{1,16}(?:同意|批准)[，,]?$)"
 )
 _PART_OF_LEAD = re.compile(r"^其中[，,：:]?")
